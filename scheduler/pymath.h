@@ -1,0 +1,35 @@
+// Copyright lrsched authors.
+//
+// CPython's float arithmetic where it differs from plain C: the operations that raise in Python
+// (ZeroDivisionError, OverflowError, ValueError) return an error here, and `%` and `**` follow
+// CPython's float_rem and float_pow exactly, so that torch's formulas give the same bits and the
+// same failures. Everything else (+ - * and comparisons) is plain IEEE double arithmetic, which
+// is what CPython does too.
+#ifndef LRSCHED_SCHEDULER_PYMATH_H_
+#define LRSCHED_SCHEDULER_PYMATH_H_
+
+#include <cmath>
+#include <cstdint>
+
+#include "absl/status/status.h"
+
+namespace lrsched::py {
+
+// Results are written to *out; the Status is OK or INVALID_ARGUMENT naming Python's exception.
+// None of these allocate on success.
+absl::Status Div(double a, double b, double* out);     // a / b
+absl::Status Mod(double a, double b, double* out);     // a % b, floored
+absl::Status Pow(double a, double b, double* out);     // a ** b (float_pow)
+absl::Status Cos(double a, double* out);               // math.cos
+absl::Status Log(double a, double* out);               // math.log
+// Python's `int(x)` truncation and math.floor for finite doubles that fit in int64.
+absl::Status FloorToInt(double a, int64_t* out);
+
+// max(a, b) / min(a, b) as Python's builtins: the first argument wins unless the second
+// compares strictly greater (smaller), which decides NaN handling.
+inline double Max(double a, double b) { return b > a ? b : a; }
+inline double Min(double a, double b) { return b < a ? b : a; }
+
+}  // namespace lrsched::py
+
+#endif  // LRSCHED_SCHEDULER_PYMATH_H_

@@ -1,0 +1,154 @@
+// Copyright lrsched authors.
+#include "scheduler/schedule.h"
+
+#include "absl/strings/str_cat.h"
+#include "scheduler/fields.h"
+#include "scheduler/node.h"
+
+namespace lrsched {
+
+absl::Status LoadParamGroups(const json& groups, Optimizer& opt);  // optimizer_spec.cc
+json ParamGroupJson(const ParamGroup& g);
+
+namespace {
+constexpr const char* kStateFormat = "lrsched.schedule";
+constexpr int kStateVersion = 1;
+}  // namespace
+
+absl::StatusOr<json> ParseJson(std::string_view text, std::string_view what) {
+  if (text.size() > kMaxJsonBytes) {
+    return absl::InvalidArgumentError(absl::StrCat(std::string(what), ": ", text.size(),
+                                                   " bytes, more than the limit of ",
+                                                   kMaxJsonBytes));
+  }
+  // Bound the nesting before the parser sees it: depth is what makes JSON expensive to hold.
+  int depth = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (in_string) {
+      if (c == '\\') ++i;
+      else if (c == '"') in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > kMaxJsonDepth) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            std::string(what), ": nested deeper than ", kMaxJsonDepth, " levels (at byte ", i, ")"));
+      }
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  // nlohmann reports where and why only through its exception; it does not leave this function.
+  try {
+    return json::parse(text.begin(), text.end());
+  } catch (const json::exception& e) {
+    std::string why = e.what();
+    if (auto p = why.find("] "); p != std::string::npos) why = why.substr(p + 2);
+    return absl::InvalidArgumentError(
+        absl::StrCat(std::string(what), ": not valid JSON: ", why));
+  }
+}
+
+Schedule::Schedule() = default;
+Schedule::~Schedule() = default;
+
+absl::StatusOr<std::unique_ptr<Schedule>> Schedule::Create(const json& spec) {
+  Fields f(spec, "spec");
+  const json* opt_spec = f.Raw("optimizer", true);
+  const json* sched_spec = f.Raw("scheduler", true);
+  absl::Status s = f.Finish();
+  if (!s.ok()) return s;
+  absl::StatusOr<Optimizer> opt = ParseOptimizer(*opt_spec);
+  if (!opt.ok()) return opt.status();
+  std::unique_ptr<Schedule> out(new Schedule());
+  out->spec_ = spec;
+  out->opt_ = *std::move(opt);
+  auto root = internal::BuildNode(*sched_spec, "scheduler", out->opt_, 0);
+  if (!root.ok()) return root.status();
+  out->root_ = *std::move(root);
+  out->type_ = out->root_->type();
+  s = out->Finish();
+  if (!s.ok()) return s;
+  return out;
+}
+
+absl::Status Schedule::Finish() {
+  for (size_t i = 0; i < opt_.groups.size(); ++i) {
+    if (!std::isfinite(opt_.groups[i].lr)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("optimizer.param_groups[", i, "].lr: not finite after construction"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+std::unique_ptr<Schedule> Schedule::Clone() const {
+  std::unique_ptr<Schedule> out(new Schedule());
+  out->spec_ = spec_;
+  out->type_ = type_;
+  out->opt_ = opt_;
+  out->root_ = root_->Clone();
+  return out;
+}
+
+absl::Status Schedule::Step(const StepRequest& request) {
+  if (request.epoch && !root_->takes_epoch()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("epoch: ", type_, ".step() takes no epoch"));
+  }
+  // Every node's Step is all-or-nothing, so there is nothing to undo here.
+  return root_->Step(opt_, internal::StepArgs{request.epoch, request.metric});
+}
+
+bool Schedule::has_momentum() const { return opt_.defaults_momentum || opt_.defaults_betas; }
+bool Schedule::deterministic() const { return root_->deterministic(); }
+int64_t Schedule::last_epoch() const { return root_->last_epoch(); }
+json Schedule::StateDict() const { return root_->StateDict(); }
+
+json Schedule::ParamGroupsJson() const {
+  json a = json::array();
+  for (const ParamGroup& g : opt_.groups) a.push_back(ParamGroupJson(g));
+  return a;
+}
+
+absl::StatusOr<std::unique_ptr<Schedule>> Schedule::Restore(const json& spec,
+                                                            const json& param_groups,
+                                                            const json& state_dict) {
+  auto out = Create(spec);
+  if (!out.ok()) return out.status();
+  Schedule& s = **out;
+  // Construction rewrote the groups (CyclicLR resets lr, OneCycleLR sets momentum ...);
+  // torch's optimizer.load_state_dict() puts the checkpoint's back.
+  const json& groups = param_groups.is_null() ? spec["optimizer"]["param_groups"] : param_groups;
+  absl::Status st = LoadParamGroups(groups, s.opt_);
+  if (!st.ok()) return st;
+  st = s.root_->LoadStateDict(state_dict, "state_dict");
+  if (!st.ok()) return st;
+  st = s.Finish();
+  if (!st.ok()) return st;
+  return out;
+}
+
+json Schedule::ExportState() const {
+  return json{{"format", kStateFormat},
+              {"version", kStateVersion},
+              {"spec", spec_},
+              {"param_groups", ParamGroupsJson()},
+              {"state_dict", StateDict()}};
+}
+
+absl::StatusOr<std::unique_ptr<Schedule>> Schedule::ImportState(const json& state) {
+  Fields f(state, "state");
+  std::string format = f.Enum("format", std::nullopt, {kStateFormat});
+  f.Int("version", std::nullopt, kStateVersion, kStateVersion);
+  const json* spec = f.Raw("spec", true);
+  const json* groups = f.Raw("param_groups", true);
+  const json* sd = f.Raw("state_dict", true);
+  absl::Status s = f.Finish();
+  if (!s.ok()) return s;
+  return Restore(*spec, *groups, *sd);
+}
+
+}  // namespace lrsched

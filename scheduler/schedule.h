@@ -1,0 +1,110 @@
+// Copyright lrsched authors.
+//
+// Schedule: a torch optimizer's param groups plus the LR scheduler driving them, built from a
+// torch-style JSON spec and stepped exactly as torch 1.13 steps it, to the bit.
+//
+//   auto s = lrsched::Schedule::Create(spec);   // {"optimizer": {...}, "scheduler": {...}}
+//   s.value()->Step({});                         // scheduler.step()
+//   s.value()->Step({.metric = 0.3});            // ReduceLROnPlateau: scheduler.step(0.3)
+//   double lr = s.value()->param_groups()[0].lr;
+//
+// The spec uses torch's names: the optimizer's "type" (SGD, Adam, ...) and "param_groups"
+// (lr, initial_lr, momentum or betas); the scheduler's "type" (torch's class name) and its
+// keyword arguments, with "schedulers" for SequentialLR and ChainedScheduler and lambdas as
+// Python expression strings (see expr.h). Construction runs torch's constructor, initial step
+// included; a configuration torch refuses is refused (INVALID_ARGUMENT naming the field).
+//
+// Invariants: a Step that fails leaves the schedule exactly as it was (torch would have
+// advanced last_epoch; a service must not); a successful Step never allocates; every lr in
+// param_groups() is finite. A Schedule is not thread-safe; callers serialize access.
+#ifndef LRSCHED_SCHEDULER_SCHEDULE_H_
+#define LRSCHED_SCHEDULER_SCHEDULE_H_
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "nlohmann/json.hpp"
+#include "scheduler/optimizer.h"
+
+namespace lrsched {
+
+namespace internal {
+class SchedulerNode;
+}
+
+// Limits on JSON read from outside (specs, states): size and nesting depth.
+inline constexpr size_t kMaxJsonBytes = 1 << 20;
+inline constexpr int kMaxJsonDepth = 16;
+
+// Parses JSON text within the limits above; errors name `what` ("spec", "state", ...).
+absl::StatusOr<nlohmann::json> ParseJson(std::string_view text, std::string_view what);
+
+// One step() call: none, step(epoch), step(metric) or step(metric, epoch).
+struct StepRequest {
+  std::optional<double> metric;
+  std::optional<double> epoch;
+};
+
+class Schedule {
+ public:
+  // Builds from {"optimizer": ..., "scheduler": ...}.
+  static absl::StatusOr<std::unique_ptr<Schedule>> Create(const nlohmann::json& spec);
+
+  // Restores a schedule: builds it from `spec`, then, as a torch user does after a restart,
+  // loads the optimizer's param groups (torch's optimizer.state_dict()["param_groups"]
+  // entries; null: the spec's own param_groups are the checkpoint's) and the scheduler's
+  // state_dict().
+  static absl::StatusOr<std::unique_ptr<Schedule>> Restore(const nlohmann::json& spec,
+                                                           const nlohmann::json& param_groups,
+                                                           const nlohmann::json& state_dict);
+
+  // lrsched's own complete, versioned state: {"format": "lrsched.schedule", "version": 1,
+  // "spec", "param_groups", "state_dict"}. Import continues bit-exactly.
+  nlohmann::json ExportState() const;
+  static absl::StatusOr<std::unique_ptr<Schedule>> ImportState(const nlohmann::json& state);
+
+  ~Schedule();
+  std::unique_ptr<Schedule> Clone() const;
+
+  // scheduler.step(...). On error nothing changes.
+  absl::Status Step(const StepRequest& request);
+
+  const std::vector<ParamGroup>& param_groups() const { return opt_.groups; }
+  const Optimizer& optimizer() const { return opt_; }
+  // Whether groups carry a momentum (SGD, RMSprop) or betas (Adam family).
+  bool has_momentum() const;
+  // False if the schedule needs step-time input (ReduceLROnPlateau), so no lookahead.
+  bool deterministic() const;
+  // torch's `last_epoch` of the scheduler (the first child's for ChainedScheduler).
+  int64_t last_epoch() const;
+  const std::string& scheduler_type() const { return type_; }
+  const nlohmann::json& spec() const { return spec_; }
+
+  // torch's scheduler.state_dict() (non-finite floats as "inf"/"-inf"/"nan" strings).
+  nlohmann::json StateDict() const;
+  // torch's optimizer.state_dict()["param_groups"], limited to the keys schedulers use.
+  nlohmann::json ParamGroupsJson() const;
+
+ private:
+  Schedule();
+  absl::Status Finish();
+
+  nlohmann::json spec_;
+  std::string type_;
+  Optimizer opt_;
+  std::unique_ptr<internal::SchedulerNode> root_;
+};
+
+// Reads the optimizer part of a spec (exposed for tests and the server's validation).
+absl::StatusOr<Optimizer> ParseOptimizer(const nlohmann::json& spec);
+
+}  // namespace lrsched
+
+#endif  // LRSCHED_SCHEDULER_SCHEDULE_H_

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs the Debian packages lrsched builds and tests with; installs only what is missing,
+# so it is cheap to run before every build. Needs root (or sudo) only when something is missing.
+set -euo pipefail
+pkgs=(
+  build-essential cmake pkg-config
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
+  libgtest-dev libgmock-dev libsqlite3-dev libbenchmark-dev nlohmann-json3-dev
+  python3 python3-grpcio python3-protobuf python3-pytest
+)
+# Extra packages for optional parts (e.g. LRSCHED_EXTRA_PKGS="python3-torch").
+if [[ -n "${LRSCHED_EXTRA_PKGS:-}" ]]; then read -r -a extra <<<"$LRSCHED_EXTRA_PKGS"; pkgs+=("${extra[@]}"); fi
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]} == 0)); then
+  echo "install-deps: all ${#pkgs[@]} packages present"
+  exit 0
+fi
+echo "install-deps: installing ${missing[*]}"
+sudo=""
+[[ $(id -u) -eq 0 ]] || sudo="sudo"
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

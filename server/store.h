@@ -1,0 +1,67 @@
+// Copyright lrsched authors.
+//
+// Store: the narrow interface between lrsched's sessions and durable storage. SQLite (the
+// embedded default) and etcd (for several replicas) implement it; the session registry and
+// the gRPC service know nothing else about storage.
+//
+// A store holds opaque records (bytes) under session names. Each record carries a revision:
+// a number that changes with every committed mutation of that key (SQLite: a per-key counter;
+// etcd: the key's mod_revision). A mutation may name the revision it expects, so that two
+// writers can never both win (compare-and-swap); the SQLite store, used by one process, honors
+// it the same way.
+//
+// Invariants: Commit returns OK only after the mutation is durable (committed to disk, or to a
+// quorum); concurrent Commit calls may be grouped into one transaction, but each caller learns
+// its own outcome. Implementations are thread-safe.
+#ifndef LRSCHED_SERVER_STORE_H_
+#define LRSCHED_SERVER_STORE_H_
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace lrsched {
+
+struct Mutation {
+  enum class Kind { kPut, kDelete };
+  Kind kind = Kind::kPut;
+  std::string name;
+  std::string value;  // for kPut
+  // If set, the mutation applies only if the key's current revision equals it (0: the key must
+  // not exist). A mismatch is FAILED_PRECONDITION and nothing is written.
+  std::optional<int64_t> expected_revision;
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // Applies `m` durably. Returns the key's new revision (for a delete, the revision of the
+  // deletion, or 0 where the store has none). NOT_FOUND for deleting a missing key without an
+  // expected_revision is not an error: deletes are idempotent.
+  virtual absl::StatusOr<int64_t> Commit(const Mutation& m) = 0;
+
+  // Calls `fn` for every stored record (start-up load). Stops at the first error `fn` returns.
+  virtual absl::Status LoadAll(
+      const std::function<absl::Status(std::string_view name, std::string_view value,
+                                       int64_t revision)>& fn) = 0;
+
+  // Flushes and stops accepting commits (graceful shutdown). Later Commits fail UNAVAILABLE.
+  virtual void Close() = 0;
+
+  // Counters for metrics and benchmarks.
+  struct Stats {
+    int64_t commits = 0;       // mutations committed
+    int64_t transactions = 0;  // transactions (group-commit batches) that carried them
+  };
+  virtual Stats stats() const = 0;
+};
+
+}  // namespace lrsched
+
+#endif  // LRSCHED_SERVER_STORE_H_
