@@ -38,18 +38,12 @@ absl::StatusOr<double> Run(const Code& code, int64_t arg) {
   while (pc < n) {
     const Instr& in = instrs[pc];
     switch (in.op) {
-      case Op::kConst:
-        stack[sp++] = code.consts[in.a];
-        break;
-      case Op::kArg:
-        stack[sp++] = Value::Int(arg);
-        break;
+      case Op::kConst: stack[sp++] = code.consts[in.a]; break;
+      case Op::kArg: stack[sp++] = Value::Int(arg); break;
       case Op::kNeg:
         if (absl::Status s = pynum::Negate(stack[sp - 1]); !s.ok()) return s;
         break;
-      case Op::kNot:
-        stack[sp - 1] = Value::Int(pynum::Truthy(stack[sp - 1]) ? 0 : 1);
-        break;
+      case Op::kNot: stack[sp - 1] = Value::Int(pynum::Truthy(stack[sp - 1]) ? 0 : 1); break;
       case Op::kBinary:
         --sp;
         if (absl::Status s =
@@ -86,9 +80,7 @@ absl::StatusOr<double> Run(const Code& code, int64_t arg) {
           continue;
         }
         break;
-      case Op::kJump:
-        pc += in.a;
-        continue;
+      case Op::kJump: pc += in.a; continue;
       case Op::kCall:
         sp -= in.a;
         if (absl::Status s = pynum::Call(static_cast<pynum::Fn>(in.sub), &stack[sp], in.a);
@@ -109,13 +101,13 @@ absl::StatusOr<Expr> Expr::Compile(std::string_view source,
                                    const std::vector<std::string>& variables) {
   if (source.size() > kMaxSourceLength) {
     return expr_internal::SyntaxError(
-        kMaxSourceLength, absl::StrCat("expression longer than ", kMaxSourceLength,
-                                       " characters (", source.size(), ")"));
+        kMaxSourceLength, absl::StrCat("expression longer than ", kMaxSourceLength, " characters (",
+                                       source.size(), ")"));
   }
   auto program = std::make_shared<Program>();
   program->source = std::string(source);
-  if (absl::Status s = expr_internal::CompileToCode(
-          absl::string_view(source.data(), source.size()), variables, &program->code);
+  if (absl::Status s = expr_internal::CompileToCode(absl::string_view(source.data(), source.size()),
+                                                    variables, &program->code);
       !s.ok()) {
     return s;
   }

@@ -26,18 +26,18 @@ namespace lrsched::expr_internal {
 inline constexpr int kStackCapacity = static_cast<int>(Expr::kMaxSourceLength / 2 + 1);
 
 enum class Op : uint8_t {
-  kConst,            // push consts[a]
-  kArg,              // push the argument
-  kNeg,              // top = -top
-  kNot,              // top = not top
-  kBinary,           // pop b; top = top <sub> b            (sub: pynum::BinOp)
-  kCompare,          // pop b, a; push a <sub> b            (sub: pynum::CmpOp)
-  kCompareOrJump,    // pop b, a; if a <sub> b: push b, else push False and jump (chains)
-  kJumpIfFalseOrPop, // `and`: falsy top stays and jumps; otherwise it is popped
-  kJumpIfTrueOrPop,  // `or`
-  kPopJumpIfFalse,   // pop c; jump if falsy (conditional expressions)
+  kConst,             // push consts[a]
+  kArg,               // push the argument
+  kNeg,               // top = -top
+  kNot,               // top = not top
+  kBinary,            // pop b; top = top <sub> b            (sub: pynum::BinOp)
+  kCompare,           // pop b, a; push a <sub> b            (sub: pynum::CmpOp)
+  kCompareOrJump,     // pop b, a; if a <sub> b: push b, else push False and jump (chains)
+  kJumpIfFalseOrPop,  // `and`: falsy top stays and jumps; otherwise it is popped
+  kJumpIfTrueOrPop,   // `or`
+  kPopJumpIfFalse,    // pop c; jump if falsy (conditional expressions)
   kJump,
-  kCall,             // top a values = fn(them), one value  (sub: pynum::Fn, a: count)
+  kCall,  // top a values = fn(them), one value  (sub: pynum::Fn, a: count)
 };
 
 // A jump's target is the index of the jumping instruction plus `a` (always > 0). Relative
@@ -54,7 +54,7 @@ struct Code {
   int max_stack = 0;
 };
 
-enum class Tok : uint8_t { kNumber, kName, kOp, kNewline, kEnd };
+enum class Tok : uint8_t { kNumber, kName, kOp, kNewline, kEnd, kError };
 
 // A token of the source; `pos` is its byte offset (column pos + 1 in messages).
 struct Token {
@@ -72,7 +72,8 @@ absl::Status SyntaxError(size_t pos, absl::string_view message);
 // Splits `source` into tokens as Python's tokenizer would (numbers, names, operators, implicit
 // line joining inside parentheses, comments, backslash continuations), ending with one kEnd.
 // Characters Python would not accept, and those the language has no use for (strings), are
-// errors here.
+// errors: the tokens then end with a kError at the offending place and the error is returned,
+// so that the parser can still report an earlier syntax error first, as CPython would.
 absl::Status Tokenize(absl::string_view source, std::vector<Token>* tokens);
 
 // Compiles `source` (already length-checked) into `code`.

@@ -3,8 +3,10 @@
 // The tokenizer of Expr. It follows CPython 3.11's Parser/tokenizer.c for the part of the
 // language we accept, so that a literal means the same number and a source Python refuses is
 // refused here too (leading indentation, "07", "1__0", "1_", "0x", "1e+").
+#include <locale.h>
+#include <stdlib.h>
+
 #include <cstdint>
-#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -35,23 +37,38 @@ int DigitValue(char c) {
 
 // Longest first, so that "**" is not read as two "*".
 constexpr absl::string_view kOperators[] = {
-    "**=", "//=", ">>=", "<<=", "...", "**", "//", "<=", ">=", "==", "!=", "->", ":=", "+=",
-    "-=",  "*=",  "/=",  "%=",  "&=",  "|=", "^=", "@=", "<<", ">>", "+",  "-",  "*",  "/",
-    "%",   "<",   ">",   "(",   ")",   ",",  "=",  ".",  "[",  "]",  "{",  "}",  ":",  ";",
-    "@",   "&",   "|",   "^",   "~",   "!"};
+    "**=", "//=", ">>=", "<<=", "...", "**", "//", "<=", ">=", "==", "!=", "->",
+    ":=",  "+=",  "-=",  "*=",  "/=",  "%=", "&=", "|=", "^=", "@=", "<<", ">>",
+    "+",   "-",   "*",   "/",   "%",   "<",  ">",  "(",  ")",  ",",  "=",  ".",
+    "[",   "]",   "{",   "}",   ":",   ";",  "@",  "&",  "|",  "^",  "~",  "!"};
 
 class Lexer {
  public:
   explicit Lexer(absl::string_view s) : s_(s) {}
 
+  // Where Run found an error.
+  size_t error_pos() const { return error_pos_; }
+
   absl::Status Run(std::vector<Token>* out) {
     size_t i = 0;
     int parens = 0;
-    bool indented = false;  // whitespace opens the current line (only matters before a token)
+    bool line_start = true;  // at the start of a physical line, outside brackets
     while (i < s_.size()) {
+      if (line_start) {
+        // CPython measures indentation here (a form feed resets it); an indented line that is
+        // not blank (comment or newline next) is an INDENT, which an expression cannot take.
+        line_start = false;
+        bool indented = false;
+        for (; i < s_.size() && (s_[i] == ' ' || s_[i] == '\t' || s_[i] == '\f'); ++i) {
+          indented = s_[i] != '\f';
+        }
+        if (indented && (i == s_.size() || (s_[i] != '#' && s_[i] != '\n' && s_[i] != '\r'))) {
+          return Error(i, "unexpected indent");
+        }
+        continue;
+      }
       const char c = s_[i];
       if (c == ' ' || c == '\t' || c == '\f') {
-        indented = c != '\f';  // a form feed resets the indentation count, as in CPython
         ++i;
         continue;
       }
@@ -60,22 +77,22 @@ class Lexer {
         continue;
       }
       if (c == '\\') {
-        const size_t eol = s_.compare(i + 1, 2, "\r\n") == 0 ? 3 : 2;
-        if (i + 1 < s_.size() && (s_[i + 1] == '\n' || s_[i + 1] == '\r')) {
-          i += eol;
-          continue;
+        if (i + 1 >= s_.size() || (s_[i + 1] != '\n' && s_[i + 1] != '\r')) {
+          return Error(i, "unexpected character after line continuation character");
         }
-        return SyntaxError(i, "unexpected character after line continuation character");
+        i += s_.compare(i + 1, 2, "\r\n") == 0 ? 3 : 2;
+        if (i == s_.size()) return Error(i, "unexpected end of input after '\\'");
+        continue;
       }
       if (c == '\n' || c == '\r') {
         i += s_.compare(i, 2, "\r\n") == 0 ? 2 : 1;
-        indented = false;
-        // Inside brackets lines join; blank lines before the expression are skipped.
-        if (parens > 0 || out->empty() || out->back().kind == Tok::kNewline) continue;
+        if (parens > 0) continue;  // implicit line joining
+        line_start = true;
+        // Blank lines before the expression and repeated newlines after it are not tokens.
+        if (out->empty() || out->back().kind == Tok::kNewline) continue;
         out->push_back(Token{Tok::kNewline, static_cast<uint32_t>(i - 1), 1, {}});
         continue;
       }
-      if (out->empty() && indented) return SyntaxError(i, "unexpected indent");
       const size_t start = i;
       Token tok{Tok::kOp, static_cast<uint32_t>(start), 0, {}};
       if (IsDigit(c) || (c == '.' && i + 1 < s_.size() && IsDigit(s_[i + 1]))) {
@@ -85,7 +102,7 @@ class Lexer {
         tok.kind = Tok::kName;
         while (i < s_.size() && IsNameChar(s_[i])) ++i;
       } else if (c == '\'' || c == '"') {
-        return SyntaxError(i, "strings are not supported");
+        return Error(i, "strings are not supported");
       } else {
         for (absl::string_view op : kOperators) {
           if (s_.compare(i, op.size(), op) == 0) {
@@ -94,7 +111,7 @@ class Lexer {
           }
         }
         if (i == start) {
-          return SyntaxError(
+          return Error(
               i, absl::StrCat("unexpected character '", absl::CHexEscape(s_.substr(i, 1)), "'"));
         }
         if (c == '(' || c == '[' || c == '{') ++parens;
@@ -115,7 +132,7 @@ class Lexer {
       while (i < s_.size() && IsDigit(s_[i])) ++i;
       if (i >= s_.size() || s_[i] != '_') return absl::OkStatus();
       if (i + 1 >= s_.size() || !IsDigit(s_[i + 1])) {
-        return SyntaxError(i + 1, "invalid decimal literal");
+        return Error(i + 1, "invalid decimal literal");
       }
       ++i;
     }
@@ -129,13 +146,13 @@ class Lexer {
     for (absl::string_view kw : {"and", "else", "for", "if", "in", "is", "or", "not"}) {
       if (rest.substr(0, kw.size()) == kw) return absl::OkStatus();
     }
-    return SyntaxError(i, absl::StrCat("invalid ", kind, " literal"));
+    return Error(i, absl::StrCat("invalid ", kind, " literal"));
   }
 
   absl::Status Number(size_t& i, Value* out) {
     const size_t start = i;
-    if (s_[i] == '0' && i + 1 < s_.size() && absl::string_view("xXoObB").find(s_[i + 1]) !=
-                                                 absl::string_view::npos) {
+    if (s_[i] == '0' && i + 1 < s_.size() &&
+        absl::string_view("xXoObB").find(s_[i + 1]) != absl::string_view::npos) {
       return RadixNumber(i, out);
     }
     bool is_float = false;
@@ -153,7 +170,7 @@ class Lexer {
       size_t j = i + 1;
       if (j < s_.size() && (s_[j] == '+' || s_[j] == '-')) {
         ++j;
-        if (j >= s_.size() || !IsDigit(s_[j])) return SyntaxError(j, "invalid decimal literal");
+        if (j >= s_.size() || !IsDigit(s_[j])) return Error(j, "invalid decimal literal");
       }
       if (j < s_.size() && IsDigit(s_[j])) {
         i = j;
@@ -163,21 +180,23 @@ class Lexer {
       // Otherwise the 'e' is not ours: "1else" is 1 followed by `else`.
     }
     if (i < s_.size() && (s_[i] == 'j' || s_[i] == 'J')) {
-      return SyntaxError(start, "complex numbers are not supported");
+      return Error(start, "complex numbers are not supported");
     }
     if (absl::Status st = VerifyEnd(i, "decimal"); !st.ok()) return st;
     const std::string digits = absl::StrReplaceAll(s_.substr(start, i - start), {{"_", ""}});
     if (is_float) {
-      // strtod is correctly rounded on glibc; overflow gives inf and underflow 0 or a
-      // subnormal, exactly Python's float("1e400") and float("1e-400").
-      *out = Value::Float(std::strtod(digits.c_str(), nullptr));
+      // glibc's strtod is correctly rounded; overflow gives inf and underflow 0 or a subnormal,
+      // exactly Python's 1e400 and 1e-400. The "C" locale keeps '.' the decimal point whatever
+      // the process's locale.
+      static const locale_t c_locale = newlocale(LC_ALL_MASK, "C", locale_t{});
+      *out = Value::Float(strtod_l(digits.c_str(), nullptr, c_locale));
       return absl::OkStatus();
     }
     if (digits.size() > 1 && digits[0] == '0' &&
         digits.find_first_not_of('0') != std::string::npos) {
-      return SyntaxError(start,
-                         "leading zeros in decimal integer literals are not permitted; use an "
-                         "0o prefix for octal integers");
+      return Error(start,
+                   "leading zeros in decimal integer literals are not permitted; use an "
+                   "0o prefix for octal integers");
     }
     return Accumulate(digits, 10, start, out);
   }
@@ -193,16 +212,15 @@ class Lexer {
       if (i < s_.size() && s_[i] == '_') ++i;
       if (i >= s_.size() || DigitValue(s_[i]) >= radix) {
         if (i < s_.size() && IsDigit(s_[i])) {
-          return SyntaxError(i, absl::StrCat("invalid digit '", s_.substr(i, 1), "' in ", kind,
-                                             " literal"));
+          return Error(i,
+                       absl::StrCat("invalid digit '", s_.substr(i, 1), "' in ", kind, " literal"));
         }
-        return SyntaxError(i, absl::StrCat("invalid ", kind, " literal"));
+        return Error(i, absl::StrCat("invalid ", kind, " literal"));
       }
       while (i < s_.size() && DigitValue(s_[i]) < radix) digits.push_back(s_[i++]);
     } while (i < s_.size() && s_[i] == '_');
     if (i < s_.size() && IsDigit(s_[i])) {
-      return SyntaxError(i, absl::StrCat("invalid digit '", s_.substr(i, 1), "' in ", kind,
-                                         " literal"));
+      return Error(i, absl::StrCat("invalid digit '", s_.substr(i, 1), "' in ", kind, " literal"));
     }
     if (absl::Status st = VerifyEnd(i, kind); !st.ok()) return st;
     return Accumulate(digits, radix, start, out);
@@ -214,14 +232,20 @@ class Lexer {
     for (char d : digits) {
       if (__builtin_mul_overflow(v, int64_t{radix}, &v) ||
           __builtin_add_overflow(v, int64_t{DigitValue(d)}, &v)) {
-        return SyntaxError(pos, "integer literal too large (the limit is 2**63 - 1)");
+        return Error(pos, "integer literal too large (the limit is 2**63 - 1)");
       }
     }
     *out = Value::Int(v);
     return absl::OkStatus();
   }
 
+  absl::Status Error(size_t pos, absl::string_view message) {
+    error_pos_ = pos;
+    return SyntaxError(pos, message);
+  }
+
   absl::string_view s_;
+  size_t error_pos_ = 0;
 };
 
 }  // namespace
@@ -232,7 +256,12 @@ absl::Status SyntaxError(size_t pos, absl::string_view message) {
 
 absl::Status Tokenize(absl::string_view source, std::vector<Token>* tokens) {
   tokens->clear();
-  return Lexer(source).Run(tokens);
+  Lexer lexer(source);
+  absl::Status status = lexer.Run(tokens);
+  if (!status.ok()) {
+    tokens->push_back(Token{Tok::kError, static_cast<uint32_t>(lexer.error_pos()), 0, {}});
+  }
+  return status;
 }
 
 }  // namespace lrsched::expr_internal

@@ -11,6 +11,7 @@
 // few hundred stack frames at most. Left-associative chains (1+1+1...) loop instead.
 #include <algorithm>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -25,11 +26,10 @@ using pynum::CmpOp;
 using pynum::Value;
 
 constexpr absl::string_view kKeywords[] = {
-    "False", "None",   "True",    "and",      "as",    "assert", "async",  "await",
-    "break", "class",  "continue", "def",     "del",   "elif",   "else",   "except",
-    "finally", "for",  "from",    "global",   "if",    "import", "in",     "is",
-    "lambda", "nonlocal", "not",  "or",       "pass",  "raise",  "return", "try",
-    "while", "with",   "yield"};
+    "False", "None",     "True",  "and",    "as",   "assert", "async",  "await",    "break",
+    "class", "continue", "def",   "del",    "elif", "else",   "except", "finally",  "for",
+    "from",  "global",   "if",    "import", "in",   "is",     "lambda", "nonlocal", "not",
+    "or",    "pass",     "raise", "return", "try",  "while",  "with",   "yield"};
 
 bool IsKeyword(absl::string_view name) {
   return std::find(std::begin(kKeywords), std::end(kKeywords), name) != std::end(kKeywords);
@@ -37,14 +37,21 @@ bool IsKeyword(absl::string_view name) {
 
 class Parser {
  public:
-  Parser(absl::string_view source, const std::vector<Token>& tokens,
+  Parser(absl::string_view source, const std::vector<Token>& tokens, absl::Status lex_error,
          const std::vector<std::string>& variables, Code* code)
-      : src_(source), toks_(tokens), vars_(variables), code_(code) {}
+      : src_(source),
+        toks_(tokens),
+        lex_error_(std::move(lex_error)),
+        vars_(variables),
+        code_(code) {}
 
   absl::Status Parse() {
     if (!ParseExpr()) return status_;
     while (Peek().kind == Tok::kNewline) Next();
-    if (IsOp(Peek(), ",")) return SyntaxError(Peek().pos, "tuples are not supported");
+    if (IsOp(Peek(), ",")) {
+      Fail(Peek().pos, "tuples are not supported");
+      return status_;
+    }
     if (Peek().kind != Tok::kEnd) {
       Unexpected(Peek());
       return status_;
@@ -76,7 +83,7 @@ class Parser {
   const Token& Peek() const { return toks_[cur_]; }
   const Token& Next() {
     const Token& t = toks_[cur_];
-    if (t.kind != Tok::kEnd) ++cur_;
+    if (t.kind != Tok::kEnd && t.kind != Tok::kError) ++cur_;
     return t;
   }
   absl::string_view Text(const Token& t) const { return t.text(src_); }
@@ -87,8 +94,11 @@ class Parser {
     return t.kind == Tok::kName && Text(t) == word;
   }
 
+  // A failure at or after the tokenizer's error is that error: CPython's parser pulls tokens
+  // one by one and so meets whichever comes first.
   bool Fail(size_t pos, absl::string_view message) {
-    status_ = SyntaxError(pos, message);
+    const bool lex = Peek().kind == Tok::kError && pos >= Peek().pos;
+    status_ = lex ? lex_error_ : SyntaxError(pos, message);
     return false;
   }
 
@@ -105,13 +115,21 @@ class Parser {
       if (text == "." || text == "...") return Fail(t.pos, "attribute access is not supported");
       if (text == "[") return Fail(t.pos, "subscripts and lists are not supported");
       if (text == "{") return Fail(t.pos, "sets and dicts are not supported");
-      if (text == "=" || text == ":=" || (text.size() >= 2 && text.back() == '=' &&
-                                          text != "==" && text != "<=" && text != ">=" &&
-                                          text != "!=")) {
+      if (text == "=" || text == ":=" ||
+          (text.size() >= 2 && text.back() == '=' && text != "==" && text != "<=" && text != ">=" &&
+           text != "!=")) {
         return Fail(t.pos, "assignment is not supported");
       }
     }
-    if (t.kind == Tok::kName && text == "lambda") return Fail(t.pos, "lambda is not supported");
+    if (t.kind == Tok::kName) {
+      if (text == "lambda") return Fail(t.pos, "lambda is not supported");
+      // Python expressions beyond the language, as opposed to syntax errors.
+      const Token& next = (&t)[1];  // a name is never the last token (kEnd or kError is)
+      if (text == "not" && IsWord(next, "in")) return Fail(t.pos, "'not in' is not supported");
+      for (const char* word : {"in", "is", "None", "for", "await"}) {
+        if (text == word) return Fail(t.pos, absl::StrCat("'", text, "' is not supported"));
+      }
+    }
     return Fail(t.pos, absl::StrCat("unexpected '", text, "'"));
   }
 
@@ -198,17 +216,22 @@ class Parser {
     return true;
   }
 
+  // Whether `t` is the operator of one of `ops`, and which.
+  template <typename OpT, size_t N>
+  bool OpAt(const Token& t, const std::pair<const char*, OpT> (&ops)[N], OpT* op) const {
+    for (const auto& [text, value] : ops) {
+      if (IsOp(t, text)) {
+        *op = value;
+        return true;
+      }
+    }
+    return false;
+  }
   bool ComparisonAt(const Token& t, CmpOp* op) const {
-    if (t.kind != Tok::kOp) return false;
-    const absl::string_view s = Text(t);
-    if (s == "<") *op = CmpOp::kLt;
-    else if (s == "<=") *op = CmpOp::kLe;
-    else if (s == ">") *op = CmpOp::kGt;
-    else if (s == ">=") *op = CmpOp::kGe;
-    else if (s == "==") *op = CmpOp::kEq;
-    else if (s == "!=") *op = CmpOp::kNe;
-    else return false;
-    return true;
+    static constexpr std::pair<const char*, CmpOp> kOps[] = {
+        {"<", CmpOp::kLt},  {"<=", CmpOp::kLe}, {">", CmpOp::kGt},
+        {">=", CmpOp::kGe}, {"==", CmpOp::kEq}, {"!=", CmpOp::kNe}};
+    return OpAt(t, kOps, op);
   }
 
   // comparison: sum (compare_op sum)*, chained: a < b < c is a < b and b < c, with b
@@ -234,9 +257,12 @@ class Parser {
 
   // sum: sum ('+' | '-') term | term
   bool ParseSum() {
+    static constexpr std::pair<const char*, BinOp> kOps[] = {{"+", BinOp::kAdd},
+                                                             {"-", BinOp::kSub}};
     if (!ParseTerm()) return false;
-    while (IsOp(Peek(), "+") || IsOp(Peek(), "-")) {
-      const BinOp op = IsOp(Next(), "+") ? BinOp::kAdd : BinOp::kSub;
+    BinOp op;
+    while (OpAt(Peek(), kOps, &op)) {
+      Next();
       if (!ParseTerm()) return false;
       Emit(Op::kBinary, static_cast<uint8_t>(op));
     }
@@ -245,19 +271,17 @@ class Parser {
 
   // term: term ('*' | '/' | '%') factor | factor   ('//' and '@' are refused)
   bool ParseTerm() {
+    static constexpr std::pair<const char*, BinOp> kOps[] = {
+        {"*", BinOp::kMul}, {"/", BinOp::kDiv}, {"%", BinOp::kMod}};
     if (!ParseFactor()) return false;
-    while (true) {
-      const Token& t = Peek();
-      BinOp op;
-      if (IsOp(t, "*")) op = BinOp::kMul;
-      else if (IsOp(t, "/")) op = BinOp::kDiv;
-      else if (IsOp(t, "%")) op = BinOp::kMod;
-      else if (IsOp(t, "//") || IsOp(t, "@")) return Unexpected(t);
-      else return true;
+    BinOp op;
+    while (OpAt(Peek(), kOps, &op)) {
       Next();
       if (!ParseFactor()) return false;
       Emit(Op::kBinary, static_cast<uint8_t>(op));
     }
+    if (IsOp(Peek(), "//") || IsOp(Peek(), "@")) return Unexpected(Peek());
+    return true;
   }
 
   // factor: ('+' | '-') factor | power
@@ -291,8 +315,9 @@ class Parser {
   bool ParsePrimary() {
     if (!ParseAtom()) return false;
     const Token& t = Peek();
-    if (IsOp(t, "(")) return Fail(t.pos, "only min max abs floor ceil exp log sqrt sin cos tan "
-                                         "tanh can be called");
+    if (IsOp(t, "(")) {
+      return Fail(t.pos, "only min max abs floor ceil exp log sqrt sin cos tan tanh can be called");
+    }
     if (IsOp(t, "[")) return Fail(t.pos, "subscripts are not supported");
     if (IsOp(t, ".")) return Fail(t.pos, "attribute access is not supported");
     return true;
@@ -370,8 +395,8 @@ class Parser {
           : fn.max_args < 0          ? absl::StrCat("at least ", fn.min_args)
                                      : absl::StrCat(fn.min_args, " or ", fn.max_args);
       return Fail(name.pos, absl::StrCat(fn.name, "() takes ", expected,
-                                         fn.max_args == 1 ? " argument (" : " arguments (",
-                                         nargs, " given)"));
+                                         fn.max_args == 1 ? " argument (" : " arguments (", nargs,
+                                         " given)"));
     }
     Emit(Op::kCall, static_cast<uint8_t>(fn.fn), nargs);
     Leave();
@@ -380,6 +405,7 @@ class Parser {
 
   absl::string_view src_;
   const std::vector<Token>& toks_;
+  const absl::Status lex_error_;
   const std::vector<std::string>& vars_;
   Code* code_;
   size_t cur_ = 0;
@@ -392,9 +418,10 @@ class Parser {
 absl::Status CompileToCode(absl::string_view source, const std::vector<std::string>& variables,
                            Code* code) {
   std::vector<Token> tokens;
-  if (absl::Status st = Tokenize(source, &tokens); !st.ok()) return st;
+  absl::Status lex_error = Tokenize(source, &tokens);
   *code = Code();
-  return Parser(source, tokens, variables, code).Parse();
+  absl::Status status = Parser(source, tokens, lex_error, variables, code).Parse();
+  return status.ok() ? lex_error : status;  // the parser cannot get past a kError token
 }
 
 }  // namespace lrsched::expr_internal

@@ -1,6 +1,6 @@
 // Copyright lrsched authors.
 //
-// CPython's float arithmetic where it differs from plain C: the operations that raise in Python
+// CPython's float arithmetic (on doubles; see pynum.h for the general rules) where it differs from plain C: the operations that raise in Python
 // (ZeroDivisionError, OverflowError, ValueError) return an error here, and `%` and `**` follow
 // CPython's float_rem and float_pow exactly, so that torch's formulas give the same bits and the
 // same failures. Everything else (+ - * and comparisons) is plain IEEE double arithmetic, which

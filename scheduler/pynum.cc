@@ -234,10 +234,10 @@ double Exp(double x) { return std::exp(x); }
 double Sqrt(double x) { return std::sqrt(x); }
 
 constexpr FnInfo kFunctions[] = {
-    {"min", Fn::kMin, 2, -1},    {"max", Fn::kMax, 2, -1},   {"abs", Fn::kAbs, 1, 1},
-    {"floor", Fn::kFloor, 1, 1}, {"ceil", Fn::kCeil, 1, 1},  {"exp", Fn::kExp, 1, 1},
-    {"log", Fn::kLog, 1, 2},     {"sqrt", Fn::kSqrt, 1, 1},  {"sin", Fn::kSin, 1, 1},
-    {"cos", Fn::kCos, 1, 1},     {"tan", Fn::kTan, 1, 1},    {"tanh", Fn::kTanh, 1, 1},
+    {"min", Fn::kMin, 2, -1},    {"max", Fn::kMax, 2, -1},  {"abs", Fn::kAbs, 1, 1},
+    {"floor", Fn::kFloor, 1, 1}, {"ceil", Fn::kCeil, 1, 1}, {"exp", Fn::kExp, 1, 1},
+    {"log", Fn::kLog, 1, 2},     {"sqrt", Fn::kSqrt, 1, 1}, {"sin", Fn::kSin, 1, 1},
+    {"cos", Fn::kCos, 1, 1},     {"tan", Fn::kTan, 1, 1},   {"tanh", Fn::kTanh, 1, 1},
 };
 
 }  // namespace
@@ -358,10 +358,8 @@ absl::Status Call(Fn fn, Value* args, int nargs) {
         return Negate(v);
       }
       return absl::OkStatus();
-    case Fn::kFloor:
-      return v.is_float ? ToInt(std::floor(v.f), v) : absl::OkStatus();
-    case Fn::kCeil:
-      return v.is_float ? ToInt(std::ceil(v.f), v) : absl::OkStatus();
+    case Fn::kFloor: return v.is_float ? ToInt(std::floor(v.f), v) : absl::OkStatus();
+    case Fn::kCeil: return v.is_float ? ToInt(std::ceil(v.f), v) : absl::OkStatus();
     case Fn::kExp: return Math1(Exp, true, v);
     case Fn::kSqrt: return Math1(Sqrt, false, v);
     case Fn::kSin: return Math1(Sin, false, v);

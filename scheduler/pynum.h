@@ -53,8 +53,20 @@ absl::Status Binary(BinOp op, Value& a, const Value& b);
 absl::Status Negate(Value& a);
 
 // The callable names of the language: the builtins min max abs and the math functions.
-enum class Fn : uint8_t { kMin, kMax, kAbs, kFloor, kCeil, kExp, kLog, kSqrt, kSin, kCos,
-                          kTan, kTanh };
+enum class Fn : uint8_t {
+  kMin,
+  kMax,
+  kAbs,
+  kFloor,
+  kCeil,
+  kExp,
+  kLog,
+  kSqrt,
+  kSin,
+  kCos,
+  kTan,
+  kTanh
+};
 
 struct FnInfo {
   absl::string_view name;

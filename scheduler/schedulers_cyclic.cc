@@ -11,11 +11,12 @@
 #include "scheduler/expr.h"
 #include "scheduler/node.h"
 #include "scheduler/pymath.h"
+#include "scheduler/pynum.h"
 
 namespace lrsched::internal {
 namespace {
 
-constexpr double kPi = 3.141592653589793;  // math.pi
+constexpr double kPi = pynum::kPi;  // math.pi
 
 #define LRS_RETURN_IF_ERROR(expr)        \
   do {                                   \

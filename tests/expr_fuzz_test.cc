@@ -11,6 +11,7 @@
 // complex result of ** raises "ValueError: complex result".
 #include <unistd.h>
 
+#include <algorithm>
 #include <cinttypes>
 #include <cstdint>
 #include <cstdio>
@@ -71,8 +72,8 @@ std::vector<std::string> Exercise(const std::string& source, std::string* compil
                                   std::vector<std::string>* problems) {
   const auto check = [&](const absl::Status& s) {
     if (s.code() != absl::StatusCode::kInvalidArgument || s.message().empty()) {
-      problems->push_back(absl::StrCat("bad error for '", absl::CEscape(source), "': ",
-                                       s.ToString()));
+      problems->push_back(
+          absl::StrCat("bad error for '", absl::CEscape(source), "': ", s.ToString()));
     }
   };
   absl::StatusOr<Expr> e = Expr::Compile(source, kVars);
@@ -90,12 +91,14 @@ std::vector<std::string> Exercise(const std::string& source, std::string* compil
   return outcomes;
 }
 
+// clang-format off
 constexpr const char* kSoupTokens[] = {
     "0", "1", "2", "7", "10", "100", "1.", ".5", "0.95", "1e-3", "1E+3", "1_000", "0x1F", "1e400",
     "9223372036854775807", "9223372036854775808", "epoch", "step", "x", "e", "pi", "True",
     "False", "foo", "min", "max", "abs", "floor", "ceil", "exp", "log", "sqrt", "sin", "cos",
     "tan", "tanh", "+", "-", "*", "/", "%", "**", "//", "<", "<=", ">", ">=", "==", "!=", "(",
     "(", ")", ")", ",", "if", "else", "and", "or", "not"};
+// clang-format on
 
 std::string TokenSoup(Rng& rng) {
   std::string s;
@@ -108,13 +111,12 @@ std::string TokenSoup(Rng& rng) {
   return s;
 }
 
-std::string RandomBytes(Rng& rng) {
+// Random bytes; if `lexical`, only ASCII characters that matter to the tokenizer.
+std::string RandomBytes(Rng& rng, bool lexical, int max_len) {
   static constexpr char kLexical[] =
       "0123456789.eE_xXjJ+-*/%()<>=!, \t\n\f\r#\\abcdefgilmnoprstxy'\"[]";
   std::string s;
-  const int n = rng.Percent(2) ? 1000 + rng.Below(100) : rng.Below(48);
-  const bool lexical = rng.Percent(60);
-  for (int i = 0; i < n; ++i) {
+  for (int n = rng.Below(max_len + 1); n > 0; --n) {
     s += lexical ? kLexical[rng.Below(sizeof kLexical - 1)] : static_cast<char>(rng.Below(256));
   }
   return s;
@@ -125,7 +127,8 @@ TEST(ExprFuzzTest, RandomInputsFailCleanly) {
   std::vector<std::string> problems;
   int compiled = 0;
   for (int i = 0; i < 6000; ++i) {
-    const std::string source = i % 2 == 0 ? RandomBytes(rng) : TokenSoup(rng);
+    const std::string source =
+        i % 2 == 1 ? TokenSoup(rng) : RandomBytes(rng, rng.Percent(60), rng.Percent(2) ? 1100 : 48);
     std::string error;
     if (!Exercise(source, &error, &problems).empty()) ++compiled;
   }
@@ -197,9 +200,9 @@ class Generator {
       const char* name;
       int min_args, max_args;
     };
-    static constexpr Fn kFns[] = {{"min", 2, 3}, {"max", 2, 3},   {"abs", 1, 1},  {"floor", 1, 1},
-                                  {"ceil", 1, 1}, {"exp", 1, 1},  {"log", 1, 2},  {"sqrt", 1, 1},
-                                  {"sin", 1, 1},  {"cos", 1, 1},  {"tan", 1, 1},  {"tanh", 1, 1}};
+    static constexpr Fn kFns[] = {{"min", 2, 3},  {"max", 2, 3}, {"abs", 1, 1}, {"floor", 1, 1},
+                                  {"ceil", 1, 1}, {"exp", 1, 1}, {"log", 1, 2}, {"sqrt", 1, 1},
+                                  {"sin", 1, 1},  {"cos", 1, 1}, {"tan", 1, 1}, {"tanh", 1, 1}};
     const Fn& fn = rng_.Pick(kFns);
     std::string s = std::string(fn.name) + "(";
     const int nargs = fn.min_args + rng_.Below(fn.max_args - fn.min_args + 1);
@@ -207,17 +210,65 @@ class Generator {
     return s + ")";
   }
   std::string Leaf() {
-    static constexpr const char* kLeaves[] = {
-        "0", "1", "2", "3", "7", "10", "100", "255", "1_000", "0x1F", "4611686018427387905",
-        "9007199254740993", "5258986265376043509", "9223372036854775807", "0.5", "1.", "2.5",
-        ".25", "1e-3", "0.95", "1e300", "3.7", "0.1", "1e400", "123.456", "5e-324", "1e22",
-        "0.0", "epoch", "epoch", "epoch", "step", "x", "pi", "e", "True", "False"};
+    static constexpr const char* kLeaves[] = {"0",
+                                              "1",
+                                              "2",
+                                              "3",
+                                              "7",
+                                              "10",
+                                              "100",
+                                              "255",
+                                              "1_000",
+                                              "0x1F",
+                                              "4611686018427387905",
+                                              "9007199254740993",
+                                              "5258986265376043509",
+                                              "9223372036854775807",
+                                              "0.5",
+                                              "1.",
+                                              "2.5",
+                                              ".25",
+                                              "1e-3",
+                                              "0.95",
+                                              "1e300",
+                                              "3.7",
+                                              "0.1",
+                                              "1e400",
+                                              "123.456",
+                                              "5e-324",
+                                              "1e22",
+                                              "0.0",
+                                              "epoch",
+                                              "epoch",
+                                              "epoch",
+                                              "step",
+                                              "x",
+                                              "pi",
+                                              "e",
+                                              "True",
+                                              "False"};
     if (rng_.Percent(15)) return std::to_string(rng_.Below(64));
     return rng_.Pick(kLeaves);
   }
 
   Rng& rng_;
 };
+
+// A valid expression with a token or two deleted, inserted, replaced or duplicated.
+std::string Mutant(Rng& rng, Generator& gen) {
+  std::vector<std::string> toks = absl::StrSplit(gen.Expression(1 + rng.Below(3)), ' ');
+  for (int m = 1 + rng.Below(2); m > 0; --m) {
+    const size_t at = rng.Below(static_cast<int>(toks.size()));
+    switch (rng.Below(4)) {
+      case 0: toks.erase(toks.begin() + at); break;
+      case 1: toks.insert(toks.begin() + at, rng.Pick(kSoupTokens)); break;
+      case 2: toks[at] = rng.Pick(kSoupTokens); break;
+      default: toks.insert(toks.begin() + at, toks[rng.Below(static_cast<int>(toks.size()))]);
+    }
+    if (toks.empty()) toks.push_back("1");
+  }
+  return absl::StrJoin(toks, rng.Percent(10) ? "" : " ");
+}
 
 // Evaluates each line of argv[1] for every argument as torch_trace.py's lam would, printing one
 // outcome per (line, argument) in the form of Outcome() above.
@@ -288,8 +339,8 @@ absl::StatusOr<std::vector<std::string>> RunPython(const std::vector<std::string
   }
   std::vector<std::string> args;
   for (int64_t a : kArgs) args.push_back(std::to_string(a));
-  const std::string cmd = absl::StrCat("/usr/bin/python3 ", base, ".py ", base, ".txt ",
-                                       absl::StrJoin(args, ","));
+  const std::string cmd =
+      absl::StrCat("/usr/bin/python3 ", base, ".py ", base, ".txt ", absl::StrJoin(args, ","));
   FILE* pipe = popen(cmd.c_str(), "r");
   if (pipe == nullptr) return absl::InternalError("popen failed");
   std::string output;
@@ -319,11 +370,14 @@ TEST(ExprFuzzTest, AgreesWithCPython) {
   Rng rng(7);
   Generator gen(rng);
   std::vector<std::string> sources;
-  for (int i = 0; i < 4000; ++i) {
-    std::string s = gen.Expression(1 + rng.Below(5));
-    if (s.size() <= Expr::kMaxSourceLength) sources.push_back(std::move(s));
-  }
-  for (int i = 0; i < 2500; ++i) sources.push_back(TokenSoup(rng));
+  for (int i = 0; i < 4000; ++i) sources.push_back(gen.Expression(1 + rng.Below(5)));
+  for (int i = 0; i < 2000; ++i) sources.push_back(TokenSoup(rng));
+  for (int i = 0; i < 2000; ++i) sources.push_back(Mutant(rng, gen));
+  for (int i = 0; i < 3000; ++i) sources.push_back(RandomBytes(rng, true, 12));
+  sources.erase(
+      std::remove_if(sources.begin(), sources.end(),
+                     [](const std::string& s) { return s.size() > Expr::kMaxSourceLength; }),
+      sources.end());
 
   std::vector<std::string> problems;
   std::vector<std::vector<std::string>> ours;
@@ -342,7 +396,7 @@ TEST(ExprFuzzTest, AgreesWithCPython) {
     const std::string* py = &(*python)[i * n_args];
     if (ours[i].empty()) {  // we refused to compile it
       if (py[0] != "syntax" && !IsDeliberateRejection(errors[i])) {
-        problems.push_back(absl::StrCat("'", sources[i], "': we say '", errors[i],
+        problems.push_back(absl::StrCat("'", absl::CEscape(sources[i]), "': we say '", errors[i],
                                         "', Python compiles it (", py[0], ")"));
       }
       continue;
@@ -351,8 +405,8 @@ TEST(ExprFuzzTest, AgreesWithCPython) {
       ++compared;
       if (ours[i][k].rfind("ok", 0) == 0) ++values;
       if (ours[i][k] != py[k]) {
-        problems.push_back(absl::StrCat("'", sources[i], "' at ", kArgs[k], ": we say ",
-                                        ours[i][k], ", Python says ", py[k]));
+        problems.push_back(absl::StrCat("'", absl::CEscape(sources[i]), "' at ", kArgs[k],
+                                        ": we say ", ours[i][k], ", Python says ", py[k]));
       }
     }
   }

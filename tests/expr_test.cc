@@ -65,7 +65,7 @@ std::string Hex(double d) {
 }
 
 absl::StatusOr<double> CompileAndEval(const std::string& source, int64_t arg,
-                           const std::vector<std::string>& vars = kVars) {
+                                      const std::vector<std::string>& vars = kVars) {
   absl::StatusOr<Expr> e = Expr::Compile(source, vars);
   if (!e.ok()) return e.status();
   return e->Eval(arg);
@@ -333,8 +333,9 @@ TEST(ExprTest, CompileErrorsNameTheColumn) {
       {"epoch(1)", "column 1: 'epoch' is not callable"},
       {"min", "column 1: function 'min' must be called"},
       {"(min)(1, 2)", "column 2: function 'min' must be called"},
-      {"(1)(2)", "column 4: only min max abs floor ceil exp log sqrt sin cos tan tanh can be "
-                 "called"},
+      {"(1)(2)",
+       "column 4: only min max abs floor ceil exp log sqrt sin cos tan tanh can be "
+       "called"},
       {"min(1)", "column 1: min() takes at least 2 arguments (1 given)"},
       {"floor()", "column 1: floor() takes exactly 1 argument (0 given)"},
       {"log(1, 2, 3)", "column 1: log() takes 1 or 2 arguments (3 given)"},
@@ -348,8 +349,10 @@ TEST(ExprTest, CompileErrorsNameTheColumn) {
       {"(1, 2)", "column 3: tuples are not supported"},
       {"()", "column 2: empty parentheses"},
       {"1 2", "column 3: unexpected '2'"},
-      {"1 is 1", "column 3: unexpected 'is'"},
-      {"None", "column 1: unexpected 'None'"},
+      {"1 is 1", "column 3: 'is' is not supported"},
+      {"1 not in x", "column 3: 'not in' is not supported"},
+      {"None", "column 1: 'None' is not supported"},
+      {"not not", "column 8: expected an expression"},
       {"1 @ 2", "column 3: '@' is not supported"},
       {"1 << 2", "column 3: '<<' is not supported"},
       {"~1", "column 1: '~' is not supported"},
@@ -362,9 +365,14 @@ TEST(ExprTest, CompileErrorsNameTheColumn) {
       {"1 if 2", "column 7: expected 'else'"},
       {"1 +\n 2", "column 4: unexpected end of line"},
       {" 1", "column 2: unexpected indent"},
+      {"x\n ", "column 4: unexpected indent"},
+      {"x\\\n", "column 4: unexpected end of input after '\\'"},
+      {"1 + ) $", "column 5: unexpected ')'"},  // the earlier error wins, as in CPython
+      {"1 + $ )", "column 5: unexpected character '$'"},
       {"1 \\ 2", "column 3: unexpected character after line continuation character"},
-      {"07", "column 1: leading zeros in decimal integer literals are not permitted; use an 0o "
-             "prefix for octal integers"},
+      {"07",
+       "column 1: leading zeros in decimal integer literals are not permitted; use an 0o "
+       "prefix for octal integers"},
       {"1__0", "column 3: invalid decimal literal"},
       {"1_", "column 3: invalid decimal literal"},
       {"1e+", "column 4: invalid decimal literal"},
@@ -388,7 +396,8 @@ TEST(ExprTest, VariablesAreNamedAtCompileTime) {
   // As in torch's eval, where the variable is a local: it shadows math's names.
   EXPECT_TRUE(SameDouble(*CompileAndEval("e", 5, {"e"}), 5.0));
   EXPECT_TRUE(SameDouble(*CompileAndEval("e", 5, {}), 0x1.5bf0a8b145769p+1));
-  EXPECT_EQ(CompileAndEval("min(1, 2)", 0, {"min"}).status().message(), "column 1: 'min' is not callable");
+  EXPECT_EQ(CompileAndEval("min(1, 2)", 0, {"min"}).status().message(),
+            "column 1: 'min' is not callable");
 }
 
 std::string Repeat(const std::string& s, int n) {
@@ -399,8 +408,7 @@ std::string Repeat(const std::string& s, int n) {
 
 TEST(ExprTest, LengthAndDepthAreBounded) {
   EXPECT_TRUE(Expr::Compile("1" + std::string(Expr::kMaxSourceLength - 1, ' '), kVars).ok());
-  EXPECT_EQ(Expr::Compile("1" + std::string(Expr::kMaxSourceLength, ' '), kVars).status()
-                .message(),
+  EXPECT_EQ(Expr::Compile("1" + std::string(Expr::kMaxSourceLength, ' '), kVars).status().message(),
             "column 1025: expression longer than 1024 characters (1025)");
 
   const int d = Expr::kMaxDepth;
@@ -409,9 +417,9 @@ TEST(ExprTest, LengthAndDepthAreBounded) {
     std::string open, leaf, close;
     int levels;  // nesting levels per repetition
   };
-  const Nest nests[] = {{"(", "1", ")", 1},        {"-", "1", "", 1},     {"+", "1", "", 1},
-                        {"not ", "1", "", 1},      {"1 ** ", "1", "", 1}, {"abs(", "1", ")", 1},
-                        {"min(1, ", "1", ")", 1},  {"(-", "1", ")", 2},   {"-2 ** ", "1", "", 2},
+  const Nest nests[] = {{"(", "1", ")", 1},          {"-", "1", "", 1},     {"+", "1", "", 1},
+                        {"not ", "1", "", 1},        {"1 ** ", "1", "", 1}, {"abs(", "1", ")", 1},
+                        {"min(1, ", "1", ")", 1},    {"(-", "1", ")", 2},   {"-2 ** ", "1", "", 2},
                         {"1 if 0 else ", "1", "", 1}};
   for (const Nest& n : nests) {
     const int reps = d / n.levels;
