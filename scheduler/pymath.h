@@ -1,10 +1,11 @@
 // Copyright lrsched authors.
 //
-// CPython's float arithmetic (on doubles; see pynum.h for the general rules) where it differs from plain C: the operations that raise in Python
-// (ZeroDivisionError, OverflowError, ValueError) return an error here, and `%` and `**` follow
-// CPython's float_rem and float_pow exactly, so that torch's formulas give the same bits and the
-// same failures. Everything else (+ - * and comparisons) is plain IEEE double arithmetic, which
-// is what CPython does too.
+// CPython's float arithmetic on doubles where it differs from plain C, for the schedulers'
+// formulas: the operations that raise in Python (ZeroDivisionError, OverflowError, ValueError)
+// return an error here, and `%` and `**` follow CPython's float_rem and float_pow, so torch's
+// formulas give the same bits and the same failures. These are thin wrappers over pynum.h,
+// which holds the one transcription of CPython's rules. Everything else (+ - * and
+// comparisons) is plain IEEE double arithmetic, as in CPython.
 #ifndef LRSCHED_SCHEDULER_PYMATH_H_
 #define LRSCHED_SCHEDULER_PYMATH_H_
 
@@ -17,7 +18,15 @@ namespace lrsched::py {
 
 // Results are written to *out; the Status is OK or INVALID_ARGUMENT naming Python's exception.
 // None of these allocate on success.
-absl::Status Div(double a, double b, double* out);     // a / b
+absl::Status DivSlow(double a, double b, double* out);
+inline absl::Status Div(double a, double b, double* out) {  // a / b
+  // Division is on every step's hot path; only b == 0 needs Python's rules (an error).
+  if (b != 0.0) {
+    *out = a / b;
+    return absl::OkStatus();
+  }
+  return DivSlow(a, b, out);
+}
 absl::Status Mod(double a, double b, double* out);     // a % b, floored
 absl::Status Pow(double a, double b, double* out);     // a ** b (float_pow)
 absl::Status Cos(double a, double* out);               // math.cos
