@@ -47,6 +47,7 @@ class Store {
   virtual absl::StatusOr<int64_t> Commit(const Mutation& m) = 0;
 
   // Calls `fn` for every stored record (start-up load). Stops at the first error `fn` returns.
+  // `name` and `value` are valid only during the call: copy what you keep.
   virtual absl::Status LoadAll(
       const std::function<absl::Status(std::string_view name, std::string_view value,
                                        int64_t revision)>& fn) = 0;

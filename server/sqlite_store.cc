@@ -1,0 +1,297 @@
+// Copyright lrsched authors.
+#include "server/sqlite_store.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <initializer_list>
+#include <optional>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "server/sqlite_db.h"
+#include "server/sqlite_schema.h"
+
+namespace lrsched {
+
+using sqlite_internal::Db;
+using sqlite_internal::FileState;
+using sqlite_internal::SqliteError;
+using sqlite_internal::Stmt;
+
+// One caller's mutation while it waits in Commit. It lives on the caller's stack: the
+// committer must not touch it after setting `done`, since the caller may return at once.
+struct SqliteStore::Pending {
+  const Mutation* m;
+  absl::StatusOr<int64_t> result = absl::InternalError("not committed");
+  bool done = false;  // guarded by mu_
+};
+
+// Members are destroyed in reverse order: the statements before their connection.
+struct SqliteStore::Writer {
+  Db db;
+  Stmt begin, commit, rollback, select_revision, insert, update, erase;
+};
+
+struct SqliteStore::Reader {
+  Db db;
+  Stmt load_all;
+};
+
+namespace {
+
+absl::Status PrepareAll(Db& db, std::initializer_list<std::pair<Stmt*, const char*>> stmts) {
+  for (const auto& [stmt, sql] : stmts) {
+    absl::StatusOr<Stmt> prepared = db.Prepare(sql);
+    if (!prepared.ok()) return prepared.status();
+    *stmt = *std::move(prepared);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+SqliteStore::SqliteStore(Options options, std::string path)
+    : options_(std::move(options)), path_(std::move(path)) {}
+
+SqliteStore::~SqliteStore() { Close(); }
+
+absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const Options& options) {
+  if (options.dir.empty()) return absl::InvalidArgumentError("SqliteStore: empty dir");
+  if (options.max_batch < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("SqliteStore: max_batch must be >= 1, got ", options.max_batch));
+  }
+  std::error_code ec;
+  std::filesystem::create_directories(options.dir, ec);
+  if (ec) {
+    return absl::UnavailableError(
+        absl::StrCat(options.dir, ": cannot create data directory: ", ec.message()));
+  }
+  std::string path = (std::filesystem::path(options.dir) / "lrsched.db").string();
+
+  absl::StatusOr<FileState> state = sqlite_internal::InspectFile(path);
+  if (!state.ok()) return state.status();
+
+  // An early return below destroys `store` and the half-built Writer/Reader, which closes
+  // whatever was opened; the committer thread starts only once everything succeeded.
+  std::unique_ptr<SqliteStore> store(new SqliteStore(options, path));
+  auto w = std::make_unique<Writer>();
+  int create = *state == FileState::kMissing ? SQLITE_OPEN_CREATE : 0;
+  absl::StatusOr<Db> db = Db::Open(path, SQLITE_OPEN_READWRITE | create);
+  if (!db.ok()) return db.status();
+  w->db = *std::move(db);
+  absl::Status s = sqlite_internal::InitializeWriter(
+      w->db, path, *state, options.synchronous == Options::Synchronous::kFull,
+      options.max_db_bytes);
+  if (!s.ok()) return s;
+  s = PrepareAll(w->db, {
+      {&w->begin, "BEGIN IMMEDIATE"},
+      {&w->commit, "COMMIT"},
+      {&w->rollback, "ROLLBACK"},
+      {&w->select_revision, "SELECT revision FROM sessions WHERE name = ?1"},
+      {&w->insert, "INSERT INTO sessions (name, value, revision) VALUES (?1, ?2, 1)"},
+      {&w->update, "UPDATE sessions SET value = ?2, revision = ?3 WHERE name = ?1"},
+      {&w->erase, "DELETE FROM sessions WHERE name = ?1"},
+  });
+  if (!s.ok()) return s;
+  store->writer_ = std::move(w);
+
+  auto r = std::make_unique<Reader>();
+  db = Db::Open(path, SQLITE_OPEN_READONLY);
+  if (!db.ok()) return db.status();
+  r->db = *std::move(db);
+  sqlite3_busy_timeout(r->db.get(), 5000);
+  s = PrepareAll(r->db,
+                 {{&r->load_all, "SELECT name, value, revision FROM sessions ORDER BY name"}});
+  if (!s.ok()) return s;
+  {
+    absl::MutexLock l(&store->read_mu_);
+    store->reader_ = std::move(r);
+  }
+  store->committer_ = std::thread([raw = store.get()] { raw->CommitterLoop(); });
+  return store;
+}
+
+absl::StatusOr<int64_t> SqliteStore::Commit(const Mutation& m) {
+  Pending p{&m};
+  absl::MutexLock l(&mu_);
+  if (closing_) return absl::UnavailableError(absl::StrCat(path_, ": store is closed"));
+  queue_.push_back(&p);
+  mu_.Await(absl::Condition(&p.done));
+  return std::move(p.result);
+}
+
+bool SqliteStore::HasWorkOrClosing() const { return !queue_.empty() || closing_; }
+
+void SqliteStore::CommitterLoop() {
+  const size_t max_batch = static_cast<size_t>(options_.max_batch);
+  std::vector<Pending*> batch;
+  batch.reserve(std::min<size_t>(max_batch, 4096));
+  for (;;) {
+    {
+      absl::MutexLock l(&mu_);
+      mu_.Await(absl::Condition(this, &SqliteStore::HasWorkOrClosing));
+      // Close waits for the queue to drain: exit only when nothing is left to answer.
+      if (queue_.empty()) return;
+      size_t n = std::min(queue_.size(), max_batch);
+      batch.assign(queue_.begin(), queue_.begin() + static_cast<ptrdiff_t>(n));
+      queue_.erase(queue_.begin(), queue_.begin() + static_cast<ptrdiff_t>(n));
+      writing_ = static_cast<int64_t>(n);
+    }
+    // Callers that arrive while this batch is being written (and fsynced) queue up and form
+    // the next batch: that is the whole group-commit mechanism.
+    WriteBatch(batch.data(), batch.size());
+    absl::MutexLock l(&mu_);
+    for (Pending* p : batch) p->done = true;
+    writing_ = 0;
+  }
+}
+
+namespace {
+
+// Steps a reused statement once and resets it, returning the step's result code.
+int StepOnce(Stmt& stmt) {
+  int rc = stmt.Step();
+  stmt.Reset();
+  return rc;
+}
+
+}  // namespace
+
+void SqliteStore::WriteBatch(Pending* const* batch, size_t n) {
+  sqlite3* db = writer_->db.get();
+  absl::Status fatal;
+  int rc = StepOnce(writer_->begin);
+  if (rc != SQLITE_DONE) fatal = SqliteError(db, rc, absl::StrCat(path_, ": BEGIN"));
+  int64_t applied = 0;
+  for (size_t i = 0; i < n && fatal.ok(); ++i) {
+    batch[i]->result = Apply(*batch[i]->m, fatal);
+    if (batch[i]->result.ok()) ++applied;
+  }
+  if (fatal.ok()) {
+    rc = StepOnce(writer_->commit);
+    if (rc != SQLITE_DONE) fatal = SqliteError(db, rc, absl::StrCat(path_, ": COMMIT"));
+  }
+  if (!fatal.ok()) {
+    // Some errors (SQLITE_FULL, IOERR) already roll the transaction back; others leave it
+    // open, and a later BEGIN would fail on it.
+    if (!sqlite3_get_autocommit(db)) StepOnce(writer_->rollback);
+    for (size_t i = 0; i < n; ++i) batch[i]->result = fatal;
+    return;
+  }
+  if (applied > 0) {
+    commits_.fetch_add(applied, std::memory_order_relaxed);
+    transactions_.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+absl::StatusOr<int64_t> SqliteStore::Apply(const Mutation& m, absl::Status& fatal) {
+  sqlite3* db = writer_->db.get();
+  // An error of one statement that SQLite undid by itself, with the transaction still open,
+  // concerns this mutation only; anything else dooms the transaction.
+  auto fail = [&](int rc, const char* what) -> absl::Status {
+    absl::Status s = SqliteError(db, rc, absl::StrCat(path_, ": ", what, " session \"", m.name,
+                                                      "\""));
+    int primary = rc & 0xff;
+    bool local = (primary == SQLITE_TOOBIG || primary == SQLITE_CONSTRAINT ||
+                  primary == SQLITE_RANGE) &&
+                 !sqlite3_get_autocommit(db);
+    if (!local) fatal = s;
+    return s;
+  };
+
+  int rc = writer_->select_revision.BindText(1, m.name);
+  if (rc != SQLITE_OK) {
+    writer_->select_revision.Reset();
+    return fail(rc, "bind");
+  }
+  rc = writer_->select_revision.Step();
+  std::optional<int64_t> current;
+  if (rc == SQLITE_ROW) {
+    current = writer_->select_revision.ColumnInt(0);
+    rc = writer_->select_revision.Step();
+  }
+  writer_->select_revision.Reset();
+  if (rc != SQLITE_DONE) return fail(rc, "read revision of");
+
+  int64_t have = current.value_or(0);
+  if (m.expected_revision.has_value() && *m.expected_revision != have) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "session \"", m.name, "\": expected revision ", *m.expected_revision,
+        ", current revision ", have, current.has_value() ? "" : " (does not exist)"));
+  }
+
+  if (m.kind == Mutation::Kind::kDelete) {
+    if (!current.has_value()) return 0;  // deletes are idempotent
+    writer_->erase.BindText(1, m.name);  // cannot fail: the same name bound fine above
+    rc = StepOnce(writer_->erase);
+    if (rc != SQLITE_DONE) return fail(rc, "delete");
+    return 0;
+  }
+
+  Stmt& write = current.has_value() ? writer_->update : writer_->insert;
+  int64_t revision = have + 1;
+  rc = write.BindText(1, m.name);
+  if (rc == SQLITE_OK) rc = write.BindBlob(2, m.value);
+  if (rc == SQLITE_OK && current.has_value()) rc = write.BindInt(3, revision);
+  if (rc != SQLITE_OK) {
+    write.Reset();
+    return fail(rc, "bind");
+  }
+  rc = StepOnce(write);
+  if (rc != SQLITE_DONE) return fail(rc, "write");
+  return revision;
+}
+
+absl::Status SqliteStore::LoadAll(
+    const std::function<absl::Status(std::string_view, std::string_view, int64_t)>& fn) {
+  absl::MutexLock l(&read_mu_);
+  if (reader_ == nullptr) return absl::UnavailableError(absl::StrCat(path_, ": store is closed"));
+  Stmt& q = reader_->load_all;
+  absl::Status s;
+  int rc;
+  while ((rc = q.Step()) == SQLITE_ROW) {
+    s = fn(q.ColumnText(0), q.ColumnBlob(1), q.ColumnInt(2));
+    if (!s.ok()) break;
+  }
+  q.Reset();  // ends the read snapshot
+  if (!s.ok()) return s;
+  if (rc != SQLITE_DONE) {
+    return SqliteError(reader_->db.get(), rc, absl::StrCat(path_, ": LoadAll"));
+  }
+  return absl::OkStatus();
+}
+
+void SqliteStore::Close() {
+  absl::MutexLock close_lock(&close_mu_);
+  if (closed_) return;
+  closed_ = true;
+  {
+    absl::MutexLock l(&mu_);
+    closing_ = true;
+  }
+  if (committer_.joinable()) committer_.join();
+  {
+    absl::MutexLock l(&read_mu_);
+    reader_.reset();
+  }
+  // The writer closes last: the last connection checkpoints the WAL into the database file
+  // and removes it, which a read-only connection could not do.
+  writer_.reset();
+}
+
+SqliteStore::Backlog SqliteStore::backlog() const {
+  absl::MutexLock l(&mu_);
+  return Backlog{static_cast<int64_t>(queue_.size()), writing_};
+}
+
+Store::Stats SqliteStore::stats() const {
+  Stats s;
+  s.commits = commits_.load(std::memory_order_relaxed);
+  s.transactions = transactions_.load(std::memory_order_relaxed);
+  return s;
+}
+
+}  // namespace lrsched

@@ -1,0 +1,123 @@
+// Copyright lrsched authors.
+//
+// SqliteStore: the embedded Store, one SQLite database file <dir>/lrsched.db in WAL mode, for
+// a single lrsched process.
+//
+// Writes go through group commit: Commit enqueues its mutation and blocks; one committer
+// thread takes everything queued (up to max_batch), applies it in arrival order inside one
+// transaction, COMMITs (one fsync per batch under synchronous=FULL) and then wakes each caller
+// with its own result. Compare-and-swap is checked inside the transaction, so one mutation's
+// FAILED_PRECONDITION skips only that mutation; a failed COMMIT (disk full, I/O error) fails
+// every mutation of the batch and acknowledges none.
+//
+// Revisions are per key: the first put of a key yields 1, each later put the previous + 1; a
+// delete removes the row (and returns 0), so a key put again after a delete starts over at 1.
+//
+// Invariants: only the committer thread writes (through its own connection); LoadAll reads
+// through a separate read-only connection. Open never modifies a file that is not an lrsched
+// database (see sqlite_schema.h). After Close, Commit fails UNAVAILABLE; every Commit that was
+// accepted before Close has its result (committed or not) reported before Close returns.
+#ifndef LRSCHED_SERVER_SQLITE_STORE_H_
+#define LRSCHED_SERVER_SQLITE_STORE_H_
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "server/store.h"
+
+namespace lrsched {
+
+class SqliteStore final : public Store {
+ public:
+  struct Options {
+    // Created (with parents) if missing. The database is <dir>/lrsched.db.
+    std::string dir = "data";
+    // kFull: a commit survives power loss once acknowledged (the WAL is fsynced per batch).
+    // kNormal: the WAL is fsynced only at checkpoints; an acknowledged commit survives a crash
+    // of the process but not of the machine, which weakens Store's durability promise.
+    enum class Synchronous { kNormal, kFull };
+    Synchronous synchronous = Synchronous::kFull;
+    // Most mutations per transaction; larger batches amortize the fsync further but make the
+    // first caller of a batch wait for all of it.
+    int max_batch = 1024;
+    // If > 0, the database may not grow beyond about this many bytes; commits that would
+    // exceed it fail UNAVAILABLE ("database or disk is full"), as on a full disk.
+    int64_t max_db_bytes = 0;
+  };
+
+  // Opens or creates the store. Refuses (without touching the file) a file that is not an
+  // lrsched database, one written by a newer schema, or a damaged one; see sqlite_schema.h.
+  static absl::StatusOr<std::unique_ptr<SqliteStore>> Open(const Options& options);
+
+  ~SqliteStore() override;  // Close()s
+  SqliteStore(const SqliteStore&) = delete;
+  SqliteStore& operator=(const SqliteStore&) = delete;
+
+  absl::StatusOr<int64_t> Commit(const Mutation& m) override;
+  // Visits rows in name order (bytewise) within one read snapshot. `fn` must not call LoadAll
+  // or Close; it may Commit (the commit does not appear in the running iteration). UNAVAILABLE
+  // after Close.
+  absl::Status LoadAll(
+      const std::function<absl::Status(std::string_view name, std::string_view value,
+                                       int64_t revision)>& fn) override;
+  void Close() override;
+  Stats stats() const override;
+
+  const std::string& path() const { return path_; }
+
+  // Mutations waiting for the committer, and those in the batch it is writing right now: a
+  // gauge for metrics (a growing queue means the disk cannot keep up), and what lets tests
+  // line up a batch deterministically.
+  struct Backlog {
+    int64_t queued = 0;
+    int64_t writing = 0;
+  };
+  Backlog backlog() const;
+
+ private:
+  struct Pending;
+  struct Writer;  // the committer's connection and prepared statements
+  struct Reader;  // LoadAll's connection and prepared statement
+
+  SqliteStore(Options options, std::string path);
+  void CommitterLoop();
+  bool HasWorkOrClosing() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Applies one batch in one transaction and fills each Pending's result.
+  void WriteBatch(Pending* const* batch, size_t n);
+  // Applies one mutation inside the open transaction. A non-OK `fatal` means the transaction
+  // itself failed and the whole batch must be abandoned.
+  absl::StatusOr<int64_t> Apply(const Mutation& m, absl::Status& fatal);
+
+  const Options options_;
+  const std::string path_;
+
+  // Touched only by the committer thread once it runs (and by Open before, Close after).
+  std::unique_ptr<Writer> writer_;
+
+  absl::Mutex read_mu_;
+  std::unique_ptr<Reader> reader_ ABSL_GUARDED_BY(read_mu_);  // null once closed
+
+  mutable absl::Mutex mu_;
+  std::deque<Pending*> queue_ ABSL_GUARDED_BY(mu_);
+  int64_t writing_ ABSL_GUARDED_BY(mu_) = 0;
+  bool closing_ ABSL_GUARDED_BY(mu_) = false;
+
+  absl::Mutex close_mu_;  // serializes Close; held while draining
+  bool closed_ ABSL_GUARDED_BY(close_mu_) = false;
+  std::thread committer_;
+
+  std::atomic<int64_t> commits_{0};
+  std::atomic<int64_t> transactions_{0};
+};
+
+}  // namespace lrsched
+
+#endif  // LRSCHED_SERVER_SQLITE_STORE_H_

@@ -1,0 +1,147 @@
+// Copyright lrsched authors.
+//
+// SqliteStore refuses files that are not its own, newer or damaged, with a message naming the
+// file and the reason, and leaves them byte-identical with no new files beside them; it
+// initializes an empty or missing file.
+#include <sqlite3.h>
+
+#include <filesystem>
+#include <iostream>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "server/sqlite_store.h"
+#include "tests/store_test_util.h"
+
+namespace lrsched::store_test {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+
+// Opening must fail with `code` and a message naming the file and containing `reason`, and
+// leave the file byte-identical and the directory without new files.
+void ExpectRefused(const TempDir& dir, absl::StatusCode code, const std::string& reason) {
+  std::string before = ReadBytes(dir.db());
+  std::vector<std::string> listing = ListDir(dir.path());
+  absl::StatusOr<std::unique_ptr<SqliteStore>> s = SqliteStore::Open(Opts(dir));
+  ASSERT_FALSE(s.ok());
+  std::cout << "[          ] " << s.status() << "\n";
+  EXPECT_EQ(s.status().code(), code) << s.status();
+  EXPECT_THAT(s.status().message(), HasSubstr(dir.db()));
+  EXPECT_THAT(s.status().message(), HasSubstr(reason));
+  EXPECT_THAT(s.status().message(), HasSubstr("refusing to touch it"));
+  EXPECT_TRUE(ReadBytes(dir.db()) == before) << "the file was modified";
+  EXPECT_EQ(ListDir(dir.path()), listing);
+}
+
+TEST(SqliteStoreFileTest, TextFileIsRefused) {
+  TempDir dir;
+  WriteBytes(dir.db(), "name,value\nthis is a CSV file, not a database\n");
+  ExpectRefused(dir, absl::StatusCode::kFailedPrecondition, "not a SQLite database");
+  WriteBytes(dir.db(), "x");
+  ExpectRefused(dir, absl::StatusCode::kFailedPrecondition, "not a SQLite database");
+}
+
+void MakeSqliteDb(const std::string& path, const char* sql) {
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  char* err = nullptr;
+  EXPECT_EQ(sqlite3_exec(db, sql, nullptr, nullptr, &err), SQLITE_OK) << err;
+  sqlite3_free(err);
+  sqlite3_close(db);
+}
+
+TEST(SqliteStoreFileTest, ForeignDatabaseIsRefused) {
+  TempDir dir;
+  MakeSqliteDb(dir.db(), "CREATE TABLE foo (x); INSERT INTO foo VALUES (1); "
+                         "CREATE TABLE bar (y)");
+  ExpectRefused(dir, absl::StatusCode::kFailedPrecondition,
+                "not an lrsched database (application_id 0, tables: bar, foo)");
+}
+
+TEST(SqliteStoreFileTest, OtherApplicationIdIsRefused) {
+  TempDir dir;
+  MakeSqliteDb(dir.db(), "PRAGMA application_id = 1234; CREATE TABLE sessions (x)");
+  ExpectRefused(dir, absl::StatusCode::kFailedPrecondition,
+                "not an lrsched database (application_id 1234)");
+}
+
+TEST(SqliteStoreFileTest, NewerSchemaIsRefused) {
+  TempDir dir;
+  ASSERT_TRUE(MustOpen(Opts(dir)));
+  MakeSqliteDb(dir.db(), "PRAGMA user_version = 99");
+  ExpectRefused(dir, absl::StatusCode::kFailedPrecondition, "schema version 99 is newer");
+}
+
+// Fills a store with enough sessions to span many pages and closes it (checkpointing the WAL
+// into the file, so the damage below hits real data).
+void FillAndClose(const TempDir& dir) {
+  SqliteStore::Options o = Opts(dir);
+  o.synchronous = SqliteStore::Options::Synchronous::kNormal;  // 2000 fsyncs would be slow
+  auto store = MustOpen(o);
+  ASSERT_TRUE(store);
+  for (int i = 0; i < 2000; ++i) {
+    ASSERT_TRUE(store->Commit(Put(absl::StrCat("session-", i), std::string(200, 'v'))).ok());
+  }
+  store->Close();
+  ASSERT_FALSE(fs::exists(dir.db() + "-wal"));
+  ASSERT_GT(fs::file_size(dir.db()), 100u * 4096);
+}
+
+TEST(SqliteStoreFileTest, GarbledDatabaseIsRefused) {
+  TempDir dir;
+  FillAndClose(dir);
+  std::string bytes = ReadBytes(dir.db());
+  size_t middle = bytes.size() / 2 / 4096 * 4096;
+  for (size_t i = middle; i < middle + 4096; ++i) bytes[i] = static_cast<char>(0xA5);
+  WriteBytes(dir.db(), bytes);
+  ExpectRefused(dir, absl::StatusCode::kDataLoss, "");
+}
+
+TEST(SqliteStoreFileTest, TruncatedDatabaseIsRefused) {
+  TempDir dir;
+  FillAndClose(dir);
+  fs::resize_file(dir.db(), fs::file_size(dir.db()) / 2);
+  ExpectRefused(dir, absl::StatusCode::kDataLoss, "");
+}
+
+TEST(SqliteStoreFileTest, GarbledHeaderIsRefused) {
+  TempDir dir;
+  FillAndClose(dir);
+  std::string bytes = ReadBytes(dir.db());
+  bytes.replace(16, 8, "\x13\x37\xff\xff\x00\x00\x00\x00", 8);  // page size, versions
+  WriteBytes(dir.db(), bytes);
+  ExpectRefused(dir, absl::StatusCode::kDataLoss, "");
+}
+
+TEST(SqliteStoreFileTest, HotRollbackJournalIsRefused) {
+  TempDir dir;
+  FillAndClose(dir);
+  WriteBytes(dir.db() + "-journal", "an interrupted transaction of some other program");
+  std::string journal = ReadBytes(dir.db() + "-journal");
+  ExpectRefused(dir, absl::StatusCode::kFailedPrecondition, "rollback journal");
+  EXPECT_EQ(ReadBytes(dir.db() + "-journal"), journal);
+}
+
+TEST(SqliteStoreFileTest, EmptyFileIsInitialized) {
+  TempDir dir;
+  WriteBytes(dir.db(), "");
+  auto store = MustOpen(Opts(dir));
+  ASSERT_TRUE(store);
+  EXPECT_EQ(*store->Commit(Put("a", "b")), 1);
+}
+
+TEST(SqliteStoreFileTest, MissingDirectoryIsCreated) {
+  TempDir dir;
+  SqliteStore::Options o;
+  o.dir = dir.path() + "/nested/data";
+  auto store = MustOpen(o);
+  ASSERT_TRUE(store);
+  EXPECT_EQ(store->path(), o.dir + "/lrsched.db");
+  EXPECT_EQ(*store->Commit(Put("a", "b")), 1);
+}
+
+}  // namespace
+}  // namespace lrsched::store_test
