@@ -1,0 +1,119 @@
+// Copyright lrsched authors.
+//
+// Helpers shared by the `lrsched` subcommands: argument normalization, input files, errors,
+// the connection, and the JSON shape of a session.
+#include <cctype>
+#include <fstream>
+#include <iostream>
+#include <iterator>
+#include <sstream>
+
+#include "absl/flags/flag.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "client/cli.h"
+
+namespace lrsched::cli {
+
+std::vector<std::string> NormalizeFlagArgs(int argc, char** argv) {
+  std::vector<std::string> out;
+  bool flags_done = false;
+  for (int i = 0; i < argc; ++i) {
+    std::string a = argv[i];
+    if (i > 0 && !flags_done) {
+      if (a == "--") {
+        flags_done = true;
+      } else if (a.size() > 1 && a[0] == '-') {
+        // "-x..." or "--x...": rewrite dashes inside the name, up to '='. Not "-1e-3" (a
+        // negative number given as a separate value).
+        size_t start = a[1] == '-' ? 2 : 1;
+        if (start >= a.size() || !std::isalpha(static_cast<unsigned char>(a[start]))) {
+          out.push_back(std::move(a));
+          continue;
+        }
+        size_t end = a.find('=');
+        if (end == std::string::npos) end = a.size();
+        for (size_t k = start; k < end; ++k) {
+          if (a[k] == '-') a[k] = '_';
+        }
+      }
+    }
+    out.push_back(std::move(a));
+  }
+  return out;
+}
+
+bool ReadAll(const std::string& path, std::string* out) {
+  if (path == "-") {
+    out->assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
+    return true;
+  }
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return false;
+  std::ostringstream ss;
+  ss << f.rdbuf();
+  *out = ss.str();
+  return true;
+}
+
+int Fail(const absl::Status& s, int code) {
+  if (code == kExitUsage) {
+    std::cerr << "lrsched: " << s.message() << "\n";
+  } else {
+    std::cerr << "lrsched: " << absl::StatusCodeToString(s.code()) << ": " << s.message() << "\n";
+  }
+  return code;
+}
+
+absl::StatusOr<std::unique_ptr<RpcClient>> ConnectFromFlags() {
+  RpcClientOptions o;
+  o.server = absl::GetFlag(FLAGS_server).value_or(kDefaultServer);
+  o.timeout = absl::GetFlag(FLAGS_timeout);
+  o.ca_file = absl::GetFlag(FLAGS_tls_ca);
+  o.cert_file = absl::GetFlag(FLAGS_tls_cert);
+  o.key_file = absl::GetFlag(FLAGS_tls_key);
+  if (o.cert_file.empty() != o.key_file.empty()) {
+    return absl::InvalidArgumentError("--tls_cert and --tls_key go together");
+  }
+  if (!o.cert_file.empty() && o.ca_file.empty()) {
+    return absl::InvalidArgumentError("--tls_cert needs --tls_ca (the server's CA)");
+  }
+  return RpcClient::Connect(o);
+}
+
+namespace {
+std::string TimeText(const google::protobuf::Timestamp& t) {
+  absl::Time at = absl::FromUnixSeconds(t.seconds()) + absl::Nanoseconds(t.nanos());
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%E*SZ", at, absl::UTCTimeZone());
+}
+}  // namespace
+
+nlohmann::json SessionJson(const v1::Session& s) {
+  nlohmann::json j;
+  j["name"] = s.name();
+  j["last_epoch"] = s.last_epoch();
+  nlohmann::json lr = nlohmann::json::array();
+  nlohmann::json momentum = nlohmann::json::array();
+  bool has_momentum = false;
+  for (const v1::GroupValues& g : s.groups()) {
+    lr.push_back(g.lr());
+    if (g.has_momentum()) {
+      has_momentum = true;
+      momentum.push_back(g.momentum());
+    }
+  }
+  j["lr"] = lr;
+  if (has_momentum) j["momentum"] = momentum;
+  j["scheduler_type"] = s.scheduler_type();
+  j["deterministic"] = s.deterministic();
+  j["revision"] = s.revision();
+  j["labels"] = nlohmann::json::object();
+  for (const auto& [k, v] : s.labels()) j["labels"][k] = v;
+  nlohmann::json spec = nlohmann::json::parse(s.spec_json(), nullptr, /*allow_exceptions=*/false);
+  j["spec"] = spec.is_discarded() ? nlohmann::json(s.spec_json()) : spec;
+  j["create_time"] = TimeText(s.create_time());
+  j["update_time"] = TimeText(s.update_time());
+  return j;
+}
+
+}  // namespace lrsched::cli

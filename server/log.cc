@@ -1,0 +1,138 @@
+// Copyright lrsched authors.
+#include "server/log.h"
+
+#include <atomic>
+#include <cstdio>
+#include <mutex>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+
+namespace lrsched::log {
+namespace {
+
+std::atomic<int> g_min_level{static_cast<int>(Level::kInfo)};
+
+std::mutex& SinkMutex() {
+  static auto* mu = new std::mutex;
+  return *mu;
+}
+// Guarded by SinkMutex().
+std::function<void(const std::string&)>& Sink() {
+  static auto* sink = new std::function<void(const std::string&)>;
+  return *sink;
+}
+
+const char* LevelName(Level level) {
+  switch (level) {
+    case Level::kDebug: return "debug";
+    case Level::kInfo: return "info";
+    case Level::kWarning: return "warning";
+    case Level::kError: return "error";
+  }
+  return "info";
+}
+
+bool NeedsQuoting(std::string_view v) {
+  if (v.empty()) return true;
+  for (unsigned char c : v) {
+    if (c <= ' ' || c == '"' || c == '=' || c == '\\' || c == 0x7f) return true;
+  }
+  return false;
+}
+
+void AppendValue(std::string* out, std::string_view v) {
+  if (!NeedsQuoting(v)) {
+    out->append(v.data(), v.size());
+    return;
+  }
+  out->push_back('"');
+  for (unsigned char c : v) {
+    switch (c) {
+      case '"': out->append("\\\""); break;
+      case '\\': out->append("\\\\"); break;
+      case '\n': out->append("\\n"); break;
+      case '\r': out->append("\\r"); break;
+      case '\t': out->append("\\t"); break;
+      default:
+        if (c < ' ' || c == 0x7f) {
+          out->append(absl::StrFormat("\\x%02x", c));
+        } else {
+          out->push_back(static_cast<char>(c));
+        }
+    }
+  }
+  out->push_back('"');
+}
+
+}  // namespace
+
+void SetMinLevel(Level level) { g_min_level.store(static_cast<int>(level)); }
+
+bool ParseLevel(std::string_view text, Level* out) {
+  for (Level l : {Level::kDebug, Level::kInfo, Level::kWarning, Level::kError}) {
+    if (text == LevelName(l)) {
+      *out = l;
+      return true;
+    }
+  }
+  return false;
+}
+
+void SetSinkForTest(std::function<void(const std::string& line)> sink) {
+  std::lock_guard<std::mutex> lock(SinkMutex());
+  Sink() = std::move(sink);
+}
+
+Line::Line(Level level, std::string_view event)
+    : enabled_(static_cast<int>(level) >= g_min_level.load(std::memory_order_relaxed)) {
+  if (!enabled_) return;
+  text_ = absl::StrCat("ts=", absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", absl::Now(),
+                                                absl::UTCTimeZone()),
+                       " level=", LevelName(level), " event=");
+  AppendValue(&text_, event);
+}
+
+Line::~Line() {
+  if (!enabled_) return;
+  text_.push_back('\n');
+  std::lock_guard<std::mutex> lock(SinkMutex());
+  if (Sink()) {
+    Sink()(text_);
+    return;
+  }
+  // One fwrite per line; stderr is unbuffered, so the line is out before we return.
+  std::fwrite(text_.data(), 1, text_.size(), stderr);
+}
+
+Line& Line::Kv(std::string_view key, std::string_view value) {
+  if (!enabled_) return *this;
+  text_.push_back(' ');
+  text_.append(key.data(), key.size());
+  text_.push_back('=');
+  AppendValue(&text_, value);
+  return *this;
+}
+
+Line& Line::Kv(std::string_view key, int64_t value) {
+  return Kv(key, std::string_view(absl::StrCat(value)));
+}
+Line& Line::Kv(std::string_view key, uint64_t value) {
+  return Kv(key, std::string_view(absl::StrCat(value)));
+}
+Line& Line::Kv(std::string_view key, double value) {
+  return Kv(key, std::string_view(absl::StrFormat("%.17g", value)));
+}
+Line& Line::Kv(std::string_view key, bool value) {
+  return Kv(key, std::string_view(value ? "true" : "false"));
+}
+
+Line& Line::Err(const absl::Status& status) {
+  if (!enabled_ || status.ok()) return *this;
+  Kv("code", std::string_view(absl::StatusCodeToString(status.code())));
+  return Kv("msg", std::string_view(std::string(status.message())));
+}
+
+}  // namespace lrsched::log

@@ -1,0 +1,130 @@
+// Copyright lrsched authors.
+//
+// The registry's reads that go beyond one snapshot: paged listing, lookahead on a copy, and
+// export. None of them changes a session.
+#include <algorithm>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "server/registry.h"
+
+namespace lrsched {
+namespace {
+
+bool LabelsMatch(const Labels& have, const Labels& want) {
+  for (const auto& [k, v] : want) {
+    auto it = have.find(k);
+    if (it == have.end() || it->second != v) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+absl::StatusOr<ListPage> Registry::List(const ListQuery& query) {
+  ListPage page;
+  const size_t want = static_cast<size_t>(std::max<int32_t>(query.page_size, 1));
+  std::string cursor = query.after;
+  // Candidates are taken from the map in batches (names only, under the map's lock), then
+  // checked one by one under their own locks: the lock order forbids holding both.
+  for (;;) {
+    std::vector<std::pair<std::string, std::shared_ptr<Entry>>> batch;
+    bool more = false;
+    {
+      absl::MutexLock m(&map_mu_);
+      auto it = sessions_.lower_bound(query.name_prefix);
+      if (!cursor.empty() && cursor >= query.name_prefix) it = sessions_.upper_bound(cursor);
+      for (; it != sessions_.end() && absl::StartsWith(it->first, query.name_prefix); ++it) {
+        if (batch.size() == want) {
+          more = true;
+          break;
+        }
+        batch.emplace_back(it->first, it->second);
+      }
+    }
+    for (size_t i = 0; i < batch.size(); ++i) {
+      const auto& [name, e] = batch[i];
+      cursor = name;
+      absl::MutexLock l(&e->mu);
+      if (!e->live || !LabelsMatch(e->meta.labels, query.labels)) continue;
+      page.sessions.push_back(SnapshotLocked(*e));
+      if (page.sessions.size() == want) {
+        if (more || i + 1 < batch.size()) page.last_name = name;
+        return page;
+      }
+    }
+    if (!more) return page;
+  }
+}
+
+absl::StatusOr<Lookahead> Registry::LookAhead(const std::string& name, int64_t ahead,
+                                             int32_t window,
+                                             const std::function<bool()>& cancelled) {
+  Lookahead out;
+  std::unique_ptr<Schedule> copy;
+  {
+    std::shared_ptr<Entry> e = Find(name);
+    if (e == nullptr) return absl::NotFoundError(absl::StrCat("session \"", name, "\" not found"));
+    absl::MutexLock l(&e->mu);
+    if (!e->live) return absl::NotFoundError(absl::StrCat("session \"", name, "\" not found"));
+    out.last_epoch = e->schedule->last_epoch();
+    out.revision = e->meta.revision;
+    out.groups = GroupValues(*e->schedule);
+    if (ahead == 0 && window <= 1) {
+      if (window == 1) out.window.push_back({out.last_epoch, out.groups});
+      return out;
+    }
+    const int64_t values = static_cast<int64_t>(window) *
+                           static_cast<int64_t>(e->schedule->param_groups().size());
+    if (values > kMaxWindowValues) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "window: ", window, " epochs x ", e->schedule->param_groups().size(),
+          " param groups is more than ", kMaxWindowValues, " values"));
+    }
+    if (!e->schedule->deterministic()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          e->schedule->scheduler_type(),
+          " depends on the metric passed to each step: no lookahead (ahead and window must be "
+          "at most 0 and 1)"));
+    }
+    // Stepping happens outside the lock, on a copy: a long lookahead does not stall steps.
+    copy = e->schedule->Clone();
+  }
+  if (window > 0) {
+    out.window.reserve(static_cast<size_t>(window));
+    out.window.push_back({out.last_epoch, out.groups});
+  }
+  const int64_t steps = std::max<int64_t>(ahead, static_cast<int64_t>(window) - 1);
+  for (int64_t i = 1; i <= steps; ++i) {
+    if (i % 4096 == 0 && cancelled && cancelled()) {
+      return absl::CancelledError("lookahead: the call was cancelled");
+    }
+    absl::Status s = copy->Step({});
+    if (!s.ok()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("lookahead: step ", i, " after last_epoch ", out.last_epoch,
+                       " is refused: ", std::string(s.message())));
+    }
+    if (i < window) out.window.push_back({copy->last_epoch(), GroupValues(*copy)});
+    if (i == ahead) out.groups = GroupValues(*copy);
+  }
+  return out;
+}
+
+absl::StatusOr<ExportedState> Registry::Export(const std::string& name) {
+  std::shared_ptr<Entry> e = Find(name);
+  if (e == nullptr) return absl::NotFoundError(absl::StrCat("session \"", name, "\" not found"));
+  absl::MutexLock l(&e->mu);
+  if (!e->live) return absl::NotFoundError(absl::StrCat("session \"", name, "\" not found"));
+  ExportedState out;
+  nlohmann::json state = e->schedule->ExportState();
+  state["name"] = e->meta.name;
+  state["labels"] = nlohmann::json(e->meta.labels);
+  out.state_json = state.dump();
+  out.torch_state_dict_json = e->schedule->StateDict().dump();
+  out.torch_param_groups_json = e->schedule->ParamGroupsJson().dump();
+  out.session = SnapshotLocked(*e);
+  return out;
+}
+
+}  // namespace lrsched

@@ -1,0 +1,79 @@
+// Copyright lrsched authors.
+#include "server/server.h"
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "grpcpp/resource_quota.h"
+#include "grpcpp/security/server_credentials.h"
+#include "grpcpp/server_builder.h"
+#include "server/log.h"
+
+namespace lrsched {
+namespace {
+
+// "host:0" + port -> "host:port" (the host part as given, brackets and all).
+std::string BoundAddress(const std::string& listen, int port) {
+  size_t colon = listen.rfind(':');
+  std::string host = colon == std::string::npos ? listen : listen.substr(0, colon);
+  return absl::StrCat(host, ":", port);
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<LrschedServer>> LrschedServer::Start(const ServerConfig& config,
+                                                                    Store* store) {
+  std::unique_ptr<LrschedServer> s(new LrschedServer());
+  s->store_ = store;
+  s->registry_ = std::make_unique<Registry>(store, config.max_sessions);
+  absl::Time t0 = absl::Now();
+  absl::Status loaded = s->registry_->Load();
+  if (!loaded.ok()) return loaded;
+  log::Info("sessions_loaded")
+      .Kv("count", static_cast<int64_t>(s->registry_->size()))
+      .Kv("ms", absl::ToInt64Milliseconds(absl::Now() - t0));
+  s->service_ = std::make_unique<LrSchedulerService>(
+      s->registry_.get(), ServiceOptions{config.max_simulate_steps});
+
+  // Both are process-wide switches that take effect for servers built afterwards.
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+
+  grpc::ServerBuilder builder;
+  auto creds = config.credentials ? config.credentials : grpc::InsecureServerCredentials();
+  builder.AddListeningPort(config.listen, creds, &s->port_);
+  builder.RegisterService(s->service_.get());
+  builder.SetMaxReceiveMessageSize(config.max_receive_bytes);
+  // gRPC sets SO_REUSEPORT by default: a second server on a busy port would then start and
+  // take half the connections. Fail instead.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  grpc::ResourceQuota quota("lrsched");
+  quota.SetMaxThreads(config.max_threads);
+  builder.SetResourceQuota(quota);
+  s->server_ = builder.BuildAndStart();
+  if (s->server_ == nullptr || s->port_ == 0) {
+    if (s->server_ != nullptr) s->server_->Shutdown();
+    s->stopped_ = true;
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", config.listen));
+  }
+  s->address_ = BoundAddress(config.listen, s->port_);
+  return s;
+}
+
+LrschedServer::~LrschedServer() { Shutdown(absl::ZeroDuration()); }
+
+void LrschedServer::Shutdown(absl::Duration grace) {
+  if (stopped_) return;
+  stopped_ = true;
+  // Watch streams first: they would otherwise hold Shutdown until its deadline.
+  registry_->Shutdown();
+  auto* health = server_->GetHealthCheckService();
+  if (health != nullptr) health->SetServingStatus(false);
+  server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
+  server_->Wait();
+  store_->Close();
+  log::Info("server_stopped").Kv("addr", address_);
+}
+
+}  // namespace lrsched

@@ -1,0 +1,72 @@
+// Copyright lrsched authors.
+//
+// LrschedServer: one running lrsched service: the registry loaded from a Store, the gRPC
+// service, health checking and reflection, bound to an address. Used by lrsched-server's main
+// and, in-process, by tests.
+//
+//   auto server = LrschedServer::Start(config, store.get());   // loads, binds, serves
+//   server.value()->address();                                 // "127.0.0.1:41234"
+//   server.value()->Shutdown(absl::Seconds(5));                // graceful; closes the store
+//
+// Invariant: after Start returns OK the server serves until Shutdown; Shutdown ends every
+// Watch stream, lets in-flight calls finish (cancelling them at the deadline), then closes the
+// store, so every acknowledged mutation is flushed.
+#ifndef LRSCHED_SERVER_SERVER_H_
+#define LRSCHED_SERVER_SERVER_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "grpcpp/security/server_credentials.h"
+#include "grpcpp/server.h"
+#include "server/registry.h"
+#include "server/service.h"
+#include "server/store.h"
+
+namespace lrsched {
+
+struct ServerConfig {
+  // host:port; port 0 lets the OS choose (address() tells which).
+  std::string listen = "127.0.0.1:50051";
+  // Insecure when null.
+  std::shared_ptr<grpc::ServerCredentials> credentials;
+  int64_t max_sessions = 100000;
+  int64_t max_simulate_steps = 1000000;
+  // Larger requests are refused by gRPC itself (RESOURCE_EXHAUSTED).
+  int max_receive_bytes = 4 << 20;
+  // Upper bound on threads serving synchronous calls.
+  int max_threads = 512;
+};
+
+class LrschedServer {
+ public:
+  // `store` must outlive the server; Shutdown closes it.
+  static absl::StatusOr<std::unique_ptr<LrschedServer>> Start(const ServerConfig& config,
+                                                              Store* store);
+  ~LrschedServer();  // Shutdown(0) if still running
+
+  // The address actually bound, e.g. "127.0.0.1:41234".
+  const std::string& address() const { return address_; }
+  int port() const { return port_; }
+  Registry& registry() { return *registry_; }
+
+  // Idempotent.
+  void Shutdown(absl::Duration grace);
+
+ private:
+  LrschedServer() = default;
+
+  Store* store_ = nullptr;
+  std::unique_ptr<Registry> registry_;
+  std::unique_ptr<LrSchedulerService> service_;
+  std::unique_ptr<grpc::Server> server_;
+  std::string address_;
+  int port_ = 0;
+  bool stopped_ = false;
+};
+
+}  // namespace lrsched
+
+#endif  // LRSCHED_SERVER_SERVER_H_

@@ -1,0 +1,159 @@
+// Copyright lrsched authors.
+//
+// lrsched-server: serves lrsched.v1.LrScheduler over gRPC, sessions stored in SQLite under
+// --data_dir. Logs one key=value line per event on stderr; the first line after start-up is
+//   ... event=listening addr=HOST:PORT
+// with the port actually bound (useful with --listen=127.0.0.1:0).
+//
+// SIGTERM or SIGINT: stop accepting calls, end Watch streams, let in-flight calls finish (up to
+// --shutdown_grace), flush and close the store, exit 0. The signals are blocked in every thread
+// and taken by sigwait() in main, so no work happens inside a signal handler.
+// Exit codes: 0 after a graceful shutdown, 1 when the server cannot start.
+#include <signal.h>
+
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "grpcpp/security/server_credentials.h"
+#include "server/log.h"
+#include "server/server.h"
+#include "server/sqlite_store.h"
+
+ABSL_FLAG(std::string, listen, "127.0.0.1:50051", "address to serve on (port 0: any free port)");
+ABSL_FLAG(std::string, data_dir, "./data", "directory of the session database (created if missing)");
+ABSL_FLAG(int64_t, max_sessions, 100000, "most sessions the server holds");
+ABSL_FLAG(int64_t, max_simulate_steps, 1000000,
+          "most steps x param groups one Simulate call may compute");
+ABSL_FLAG(std::string, tls_cert, "", "PEM certificate chain file: serve TLS (with --tls_key)");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key file for --tls_cert");
+ABSL_FLAG(std::string, tls_client_ca, "",
+          "PEM CA file: require client certificates signed by it (mutual TLS)");
+ABSL_FLAG(std::string, sqlite_synchronous, "full",
+          "full: every acknowledged mutation survives power loss; normal: survives a crash of "
+          "the process only (faster)");
+ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10),
+          "how long in-flight calls may run on after SIGTERM");
+ABSL_FLAG(std::string, log_level, "info", "debug, info, warning or error");
+
+namespace lrsched {
+namespace {
+
+bool ReadFile(const std::string& path, std::string* out) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return false;
+  std::ostringstream ss;
+  ss << f.rdbuf();
+  *out = ss.str();
+  return static_cast<bool>(f) || f.eof();
+}
+
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials() {
+  const std::string cert = absl::GetFlag(FLAGS_tls_cert);
+  const std::string key = absl::GetFlag(FLAGS_tls_key);
+  const std::string ca = absl::GetFlag(FLAGS_tls_client_ca);
+  if (cert.empty() && key.empty() && ca.empty()) return grpc::InsecureServerCredentials();
+  if (cert.empty() || key.empty()) {
+    return absl::InvalidArgumentError("--tls_cert and --tls_key go together");
+  }
+  grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
+  if (!ReadFile(cert, &pair.cert_chain)) {
+    return absl::InvalidArgumentError(absl::StrCat("--tls_cert: cannot read ", cert));
+  }
+  if (!ReadFile(key, &pair.private_key)) {
+    return absl::InvalidArgumentError(absl::StrCat("--tls_key: cannot read ", key));
+  }
+  grpc::SslServerCredentialsOptions opts(
+      ca.empty() ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
+                 : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  if (!ca.empty() && !ReadFile(ca, &opts.pem_root_certs)) {
+    return absl::InvalidArgumentError(absl::StrCat("--tls_client_ca: cannot read ", ca));
+  }
+  opts.pem_key_cert_pairs.push_back(std::move(pair));
+  return grpc::SslServerCredentials(opts);
+}
+
+int Fail(const char* event, const absl::Status& s) {
+  log::Error(event).Err(s);
+  return 1;
+}
+
+int Run() {
+  log::Level level;
+  if (!log::ParseLevel(absl::GetFlag(FLAGS_log_level), &level)) {
+    return Fail("bad_flag", absl::InvalidArgumentError("--log_level: debug, info, warning or error"));
+  }
+  log::SetMinLevel(level);
+
+  SqliteStore::Options store_opts;
+  store_opts.dir = absl::GetFlag(FLAGS_data_dir);
+  const std::string sync = absl::GetFlag(FLAGS_sqlite_synchronous);
+  if (sync == "full") {
+    store_opts.synchronous = SqliteStore::Options::Synchronous::kFull;
+  } else if (sync == "normal") {
+    store_opts.synchronous = SqliteStore::Options::Synchronous::kNormal;
+  } else {
+    return Fail("bad_flag", absl::InvalidArgumentError("--sqlite_synchronous: full or normal"));
+  }
+  ServerConfig config;
+  config.listen = absl::GetFlag(FLAGS_listen);
+  config.max_sessions = absl::GetFlag(FLAGS_max_sessions);
+  config.max_simulate_steps = absl::GetFlag(FLAGS_max_simulate_steps);
+  if (config.max_sessions < 0 || config.max_simulate_steps < 0) {
+    return Fail("bad_flag", absl::InvalidArgumentError(
+                                "--max_sessions and --max_simulate_steps must not be negative"));
+  }
+  auto creds = Credentials();
+  if (!creds.ok()) return Fail("bad_flag", creds.status());
+  config.credentials = *creds;
+
+  // Block the shutdown signals before any thread exists, so every thread inherits the mask and
+  // only sigwait() below receives them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  auto store = SqliteStore::Open(store_opts);
+  if (!store.ok()) return Fail("store_open_failed", store.status());
+  auto server = LrschedServer::Start(config, store->get());
+  if (!server.ok()) {
+    (*store)->Close();
+    return Fail("start_failed", server.status());
+  }
+  log::Info("listening")
+      .Kv("addr", (*server)->address())
+      .Kv("tls", !absl::GetFlag(FLAGS_tls_cert).empty())
+      .Kv("mtls", !absl::GetFlag(FLAGS_tls_client_ca).empty())
+      .Kv("data_dir", store_opts.dir)
+      .Kv("synchronous", sync);
+
+  int sig = 0;
+  while (sigwait(&signals, &sig) != 0) {
+  }
+  log::Info("shutting_down").Kv("signal", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  (*server)->Shutdown(absl::GetFlag(FLAGS_shutdown_grace));
+  Store::Stats stats = (*store)->stats();
+  log::Info("stopped").Kv("commits", stats.commits).Kv("transactions", stats.transactions);
+  return 0;
+}
+
+}  // namespace
+}  // namespace lrsched
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage("lrsched-server [--listen=HOST:PORT] [--data_dir=DIR] ...");
+  std::vector<char*> args = absl::ParseCommandLine(argc, argv);
+  if (args.size() > 1) {
+    std::fprintf(stderr, "lrsched-server: unexpected argument %s\n", args[1]);
+    return 1;
+  }
+  return lrsched::Run();
+}

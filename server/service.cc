@@ -1,0 +1,259 @@
+// Copyright lrsched authors.
+//
+// The unary session methods of LrSchedulerService. Each one validates its request completely
+// before touching the registry; Simulate is in service_simulate.cc, Watch in service_watch.cc.
+#include "server/service.h"
+
+#include <utility>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "server/convert.h"
+#include "server/log.h"
+#include "server/validate.h"
+
+namespace lrsched {
+namespace {
+
+using json = nlohmann::json;
+
+// Logs the outcome (server-side failures loudly, client mistakes quietly) and converts it.
+grpc::Status Done(const char* method, const std::string& name, const absl::Status& s) {
+  switch (s.code()) {
+    case absl::StatusCode::kOk:
+      break;
+    case absl::StatusCode::kInternal:
+    case absl::StatusCode::kUnavailable:
+    case absl::StatusCode::kDataLoss:
+    case absl::StatusCode::kAborted:
+    case absl::StatusCode::kUnknown:
+      log::Warning("rpc_failed").Kv("method", method).Kv("name", name).Err(s);
+      break;
+    default:
+      log::Debug("rpc_refused").Kv("method", method).Kv("name", name).Err(s);
+  }
+  return ToGrpc(s);
+}
+
+// Page tokens are the last name returned, web-safe base64 encoded: opaque to clients, and
+// validated like a name when they come back.
+std::string EncodePageToken(const std::string& name) {
+  return absl::WebSafeBase64Escape(name);
+}
+
+absl::StatusOr<std::string> DecodePageToken(const std::string& token) {
+  std::string name;
+  if (!absl::WebSafeBase64Unescape(token, &name) || !ValidateName(name).ok()) {
+    return absl::InvalidArgumentError("page_token: not a token from ListSessions");
+  }
+  return name;
+}
+
+// A session's schedule from ImportState's source, and the labels the source carries.
+absl::StatusOr<std::unique_ptr<Schedule>> ScheduleFromImport(const v1::ImportStateRequest& req,
+                                                             std::optional<Labels>* labels) {
+  switch (req.source_case()) {
+    case v1::ImportStateRequest::kStateJson: {
+      auto state = ParseJson(req.state_json(), "state_json");
+      if (!state.ok()) return state.status();
+      if (!state->is_object()) return absl::InvalidArgumentError("state_json: expected a JSON object");
+      // An export adds name and labels to the engine's state; the name is the request's.
+      state->erase("name");
+      if (state->contains("labels")) {
+        const json& l = (*state)["labels"];
+        Labels from_state;
+        if (!l.is_object()) return absl::InvalidArgumentError("state_json.labels: expected an object");
+        for (auto it = l.begin(); it != l.end(); ++it) {
+          if (!it.value().is_string()) {
+            return absl::InvalidArgumentError(
+                absl::StrCat("state_json.labels[\"", it.key(), "\"]: expected a string"));
+          }
+          from_state[it.key()] = it.value().get<std::string>();
+        }
+        absl::Status s = ValidateLabels(from_state, "state_json.labels");
+        if (!s.ok()) return s;
+        *labels = std::move(from_state);
+        state->erase("labels");
+      }
+      auto schedule = Schedule::ImportState(*state);
+      if (!schedule.ok()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("state_json: ", std::string(schedule.status().message())));
+      }
+      return schedule;
+    }
+    case v1::ImportStateRequest::kTorch: {
+      auto spec = ParseSpecJson(req.torch().spec_json(), "torch.spec_json");
+      if (!spec.ok()) return spec.status();
+      auto sd = ParseJson(req.torch().state_dict_json(), "torch.state_dict_json");
+      if (!sd.ok()) return sd.status();
+      auto schedule = Schedule::Restore(*spec, json(nullptr), *sd);
+      if (!schedule.ok()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("torch: ", std::string(schedule.status().message())));
+      }
+      return schedule;
+    }
+    default:
+      return absl::InvalidArgumentError("source: one of state_json or torch is required");
+  }
+}
+
+}  // namespace
+
+LrSchedulerService::LrSchedulerService(Registry* registry, ServiceOptions options)
+    : registry_(registry), options_(options) {}
+
+grpc::Status LrSchedulerService::CreateSession(grpc::ServerContext*,
+                                               const v1::CreateSessionRequest* req,
+                                               v1::Session* resp) {
+  absl::Status s = ValidateName(req->name());
+  Labels labels = FromProto(req->labels());
+  if (s.ok()) s = ValidateLabels(labels);
+  if (!s.ok()) return Done("CreateSession", req->name(), s);
+  auto spec = ParseSpecJson(req->spec_json());
+  if (!spec.ok()) return Done("CreateSession", req->name(), spec.status());
+  auto session = registry_->Create(req->name(), *spec, labels);
+  if (!session.ok()) return Done("CreateSession", req->name(), session.status());
+  ToProto(*session, resp);
+  return grpc::Status::OK;
+}
+
+grpc::Status LrSchedulerService::GetSession(grpc::ServerContext*,
+                                            const v1::GetSessionRequest* req,
+                                            v1::Session* resp) {
+  absl::Status s = ValidateName(req->name());
+  if (!s.ok()) return Done("GetSession", req->name(), s);
+  auto session = registry_->Get(req->name());
+  if (!session.ok()) return Done("GetSession", req->name(), session.status());
+  ToProto(*session, resp);
+  return grpc::Status::OK;
+}
+
+grpc::Status LrSchedulerService::ListSessions(grpc::ServerContext*,
+                                              const v1::ListSessionsRequest* req,
+                                              v1::ListSessionsResponse* resp) {
+  ListQuery q;
+  absl::Status s;
+  if (!req->name_prefix().empty()) s = ValidateNamePrefix(req->name_prefix(), "name_prefix");
+  q.name_prefix = req->name_prefix();
+  q.labels = FromProto(req->labels());
+  if (s.ok()) s = ValidateLabels(q.labels);
+  if (s.ok() && req->page_size() < 0) {
+    s = absl::InvalidArgumentError(
+        absl::StrCat("page_size: must not be negative, got ", req->page_size()));
+  }
+  q.page_size = req->page_size() == 0 ? kDefaultPageSize
+                                      : std::min<int32_t>(req->page_size(), kMaxPageSize);
+  if (s.ok() && !req->page_token().empty()) {
+    auto after = DecodePageToken(req->page_token());
+    if (after.ok()) q.after = *after;
+    s = after.status();
+  }
+  if (!s.ok()) return Done("ListSessions", req->name_prefix(), s);
+  auto page = registry_->List(q);
+  if (!page.ok()) return Done("ListSessions", req->name_prefix(), page.status());
+  for (const SessionSnapshot& snap : page->sessions) ToProto(snap, resp->add_sessions());
+  if (!page->last_name.empty()) resp->set_next_page_token(EncodePageToken(page->last_name));
+  return grpc::Status::OK;
+}
+
+grpc::Status LrSchedulerService::DeleteSession(grpc::ServerContext*,
+                                               const v1::DeleteSessionRequest* req,
+                                               v1::DeleteSessionResponse*) {
+  absl::Status s = ValidateName(req->name());
+  if (s.ok()) {
+    std::optional<int64_t> if_revision;
+    if (req->has_if_revision()) if_revision = req->if_revision();
+    s = registry_->Delete(req->name(), if_revision);
+  }
+  if (s.ok()) log::Info("session_deleted").Kv("name", req->name());
+  return Done("DeleteSession", req->name(), s);
+}
+
+grpc::Status LrSchedulerService::Step(grpc::ServerContext*, const v1::StepRequest* req,
+                                      v1::StepResponse* resp) {
+  absl::Status s = ValidateName(req->name());
+  StepRequest step;
+  if (s.ok() && req->has_metric()) {
+    s = ValidateFinite(req->metric(), "metric");
+    step.metric = req->metric();
+  }
+  if (s.ok() && req->has_epoch()) {
+    s = ValidateFinite(req->epoch(), "epoch");
+    step.epoch = req->epoch();
+  }
+  if (!s.ok()) return Done("Step", req->name(), s);
+  std::optional<int64_t> if_epoch;
+  if (req->has_if_epoch()) if_epoch = req->if_epoch();
+  auto out = registry_->Step(req->name(), step, if_epoch);
+  if (!out.ok()) return Done("Step", req->name(), out.status());
+  ToProto(out->session, resp->mutable_session());
+  resp->set_advanced(out->advanced);
+  return grpc::Status::OK;
+}
+
+grpc::Status LrSchedulerService::GetLR(grpc::ServerContext* ctx, const v1::GetLRRequest* req,
+                                       v1::GetLRResponse* resp) {
+  absl::Status s = ValidateName(req->name());
+  if (s.ok() && (req->ahead() < 0 || req->ahead() > kMaxAhead)) {
+    s = absl::InvalidArgumentError(
+        absl::StrCat("ahead: expected 0 to ", kMaxAhead, ", got ", req->ahead()));
+  }
+  if (s.ok() && (req->window() < 0 || req->window() > kMaxWindow)) {
+    s = absl::InvalidArgumentError(
+        absl::StrCat("window: expected 0 to ", kMaxWindow, ", got ", req->window()));
+  }
+  if (!s.ok()) return Done("GetLR", req->name(), s);
+  auto la = registry_->LookAhead(req->name(), req->ahead(), req->window(),
+                                 [ctx] { return ctx->IsCancelled(); });
+  if (!la.ok()) return Done("GetLR", req->name(), la.status());
+  resp->set_name(req->name());
+  resp->set_last_epoch(la->last_epoch);
+  resp->set_revision(la->revision);
+  for (const GroupValue& g : la->groups) ToProto(g, resp->add_groups());
+  for (const EpochGroups& w : la->window) {
+    v1::EpochValues* ev = resp->add_window();
+    ev->set_epoch(w.epoch);
+    for (const GroupValue& g : w.groups) ToProto(g, ev->add_groups());
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status LrSchedulerService::ExportState(grpc::ServerContext*,
+                                             const v1::ExportStateRequest* req,
+                                             v1::ExportStateResponse* resp) {
+  absl::Status s = ValidateName(req->name());
+  if (!s.ok()) return Done("ExportState", req->name(), s);
+  auto ex = registry_->Export(req->name());
+  if (!ex.ok()) return Done("ExportState", req->name(), ex.status());
+  resp->set_state_json(std::move(ex->state_json));
+  resp->set_torch_state_dict_json(std::move(ex->torch_state_dict_json));
+  resp->set_torch_param_groups_json(std::move(ex->torch_param_groups_json));
+  ToProto(ex->session, resp->mutable_session());
+  return grpc::Status::OK;
+}
+
+grpc::Status LrSchedulerService::ImportState(grpc::ServerContext*,
+                                             const v1::ImportStateRequest* req,
+                                             v1::Session* resp) {
+  absl::Status s = ValidateName(req->name());
+  std::optional<Labels> labels;
+  if (s.ok() && !req->labels().empty()) {
+    labels = FromProto(req->labels());
+    s = ValidateLabels(*labels);
+  }
+  if (!s.ok()) return Done("ImportState", req->name(), s);
+  std::optional<Labels> state_labels;
+  auto schedule = ScheduleFromImport(*req, &state_labels);
+  if (!schedule.ok()) return Done("ImportState", req->name(), schedule.status());
+  if (!labels) labels = std::move(state_labels);
+  auto session = registry_->Import(req->name(), *std::move(schedule), std::move(labels),
+                                   req->replace());
+  if (!session.ok()) return Done("ImportState", req->name(), session.status());
+  log::Info("session_imported").Kv("name", req->name()).Kv("revision", session->meta.revision);
+  ToProto(*session, resp);
+  return grpc::Status::OK;
+}
+
+}  // namespace lrsched

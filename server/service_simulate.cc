@@ -1,0 +1,93 @@
+// Copyright lrsched authors.
+//
+// LrSchedulerService::Simulate: a trace of a spec without a session. The work is bounded
+// before it starts (steps x param groups <= --max_simulate_steps) and runs in chunks, checking
+// between chunks whether the client is still waiting (deadline, cancellation).
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "scheduler/trace.h"
+#include "server/convert.h"
+#include "server/log.h"
+#include "server/service.h"
+#include "server/validate.h"
+
+namespace lrsched {
+namespace {
+
+constexpr int64_t kChunkSteps = 16384;
+
+absl::Status CheckNumbers(const google::protobuf::RepeatedField<double>& values,
+                          const char* field, int64_t steps) {
+  if (!values.empty() && values.size() < steps) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": ", values.size(), " values for ", steps, " steps"));
+  }
+  for (int i = 0; i < values.size(); ++i) {
+    absl::Status s = ValidateFinite(values[i], absl::StrCat(field, "[", i, "]"));
+    if (!s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+// The i-th chunk of a per-step list (empty stays empty).
+absl::Span<const double> Chunk(const google::protobuf::RepeatedField<double>& values,
+                               int64_t offset, int64_t n) {
+  if (values.empty()) return {};
+  return absl::Span<const double>(values.data() + offset, static_cast<size_t>(n));
+}
+
+}  // namespace
+
+grpc::Status LrSchedulerService::Simulate(grpc::ServerContext* ctx,
+                                          const v1::SimulateRequest* req,
+                                          v1::SimulateResponse* resp) {
+  const int64_t steps = req->steps();
+  absl::Status s;
+  if (steps < 0) {
+    s = absl::InvalidArgumentError(absl::StrCat("steps: must not be negative, got ", steps));
+  } else if (steps > options_.max_simulate_steps) {
+    s = absl::ResourceExhaustedError(absl::StrCat("steps: ", steps, " is more than this server's limit of ",
+                                                  options_.max_simulate_steps));
+  }
+  if (s.ok()) s = CheckNumbers(req->metrics(), "metrics", steps);
+  if (s.ok()) s = CheckNumbers(req->epochs(), "epochs", steps);
+  if (!s.ok()) return ToGrpc(s);
+  auto spec = ParseSpecJson(req->spec_json());
+  if (!spec.ok()) return ToGrpc(spec.status());
+  auto schedule = Schedule::Create(*spec);
+  if (!schedule.ok()) {
+    return ToGrpc(absl::InvalidArgumentError(
+        absl::StrCat("spec_json: ", std::string(schedule.status().message()))));
+  }
+  Schedule& sched = **schedule;
+  const int64_t groups = static_cast<int64_t>(sched.param_groups().size());
+  if (steps * groups > options_.max_simulate_steps) {
+    return ToGrpc(absl::ResourceExhaustedError(absl::StrCat(
+        "steps: ", steps, " steps x ", groups, " param groups is more than this server's limit of ",
+        options_.max_simulate_steps, " values")));
+  }
+  resp->set_groups(static_cast<int32_t>(groups));
+  resp->set_has_momentum(sched.has_momentum());
+  resp->set_error_at_step(-1);
+  // No up-front reservation: a call cancelled early should not have claimed the whole reply.
+  Trace part;
+  for (int64_t offset = 0; offset < steps; offset += kChunkSteps) {
+    if (ctx->IsCancelled()) return grpc::Status(grpc::StatusCode::CANCELLED, "simulate: cancelled");
+    const int64_t n = std::min(kChunkSteps, steps - offset);
+    s = lrsched::Simulate(sched, n, Chunk(req->metrics(), offset, n),
+                          Chunk(req->epochs(), offset, n), &part);
+    if (!s.ok()) return ToGrpc(s);  // bad arguments; checked above, so not expected
+    resp->mutable_lr()->Add(part.lr.begin(), part.lr.end());
+    if (part.has_momentum) resp->mutable_momentum()->Add(part.momentum.begin(), part.momentum.end());
+    if (!part.error.ok()) {
+      resp->set_error(std::string(part.error.message()));
+      resp->set_error_at_step(offset + part.error_at_step);
+      break;
+    }
+  }
+  resp->set_state_dict_json(sched.StateDict().dump());
+  return grpc::Status::OK;
+}
+
+}  // namespace lrsched
