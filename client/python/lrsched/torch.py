@@ -1,0 +1,243 @@
+"""`RemoteLRScheduler`: a drop-in for a torch LR scheduler whose schedule lives in an lrsched
+session, so it survives trainer restarts and is shared by every rank of a distributed job.
+
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    sched = RemoteLRScheduler(opt, {"type": "CosineAnnealingLR", "T_max": 40}, name="run-17")
+    for epoch in range(40):
+        train_one_epoch(model, opt)      # reads opt.param_groups[i]["lr"] as usual
+        sched.step()
+
+This module does not import torch (and does not need it): any object with `param_groups`, a
+list of dicts, serves as the optimizer. (Its name is `lrsched.torch`; code in this package
+imports absolute names, so it never shadows the real `torch`.)
+
+Invariants: after construction and after every step()/load_state_dict()/refresh(), each param
+group's "lr" (and "momentum", or "betas"[0] for Adam-family groups) holds exactly the double the
+session reports, and `last_epoch` is the session's last_epoch: the optimizer looks exactly as it
+would under the torch scheduler the spec names.
+"""
+import json
+
+from lrsched import errors
+from lrsched.client import DEFAULT_TARGET, Client
+
+__all__ = ["RemoteLRScheduler", "OPTIMIZER_TYPES"]
+
+# torch 1.13 optimizers whose param groups lrsched models (see README.md "Spec").
+OPTIMIZER_TYPES = ("SGD", "Adam", "AdamW", "Adamax", "NAdam", "RAdam", "RMSprop", "Adagrad",
+                   "Adadelta", "ASGD", "Rprop")
+
+# Param-group keys torch's schedulers read. The OneCycleLR ones appear in a group restored from
+# a checkpoint, and torch reads them back on resume, so they belong to the spec as well.
+_FLOAT_KEYS = ("lr", "initial_lr", "momentum", "max_lr", "min_lr", "max_momentum",
+               "base_momentum")
+# Keys the scheduler writes into groups at construction (torch's `group[...] = ...`), copied
+# from the session so that optimizer.state_dict() holds what torch's would.
+_CONSTRUCTION_KEYS = ("initial_lr", "max_lr", "min_lr", "max_momentum", "base_momentum")
+# The key a RemoteLRScheduler state_dict() adds to torch's keys: lrsched's own full state.
+STATE_KEY = "_lrsched_state"
+
+
+def _number(v):
+    """A group value as a JSON number: tensors (newer torch allows a tensor lr) become floats;
+    Python ints and floats pass unchanged, so the spec carries exactly the user's values."""
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return v
+    item = getattr(v, "item", None)
+    return item() if callable(item) else float(v)
+
+
+def _param_groups(optimizer):
+    groups = getattr(optimizer, "param_groups", None)
+    if not isinstance(groups, (list, tuple)) or not groups or not all(
+            hasattr(g, "__getitem__") and hasattr(g, "__contains__") for g in groups):
+        raise TypeError("RemoteLRScheduler: the optimizer needs `param_groups`, a non-empty "
+                        "list of dicts (as torch.optim optimizers have)")
+    return groups
+
+
+def _optimizer_type(optimizer, groups):
+    """torch's class name for the optimizer: the first lrsched knows in its class hierarchy
+    (a subclass of torch.optim.SGD is an SGD); for other objects, inferred from the groups:
+    "betas" means the Adam family, otherwise SGD."""
+    for cls in type(optimizer).__mro__:
+        if cls.__name__ in OPTIMIZER_TYPES:
+            return cls.__name__
+    return "Adam" if any("betas" in g for g in groups) else "SGD"
+
+
+def _group_spec(group):
+    out = {}
+    for key in _FLOAT_KEYS:
+        if key in group and group[key] is not None:
+            out[key] = _number(group[key])
+    if "betas" in group and group["betas"] is not None:
+        out["betas"] = [_number(b) for b in group["betas"]]
+    return out
+
+
+def build_spec(optimizer, scheduler, *, optimizer_type=None):
+    """The session spec for `optimizer` (its param groups now) driven by `scheduler` (a
+    torch-style dict: {"type": "CosineAnnealingLR", "T_max": 40, ...})."""
+    if not isinstance(scheduler, dict) or not isinstance(scheduler.get("type"), str):
+        raise TypeError('RemoteLRScheduler: scheduler must be a dict with a "type", e.g. '
+                        '{"type": "CosineAnnealingLR", "T_max": 40}')
+    groups = _param_groups(optimizer)
+    spec = {"optimizer": {"type": optimizer_type or _optimizer_type(optimizer, groups),
+                          "param_groups": [_group_spec(g) for g in groups]},
+            "scheduler": scheduler}
+    try:
+        # Round trip through JSON: tuples become lists, and anything JSON cannot carry (a
+        # Python lambda where the API takes an expression string) is refused here, clearly.
+        return json.loads(json.dumps(spec, allow_nan=False))
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"RemoteLRScheduler: the spec must be plain JSON (lambdas as Python "
+                        f"expression strings such as \"0.95 ** epoch\", finite numbers): {e}") \
+            from None
+
+
+class RemoteLRScheduler:
+    """A torch-style LR scheduler backed by the lrsched session `name`.
+
+    optimizer: a torch optimizer, or any object with `param_groups` (list of dicts with "lr",
+    and optionally "initial_lr", "momentum" or "betas"). scheduler: torch's class name and
+    keyword arguments as a dict; lambdas are expression strings ({"type": "LambdaLR",
+    "lr_lambda": "0.95 ** epoch"}). name: the session. server/client: where it lives (a Client
+    is created for `server` unless one is given; timeout/retries configure it).
+    optimizer_type: the torch optimizer class name to use instead of the inferred one.
+    attach: if a session of that name exists with a *different* spec (for instance after
+    optimizer.load_state_dict() changed the groups' lr), use it anyway instead of raising
+    AlreadyExists. labels: the session's labels, when it is created.
+
+    Construction creates the session (or, same spec, finds the one an earlier run created:
+    a restarted trainer continues from the session's epoch) and writes its values into the
+    param groups. Errors: InvalidArgument for a configuration torch (or lrsched) refuses,
+    FailedPrecondition from step() for a step torch refuses (the session is left unchanged).
+    """
+
+    def __init__(self, optimizer, scheduler, *, name, server=DEFAULT_TARGET, client=None,
+                 attach=False, labels=None, optimizer_type=None, timeout=10.0, retries=8):
+        self.optimizer = optimizer
+        self.name = name
+        self.scheduler_config = scheduler
+        self.optimizer_type = optimizer_type
+        self.spec = build_spec(optimizer, scheduler, optimizer_type=optimizer_type)
+        self._owns_client = client is None
+        self.client = client if client is not None else Client(server, timeout=timeout,
+                                                               retries=retries)
+        #: Whether the last step() stepped the session (False: another rank already had).
+        self.advanced = None
+        try:
+            try:
+                session = self.client.create_session(name, self.spec, labels=labels)
+            except errors.AlreadyExists:
+                if not attach:
+                    raise
+                session = self.client.get_session(name)
+            if len(session.groups) != len(self.optimizer.param_groups):
+                raise ValueError(
+                    f"RemoteLRScheduler: session {name!r} has {len(session.groups)} param "
+                    f"groups, the optimizer {len(self.optimizer.param_groups)}")
+            self._adopt(session)
+            self._copy_construction_keys()
+        except BaseException:
+            self.close()
+            raise
+
+    # -- torch's scheduler interface ---------------------------------------------------------
+
+    def step(self, metrics=None, epoch=None):
+        """scheduler.step(): step(), step(metric) for ReduceLROnPlateau, step(epoch=...).
+
+        As with torch, a positional argument is the epoch for every scheduler except
+        ReduceLROnPlateau. The request carries if_epoch = the last_epoch this object knows, so
+        a retried RPC never steps twice and N ranks stepping from the same epoch advance the
+        session once; when another rank was first (advanced False), this object adopts the
+        session's state, which is the state that step produced."""
+        if metrics is not None and epoch is None and self.scheduler_type != "ReduceLROnPlateau":
+            metrics, epoch = None, metrics
+        result = self.client.step(self.name, metric=metrics, epoch=epoch,
+                                  if_epoch=self.last_epoch)
+        self.advanced = result.advanced
+        self._adopt(result.session)
+
+    def get_last_lr(self):
+        """The learning rates the last step (or construction) set, one per param group."""
+        return list(self._last_lr)
+
+    def state_dict(self):
+        """torch's scheduler.state_dict() for this session (so a torch scheduler can load it),
+        plus STATE_KEY: lrsched's complete state, which load_state_dict() prefers."""
+        exported = self.client.export_state(self.name)
+        sd = exported.torch_state_dict
+        sd[STATE_KEY] = exported.state
+        return sd
+
+    def load_state_dict(self, state_dict):
+        """Puts the session back to `state_dict`: one from state_dict() (exactly that state),
+        or a torch scheduler's state_dict(), which is restored onto the optimizer's current
+        param groups (load the optimizer's checkpoint first, as with torch). Replaces the
+        session's state for every rank using it."""
+        if STATE_KEY in state_dict:
+            session = self.client.import_state(self.name, state=state_dict[STATE_KEY],
+                                               replace=True)
+        else:
+            spec = build_spec(self.optimizer, self.scheduler_config,
+                              optimizer_type=self.optimizer_type)
+            session = self.client.import_state(self.name, torch_spec=spec,
+                                               torch_state_dict=dict(state_dict), replace=True)
+        self._adopt(session)
+        self._copy_construction_keys()
+
+    # -- beyond torch ------------------------------------------------------------------------
+
+    @property
+    def session(self):
+        """The session as last seen (after the last step/refresh)."""
+        return self._session
+
+    @property
+    def scheduler_type(self):
+        return self._session.scheduler_type
+
+    def refresh(self):
+        """Reads the session and writes its values into the param groups: what a rank that
+        does not step calls to follow the one that does. Returns the Session."""
+        session = self.client.get_session(self.name)
+        self._adopt(session)
+        return session
+
+    def close(self):
+        """Closes the client if this object created it."""
+        if self._owns_client and getattr(self, "client", None) is not None:
+            self.client.close()
+
+    def __repr__(self):
+        return (f"RemoteLRScheduler(name={self.name!r}, type={self.scheduler_type!r}, "
+                f"last_epoch={self.last_epoch})")
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _adopt(self, session):
+        """Makes this object and the optimizer's param groups reflect `session`."""
+        self._session = session
+        self.last_epoch = session.last_epoch
+        self._last_lr = session.lrs
+        for group, values in zip(self.optimizer.param_groups, session.groups):
+            group["lr"] = values.lr
+            if values.momentum is None:
+                continue
+            if "betas" in group:
+                # torch (OneCycleLR, CyclicLR) writes betas back as a tuple.
+                group["betas"] = (values.momentum, *tuple(group["betas"])[1:])
+            elif "momentum" in group:
+                group["momentum"] = values.momentum
+
+    def _copy_construction_keys(self):
+        """Writes initial_lr (and OneCycleLR's max_lr, ...) as torch's constructor leaves them in
+        the groups, taken from the session's torch view of its param groups."""
+        groups = self.client.export_state(self.name).torch_param_groups
+        for group, exported in zip(self.optimizer.param_groups, groups):
+            for key in _CONSTRUCTION_KEYS:
+                if key in exported:
+                    group[key] = exported[key]
