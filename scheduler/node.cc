@@ -130,16 +130,23 @@ absl::Status LRScheduler::Commit(Optimizer& opt) {
   return absl::OkStatus();
 }
 
-void LRScheduler::AddBaseState(json& sd) const {
+json LRScheduler::StateDict() const {
+  json sd = Config();
+  AddExtraState(sd);
   sd["base_lrs"] = StateNums(base_lrs_);
   sd["last_epoch"] = last_epoch_;
   sd["verbose"] = false;
   sd["_step_count"] = step_count_;
   sd["_get_lr_called_within_step"] = false;
   sd["_last_lr"] = StateNums(last_lr_);
+  return sd;
 }
 
-void LRScheduler::LoadBaseState(Fields& f) {
+absl::Status LRScheduler::LoadStateDict(const json& sd, const std::string& path) {
+  Fields f(sd, path);
+  json config = Config();
+  for (auto it = config.begin(); it != config.end(); ++it) f.Expect(it.key().c_str(), it.value());
+  LoadExtraState(f);
   size_t n = base_lrs_.size();
   if (f.Has("base_lrs")) base_lrs_ = f.FloatPerGroup("base_lrs", std::nullopt, n);
   last_epoch_ = f.Int("last_epoch", std::nullopt, -1, kMaxInt);
@@ -147,6 +154,7 @@ void LRScheduler::LoadBaseState(Fields& f) {
   if (f.Has("_last_lr")) last_lr_ = f.FloatPerGroup("_last_lr", std::nullopt, n);
   f.Bool("verbose", false);
   f.Bool("_get_lr_called_within_step", false);
+  return f.Finish();
 }
 
 absl::StatusOr<std::unique_ptr<SchedulerNode>> BuildNode(const json& spec,

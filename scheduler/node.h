@@ -31,6 +31,12 @@
 
 namespace lrsched::internal {
 
+#define LRS_RETURN_IF_ERROR(expr) \
+  do {                            \
+    absl::Status _s = (expr);     \
+    if (!_s.ok()) return _s;      \
+  } while (0)
+
 struct StepArgs {
   std::optional<double> epoch;   // step(epoch)
   std::optional<double> metric;  // ReduceLROnPlateau.step(metric)
@@ -73,6 +79,10 @@ class LRScheduler : public SchedulerNode {
  public:
   absl::Status Step(Optimizer& opt, const StepArgs& args) override;
   absl::Status InitialStep(Optimizer& opt) override;
+  // state_dict(): Config() + ExtraState() + the keys every _LRScheduler has. Loading one
+  // requires the config keys to agree with this schedule's and reads the rest.
+  json StateDict() const override;
+  absl::Status LoadStateDict(const json& sd, const std::string& path) override;
   int64_t* mutable_last_epoch() override { return &last_epoch_; }
   int64_t last_epoch() const override { return last_epoch_; }
   const std::vector<double>& last_lr() const override { return last_lr_; }
@@ -89,10 +99,11 @@ class LRScheduler : public SchedulerNode {
   virtual absl::Status ClosedFormLr(const Optimizer& opt, double* out);
 
 
-  // The keys every _LRScheduler state_dict has, added to `sd`.
-  void AddBaseState(json& sd) const;
-  // Reads those keys (and `verbose`, `_get_lr_called_within_step`) from a state_dict.
-  void LoadBaseState(Fields& f);
+  // The constructor's arguments as torch's state_dict shows them (fixed for a schedule).
+  virtual json Config() const { return json::object(); }
+  // State a subclass keeps beyond _LRScheduler's (T_cur, ...), and reading it back.
+  virtual void AddExtraState(json& /*sd*/) const {}
+  virtual void LoadExtraState(Fields& /*f*/) {}
 
   // Checks that every value is finite, then writes lr (and momentum) to the groups.
   absl::Status Commit(Optimizer& opt);
@@ -118,6 +129,16 @@ class ValueNode : public Base {
     static_cast<T&>(*this) = static_cast<const T&>(other);
   }
 };
+
+// Finishes construction the way _LRScheduler.__init__ does: attach, then the initial step.
+template <class T>
+absl::StatusOr<std::unique_ptr<SchedulerNode>> StartNode(std::unique_ptr<T> node, Optimizer& opt,
+                                                         int64_t last_epoch,
+                                                         const std::string& path) {
+  LRS_RETURN_IF_ERROR(node->Attach(opt, last_epoch, path));
+  LRS_RETURN_IF_ERROR(node->InitialStep(opt));
+  return std::unique_ptr<SchedulerNode>(std::move(node));
+}
 
 // Builds the node for `spec` (an object with "type") on `opt`, running torch's constructor,
 // initial step included. `depth` counts enclosing composite schedulers.

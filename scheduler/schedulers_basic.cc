@@ -19,12 +19,6 @@ namespace {
 
 constexpr double kPi = pynum::kPi;  // math.pi
 
-#define LRS_RETURN_IF_ERROR(expr)        \
-  do {                                   \
-    absl::Status _s = (expr);            \
-    if (!_s.ok()) return _s;             \
-  } while (0)
-
 // Reads `lr_lambda` (a string or one string per group) and compiles it.
 std::vector<Expr> ReadLambdas(Fields& f, size_t groups) {
   std::vector<Expr> out;
@@ -84,18 +78,8 @@ class LambdaLR : public ValueNode<LambdaLR> {
     }
     return absl::OkStatus();
   }
-  json StateDict() const override {
-    json sd;
-    AddBaseState(sd);
-    sd["lr_lambdas"] = NullLambdas(lambdas.size());
-    return sd;
-  }
-  absl::Status LoadStateDict(const json& sd, const std::string& path) override {
-    Fields f(sd, path);
-    f.Ignore("lr_lambdas");
-    LoadBaseState(f);
-    return f.Finish();
-  }
+  void AddExtraState(json& sd) const override { sd["lr_lambdas"] = NullLambdas(lambdas.size()); }
+  void LoadExtraState(Fields& f) override { f.Ignore("lr_lambdas"); }
 };
 
 class MultiplicativeLR : public ValueNode<MultiplicativeLR> {
@@ -114,18 +98,8 @@ class MultiplicativeLR : public ValueNode<MultiplicativeLR> {
     }
     return absl::OkStatus();
   }
-  json StateDict() const override {
-    json sd;
-    AddBaseState(sd);
-    sd["lr_lambdas"] = NullLambdas(lambdas.size());
-    return sd;
-  }
-  absl::Status LoadStateDict(const json& sd, const std::string& path) override {
-    Fields f(sd, path);
-    f.Ignore("lr_lambdas");
-    LoadBaseState(f);
-    return f.Finish();
-  }
+  void AddExtraState(json& sd) const override { sd["lr_lambdas"] = NullLambdas(lambdas.size()); }
+  void LoadExtraState(Fields& f) override { f.Ignore("lr_lambdas"); }
 };
 
 class StepLR : public ValueNode<StepLR> {
@@ -147,18 +121,7 @@ class StepLR : public ValueNode<StepLR> {
     for (size_t i = 0; i < base_lrs_.size(); ++i) out[i] = base_lrs_[i] * p;
     return absl::OkStatus();
   }
-  json StateDict() const override {
-    json sd{{"step_size", step_size}, {"gamma", gamma}};
-    AddBaseState(sd);
-    return sd;
-  }
-  absl::Status LoadStateDict(const json& sd, const std::string& path) override {
-    Fields f(sd, path);
-    f.Expect("step_size", step_size);
-    f.Expect("gamma", gamma);
-    LoadBaseState(f);
-    return f.Finish();
-  }
+  json Config() const override { return json{{"step_size", step_size}, {"gamma", gamma}}; }
 };
 
 class MultiStepLR : public ValueNode<MultiStepLR> {
@@ -186,19 +149,10 @@ class MultiStepLR : public ValueNode<MultiStepLR> {
     for (size_t i = 0; i < base_lrs_.size(); ++i) out[i] = base_lrs_[i] * p;
     return absl::OkStatus();
   }
-  json StateDict() const override {
+  json Config() const override {
     json m = json::object();
     for (auto& [k, n] : counts) m[std::to_string(k)] = n;
-    json sd{{"milestones", m}, {"gamma", gamma}};
-    AddBaseState(sd);
-    return sd;
-  }
-  absl::Status LoadStateDict(const json& sd, const std::string& path) override {
-    Fields f(sd, path);
-    f.Expect("milestones", StateDict()["milestones"]);
-    f.Expect("gamma", gamma);
-    LoadBaseState(f);
-    return f.Finish();
+    return json{{"milestones", m}, {"gamma", gamma}};
   }
 };
 
@@ -230,18 +184,7 @@ class ConstantLR : public ValueNode<ConstantLR> {
     }
     return absl::OkStatus();
   }
-  json StateDict() const override {
-    json sd{{"factor", factor}, {"total_iters", total_iters}};
-    AddBaseState(sd);
-    return sd;
-  }
-  absl::Status LoadStateDict(const json& sd, const std::string& path) override {
-    Fields f(sd, path);
-    f.Expect("factor", factor);
-    f.Expect("total_iters", total_iters);
-    LoadBaseState(f);
-    return f.Finish();
-  }
+  json Config() const override { return json{{"factor", factor}, {"total_iters", total_iters}}; }
 };
 
 class LinearLR : public ValueNode<LinearLR> {
@@ -276,20 +219,8 @@ class LinearLR : public ValueNode<LinearLR> {
     for (size_t i = 0; i < base_lrs_.size(); ++i) out[i] = base_lrs_[i] * (start_factor + q);
     return absl::OkStatus();
   }
-  json StateDict() const override {
-    json sd{{"start_factor", start_factor}, {"end_factor", end_factor},
-            {"total_iters", total_iters}};
-    AddBaseState(sd);
-    return sd;
-  }
-  absl::Status LoadStateDict(const json& sd, const std::string& path) override {
-    Fields f(sd, path);
-    f.Expect("start_factor", start_factor);
-    f.Expect("end_factor", end_factor);
-    f.Expect("total_iters", total_iters);
-    LoadBaseState(f);
-    return f.Finish();
-  }
+  json Config() const override { return json{{"start_factor", start_factor}, {"end_factor", end_factor},
+            {"total_iters", total_iters}}; }
 };
 
 class ExponentialLR : public ValueNode<ExponentialLR> {
@@ -309,17 +240,7 @@ class ExponentialLR : public ValueNode<ExponentialLR> {
     for (size_t i = 0; i < base_lrs_.size(); ++i) out[i] = base_lrs_[i] * p;
     return absl::OkStatus();
   }
-  json StateDict() const override {
-    json sd{{"gamma", gamma}};
-    AddBaseState(sd);
-    return sd;
-  }
-  absl::Status LoadStateDict(const json& sd, const std::string& path) override {
-    Fields f(sd, path);
-    f.Expect("gamma", gamma);
-    LoadBaseState(f);
-    return f.Finish();
-  }
+  json Config() const override { return json{{"gamma", gamma}}; }
 };
 
 class PolynomialLR : public ValueNode<PolynomialLR> {
@@ -352,18 +273,7 @@ class PolynomialLR : public ValueNode<PolynomialLR> {
     for (size_t i = 0; i < base_lrs_.size(); ++i) out[i] = base_lrs_[i] * p;
     return absl::OkStatus();
   }
-  json StateDict() const override {
-    json sd{{"total_iters", total_iters}, {"power", power}};
-    AddBaseState(sd);
-    return sd;
-  }
-  absl::Status LoadStateDict(const json& sd, const std::string& path) override {
-    Fields f(sd, path);
-    f.Expect("total_iters", total_iters);
-    f.Expect("power", power);
-    LoadBaseState(f);
-    return f.Finish();
-  }
+  json Config() const override { return json{{"total_iters", total_iters}, {"power", power}}; }
 };
 
 class CosineAnnealingLR : public ValueNode<CosineAnnealingLR> {
@@ -436,28 +346,14 @@ class CosineAnnealingLR : public ValueNode<CosineAnnealingLR> {
     }
     return absl::OkStatus();
   }
-  json StateDict() const override {
-    json sd{{"T_max", T_max}, {"eta_min", eta_min}};
-    AddBaseState(sd);
-    return sd;
-  }
-  absl::Status LoadStateDict(const json& sd, const std::string& path) override {
-    Fields f(sd, path);
-    f.Expect("T_max", T_max);
-    f.Expect("eta_min", eta_min);
-    LoadBaseState(f);
-    return f.Finish();
-  }
+  json Config() const override { return json{{"T_max", T_max}, {"eta_min", eta_min}}; }
 };
 
-// Finishes construction the way _LRScheduler.__init__ does: attach, then the initial step.
 template <class T>
 absl::StatusOr<std::unique_ptr<SchedulerNode>> Start(std::unique_ptr<T> node, Fields& f,
                                                      Optimizer& opt, int64_t last_epoch) {
   LRS_RETURN_IF_ERROR(f.Finish());
-  LRS_RETURN_IF_ERROR(node->Attach(opt, last_epoch, f.path()));
-  LRS_RETURN_IF_ERROR(node->InitialStep(opt));
-  return std::unique_ptr<SchedulerNode>(std::move(node));
+  return StartNode(std::move(node), opt, last_epoch, f.path());
 }
 
 }  // namespace

@@ -18,12 +18,6 @@ namespace {
 
 constexpr double kPi = pynum::kPi;  // math.pi
 
-#define LRS_RETURN_IF_ERROR(expr)        \
-  do {                                   \
-    absl::Status _s = (expr);            \
-    if (!_s.ok()) return _s;             \
-  } while (0)
-
 class CyclicLR : public ValueNode<CyclicLR> {
  public:
   std::vector<double> max_lrs, base_momentums, max_momentums;
@@ -83,41 +77,27 @@ class CyclicLR : public ValueNode<CyclicLR> {
     return absl::OkStatus();
   }
 
-  json StateDict() const override {
-    json sd{{"max_lrs", StateNums(max_lrs)},
-            {"total_size", total_size},
-            {"step_ratio", step_ratio},
-            {"mode", mode},
-            {"gamma", gamma},
-            {"_scale_fn_custom", nullptr},
-            {"_scale_fn_ref", nullptr},
-            {"scale_mode", scale_mode},
-            {"cycle_momentum", cycle_momentum}};
-    if (cycle_momentum) {
-      sd["base_momentums"] = StateNums(base_momentums);
-      sd["max_momentums"] = StateNums(max_momentums);
-    }
-    AddBaseState(sd);
-    return sd;
+  json Config() const override {
+    json c{{"max_lrs", StateNums(max_lrs)},
+           {"total_size", total_size},
+           {"step_ratio", step_ratio},
+           {"mode", mode},
+           {"gamma", gamma},
+           {"_scale_fn_custom", nullptr},
+           {"_scale_fn_ref", nullptr},
+           {"scale_mode", scale_mode},
+           {"cycle_momentum", cycle_momentum}};
+    if (cycle_momentum) c["max_momentums"] = StateNums(max_momentums);
+    return c;
   }
-  absl::Status LoadStateDict(const json& sd, const std::string& path) override {
-    Fields f(sd, path);
-    json mine = StateDict();
-    for (const char* k : {"max_lrs", "total_size", "step_ratio", "mode", "gamma", "scale_mode",
-                          "cycle_momentum"}) {
-      f.Expect(k, mine[k]);
+  // On resume torch takes base_momentums from the groups, so they are state, not config.
+  void AddExtraState(json& sd) const override {
+    if (cycle_momentum) sd["base_momentums"] = StateNums(base_momentums);
+  }
+  void LoadExtraState(Fields& f) override {
+    if (cycle_momentum && f.Has("base_momentums")) {
+      base_momentums = f.FloatPerGroup("base_momentums", std::nullopt, base_momentums.size());
     }
-    f.Ignore("_scale_fn_custom");
-    f.Ignore("_scale_fn_ref");
-    if (cycle_momentum) {
-      // On resume torch takes base_momentums from the groups, so they are state, not config.
-      if (f.Has("base_momentums")) {
-        base_momentums = f.FloatPerGroup("base_momentums", std::nullopt, base_momentums.size());
-      }
-      f.Expect("max_momentums", mine["max_momentums"]);
-    }
-    LoadBaseState(f);
-    return f.Finish();
   }
 };
 
@@ -182,7 +162,7 @@ class OneCycleLR : public ValueNode<OneCycleLR> {
     return absl::OkStatus();
   }
 
-  json StateDict() const override {
+  json Config() const override {
     json ph = json::array();
     for (const Phase& p : phases) {
       ph.push_back({{"end_step", p.end_is_int ? json(static_cast<int64_t>(p.end_step))
@@ -192,21 +172,10 @@ class OneCycleLR : public ValueNode<OneCycleLR> {
                     {"start_momentum", KeyName(p.start_m)},
                     {"end_momentum", KeyName(p.end_m)}});
     }
-    json sd{{"total_steps", total_steps}, {"_schedule_phases", ph}, {"anneal_func", nullptr},
-            {"cycle_momentum", cycle_momentum}};
-    if (cycle_momentum) sd["use_beta1"] = use_beta1;
-    AddBaseState(sd);
-    return sd;
-  }
-  absl::Status LoadStateDict(const json& sd, const std::string& path) override {
-    Fields f(sd, path);
-    json mine = StateDict();
-    for (const char* k : {"total_steps", "_schedule_phases", "cycle_momentum", "use_beta1"}) {
-      f.Expect(k, mine.contains(k) ? mine[k] : json());
-    }
-    f.Ignore("anneal_func");
-    LoadBaseState(f);
-    return f.Finish();
+    json c{{"total_steps", total_steps}, {"_schedule_phases", ph}, {"anneal_func", nullptr},
+           {"cycle_momentum", cycle_momentum}};
+    if (cycle_momentum) c["use_beta1"] = use_beta1;
+    return c;
   }
 };
 
@@ -298,33 +267,20 @@ class CosineAnnealingWarmRestarts : public ValueNode<CosineAnnealingWarmRestarts
     return absl::OkStatus();
   }
 
-  json StateDict() const override {
-    json sd{{"T_0", T_0}, {"T_i", T_i}, {"T_mult", T_mult}, {"eta_min", eta_min}};
+  json Config() const override {
+    return json{{"T_0", T_0}, {"T_mult", T_mult}, {"eta_min", eta_min}};
+  }
+  void AddExtraState(json& sd) const override {
+    sd["T_i"] = T_i;
     if (T_cur == std::floor(T_cur)) sd["T_cur"] = static_cast<int64_t>(T_cur);
     else sd["T_cur"] = T_cur;
-    AddBaseState(sd);
-    return sd;
   }
-  absl::Status LoadStateDict(const json& sd, const std::string& path) override {
-    Fields f(sd, path);
-    f.Expect("T_0", T_0);
-    f.Expect("T_mult", T_mult);
-    f.Expect("eta_min", eta_min);
+  void LoadExtraState(Fields& f) override {
     T_i = f.Int("T_i", T_i, 1);
     T_cur = f.Float("T_cur", T_cur, -1, static_cast<double>(kMaxInt));
-    LoadBaseState(f);
-    return f.Finish();
   }
 };
 
-template <class T>
-absl::StatusOr<std::unique_ptr<SchedulerNode>> Start(std::unique_ptr<T> node, Optimizer& opt,
-                                                     int64_t last_epoch,
-                                                     const std::string& path) {
-  LRS_RETURN_IF_ERROR(node->Attach(opt, last_epoch, path));
-  LRS_RETURN_IF_ERROR(node->InitialStep(opt));
-  return std::unique_ptr<SchedulerNode>(std::move(node));
-}
 
 absl::StatusOr<std::unique_ptr<SchedulerNode>> BuildCyclicLR(Fields& f, Optimizer& opt,
                                                              int64_t last_epoch) {
@@ -461,7 +417,7 @@ absl::StatusOr<std::unique_ptr<SchedulerNode>> BuildOneCycleLR(Fields& f, Optimi
           f.path(), ".last_epoch = ", last_epoch, ")"));
     }
   }
-  return Start(std::move(node), opt, last_epoch, f.path());
+  return StartNode(std::move(node), opt, last_epoch, f.path());
 }
 
 absl::StatusOr<std::unique_ptr<SchedulerNode>> BuildWarmRestarts(Fields& f, Optimizer& opt,
@@ -473,7 +429,7 @@ absl::StatusOr<std::unique_ptr<SchedulerNode>> BuildWarmRestarts(Fields& f, Opti
   LRS_RETURN_IF_ERROR(f.Finish());
   node->T_i = node->T_0;
   node->T_cur = static_cast<double>(last_epoch);
-  return Start(std::move(node), opt, last_epoch, f.path());
+  return StartNode(std::move(node), opt, last_epoch, f.path());
 }
 
 }  // namespace

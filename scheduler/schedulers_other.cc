@@ -13,12 +13,6 @@
 namespace lrsched::internal {
 namespace {
 
-#define LRS_RETURN_IF_ERROR(expr)        \
-  do {                                   \
-    absl::Status _s = (expr);            \
-    if (!_s.ok()) return _s;             \
-  } while (0)
-
 class ReduceLROnPlateau : public ValueNode<ReduceLROnPlateau, SchedulerNode> {
  public:
   double factor = 0.1, threshold = 1e-4, eps = 1e-8, best = INFINITY, mode_worse = INFINITY;
