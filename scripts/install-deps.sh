@@ -5,7 +5,7 @@ set -euo pipefail
 pkgs=(
   build-essential cmake pkg-config
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
-  libgtest-dev libgmock-dev libsqlite3-dev libbenchmark-dev nlohmann-json3-dev
+  libgtest-dev libgmock-dev libsqlite3-dev libbenchmark-dev nlohmann-json3-dev libcpp-httplib-dev
   python3 python3-grpcio python3-protobuf python3-pytest
 )
 # Extra packages for optional parts (e.g. LRSCHED_EXTRA_PKGS="python3-torch").

@@ -8,6 +8,7 @@
 #include "grpcpp/resource_quota.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_builder.h"
+#include "server/access_log.h"
 #include "server/log.h"
 
 namespace lrsched {
@@ -34,7 +35,19 @@ absl::StatusOr<std::unique_ptr<LrschedServer>> LrschedServer::Start(const Server
       .Kv("count", static_cast<int64_t>(s->registry_->size()))
       .Kv("ms", absl::ToInt64Milliseconds(absl::Now() - t0));
   s->service_ = std::make_unique<LrSchedulerService>(
-      s->registry_.get(), ServiceOptions{config.max_simulate_steps});
+      s->registry_.get(), ServiceOptions{config.max_simulate_steps, config.authorizer});
+  if (!config.metrics_listen.empty()) {
+    s->metrics_ = std::make_unique<Metrics>();
+    Registry* registry = s->registry_.get();
+    s->metrics_->AddGauge("lrsched_sessions", "Sessions held.", "gauge",
+                          [registry] { return static_cast<double>(registry->size()); });
+    auto http = MetricsHttpServer::Start(config.metrics_listen, s->metrics_.get());
+    if (!http.ok()) {
+      s->stopped_ = true;  // nothing to shut down yet
+      return http.status();
+    }
+    s->metrics_http_ = *std::move(http);
+  }
 
   // Both are process-wide switches that take effect for servers built afterwards.
   grpc::EnableDefaultHealthCheckService(true);
@@ -51,6 +64,10 @@ absl::StatusOr<std::unique_ptr<LrschedServer>> LrschedServer::Start(const Server
   grpc::ResourceQuota quota("lrsched");
   quota.SetMaxThreads(config.max_threads);
   builder.SetResourceQuota(quota);
+  // Metrics and the access log see every call, of every service, as it ends.
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> observers;
+  observers.push_back(std::make_unique<RpcObserverFactory>(s->metrics_.get()));
+  builder.experimental().SetInterceptorCreators(std::move(observers));
   s->server_ = builder.BuildAndStart();
   if (s->server_ == nullptr || s->port_ == 0) {
     if (s->server_ != nullptr) s->server_->Shutdown();
@@ -59,6 +76,10 @@ absl::StatusOr<std::unique_ptr<LrschedServer>> LrschedServer::Start(const Server
   }
   s->address_ = BoundAddress(config.listen, s->port_);
   return s;
+}
+
+int LrschedServer::metrics_port() const {
+  return metrics_http_ != nullptr ? metrics_http_->port() : 0;
 }
 
 LrschedServer::~LrschedServer() { Shutdown(absl::ZeroDuration()); }
@@ -73,6 +94,8 @@ void LrschedServer::Shutdown(absl::Duration grace) {
   server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
   server_->Wait();
   store_->Close();
+  // After the store: a scrape during shutdown still answers (and reads only in-memory state).
+  if (metrics_http_ != nullptr) metrics_http_->Stop();
   log::Info("server_stopped").Kv("addr", address_);
 }
 

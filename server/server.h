@@ -21,6 +21,8 @@
 #include "absl/time/time.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server.h"
+#include "server/auth.h"
+#include "server/metrics.h"
 #include "server/registry.h"
 #include "server/service.h"
 #include "server/store.h"
@@ -38,6 +40,11 @@ struct ServerConfig {
   int max_receive_bytes = 4 << 20;
   // Upper bound on threads serving synchronous calls.
   int max_threads = 512;
+  // Bearer-token authorization (server/auth.h); null: every call is allowed. Must outlive the
+  // server.
+  const Authorizer* authorizer = nullptr;
+  // HOST:PORT to serve Prometheus metrics on (GET /metrics); empty: no metrics.
+  std::string metrics_listen;
 };
 
 class LrschedServer {
@@ -51,6 +58,9 @@ class LrschedServer {
   const std::string& address() const { return address_; }
   int port() const { return port_; }
   Registry& registry() { return *registry_; }
+  // Null unless config.metrics_listen was set; metrics_port() is the HTTP port bound.
+  Metrics* metrics() { return metrics_.get(); }
+  int metrics_port() const;
 
   // Idempotent.
   void Shutdown(absl::Duration grace);
@@ -62,6 +72,8 @@ class LrschedServer {
   std::unique_ptr<Registry> registry_;
   std::unique_ptr<LrSchedulerService> service_;
   std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<Metrics> metrics_;
+  std::unique_ptr<MetricsHttpServer> metrics_http_;
   std::string address_;
   int port_ = 0;
   bool stopped_ = false;

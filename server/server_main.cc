@@ -5,6 +5,7 @@
 //   ... event=listening addr=HOST:PORT
 // with the port actually bound (useful with --listen=127.0.0.1:0).
 //
+// SIGHUP re-reads --tokens_file (a malformed file is logged and the old tokens stay).
 // SIGTERM or SIGINT: stop accepting calls, end Watch streams, let in-flight calls finish (up to
 // --shutdown_grace), flush and close the store, exit 0. The signals are blocked in every thread
 // and taken by sigwait() in main, so no work happens inside a signal handler.
@@ -22,7 +23,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "grpcpp/security/server_credentials.h"
+#include "server/auth.h"
 #include "server/log.h"
+#include "server/metrics.h"
 #include "server/server.h"
 #include "server/sqlite_store.h"
 
@@ -41,6 +44,12 @@ ABSL_FLAG(std::string, sqlite_synchronous, "full",
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10),
           "how long in-flight calls may run on after SIGTERM");
 ABSL_FLAG(std::string, log_level, "info", "debug, info, warning or error");
+ABSL_FLAG(std::string, tokens_file, "",
+          "file of `TOKEN ROLE` lines (roles: reader, stepper, admin): require bearer tokens; "
+          "re-read on SIGHUP");
+ABSL_FLAG(std::string, metrics_listen, "",
+          "HOST:PORT to serve Prometheus metrics on at /metrics (e.g. 127.0.0.1:9464); off if "
+          "empty");
 
 namespace lrsched {
 namespace {
@@ -79,6 +88,19 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials() {
   return grpc::SslServerCredentials(opts);
 }
 
+// Feeds the store's group-commit batches and backlog into the server's metrics.
+void ObserveStore(SqliteStore* store, Metrics* metrics) {
+  store->SetBatchObserver(
+      [metrics](int64_t n, absl::Duration d) { metrics->ObserveStoreBatch(n, d); });
+  metrics->AddGauge("lrsched_store_queue", "Mutations waiting for the store's committer.",
+                    "gauge", [store] { return static_cast<double>(store->backlog().queued); });
+  metrics->AddGauge("lrsched_store_commits_total", "Mutations committed to the store.",
+                    "counter", [store] { return static_cast<double>(store->stats().commits); });
+  metrics->AddGauge("lrsched_store_transactions_total", "Store transactions committed.",
+                    "counter",
+                    [store] { return static_cast<double>(store->stats().transactions); });
+}
+
 int Fail(const char* event, const absl::Status& s) {
   log::Error(event).Err(s);
   return 1;
@@ -112,6 +134,19 @@ int Run() {
   auto creds = Credentials();
   if (!creds.ok()) return Fail("bad_flag", creds.status());
   config.credentials = *creds;
+  config.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
+  const std::string tokens_file = absl::GetFlag(FLAGS_tokens_file);
+  std::unique_ptr<Authorizer> authorizer;
+  if (!tokens_file.empty()) {
+    auto tokens = LoadTokensFile(tokens_file);
+    if (!tokens.ok()) return Fail("bad_tokens_file", tokens.status());
+    authorizer = std::make_unique<Authorizer>(*std::move(tokens));
+    config.authorizer = authorizer.get();
+    if (absl::GetFlag(FLAGS_tls_cert).empty()) {
+      log::Warning("tokens_without_tls")
+          .Kv("msg", "bearer tokens travel in clear text without --tls_cert/--tls_key");
+    }
+  }
 
   // Block the shutdown signals before any thread exists, so every thread inherits the mask and
   // only sigwait() below receives them.
@@ -119,6 +154,7 @@ int Run() {
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);  // re-read --tokens_file
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   auto store = SqliteStore::Open(store_opts);
@@ -135,11 +171,28 @@ int Run() {
       .Kv("data_dir", store_opts.dir)
       .Kv("synchronous", sync);
 
+  if (Metrics* metrics = (*server)->metrics()) {
+    ObserveStore(store->get(), metrics);
+    log::Info("metrics_listening").Kv("port", static_cast<int64_t>((*server)->metrics_port()));
+  }
+
   int sig = 0;
-  while (sigwait(&signals, &sig) != 0) {
+  while (sigwait(&signals, &sig) != 0 || sig == SIGHUP) {
+    if (sig != SIGHUP) continue;
+    sig = 0;
+    if (authorizer == nullptr) continue;
+    // A bad file keeps the tokens in force: a typo must not lock everyone out.
+    auto tokens = LoadTokensFile(tokens_file);
+    if (tokens.ok()) {
+      authorizer->Replace(*std::move(tokens));
+      log::Info("tokens_reloaded").Kv("count", static_cast<int64_t>(authorizer->size()));
+    } else {
+      log::Error("tokens_reload_failed").Err(tokens.status());
+    }
   }
   log::Info("shutting_down").Kv("signal", sig == SIGTERM ? "SIGTERM" : "SIGINT");
   (*server)->Shutdown(absl::GetFlag(FLAGS_shutdown_grace));
+  (*store)->SetBatchObserver(nullptr);
   Store::Stats stats = (*store)->stats();
   log::Info("stopped").Kv("commits", stats.commits).Kv("transactions", stats.transactions);
   return 0;

@@ -104,9 +104,17 @@ absl::StatusOr<std::unique_ptr<Schedule>> ScheduleFromImport(const v1::ImportSta
 LrSchedulerService::LrSchedulerService(Registry* registry, ServiceOptions options)
     : registry_(registry), options_(options) {}
 
-grpc::Status LrSchedulerService::CreateSession(grpc::ServerContext*,
+absl::Status LrSchedulerService::Authorize(const grpc::ServerContextBase* ctx,
+                                           const char* method) const {
+  if (options_.authorizer == nullptr) return absl::OkStatus();
+  return options_.authorizer->Check(*ctx, method);
+}
+
+grpc::Status LrSchedulerService::CreateSession(grpc::ServerContext* ctx,
                                                const v1::CreateSessionRequest* req,
                                                v1::Session* resp) {
+  absl::Status allowed = Authorize(ctx, "CreateSession");
+  if (!allowed.ok()) return Done("CreateSession", req->name(), allowed);
   absl::Status s = ValidateName(req->name());
   Labels labels = FromProto(req->labels());
   if (s.ok()) s = ValidateLabels(labels);
@@ -119,9 +127,11 @@ grpc::Status LrSchedulerService::CreateSession(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
-grpc::Status LrSchedulerService::GetSession(grpc::ServerContext*,
+grpc::Status LrSchedulerService::GetSession(grpc::ServerContext* ctx,
                                             const v1::GetSessionRequest* req,
                                             v1::Session* resp) {
+  absl::Status allowed = Authorize(ctx, "GetSession");
+  if (!allowed.ok()) return Done("GetSession", req->name(), allowed);
   absl::Status s = ValidateName(req->name());
   if (!s.ok()) return Done("GetSession", req->name(), s);
   auto session = registry_->Get(req->name());
@@ -130,9 +140,11 @@ grpc::Status LrSchedulerService::GetSession(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
-grpc::Status LrSchedulerService::ListSessions(grpc::ServerContext*,
+grpc::Status LrSchedulerService::ListSessions(grpc::ServerContext* ctx,
                                               const v1::ListSessionsRequest* req,
                                               v1::ListSessionsResponse* resp) {
+  absl::Status allowed = Authorize(ctx, "ListSessions");
+  if (!allowed.ok()) return Done("ListSessions", req->name_prefix(), allowed);
   ListQuery q;
   absl::Status s;
   if (!req->name_prefix().empty()) s = ValidateNamePrefix(req->name_prefix(), "name_prefix");
@@ -158,9 +170,11 @@ grpc::Status LrSchedulerService::ListSessions(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
-grpc::Status LrSchedulerService::DeleteSession(grpc::ServerContext*,
+grpc::Status LrSchedulerService::DeleteSession(grpc::ServerContext* ctx,
                                                const v1::DeleteSessionRequest* req,
                                                v1::DeleteSessionResponse*) {
+  absl::Status allowed = Authorize(ctx, "DeleteSession");
+  if (!allowed.ok()) return Done("DeleteSession", req->name(), allowed);
   absl::Status s = ValidateName(req->name());
   if (s.ok()) {
     std::optional<int64_t> if_revision;
@@ -171,8 +185,10 @@ grpc::Status LrSchedulerService::DeleteSession(grpc::ServerContext*,
   return Done("DeleteSession", req->name(), s);
 }
 
-grpc::Status LrSchedulerService::Step(grpc::ServerContext*, const v1::StepRequest* req,
+grpc::Status LrSchedulerService::Step(grpc::ServerContext* ctx, const v1::StepRequest* req,
                                       v1::StepResponse* resp) {
+  absl::Status allowed = Authorize(ctx, "Step");
+  if (!allowed.ok()) return Done("Step", req->name(), allowed);
   absl::Status s = ValidateName(req->name());
   StepRequest step;
   if (s.ok() && req->has_metric()) {
@@ -195,6 +211,8 @@ grpc::Status LrSchedulerService::Step(grpc::ServerContext*, const v1::StepReques
 
 grpc::Status LrSchedulerService::GetLR(grpc::ServerContext* ctx, const v1::GetLRRequest* req,
                                        v1::GetLRResponse* resp) {
+  absl::Status allowed = Authorize(ctx, "GetLR");
+  if (!allowed.ok()) return Done("GetLR", req->name(), allowed);
   absl::Status s = ValidateName(req->name());
   if (s.ok() && (req->ahead() < 0 || req->ahead() > kMaxAhead)) {
     s = absl::InvalidArgumentError(
@@ -220,9 +238,11 @@ grpc::Status LrSchedulerService::GetLR(grpc::ServerContext* ctx, const v1::GetLR
   return grpc::Status::OK;
 }
 
-grpc::Status LrSchedulerService::ExportState(grpc::ServerContext*,
+grpc::Status LrSchedulerService::ExportState(grpc::ServerContext* ctx,
                                              const v1::ExportStateRequest* req,
                                              v1::ExportStateResponse* resp) {
+  absl::Status allowed = Authorize(ctx, "ExportState");
+  if (!allowed.ok()) return Done("ExportState", req->name(), allowed);
   absl::Status s = ValidateName(req->name());
   if (!s.ok()) return Done("ExportState", req->name(), s);
   auto ex = registry_->Export(req->name());
@@ -234,9 +254,11 @@ grpc::Status LrSchedulerService::ExportState(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
-grpc::Status LrSchedulerService::ImportState(grpc::ServerContext*,
+grpc::Status LrSchedulerService::ImportState(grpc::ServerContext* ctx,
                                              const v1::ImportStateRequest* req,
                                              v1::Session* resp) {
+  absl::Status allowed = Authorize(ctx, "ImportState");
+  if (!allowed.ok()) return Done("ImportState", req->name(), allowed);
   absl::Status s = ValidateName(req->name());
   std::optional<Labels> labels;
   if (s.ok() && !req->labels().empty()) {

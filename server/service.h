@@ -11,6 +11,7 @@
 #include <cstdint>
 
 #include "lrsched/v1/lrsched.grpc.pb.h"
+#include "server/auth.h"
 #include "server/registry.h"
 
 namespace lrsched {
@@ -18,6 +19,8 @@ namespace lrsched {
 struct ServiceOptions {
   // Simulate computes at most this many steps x param groups.
   int64_t max_simulate_steps = 1'000'000;
+  // Checks each call's bearer token (server/auth.h); null: no authorization.
+  const Authorizer* authorizer = nullptr;
 };
 
 class LrSchedulerService final
@@ -49,6 +52,9 @@ class LrSchedulerService final
                                                const v1::WatchRequest* req) override;
 
  private:
+  // OK, or the refusal of a caller that may not call `method` (see ServiceOptions::authorizer).
+  absl::Status Authorize(const grpc::ServerContextBase* ctx, const char* method) const;
+
   Registry* const registry_;
   const ServiceOptions options_;
 };

@@ -42,6 +42,7 @@ absl::Span<const double> Chunk(const google::protobuf::RepeatedField<double>& va
 grpc::Status LrSchedulerService::Simulate(grpc::ServerContext* ctx,
                                           const v1::SimulateRequest* req,
                                           v1::SimulateResponse* resp) {
+  if (absl::Status a = Authorize(ctx, "Simulate"); !a.ok()) return ToGrpc(a);
   const int64_t steps = req->steps();
   absl::Status s;
   if (steps < 0) {

@@ -133,8 +133,10 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::Session> {
  public:
   WatchReactor() : channel_(std::make_shared<WatchChannel>(this)) {}
 
-  void Start(Registry* registry, const v1::WatchRequest& req) {
-    absl::Status s = ValidateName(req.name());
+  // `refused`: the call's authorization failed; the stream ends with it at once.
+  void Start(Registry* registry, const v1::WatchRequest& req, absl::Status refused) {
+    absl::Status s = std::move(refused);
+    if (s.ok()) s = ValidateName(req.name());
     if (s.ok()) s = registry->Watch(req.name(), channel_);
     if (!s.ok()) channel_->End(s);
   }
@@ -169,10 +171,10 @@ void WatchChannel::Run(const Next& n) {
 
 }  // namespace
 
-grpc::ServerWriteReactor<v1::Session>* LrSchedulerService::Watch(grpc::CallbackServerContext*,
+grpc::ServerWriteReactor<v1::Session>* LrSchedulerService::Watch(grpc::CallbackServerContext* ctx,
                                                                 const v1::WatchRequest* req) {
   auto* reactor = new WatchReactor();
-  reactor->Start(registry_, *req);
+  reactor->Start(registry_, *req, Authorize(ctx, "Watch"));
   return reactor;
 }
 

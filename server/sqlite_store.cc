@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "server/sqlite_db.h"
 #include "server/sqlite_schema.h"
 
@@ -142,7 +143,13 @@ void SqliteStore::CommitterLoop() {
     }
     // Callers that arrive while this batch is being written (and fsynced) queue up and form
     // the next batch: that is the whole group-commit mechanism.
+    absl::Time t0 = absl::Now();
     WriteBatch(batch.data(), batch.size());
+    {
+      // Before the callers wake, so a caller that reads metrics after its reply sees its batch.
+      absl::MutexLock l(&observer_mu_);
+      if (observer_) observer_(static_cast<int64_t>(batch.size()), absl::Now() - t0);
+    }
     absl::MutexLock l(&mu_);
     for (Pending* p : batch) p->done = true;
     writing_ = 0;
@@ -285,6 +292,11 @@ void SqliteStore::Close() {
 SqliteStore::Backlog SqliteStore::backlog() const {
   absl::MutexLock l(&mu_);
   return Backlog{static_cast<int64_t>(queue_.size()), writing_};
+}
+
+void SqliteStore::SetBatchObserver(BatchObserver observer) {
+  absl::MutexLock l(&observer_mu_);
+  observer_ = std::move(observer);
 }
 
 Store::Stats SqliteStore::stats() const {

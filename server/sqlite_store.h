@@ -23,6 +23,7 @@
 #include <atomic>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -31,6 +32,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "server/store.h"
 
 namespace lrsched {
@@ -82,6 +84,12 @@ class SqliteStore final : public Store {
   };
   Backlog backlog() const;
 
+  // Called by the committer thread after each transaction (committed or failed) with its
+  // number of mutations and how long it took (BEGIN to COMMIT, fsync included), for metrics.
+  // It must be cheap and must not call the store. Empty (the default): nothing is called.
+  using BatchObserver = std::function<void(int64_t batch_size, absl::Duration latency)>;
+  void SetBatchObserver(BatchObserver observer);
+
  private:
   struct Pending;
   struct Writer;  // the committer's connection and prepared statements
@@ -113,6 +121,9 @@ class SqliteStore final : public Store {
   absl::Mutex close_mu_;  // serializes Close; held while draining
   bool closed_ ABSL_GUARDED_BY(close_mu_) = false;
   std::thread committer_;
+
+  absl::Mutex observer_mu_;
+  BatchObserver observer_ ABSL_GUARDED_BY(observer_mu_);
 
   std::atomic<int64_t> commits_{0};
   std::atomic<int64_t> transactions_{0};

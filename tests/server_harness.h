@@ -44,6 +44,7 @@ class ServerHarness {
   MemoryStore* memory() { return memory_.get(); }  // null with SQLite
   Store* store();
   StoreKind kind() const { return kind_; }
+  LrschedServer* server() { return server_.get(); }  // null while stopped
 
  private:
   StoreKind kind_;

@@ -1,0 +1,113 @@
+"""lrsched-server's --tokens_file and --metrics_listen as a real process: a malformed tokens file
+stops start-up naming the line (and not the token), tokens without TLS are warned about, SIGHUP
+re-reads the file (a broken edit keeps the old tokens), and /metrics answers over HTTP.
+"""
+import os
+import pathlib
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
+BIN_DIR = os.environ.get("LRSCHED_BIN_DIR")
+SERVER_BIN = os.path.join(BIN_DIR, "server", "lrsched-server") if BIN_DIR else None
+if not BIN_DIR or not os.access(SERVER_BIN, os.X_OK):
+    pytest.skip("no lrsched-server (set LRSCHED_BIN_DIR; run scripts/test.sh)",
+                allow_module_level=True)
+
+sys.path.insert(0, str(ROOT / "client" / "python"))
+import lrsched  # noqa: E402
+
+READER = "reader-token-0123456789abcdef"
+ADMIN = "admin-token-0123456789abcdef"
+SPEC = {"optimizer": {"type": "SGD", "param_groups": [{"lr": 0.1}]},
+        "scheduler": {"type": "StepLR", "step_size": 2}}
+
+
+def start(tmp_path, *flags):
+    log_path = tmp_path / "server.log"
+    log = open(log_path, "wb")
+    proc = subprocess.Popen([SERVER_BIN, "--listen=127.0.0.1:0", f"--data_dir={tmp_path / 'd'}",
+                             "--sqlite_synchronous=normal", *flags],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log)
+    log.close()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        text = log_path.read_text(errors="replace")
+        m = re.search(r"event=listening addr=(\S+)", text)
+        if m:
+            return proc, m.group(1), log_path
+        if proc.poll() is not None:
+            break
+        time.sleep(0.02)
+    proc.kill()
+    raise AssertionError(log_path.read_text())
+
+
+def test_malformed_tokens_file_refuses_to_start(tmp_path):
+    tokens = tmp_path / "tokens"
+    tokens.write_text(f"# ok\n{ADMIN} admin\n{READER} superuser\n")
+    out = subprocess.run([SERVER_BIN, "--listen=127.0.0.1:0", f"--data_dir={tmp_path / 'd'}",
+                          f"--tokens_file={tokens}"], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 1
+    assert "event=bad_tokens_file" in out.stderr
+    assert f"{tokens}:3: unknown role" in out.stderr
+    assert READER not in out.stderr and ADMIN not in out.stderr
+
+
+def test_tokens_sighup_and_metrics(tmp_path):
+    tokens = tmp_path / "tokens"
+    tokens.write_text(f"{ADMIN} admin\n{READER} reader\n")
+    proc, addr, log_path = start(tmp_path, f"--tokens_file={tokens}",
+                                 "--metrics_listen=127.0.0.1:0")
+    try:
+        log = log_path.read_text()
+        assert "event=tokens_without_tls" in log
+        port = int(re.search(r"event=metrics_listening port=(\d+)", log).group(1))
+        with lrsched.Client(addr, token=ADMIN) as admin, \
+                lrsched.Client(addr, token=READER) as reader, lrsched.Client(addr) as anon:
+            admin.create_session("s", SPEC)
+            assert reader.get_session("s").last_epoch == 0
+            with pytest.raises(lrsched.LrschedError) as e:
+                reader.step("s")
+            assert e.value.code.name == "PERMISSION_DENIED"
+            with pytest.raises(lrsched.LrschedError) as e:
+                anon.get_session("s")
+            assert e.value.code.name == "UNAUTHENTICATED"
+
+            # A broken edit keeps the tokens in force; a good one replaces them.
+            tokens.write_text("garbage\n")
+            proc.send_signal(signal.SIGHUP)
+            time.sleep(0.5)
+            assert "event=tokens_reload_failed" in log_path.read_text()
+            assert reader.get_session("s").last_epoch == 0
+            tokens.write_text(f"{ADMIN} admin\n")
+            proc.send_signal(signal.SIGHUP)
+            time.sleep(0.5)
+            assert "event=tokens_reloaded count=1" in log_path.read_text()
+            with pytest.raises(lrsched.LrschedError) as e:
+                reader.get_session("s")
+            assert e.value.code.name == "UNAUTHENTICATED"
+            admin.step("s", if_epoch=0)
+
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+            text = r.read().decode()
+        assert 'lrsched_rpc_total{method="lrsched.v1.LrScheduler/Step",code="OK"} 1' in text
+        assert ('lrsched_rpc_total{method="lrsched.v1.LrScheduler/Step",'
+                'code="PERMISSION_DENIED"} 1') in text
+        assert "lrsched_sessions 1" in text
+        assert re.search(r"^lrsched_store_batch_size_sum 2$", text, re.M)  # create + step
+        log = log_path.read_text()
+        assert re.search(r"event=access method=Step session=s epoch=1 advanced=true code=OK", log)
+        assert READER not in log and ADMIN not in log  # tokens are never logged
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(30)
