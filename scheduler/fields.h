@@ -28,6 +28,8 @@ using json = nlohmann::json;
 // every value (and sums of a few of them) stays exact in a double and in int64.
 inline constexpr int64_t kMaxInt = 1'000'000'000'000'000;  // 1e15
 inline constexpr size_t kMaxListLength = 4096;
+// Bound for values restored from state, where any finite number a schedule produced is valid.
+inline constexpr double kAnyFinite = 1.7976931348623157e308;
 
 class Fields {
  public:

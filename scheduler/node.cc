@@ -151,7 +151,7 @@ absl::Status LRScheduler::LoadStateDict(const json& sd, const std::string& path)
   if (f.Has("base_lrs")) base_lrs_ = f.FloatPerGroup("base_lrs", std::nullopt, n);
   last_epoch_ = f.Int("last_epoch", std::nullopt, -1, kMaxInt);
   step_count_ = f.Int("_step_count", step_count_, 0, kMaxInt);
-  if (f.Has("_last_lr")) last_lr_ = f.FloatPerGroup("_last_lr", std::nullopt, n);
+  if (f.Has("_last_lr")) last_lr_ = f.FloatPerGroup("_last_lr", std::nullopt, n, -kAnyFinite, kAnyFinite);
   f.Bool("verbose", false);
   f.Bool("_get_lr_called_within_step", false);
   return f.Finish();

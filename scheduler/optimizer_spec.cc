@@ -41,23 +41,27 @@ constexpr const char* kIgnoredKeys[] = {
 // Reads [beta1, beta2], each in [0, 1] (torch checks 0 <= beta < 1; 1.0 is let through here as
 // it is harmless to a scheduler).
 void ReadBetas(const json& b, Fields& errors, const std::string& path,
-               std::array<double, 2>* out) {
+               std::array<double, 2>* out, double max = 1) {
   if (!b.is_array() || b.size() != 2) {
     errors.Fail(path, "expected [beta1, beta2]");
     return;
   }
   json pair{{"beta1", b[0]}, {"beta2", b[1]}};
   Fields f(pair, path);
-  (*out)[0] = f.Float("beta1", std::nullopt, 0, 1);
-  (*out)[1] = f.Float("beta2", std::nullopt, 0, 1);
+  (*out)[0] = f.Float("beta1", std::nullopt, max == 1 ? 0 : -max, max);
+  (*out)[1] = f.Float("beta2", std::nullopt, max == 1 ? 0 : -max, max);
   errors.Fail(f.status());
 }
 
 void ReadGroup(Fields& g, ParamGroup& group, const OptimizerKind& kind, const std::string& type,
                std::optional<double> lr_default, double momentum_default,
-               std::array<double, 2> betas_default, double lr_min = 0) {
+               std::array<double, 2> betas_default, bool restoring = false) {
+  // A schedule may have driven a group anywhere finite (OneCycleLR's linear phase overshoots
+  // below zero, a lambda may grow lr past 1e300, a scale_fn may push momentum past 1): a
+  // restored group takes what the schedule produced; a new optimizer's is bounded as torch's.
+  const double any = kAnyFinite;
+  group.lr = g.Float("lr", lr_default, restoring ? -any : 0, restoring ? any : 1e300);
   for (const char* k : kIgnoredKeys) g.Ignore(k);
-  group.lr = g.Float("lr", lr_default, lr_min);
   if (g.Has("initial_lr")) group.initial_lr = g.Float("initial_lr", std::nullopt, 0);
   for (auto [key, field] : {std::pair{"max_lr", &ParamGroup::max_lr},
                             std::pair{"min_lr", &ParamGroup::min_lr},
@@ -66,13 +70,16 @@ void ReadGroup(Fields& g, ParamGroup& group, const OptimizerKind& kind, const st
     if (g.Has(key)) group.*field = g.Float(key, std::nullopt);
   }
   if (kind.momentum) {
-    group.momentum = g.Float("momentum", momentum_default, 0, 1);
+    group.momentum = g.Float("momentum", momentum_default, restoring ? -any : 0,
+                             restoring ? any : 1);
   } else if (g.Has("momentum")) {
     g.Fail(g.PathOf("momentum"), absl::StrCat(type, " has no momentum"));
   }
   if (kind.betas) {
     group.betas = betas_default;
-    if (const json* b = g.Raw("betas", false)) ReadBetas(*b, g, g.PathOf("betas"), &*group.betas);
+    if (const json* b = g.Raw("betas", false)) {
+      ReadBetas(*b, g, g.PathOf("betas"), &*group.betas, restoring ? any : 1);
+    }
   } else if (g.Has("betas")) {
     g.Fail(g.PathOf("betas"), absl::StrCat(type, " has no betas"));
   }
@@ -129,10 +136,8 @@ absl::Status LoadParamGroups(const json& groups, Optimizer& opt) {
   for (size_t i = 0; i < groups.size(); ++i) {
     Fields g(groups[i], absl::StrCat("param_groups[", i, "]"));
     ParamGroup group;
-    // A schedule may have driven lr below zero (OneCycleLR's linear phase overshoots at its
-    // last step), so restored groups take any finite lr; a new optimizer's may not be negative.
     ReadGroup(g, group, kind, opt.type, std::nullopt, 0.0,
-              opt.groups[i].betas.value_or(std::array<double, 2>{0.9, 0.999}), -1e300);
+              opt.groups[i].betas.value_or(std::array<double, 2>{0.9, 0.999}), true);
     if (kind.momentum && !g.Has("momentum")) group.momentum = opt.groups[i].momentum;
     absl::Status s = g.Finish();
     if (!s.ok()) return s;

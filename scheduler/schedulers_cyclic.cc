@@ -96,7 +96,7 @@ class CyclicLR : public ValueNode<CyclicLR> {
   }
   void LoadExtraState(Fields& f) override {
     if (cycle_momentum && f.Has("base_momentums")) {
-      base_momentums = f.FloatPerGroup("base_momentums", std::nullopt, base_momentums.size());
+      base_momentums = f.FloatPerGroup("base_momentums", std::nullopt, base_momentums.size(), 0, 1);
     }
   }
 };

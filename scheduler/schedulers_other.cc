@@ -113,7 +113,7 @@ class ReduceLROnPlateau : public ValueNode<ReduceLROnPlateau, SchedulerNode> {
       if (!ReadStateNum(*b, &best)) f.Fail(f.PathOf("best"), "expected a number");
     }
     if (f.Has("_last_lr")) {
-      last_lr_ = f.FloatPerGroup("_last_lr", std::nullopt, last_lr_.size());
+      last_lr_ = f.FloatPerGroup("_last_lr", std::nullopt, last_lr_.size(), -kAnyFinite, kAnyFinite);
       stepped = true;
     }
     return f.Finish();
@@ -179,7 +179,7 @@ class SequentialLR : public SchedulerNode {
     Fields f(sd, path);
     f.Expect("_milestones", json(milestones));
     last_epoch_ = f.Int("last_epoch", std::nullopt, 0, kMaxInt);
-    if (f.Has("_last_lr")) last_lr_ = f.FloatPerGroup("_last_lr", std::nullopt, last_lr_.size());
+    if (f.Has("_last_lr")) last_lr_ = f.FloatPerGroup("_last_lr", std::nullopt, last_lr_.size(), -kAnyFinite, kAnyFinite);
     LoadChildren(f, children);
     return f.Finish();
   }
@@ -257,7 +257,7 @@ class ChainedScheduler : public SchedulerNode {
   }
   absl::Status LoadStateDict(const json& sd, const std::string& path) override {
     Fields f(sd, path);
-    if (f.Has("_last_lr")) last_lr_ = f.FloatPerGroup("_last_lr", std::nullopt, last_lr_.size());
+    if (f.Has("_last_lr")) last_lr_ = f.FloatPerGroup("_last_lr", std::nullopt, last_lr_.size(), -kAnyFinite, kAnyFinite);
     SequentialLR::LoadChildren(f, children);
     return f.Finish();
   }

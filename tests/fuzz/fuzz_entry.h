@@ -1,0 +1,30 @@
+// Copyright lrsched authors.
+//
+// The fuzzing entry points, one per input kind, shared by the libFuzzer targets
+// (fuzz_expr.cc, fuzz_spec.cc, fuzz_state.cc) and by tests/fuzz_regression_test.cc, which
+// replays the seed corpus and every saved crash through exactly the same code in a normal build.
+//
+// Each takes arbitrary bytes. Bad input must be refused with a status; anything else (a crash,
+// a sanitizer report, an escaping exception, a broken invariant) aborts the process.
+#ifndef LRSCHED_TESTS_FUZZ_FUZZ_ENTRY_H_
+#define LRSCHED_TESTS_FUZZ_FUZZ_ENTRY_H_
+
+#include <cstddef>
+#include <cstdint>
+
+namespace lrsched::fuzz {
+
+// Expr::Compile of the bytes as source, then Eval at a spread of arguments (int64 extremes too).
+void FuzzExpr(const uint8_t* data, size_t size);
+
+// ParseJson + Schedule::Create, a few Steps, then Export/Import and StateDict/Restore round
+// trips, which must succeed and continue bit-exactly.
+void FuzzSpec(const uint8_t* data, size_t size);
+
+// ParseJson + Schedule::ImportState of whatever it is, and Restore(spec, param_groups,
+// state_dict) of its parts; what loads is stepped and exported.
+void FuzzState(const uint8_t* data, size_t size);
+
+}  // namespace lrsched::fuzz
+
+#endif  // LRSCHED_TESTS_FUZZ_FUZZ_ENTRY_H_
