@@ -1,7 +1,8 @@
 // Copyright lrsched authors.
 //
 // Shared pieces of the `lrsched` command-line client: its flags (defined in cli_main.cc), exit
-// codes, and the subcommands implemented in cli_remote.cc and cli_simulate_remote.cc.
+// codes, and the subcommands (cli_remote.cc: create/get/list/delete/step; cli_read.cc: lr,
+// watch, health; cli_state.cc: export/import; cli_plot.cc: plot; cli_simulate_remote.cc).
 //
 // Flags may stand before or after the subcommand. Flag names may be spelled with dashes
 // (--if-epoch) or underscores (--if_epoch); NormalizeFlagArgs rewrites the former before absl
@@ -17,7 +18,7 @@
 #include "absl/flags/declare.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "client/rpc_client.h"
+#include "client/client.h"
 #include "lrsched/v1/lrsched.pb.h"
 #include "nlohmann/json.hpp"
 
@@ -33,12 +34,27 @@ ABSL_DECLARE_FLAG(absl::Duration, timeout);
 ABSL_DECLARE_FLAG(std::string, tls_ca);
 ABSL_DECLARE_FLAG(std::string, tls_cert);
 ABSL_DECLARE_FLAG(std::string, tls_key);
+ABSL_DECLARE_FLAG(std::string, token);
+ABSL_DECLARE_FLAG(int64_t, ahead);
+ABSL_DECLARE_FLAG(int32_t, window);
+ABSL_DECLARE_FLAG(bool, torch);
+ABSL_DECLARE_FLAG(std::string, state);
+ABSL_DECLARE_FLAG(std::string, torch_spec);
+ABSL_DECLARE_FLAG(std::string, torch_state);
+ABSL_DECLARE_FLAG(bool, replace);
+ABSL_DECLARE_FLAG(std::string, out);
+ABSL_DECLARE_FLAG(std::vector<std::string>, session);
+ABSL_DECLARE_FLAG(std::string, title);
 
 namespace lrsched::cli {
 
+// The exit-code contract (also in `lrsched --help`).
 inline constexpr int kExitOk = 0;
-inline constexpr int kExitFailed = 1;  // the server refused or could not be reached
-inline constexpr int kExitUsage = 2;   // bad usage or unreadable input
+inline constexpr int kExitFailed = 1;       // the server refused the request (any other code)
+inline constexpr int kExitUsage = 2;        // bad usage or unreadable input
+inline constexpr int kExitUnavailable = 3;  // server unreachable, UNAVAILABLE, deadline passed
+inline constexpr int kExitNotFound = 4;     // no such session (NOT_FOUND)
+inline constexpr int kExitNotServing = 5;   // health: the server answers NOT_SERVING
 
 inline constexpr const char* kDefaultServer = "127.0.0.1:50051";
 
@@ -48,15 +64,28 @@ std::vector<std::string> NormalizeFlagArgs(int argc, char** argv);
 // Reads a file ("-": stdin).
 bool ReadAll(const std::string& path, std::string* out);
 
-// Prints "lrsched: <message>" (with the status code for server errors) on stderr.
-int Fail(const absl::Status& s, int code = kExitFailed);
+// Prints "lrsched: <message>" on stderr and returns `code`.
+int Fail(const absl::Status& s, int code);
+// A server call's failure: "lrsched: CODE_NAME: message", exit code by ExitCodeFor.
+int Fail(const absl::Status& s);
+int ExitCodeFor(const absl::Status& s);
 
-// Connects with --server, --timeout and the TLS flags.
-absl::StatusOr<std::unique_ptr<RpcClient>> ConnectFromFlags();
+// Connects with --server, --timeout, --token (or $LRSCHED_TOKEN) and the TLS flags.
+absl::StatusOr<std::unique_ptr<Client>> ConnectFromFlags();
+
+// The {"optimizer", "scheduler"} part of a spec file (a golden line's other keys are dropped).
+absl::StatusOr<std::string> SpecFromFile(const std::string& path);
+
+// Per-group values as JSON lists: {"lr": [...], "momentum": [...] (where present)}.
+nlohmann::json GroupsJson(const google::protobuf::RepeatedPtrField<v1::GroupValues>& groups);
 
 // A session as JSON: name, last_epoch, lr (per group), momentum (where the optimizer has it),
 // scheduler_type, deterministic, revision, labels, spec, create_time, update_time.
 nlohmann::json SessionJson(const v1::Session& s);
+
+// Prints rows (a header row first, where there is one) as left-aligned columns separated by
+// two spaces.
+void PrintTable(const std::vector<std::vector<std::string>>& rows);
 
 // Subcommands; `args` are the positional arguments, args[0] the subcommand.
 int RunCreate(const std::vector<std::string>& args);
@@ -66,6 +95,12 @@ int RunList(const std::vector<std::string>& args);
 int RunDelete(const std::vector<std::string>& args);
 // `simulate FILE --server=ADDR`: the local simulate's output, computed by a temporary session.
 int RunRemoteSimulate(const std::string& path);
+int RunLr(const std::vector<std::string>& args);
+int RunWatch(const std::vector<std::string>& args);
+int RunHealth(const std::vector<std::string>& args);
+int RunExport(const std::vector<std::string>& args);
+int RunImport(const std::vector<std::string>& args);
+int RunPlot(const std::vector<std::string>& args);
 
 }  // namespace lrsched::cli
 

@@ -2,7 +2,9 @@
 //
 // Helpers shared by the `lrsched` subcommands: argument normalization, input files, errors,
 // the connection, and the JSON shape of a session.
+#include <algorithm>
 #include <cctype>
+#include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <iterator>
@@ -12,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "client/cli.h"
+#include "scheduler/schedule.h"
 
 namespace lrsched::cli {
 
@@ -57,28 +60,97 @@ bool ReadAll(const std::string& path, std::string* out) {
 }
 
 int Fail(const absl::Status& s, int code) {
-  if (code == kExitUsage) {
-    std::cerr << "lrsched: " << s.message() << "\n";
-  } else {
-    std::cerr << "lrsched: " << absl::StatusCodeToString(s.code()) << ": " << s.message() << "\n";
-  }
+  std::cerr << "lrsched: " << s.message() << "\n";
   return code;
 }
 
-absl::StatusOr<std::unique_ptr<RpcClient>> ConnectFromFlags() {
-  RpcClientOptions o;
+int ExitCodeFor(const absl::Status& s) {
+  switch (s.code()) {
+    case absl::StatusCode::kOk: return kExitOk;
+    case absl::StatusCode::kUnavailable:
+    case absl::StatusCode::kDeadlineExceeded: return kExitUnavailable;
+    case absl::StatusCode::kNotFound: return kExitNotFound;
+    default: return kExitFailed;
+  }
+}
+
+int Fail(const absl::Status& s) {
+  std::cerr << "lrsched: " << absl::StatusCodeToString(s.code()) << ": " << s.message() << "\n";
+  return ExitCodeFor(s);
+}
+
+absl::StatusOr<std::unique_ptr<Client>> ConnectFromFlags() {
+  ClientOptions o;
   o.server = absl::GetFlag(FLAGS_server).value_or(kDefaultServer);
   o.timeout = absl::GetFlag(FLAGS_timeout);
   o.ca_file = absl::GetFlag(FLAGS_tls_ca);
   o.cert_file = absl::GetFlag(FLAGS_tls_cert);
   o.key_file = absl::GetFlag(FLAGS_tls_key);
+  o.token = absl::GetFlag(FLAGS_token);
+  if (o.token.empty()) {
+    const char* env = std::getenv("LRSCHED_TOKEN");
+    if (env != nullptr) o.token = env;
+  }
+  // A command-line call should fail fast when the server is down: two quick retries only.
+  o.max_attempts = 3;
   if (o.cert_file.empty() != o.key_file.empty()) {
     return absl::InvalidArgumentError("--tls_cert and --tls_key go together");
   }
   if (!o.cert_file.empty() && o.ca_file.empty()) {
     return absl::InvalidArgumentError("--tls_cert needs --tls_ca (the server's CA)");
   }
-  return RpcClient::Connect(o);
+  return Client::Connect(o);
+}
+
+absl::StatusOr<std::string> SpecFromFile(const std::string& path) {
+  std::string text;
+  if (!ReadAll(path, &text)) return absl::InvalidArgumentError(absl::StrCat("cannot read ", path));
+  auto in = ParseJson(text, path);
+  if (!in.ok()) return in.status();
+  if (!in->is_object()) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": expected a JSON object"));
+  }
+  nlohmann::json spec = nlohmann::json::object();
+  for (const char* k : {"optimizer", "scheduler"}) {
+    if (!in->contains(k)) {
+      return absl::InvalidArgumentError(absl::StrCat(path, ": ", k, ": required"));
+    }
+    spec[k] = (*in)[k];
+  }
+  return spec.dump();
+}
+
+nlohmann::json GroupsJson(const google::protobuf::RepeatedPtrField<v1::GroupValues>& groups) {
+  nlohmann::json j;
+  nlohmann::json lr = nlohmann::json::array();
+  nlohmann::json momentum = nlohmann::json::array();
+  bool has_momentum = false;
+  for (const v1::GroupValues& g : groups) {
+    lr.push_back(g.lr());
+    if (g.has_momentum()) {
+      has_momentum = true;
+      momentum.push_back(g.momentum());
+    }
+  }
+  j["lr"] = lr;
+  if (has_momentum) j["momentum"] = momentum;
+  return j;
+}
+
+void PrintTable(const std::vector<std::vector<std::string>>& rows) {
+  std::vector<size_t> width;
+  for (const auto& r : rows) {
+    if (width.size() < r.size()) width.resize(r.size(), 0);
+    for (size_t i = 0; i < r.size(); ++i) width[i] = std::max(width[i], r[i].size());
+  }
+  for (const auto& r : rows) {
+    std::string line;
+    for (size_t i = 0; i < r.size(); ++i) {
+      line += r[i];
+      if (i + 1 < r.size()) line += std::string(width[i] - r[i].size() + 2, ' ');
+    }
+    std::cout << line << "\n";
+  }
 }
 
 namespace {
@@ -92,18 +164,9 @@ nlohmann::json SessionJson(const v1::Session& s) {
   nlohmann::json j;
   j["name"] = s.name();
   j["last_epoch"] = s.last_epoch();
-  nlohmann::json lr = nlohmann::json::array();
-  nlohmann::json momentum = nlohmann::json::array();
-  bool has_momentum = false;
-  for (const v1::GroupValues& g : s.groups()) {
-    lr.push_back(g.lr());
-    if (g.has_momentum()) {
-      has_momentum = true;
-      momentum.push_back(g.momentum());
-    }
-  }
-  j["lr"] = lr;
-  if (has_momentum) j["momentum"] = momentum;
+  nlohmann::json values = GroupsJson(s.groups());
+  j["lr"] = values["lr"];
+  if (values.contains("momentum")) j["momentum"] = values["momentum"];
   j["scheduler_type"] = s.scheduler_type();
   j["deterministic"] = s.deterministic();
   j["revision"] = s.revision();

@@ -1,18 +1,7 @@
 // Copyright lrsched authors.
 //
-// `lrsched`: the command-line client. Subcommands:
-//   simulate FILE [--steps=N]        trace a torch-style spec locally (FILE "-" reads stdin)
-//   simulate FILE --server=ADDR      the same trace, computed by a temporary server session
-//   create NAME --spec=FILE [--labels=k=v,...]
-//   step NAME [--metric=X] [--epoch=E] [--if-epoch=K] [--json]
-//   get NAME [--json]
-//   list [--json]
-//   delete NAME
-// Remote commands use --server=HOST:PORT (default 127.0.0.1:50051), --timeout, and for TLS
-// --tls_ca (plus --tls_cert/--tls_key for a client certificate).
-// Exit codes: 0 success (a refused configuration is still a simulate result: it is in the
-// JSON), 1 the server refused the request or could not be reached, 2 unreadable input or bad
-// usage.
+// `lrsched`: the command-line client; kUsage below lists the subcommands, flags and the
+// exit-code contract (cli.h) as `lrsched --help` shows them.
 #include <iostream>
 #include <string>
 #include <vector>
@@ -39,19 +28,44 @@ ABSL_FLAG(absl::Duration, timeout, absl::Seconds(30), "deadline of each call to 
 ABSL_FLAG(std::string, tls_ca, "", "PEM CA file: connect with TLS, verifying the server");
 ABSL_FLAG(std::string, tls_cert, "", "PEM client certificate (mutual TLS; with --tls_key)");
 ABSL_FLAG(std::string, tls_key, "", "PEM client private key");
+ABSL_FLAG(std::string, token, "",
+          "bearer token sent as `authorization: Bearer TOKEN` (default: $LRSCHED_TOKEN)");
+ABSL_FLAG(int64_t, ahead, 0, "lr: the values after this many more step() calls");
+ABSL_FLAG(int32_t, window, 0, "lr: also the next K epochs' values");
+ABSL_FLAG(bool, torch, false, "export: torch's state_dict and param_groups instead");
+ABSL_FLAG(std::string, state, "", "import: a file written by `lrsched export`");
+ABSL_FLAG(std::string, torch_spec, "", "import: the spec of a torch checkpoint");
+ABSL_FLAG(std::string, torch_state, "",
+          "import: torch's scheduler.state_dict() as JSON (or `lrsched export --torch` output)");
+ABSL_FLAG(bool, replace, false, "import: overwrite an existing session");
+ABSL_FLAG(std::string, out, "", "plot: the SVG file to write");
+ABSL_FLAG(std::vector<std::string>, session, {}, "plot: live sessions to plot (NAME,NAME)");
+ABSL_FLAG(std::string, title, "", "plot: the title");
 
 namespace lrsched::cli {
 namespace {
 
 constexpr const char* kUsage =
-    "usage: lrsched simulate FILE [--steps=N] [--server=ADDR]\n"
-    "       lrsched create NAME --spec=FILE [--labels=k=v,...] [--json]\n"
-    "       lrsched step NAME [--metric=X] [--epoch=E] [--if-epoch=K] [--json]\n"
-    "       lrsched get NAME [--json]\n"
-    "       lrsched list [--json]\n"
-    "       lrsched delete NAME\n"
-    "  remote commands: --server=HOST:PORT (default 127.0.0.1:50051) --timeout=30s\n"
-    "                   --tls_ca=FILE [--tls_cert=FILE --tls_key=FILE]\n";
+    "usage: lrsched COMMAND [ARGS] [FLAGS]   (flags may stand anywhere; --a-b = --a_b)\n"
+    "  simulate FILE [--steps=N] [--server=ADDR]   trace a spec (locally, or on the server)\n"
+    "  create NAME --spec=FILE [--labels=k=v,...]\n"
+    "  get NAME | list | delete NAME\n"
+    "  step NAME [--metric=X] [--epoch=E] [--if-epoch=K]\n"
+    "  lr NAME [--ahead=N] [--window=K]          values now, N steps ahead, or K epochs\n"
+    "  watch NAME                                one line per change until Ctrl-C / deleted\n"
+    "  export NAME [--torch] > FILE\n"
+    "  import NAME --state=FILE | --torch-spec=FILE --torch-state=FILE [--replace]\n"
+    "  plot FILE... [--session=NAME,...] --out=OUT.svg [--steps=N] [--title=T]\n"
+    "  health                                    prints SERVING / NOT_SERVING\n"
+    "output: tables for people; --json for one JSON document (a line per change for watch)\n"
+    "server: --server=HOST:PORT (default 127.0.0.1:50051) --timeout=30s --token=T\n"
+    "        (or $LRSCHED_TOKEN) --tls_ca=FILE [--tls_cert=FILE --tls_key=FILE]\n"
+    "exit codes: 0 success (simulate: a refused spec is a result, in the JSON)\n"
+    "            1 the server refused the request (stderr names the gRPC code)\n"
+    "            2 bad usage or unreadable input\n"
+    "            3 server unreachable or UNAVAILABLE, or the deadline passed\n"
+    "            4 no such session (NOT_FOUND)\n"
+    "            5 health: the server answers but is NOT_SERVING\n";
 
 int Usage() {
   std::cerr << kUsage;
@@ -116,5 +130,15 @@ int main(int argc, char** argv) {
   if (cmd == "get") return RunGet(args);
   if (cmd == "list") return RunList(args);
   if (cmd == "delete") return RunDelete(args);
+  if (cmd == "lr") return RunLr(args);
+  if (cmd == "watch") return RunWatch(args);
+  if (cmd == "health") return RunHealth(args);
+  if (cmd == "export") return RunExport(args);
+  if (cmd == "import") return RunImport(args);
+  if (cmd == "plot") return RunPlot(args);
+  if (cmd == "help") {
+    std::cout << kUsage;
+    return kExitOk;
+  }
   return Usage();
 }

@@ -1,6 +1,7 @@
 // Copyright lrsched authors.
 //
 // The `lrsched` subcommands that manage server sessions: create, step, get, list, delete.
+#include <algorithm>
 #include <iostream>
 
 #include "absl/flags/flag.h"
@@ -12,21 +13,30 @@
 namespace lrsched::cli {
 namespace {
 
-// "lr=[0.1, 0.2]" style lists, numbers in their shortest round-trip form.
+// Numbers in their shortest round-trip form, lists as JSON ("[0.1,0.2]").
 std::string Values(const nlohmann::json& list) { return list.dump(); }
 
+std::string LabelsText(const v1::Session& s) {
+  std::vector<std::string> kv;
+  for (const auto& [k, v] : s.labels()) kv.push_back(absl::StrCat(k, "=", v));
+  std::sort(kv.begin(), kv.end());
+  return absl::StrJoin(kv, ",");
+}
+
+// One session as "key  value" lines.
 void PrintSession(const v1::Session& s) {
   nlohmann::json j = SessionJson(s);
-  std::cout << "name=" << s.name() << " type=" << s.scheduler_type()
-            << " last_epoch=" << s.last_epoch() << " lr=" << Values(j["lr"]);
-  if (j.contains("momentum")) std::cout << " momentum=" << Values(j["momentum"]);
-  std::cout << " revision=" << s.revision();
-  if (!s.labels().empty()) {
-    std::vector<std::string> kv;
-    for (const auto& [k, v] : j["labels"].items()) kv.push_back(absl::StrCat(k, "=", v.get<std::string>()));
-    std::cout << " labels=" << absl::StrJoin(kv, ",");
-  }
-  std::cout << "\n";
+  std::vector<std::vector<std::string>> rows = {
+      {"name", s.name()},
+      {"type", s.scheduler_type()},
+      {"last_epoch", absl::StrCat(s.last_epoch())},
+      {"lr", Values(j["lr"])}};
+  if (j.contains("momentum")) rows.push_back({"momentum", Values(j["momentum"])});
+  rows.push_back({"deterministic", s.deterministic() ? "yes" : "no"});
+  rows.push_back({"revision", absl::StrCat(s.revision())});
+  if (!s.labels().empty()) rows.push_back({"labels", LabelsText(s)});
+  rows.push_back({"updated", j["update_time"].get<std::string>()});
+  PrintTable(rows);
 }
 
 absl::StatusOr<std::map<std::string, std::string>> LabelsFromFlag() {
@@ -39,21 +49,6 @@ absl::StatusOr<std::map<std::string, std::string>> LabelsFromFlag() {
     out[kv.substr(0, eq)] = kv.substr(eq + 1);
   }
   return out;
-}
-
-// The {"optimizer", "scheduler"} part of a spec file (a golden line's other keys are dropped).
-absl::StatusOr<std::string> SpecFromFile(const std::string& path) {
-  std::string text;
-  if (!ReadAll(path, &text)) return absl::InvalidArgumentError(absl::StrCat("cannot read ", path));
-  auto in = ParseJson(text, path);
-  if (!in.ok()) return in.status();
-  if (!in->is_object()) return absl::InvalidArgumentError(absl::StrCat(path, ": expected a JSON object"));
-  nlohmann::json spec = nlohmann::json::object();
-  for (const char* k : {"optimizer", "scheduler"}) {
-    if (!in->contains(k)) return absl::InvalidArgumentError(absl::StrCat(path, ": ", k, ": required"));
-    spec[k] = (*in)[k];
-  }
-  return spec.dump();
 }
 
 }  // namespace
@@ -89,14 +84,14 @@ int RunStep(const std::vector<std::string>& args) {
   const std::optional<int64_t> if_epoch = absl::GetFlag(FLAGS_if_epoch);
   auto client = ConnectFromFlags();
   if (!client.ok()) return Fail(client.status(), kExitUsage);
-  auto r = (*client)->Step(args[1], metric, epoch, if_epoch);
+  auto r = (*client)->Step(args[1], StepArgs{metric, epoch, if_epoch});
   if (!r.ok()) return Fail(r.status());
   if (absl::GetFlag(FLAGS_json)) {
     nlohmann::json j = SessionJson(r->session());
     j["advanced"] = r->advanced();
     std::cout << j.dump() << "\n";
   } else {
-    if (!r->advanced()) std::cout << "not advanced (last_epoch differs from --if-epoch): ";
+    if (!r->advanced()) std::cout << "not advanced (last_epoch differs from --if-epoch)\n";
     PrintSession(r->session());
   }
   return kExitOk;
@@ -124,23 +119,23 @@ int RunList(const std::vector<std::string>& args) {
   }
   auto client = ConnectFromFlags();
   if (!client.ok()) return Fail(client.status(), kExitUsage);
-  nlohmann::json all = nlohmann::json::array();
-  std::string token;
-  // Bounded: the server holds at most --max_sessions sessions, 1000 per page.
-  for (int page = 0; page < 100000; ++page) {
-    auto r = (*client)->ListSessions("", token);
-    if (!r.ok()) return Fail(r.status());
-    for (const v1::Session& s : r->sessions()) {
-      if (absl::GetFlag(FLAGS_json)) {
-        all.push_back(SessionJson(s));
-      } else {
-        PrintSession(s);
-      }
-    }
-    token = r->next_page_token();
-    if (token.empty()) break;
+  auto sessions = (*client)->ListAllSessions("");
+  if (!sessions.ok()) return Fail(sessions.status());
+  if (absl::GetFlag(FLAGS_json)) {
+    nlohmann::json all = nlohmann::json::array();
+    for (const v1::Session& s : *sessions) all.push_back(SessionJson(s));
+    std::cout << nlohmann::json{{"sessions", all}}.dump() << "\n";
+    return kExitOk;
   }
-  if (absl::GetFlag(FLAGS_json)) std::cout << nlohmann::json{{"sessions", all}}.dump() << "\n";
+  std::vector<std::vector<std::string>> rows = {
+      {"NAME", "TYPE", "EPOCH", "LR", "MOMENTUM", "REVISION", "LABELS"}};
+  for (const v1::Session& s : *sessions) {
+    nlohmann::json j = SessionJson(s);
+    rows.push_back({s.name(), s.scheduler_type(), absl::StrCat(s.last_epoch()), Values(j["lr"]),
+                    j.contains("momentum") ? Values(j["momentum"]) : "-",
+                    absl::StrCat(s.revision()), s.labels().empty() ? "-" : LabelsText(s)});
+  }
+  PrintTable(rows);
   return kExitOk;
 }
 
@@ -152,6 +147,11 @@ int RunDelete(const std::vector<std::string>& args) {
   if (!client.ok()) return Fail(client.status(), kExitUsage);
   absl::Status s = (*client)->DeleteSession(args[1]);
   if (!s.ok()) return Fail(s);
+  if (absl::GetFlag(FLAGS_json)) {
+    std::cout << nlohmann::json{{"deleted", args[1]}}.dump() << "\n";
+  } else {
+    std::cout << "deleted " << args[1] << "\n";
+  }
   return kExitOk;
 }
 

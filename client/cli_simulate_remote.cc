@@ -32,7 +32,7 @@ std::string TemporaryName() {
 // Deletes the temporary session when the command ends, however it ends.
 class SessionDeleter {
  public:
-  SessionDeleter(RpcClient* client, std::string name) : client_(client), name_(std::move(name)) {}
+  SessionDeleter(Client* client, std::string name) : client_(client), name_(std::move(name)) {}
   ~SessionDeleter() {
     absl::Status s = client_->DeleteSession(name_);
     if (!s.ok() && s.code() != absl::StatusCode::kNotFound) {
@@ -42,7 +42,7 @@ class SessionDeleter {
   }
 
  private:
-  RpcClient* client_;
+  Client* client_;
   std::string name_;
 };
 
@@ -83,7 +83,7 @@ int RunRemoteSimulate(const std::string& path) {
 
   auto client = ConnectFromFlags();
   if (!client.ok()) return Fail(client.status(), kExitUsage);
-  RpcClient& rpc = **client;
+  Client& rpc = **client;
   const std::string name = TemporaryName();
   auto created = rpc.CreateSession(name, input->spec.dump(), {{"lrsched/temporary", "simulate"}});
   if (!created.ok()) {
@@ -109,7 +109,7 @@ int RunRemoteSimulate(const std::string& path) {
     std::optional<double> metric, epoch;
     if (!input->metrics.empty()) metric = input->metrics[i];
     if (!input->epochs.empty()) epoch = input->epochs[i];
-    auto r = rpc.Step(name, metric, epoch, current.last_epoch());
+    auto r = rpc.Step(name, StepArgs{metric, epoch, current.last_epoch()});
     if (!r.ok()) {
       if (r.status().code() == absl::StatusCode::kFailedPrecondition) {
         // torch would have raised at this step: the trace ends here, as the local one does.

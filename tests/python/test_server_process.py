@@ -197,20 +197,21 @@ def test_session_commands(server, tmp_path):
     got = json.loads(out.stdout)
     expected = json.loads(golden)["expected"]
     assert got["lr"] == expected["lr"][2] and got["momentum"] == expected["momentum"][2]
-    assert lrsched("list", server=server).stdout.startswith("name=runs/a ")
+    table = lrsched("list", server=server).stdout.splitlines()  # a header, then one row each
+    assert table[0].split()[0] == "NAME" and table[1].split()[0] == "runs/a"
     assert [s["name"] for s in json.loads(lrsched("list", "--json", server=server).stdout)
             ["sessions"]] == ["runs/a"]
-    # Errors: message on stderr, exit 1 for refusals, 2 for usage.
+    # Errors: message on stderr, exit 1 for refusals, 2 for usage, 4 for NOT_FOUND.
     bad = lrsched("step", "runs/a", "--metric=0.5", server=server)
     assert bad.returncode == 1 and "FAILED_PRECONDITION" in bad.stderr
     bad = lrsched("step", "runs/a", "--metric=nan", server=server)
     assert bad.returncode == 1 and "INVALID_ARGUMENT: metric:" in bad.stderr
-    assert lrsched("get", "nope", server=server).returncode == 1
+    assert lrsched("get", "nope", server=server).returncode == 4
     assert lrsched("create", "x", server=server).returncode == 2  # no --spec
     assert lrsched("bogus", server=server).returncode == 2
     assert lrsched("delete", "runs/a", server=server).returncode == 0
     missing = lrsched("get", "runs/a", server=server)
-    assert missing.returncode == 1 and "NOT_FOUND" in missing.stderr
+    assert missing.returncode == 4 and "NOT_FOUND" in missing.stderr
 
 
 # --- (b) durability across kill -9 ------------------------------------------------------------
@@ -359,11 +360,12 @@ def test_mutual_tls(tmp_path):
                f"--tls_key={d / 'client.key'}"]
         out = lrsched("create", "m", f"--spec={spec}", *tls, server=server)
         assert out.returncode == 0, out.stderr
-        # Without a client certificate, or without TLS at all: refused.
+        # Without a client certificate, or without TLS at all: the handshake fails, which gRPC
+        # reports as UNAVAILABLE (exit 3: the server cannot be reached this way).
         no_cert = lrsched("get", "m", f"--tls_ca={d / 'ca.pem'}", "--timeout=5s", server=server)
-        assert no_cert.returncode == 1
+        assert no_cert.returncode == 3, no_cert.stderr
         plain = lrsched("get", "m", "--timeout=5s", server=server)
-        assert plain.returncode == 1
+        assert plain.returncode == 3, plain.stderr
         assert server.stop() == 0
     finally:
         server.kill()

@@ -1,0 +1,41 @@
+// Copyright lrsched authors.
+//
+// A small hand-written SVG line chart for learning-rate curves: one or two stacked panels
+// (learning rate; momentum where any curve's momentum changes) sharing the x axis, with "nice" round tick
+// values, grid lines, axis labels, a legend and a title. No plotting library: the output is
+// plain SVG 1.1 that browsers, rsvg-convert and LaTeX (via conversion) render the same.
+//
+// Invariants of the output: one <polyline class="curve"> per series and panel it has values
+// for, the legend as <text class="legend"> entries in series order, axes as <line
+// class="axis">; non-finite values are skipped (the curve breaks into separate polylines).
+#ifndef LRSCHED_CLIENT_SVG_PLOT_H_
+#define LRSCHED_CLIENT_SVG_PLOT_H_
+
+#include <string>
+#include <vector>
+
+namespace lrsched {
+
+struct PlotSeries {
+  std::string label;
+  std::vector<double> x;
+  std::vector<double> lr;        // same length as x
+  std::vector<double> momentum;  // empty, or same length as x
+};
+
+struct PlotOptions {
+  std::string title;
+  std::string x_label = "step";
+  int width = 800;
+  int panel_height = 320;
+};
+
+// The SVG document.
+std::string RenderSvg(const std::vector<PlotSeries>& series, const PlotOptions& options);
+
+// Round tick values covering [lo, hi]: about `target` ticks at 1, 2 or 5 x 10^k spacing.
+std::vector<double> NiceTicks(double lo, double hi, int target);
+
+}  // namespace lrsched
+
+#endif  // LRSCHED_CLIENT_SVG_PLOT_H_
