@@ -1,0 +1,144 @@
+// Copyright lrsched authors.
+//
+// startup_db: writes a session database for the start-up benchmark (bench/startup_bench.sh).
+// Sessions are created through the server's own Registry over SqliteStore, so every record is
+// exactly what lrsched-server writes (server/session.h: ExportState + name, labels, revision,
+// times). Specs rotate over four realistic shapes (cosine, warm-up then cosine, OneCycle with
+// momentum, multi-step with two param groups), each with two labels, and every session is
+// stepped `--steps` times after its creation.
+//
+//   startup_db --dir=/tmp/lrsched-startup --sessions=100000 [--threads=8] [--steps=3]
+//
+// With --load_only=1 it writes nothing: it times Registry::Load of an existing database in this
+// process and prints the RSS it added, with absl's Mutex deadlock detection as the library's
+// default (--deadlock_detection=default) or off (=off), to show what that detection costs.
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
+
+#include "nlohmann/json.hpp"
+#include "server/log.h"
+#include "server/registry.h"
+#include "server/sqlite_store.h"
+
+namespace {
+
+std::string Flag(int argc, char** argv, const char* name, const char* def) {
+  const std::string prefix = std::string("--") + name + "=";
+  for (int i = 1; i < argc; ++i) {
+    if (std::strncmp(argv[i], prefix.c_str(), prefix.size()) == 0) return argv[i] + prefix.size();
+  }
+  return def;
+}
+
+const char* const kSpecs[] = {
+    R"({"optimizer": {"type": "SGD", "param_groups": [{"lr": 0.1, "momentum": 0.9}]},
+        "scheduler": {"type": "CosineAnnealingLR", "T_max": 90000, "eta_min": 0.0001}})",
+    R"({"optimizer": {"type": "AdamW", "param_groups": [{"lr": 0.0003}]},
+        "scheduler": {"type": "SequentialLR", "milestones": [2000], "schedulers": [
+          {"type": "LinearLR", "start_factor": 0.01, "total_iters": 2000},
+          {"type": "CosineAnnealingLR", "T_max": 100000}]}})",
+    R"({"optimizer": {"type": "SGD", "param_groups": [{"lr": 0.05, "momentum": 0.9}]},
+        "scheduler": {"type": "OneCycleLR", "max_lr": 0.5, "total_steps": 50000}})",
+    R"({"optimizer": {"type": "SGD", "param_groups": [{"lr": 0.1, "momentum": 0.9},
+                                                     {"lr": 0.01, "momentum": 0.9}]},
+        "scheduler": {"type": "MultiStepLR", "milestones": [30000, 60000, 80000], "gamma": 0.1}})",
+};
+
+long RssKib() {
+  FILE* f = std::fopen("/proc/self/status", "r");
+  if (f == nullptr) return 0;
+  char line[256];
+  long kib = 0;
+  while (std::fgets(line, sizeof line, f) != nullptr) {
+    if (std::strncmp(line, "VmRSS:", 6) == 0) kib = std::atol(line + 6);
+  }
+  std::fclose(f);
+  return kib;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::string dir = Flag(argc, argv, "dir", "");
+  const int n = std::atoi(Flag(argc, argv, "sessions", "100000").c_str());
+  const int threads = std::atoi(Flag(argc, argv, "threads", "8").c_str());
+  const int steps = std::atoi(Flag(argc, argv, "steps", "3").c_str());
+  if (dir.empty() || n <= 0 || threads <= 0 || threads > 64 || steps < 0) {
+    std::fprintf(stderr, "usage: startup_db --dir=DIR --sessions=N [--threads=T] [--steps=K]\n");
+    return 2;
+  }
+  lrsched::log::SetMinLevel(lrsched::log::Level::kWarning);
+  if (Flag(argc, argv, "deadlock_detection", "default") == std::string("off")) {
+    absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  }
+  const bool load_only = Flag(argc, argv, "load_only", "0") == std::string("1");
+  const long rss0 = RssKib();
+  lrsched::SqliteStore::Options opts;
+  opts.dir = dir;
+  // Only the file matters here, not the durability of its writing.
+  opts.synchronous = lrsched::SqliteStore::Options::Synchronous::kNormal;
+  auto store = lrsched::SqliteStore::Open(opts);
+  if (!store.ok()) {
+    std::fprintf(stderr, "startup_db: %s\n", store.status().ToString().c_str());
+    return 1;
+  }
+  lrsched::Registry registry(store->get(), n);
+  const auto l0 = std::chrono::steady_clock::now();
+  if (absl::Status s = registry.Load(); !s.ok()) {
+    std::fprintf(stderr, "startup_db: load: %s\n", s.ToString().c_str());
+    return 1;
+  }
+  if (load_only) {
+    const double secs =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - l0).count();
+    const long added = RssKib() - rss0;
+    std::printf("loaded=%zu load_s=%.2f rss_added_kib=%ld bytes_per_session=%.0f\n",
+                registry.size(), secs, added,
+                registry.size() ? added * 1024.0 / static_cast<double>(registry.size()) : 0.0);
+    return 0;
+  }
+  std::vector<nlohmann::json> specs;
+  for (const char* s : kSpecs) specs.push_back(nlohmann::json::parse(s));
+
+  const auto t0 = std::chrono::steady_clock::now();
+  std::atomic<int> next{static_cast<int>(registry.size())};
+  std::atomic<bool> failed{false};
+  std::vector<std::thread> pool;
+  for (int t = 0; t < threads; ++t) {
+    pool.emplace_back([&] {
+      for (int i = next++; i < n && !failed; i = next++) {
+        char name[64];
+        std::snprintf(name, sizeof name, "team%02d/run-%06d", i % 37, i);
+        lrsched::Labels labels{{"team", std::to_string(i % 37)}, {"job", "pretrain"}};
+        auto c = registry.Create(name, specs[static_cast<size_t>(i) % specs.size()], labels);
+        if (!c.ok()) {
+          std::fprintf(stderr, "startup_db: create %s: %s\n", name, c.status().ToString().c_str());
+          failed = true;
+          return;
+        }
+        for (int k = 0; k < steps; ++k) {
+          auto st = registry.Step(name, lrsched::StepRequest{}, std::nullopt);
+          if (!st.ok()) {
+            std::fprintf(stderr, "startup_db: step %s: %s\n", name, st.status().ToString().c_str());
+            failed = true;
+            return;
+          }
+        }
+      }
+    });
+  }
+  for (auto& t : pool) t.join();
+  (*store)->Close();
+  const double secs =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("sessions=%zu wrote_in_s=%.1f\n", registry.size(), secs);
+  return failed ? 1 : 0;
+}
