@@ -7,6 +7,8 @@ pkgs=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
   libgtest-dev libgmock-dev libsqlite3-dev libbenchmark-dev nlohmann-json3-dev libcpp-httplib-dev
   python3 python3-grpcio python3-protobuf python3-pytest
+  etcd-server etcd-client     # --store=etcd: its tests start real etcd; scripts/ha-demo.sh
+  clang libclang-rt-14-dev   # scripts/fuzz.sh: libFuzzer (-fsanitize=fuzzer) comes with clang's runtime
 )
 # Extra packages for optional parts (e.g. LRSCHED_EXTRA_PKGS="python3-torch").
 if [[ -n "${LRSCHED_EXTRA_PKGS:-}" ]]; then read -r -a extra <<<"$LRSCHED_EXTRA_PKGS"; pkgs+=("${extra[@]}"); fi

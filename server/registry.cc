@@ -168,6 +168,9 @@ absl::StatusOr<SessionSnapshot> Registry::Create(const std::string& name,
     return absl::InvalidArgumentError(
         absl::StrCat("spec_json: ", std::string(schedule.status().message())));
   }
+  // Shared store: learn of a session another replica created. (Two replicas creating the same
+  // name at the same instant: one wins, the other answers ABORTED, and a retry sees it.)
+  if (absl::Status synced = Sync(name); !synced.ok()) return synced;
   for (;;) {
     std::shared_ptr<Entry> existing;
     auto reserved = Reserve(name, &existing);
@@ -193,6 +196,7 @@ absl::StatusOr<SessionSnapshot> Registry::Create(const std::string& name,
 }
 
 absl::StatusOr<SessionSnapshot> Registry::Get(const std::string& name) {
+  if (absl::Status synced = Sync(name); !synced.ok()) return synced;  // shared store only
   std::shared_ptr<Entry> e = Find(name);
   if (e == nullptr) return NotFound(name);
   absl::MutexLock l(&e->mu);
@@ -201,6 +205,7 @@ absl::StatusOr<SessionSnapshot> Registry::Get(const std::string& name) {
 }
 
 absl::Status Registry::Delete(const std::string& name, std::optional<int64_t> if_revision) {
+  if (absl::Status synced = Sync(name); !synced.ok()) return synced;  // shared store only
   std::shared_ptr<Entry> e = Find(name);
   if (e == nullptr) return NotFound(name);
   absl::MutexLock l(&e->mu);
@@ -225,6 +230,22 @@ absl::Status Registry::Delete(const std::string& name, std::optional<int64_t> if
 
 absl::StatusOr<StepOutcome> Registry::Step(const std::string& name, const StepRequest& request,
                                            std::optional<int64_t> if_epoch) {
+  // With a shared store another replica may have stepped since we last looked: re-read, step,
+  // and on a lost compare-and-swap (ABORTED) re-read and decide again (with if_epoch that
+  // answers advanced = false with the current state). Bounded: contention gives up ABORTED.
+  constexpr int kAttempts = 16;
+  absl::StatusOr<StepOutcome> out = absl::AbortedError("not attempted");
+  for (int i = 0; i < (store_->shared() ? kAttempts : 1); ++i) {
+    if (absl::Status synced = Sync(name); !synced.ok()) return synced;
+    out = StepOnce(name, request, if_epoch);
+    if (out.status().code() != absl::StatusCode::kAborted) break;
+  }
+  return out;
+}
+
+absl::StatusOr<StepOutcome> Registry::StepOnce(const std::string& name,
+                                               const StepRequest& request,
+                                               std::optional<int64_t> if_epoch) {
   std::shared_ptr<Entry> e = Find(name);
   if (e == nullptr) return NotFound(name);
   absl::MutexLock l(&e->mu);
@@ -251,6 +272,7 @@ absl::StatusOr<StepOutcome> Registry::Step(const std::string& name, const StepRe
 absl::StatusOr<SessionSnapshot> Registry::Import(const std::string& name,
                                                  std::unique_ptr<Schedule> schedule,
                                                  std::optional<Labels> labels, bool replace) {
+  if (absl::Status synced = Sync(name); !synced.ok()) return synced;  // shared store only
   for (;;) {
     std::shared_ptr<Entry> existing;
     auto reserved = Reserve(name, &existing);
@@ -295,6 +317,7 @@ void Registry::EndWatchersLocked(Entry& e, const absl::Status& status) {
 }
 
 absl::Status Registry::Watch(const std::string& name, std::shared_ptr<WatchSink> sink) {
+  if (absl::Status synced = Sync(name); !synced.ok()) return synced;  // shared store only
   std::shared_ptr<Entry> e = Find(name);
   if (e == nullptr) return NotFound(name);
   absl::MutexLock l(&e->mu);

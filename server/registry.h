@@ -156,6 +156,12 @@ class Registry {
   // `spec_changed`: the schedule's spec differs from the entry's (an import).
   absl::Status CommitPut(Entry& e, SessionMeta meta, std::unique_ptr<Schedule> schedule,
                          bool spec_changed) ABSL_EXCLUSIVE_LOCKS_REQUIRED(e.mu);
+  // Shared stores only (Store::shared(), e.g. etcd with several replicas): re-reads `name`
+  // from the store and installs, replaces or drops the in-memory entry accordingly
+  // (registry_sync.cc). OK and nothing done for a store this process alone writes.
+  absl::Status Sync(const std::string& name);
+  absl::StatusOr<StepOutcome> StepOnce(const std::string& name, const StepRequest& request,
+                                       std::optional<int64_t> if_epoch);
   void NotifyLocked(Entry& e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(e.mu);
   void EndWatchersLocked(Entry& e, const absl::Status& status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(e.mu);
   static SessionSnapshot SnapshotLocked(const Entry& e) ABSL_SHARED_LOCKS_REQUIRED(e.mu);

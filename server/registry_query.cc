@@ -60,6 +60,7 @@ absl::StatusOr<ListPage> Registry::List(const ListQuery& query) {
 absl::StatusOr<Lookahead> Registry::LookAhead(const std::string& name, int64_t ahead,
                                              int32_t window,
                                              const std::function<bool()>& cancelled) {
+  if (absl::Status synced = Sync(name); !synced.ok()) return synced;  // shared store only
   Lookahead out;
   std::unique_ptr<Schedule> copy;
   {
@@ -112,6 +113,7 @@ absl::StatusOr<Lookahead> Registry::LookAhead(const std::string& name, int64_t a
 }
 
 absl::StatusOr<ExportedState> Registry::Export(const std::string& name) {
+  if (absl::Status synced = Sync(name); !synced.ok()) return synced;  // shared store only
   std::shared_ptr<Entry> e = Find(name);
   if (e == nullptr) return absl::NotFoundError(absl::StrCat("session \"", name, "\" not found"));
   absl::MutexLock l(&e->mu);

@@ -24,6 +24,7 @@
 #include "absl/time/time.h"
 #include "grpcpp/security/server_credentials.h"
 #include "server/auth.h"
+#include "server/etcd_flags.h"
 #include "server/log.h"
 #include "server/metrics.h"
 #include "server/server.h"
@@ -157,22 +158,36 @@ int Run() {
   sigaddset(&signals, SIGHUP);  // re-read --tokens_file
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  auto store = SqliteStore::Open(store_opts);
+  // --store=etcd (server/etcd_flags.h): sessions in etcd, shared with other replicas; then
+  // `store` holds no SQLite store and `active` is the etcd one.
+  absl::StatusOr<bool> use_etcd = StoreFlagIsEtcd();
+  if (!use_etcd.ok()) return Fail("bad_flag", use_etcd.status());
+  absl::StatusOr<std::unique_ptr<SqliteStore>> store = std::unique_ptr<SqliteStore>();
+  std::unique_ptr<EtcdStore> etcd_store;
+  if (*use_etcd) {
+    auto opened = OpenEtcdStoreFromFlags();
+    if (!opened.ok()) return Fail("store_open_failed", opened.status());
+    etcd_store = *std::move(opened);
+  } else {
+    store = SqliteStore::Open(store_opts);
+  }
   if (!store.ok()) return Fail("store_open_failed", store.status());
-  auto server = LrschedServer::Start(config, store->get());
+  Store* active = etcd_store ? static_cast<Store*>(etcd_store.get()) : store->get();
+  auto server = LrschedServer::Start(config, active);
   if (!server.ok()) {
-    (*store)->Close();
+    active->Close();
     return Fail("start_failed", server.status());
   }
   log::Info("listening")
       .Kv("addr", (*server)->address())
       .Kv("tls", !absl::GetFlag(FLAGS_tls_cert).empty())
       .Kv("mtls", !absl::GetFlag(FLAGS_tls_client_ca).empty())
+      .Kv("store", *use_etcd ? "etcd" : "sqlite")
       .Kv("data_dir", store_opts.dir)
       .Kv("synchronous", sync);
 
   if (Metrics* metrics = (*server)->metrics()) {
-    ObserveStore(store->get(), metrics);
+    if (*store) ObserveStore(store->get(), metrics);
     log::Info("metrics_listening").Kv("port", static_cast<int64_t>((*server)->metrics_port()));
   }
 
@@ -192,8 +207,8 @@ int Run() {
   }
   log::Info("shutting_down").Kv("signal", sig == SIGTERM ? "SIGTERM" : "SIGINT");
   (*server)->Shutdown(absl::GetFlag(FLAGS_shutdown_grace));
-  (*store)->SetBatchObserver(nullptr);
-  Store::Stats stats = (*store)->stats();
+  if (*store) (*store)->SetBatchObserver(nullptr);
+  Store::Stats stats = active->stats();
   log::Info("stopped").Kv("commits", stats.commits).Kv("transactions", stats.transactions);
   return 0;
 }

@@ -55,6 +55,24 @@ class Store {
   // Flushes and stops accepting commits (graceful shutdown). Later Commits fail UNAVAILABLE.
   virtual void Close() = 0;
 
+  // --- For stores shared by several lrsched processes (etcd); optional for the others. ---
+  //
+  // True when other processes may write the same records (etcd): the registry then re-reads
+  // a session (Read) before serving it and after a lost compare-and-swap, instead of trusting
+  // its memory. False (SQLite, the default): this process is the only writer.
+  virtual bool shared() const { return false; }
+  // One record as stored now (a linearizable read where the store is replicated).
+  struct ReadResult {
+    bool found = false;
+    std::string value;
+    int64_t revision = 0;       // the record's revision when found
+    int64_t read_revision = 0;  // the store's revision the read saw (0 where it has none)
+  };
+  virtual absl::StatusOr<ReadResult> Read(std::string_view name) {
+    (void)name;
+    return absl::UnimplementedError("this store does not read single records");
+  }
+
   // Counters for metrics and benchmarks.
   struct Stats {
     int64_t commits = 0;       // mutations committed
