@@ -63,7 +63,7 @@ absl::StatusOr<std::unique_ptr<Schedule>> Schedule::Create(const json& spec) {
   absl::StatusOr<Optimizer> opt = ParseOptimizer(*opt_spec);
   if (!opt.ok()) return opt.status();
   std::unique_ptr<Schedule> out(new Schedule());
-  out->spec_ = spec;
+  out->spec_text_ = std::make_shared<const std::string>(spec.dump());
   out->opt_ = *std::move(opt);
   auto root = internal::BuildNode(*sched_spec, "scheduler", out->opt_, 0);
   if (!root.ok()) return root.status();
@@ -86,7 +86,7 @@ absl::Status Schedule::Finish() {
 
 std::unique_ptr<Schedule> Schedule::Clone() const {
   std::unique_ptr<Schedule> out(new Schedule());
-  out->spec_ = spec_;
+  out->spec_text_ = spec_text_;
   out->type_ = type_;
   out->opt_ = opt_;
   out->root_ = root_->Clone();
@@ -131,12 +131,18 @@ absl::StatusOr<std::unique_ptr<Schedule>> Schedule::Restore(const json& spec,
   return out;
 }
 
-json Schedule::ExportState() const {
-  return json{{"format", kStateFormat},
-              {"version", kStateVersion},
-              {"spec", spec_},
-              {"param_groups", ParamGroupsJson()},
-              {"state_dict", StateDict()}};
+json Schedule::spec() const {
+  // Our own dump of a tree that parsed: it parses back.
+  return json::parse(*spec_text_, nullptr, /*allow_exceptions=*/false);
+}
+
+json Schedule::ExportState(bool include_spec) const {
+  json out{{"format", kStateFormat},
+           {"version", kStateVersion},
+           {"param_groups", ParamGroupsJson()},
+           {"state_dict", StateDict()}};
+  if (include_spec) out["spec"] = spec();
+  return out;
 }
 
 absl::StatusOr<std::unique_ptr<Schedule>> Schedule::ImportState(const json& state) {

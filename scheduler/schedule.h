@@ -66,8 +66,9 @@ class Schedule {
                                                            const nlohmann::json& state_dict);
 
   // lrsched's own complete, versioned state: {"format": "lrsched.schedule", "version": 1,
-  // "spec", "param_groups", "state_dict"}. Import continues bit-exactly.
-  nlohmann::json ExportState() const;
+  // "spec", "param_groups", "state_dict"}. Import continues bit-exactly. Without the spec
+  // (`include_spec` false) for callers that splice in spec_text() themselves.
+  nlohmann::json ExportState(bool include_spec = true) const;
   static absl::StatusOr<std::unique_ptr<Schedule>> ImportState(const nlohmann::json& state);
 
   ~Schedule();
@@ -85,7 +86,13 @@ class Schedule {
   // torch's `last_epoch` of the scheduler (the first child's for ChainedScheduler).
   int64_t last_epoch() const;
   const std::string& scheduler_type() const { return type_; }
-  const nlohmann::json& spec() const { return spec_; }
+  // The spec it was built from, as canonical JSON text (keys sorted; numbers as nlohmann dumps
+  // them, which parse back to the same values). Kept as text only, shared by every Clone: a
+  // parsed tree costs several times the memory, and servers holding many sessions read the
+  // spec far less often than they copy and store schedules.
+  const std::string& spec_text() const { return *spec_text_; }
+  // The spec parsed from spec_text() (a fresh tree on each call).
+  nlohmann::json spec() const;
 
   // torch's scheduler.state_dict() (non-finite floats as "inf"/"-inf"/"nan" strings).
   nlohmann::json StateDict() const;
@@ -96,7 +103,7 @@ class Schedule {
   Schedule();
   absl::Status Finish();
 
-  nlohmann::json spec_;
+  std::shared_ptr<const std::string> spec_text_;  // never null once built
   std::string type_;
   Optimizer opt_;
   std::unique_ptr<internal::SchedulerNode> root_;

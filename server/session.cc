@@ -52,13 +52,18 @@ SessionSnapshot MakeSnapshot(const SessionMeta& meta, const std::string& spec_js
 }
 
 absl::StatusOr<std::string> EncodeRecord(const SessionMeta& meta, const Schedule& s) {
-  json j = s.ExportState();
+  // Written on every step: the spec, which never changes, is spliced in as the text the
+  // schedule keeps rather than re-serialized from a tree.
+  json j = s.ExportState(/*include_spec=*/false);
   j["name"] = meta.name;
   j["labels"] = json(meta.labels);
   j["revision"] = meta.revision;
   j["create_time"] = TimeText(meta.create_time);
   j["update_time"] = TimeText(meta.update_time);
-  std::string text = j.dump();
+  std::string rest = j.dump();  // "{...}", never empty
+  std::string text;
+  text.reserve(rest.size() + s.spec_text().size() + 9);
+  text.append("{\"spec\":").append(s.spec_text()).append(",").append(rest, 1);
   if (text.size() > kMaxRecordBytes) {
     return absl::ResourceExhaustedError(
         absl::StrCat("session state: ", text.size(), " bytes, more than the limit of ",
