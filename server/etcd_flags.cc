@@ -18,6 +18,9 @@ ABSL_FLAG(absl::Duration, etcd_timeout, absl::Seconds(5), "deadline of each etcd
 ABSL_FLAG(std::string, etcd_tls_ca, "", "PEM CA file: talk TLS to etcd, verifying it");
 ABSL_FLAG(std::string, etcd_tls_cert, "", "PEM client certificate for etcd (with --etcd_tls_ca)");
 ABSL_FLAG(std::string, etcd_tls_key, "", "PEM private key for --etcd_tls_cert");
+ABSL_FLAG(absl::Duration, etcd_max_staleness, absl::Seconds(5),
+          "reads are served from memory, kept fresh by a watch on etcd; once that watch has been "
+          "broken this long they fail UNAVAILABLE (reads with consistent=true always ask etcd)");
 
 namespace lrsched {
 
@@ -43,6 +46,14 @@ absl::StatusOr<std::unique_ptr<EtcdStore>> OpenEtcdStoreFromFlags() {
     return absl::InvalidArgumentError("--etcd_timeout must be positive");
   }
   return EtcdStore::Open(o);
+}
+
+absl::StatusOr<absl::Duration> EtcdMaxStalenessFromFlags() {
+  const absl::Duration d = absl::GetFlag(FLAGS_etcd_max_staleness);
+  if (d <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("--etcd_max_staleness must be positive");
+  }
+  return d;
 }
 
 }  // namespace lrsched

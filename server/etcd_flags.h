@@ -16,6 +16,9 @@ namespace lrsched {
 absl::StatusOr<bool> StoreFlagIsEtcd();
 // Opens the EtcdStore the --etcd_* flags describe (it contacts etcd only when loading).
 absl::StatusOr<std::unique_ptr<EtcdStore>> OpenEtcdStoreFromFlags();
+// --etcd_max_staleness: how long reads may be served from memory while the change feed from
+// etcd is broken (ServerConfig::max_staleness); INVALID_ARGUMENT unless positive.
+absl::StatusOr<absl::Duration> EtcdMaxStalenessFromFlags();
 
 }  // namespace lrsched
 

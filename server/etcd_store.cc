@@ -9,6 +9,7 @@
 #include "absl/strings/str_join.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
+#include "server/etcd_watch.h"
 
 namespace lrsched {
 
@@ -81,6 +82,12 @@ absl::StatusOr<std::unique_ptr<EtcdStore>> EtcdStore::Open(const Options& option
     args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
     args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
     args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 1000);  // also the connect timeout
+    // The change feed is one long-lived stream: HTTP/2 pings notice a member that vanished
+    // without closing the connection. 10 s stays above etcd's --grpc-keepalive-min-time (5 s),
+    // below which etcd would drop the connection for pinging too often.
+    args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 10000);
+    args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5000);
+    args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
     ep->channel = grpc::CreateCustomChannel(address, creds, args);
     ep->kv = pb::KV::NewStub(ep->channel);
     store->endpoints_.push_back(std::move(ep));
@@ -228,6 +235,20 @@ absl::StatusOr<Store::ReadResult> EtcdStore::Read(std::string_view name) {
     out.revision = resp.kvs(0).mod_revision();
   }
   return out;
+}
+
+absl::StatusOr<std::unique_ptr<Store::Subscription>> EtcdStore::Subscribe(
+    int64_t after_revision, ChangeListener* listener) {
+  if (closed_.load()) return absl::UnavailableError("etcd store is closed");
+  EtcdWatch::Options o;
+  const size_t n = endpoints_.size();
+  const size_t start = current_.load();
+  for (size_t i = 0; i < n; ++i) {
+    const Endpoint& ep = *endpoints_[(start + i) % n];
+    o.endpoints.push_back({ep.address, ep.channel});
+  }
+  o.prefix = options_.prefix;
+  return std::unique_ptr<Subscription>(EtcdWatch::Start(std::move(o), after_revision, listener));
 }
 
 void EtcdStore::Close() { closed_.store(true); }

@@ -12,6 +12,9 @@
 // revision, which is the key's new mod_revision (for a delete: the deletion's revision, or 0
 // when there was nothing to delete).
 //
+// Change feed: Subscribe runs an etcd Watch over the prefix on its own stream and thread
+// (EtcdWatch, server/etcd_watch.h), sharing this store's channels.
+//
 // Endpoints: all are used. Calls go to the current endpoint; when it is unreachable
 // (UNAVAILABLE) the call is retried once on each other endpoint and the first that answers
 // becomes current. A retried Commit is safe because lrsched always commits with an
@@ -73,7 +76,11 @@ class EtcdStore final : public Store {
   absl::StatusOr<ReadResult> Read(std::string_view name) override;
 
   // The etcd revision the last successful LoadAll read at: where a watch resumes.
-  int64_t last_load_revision() const { return last_load_revision_.load(); }
+  int64_t last_load_revision() const override { return last_load_revision_.load(); }
+  // An etcd Watch on the prefix (server/etcd_watch.h), from the current endpoint, failing
+  // over to the others while it cannot connect.
+  absl::StatusOr<std::unique_ptr<Subscription>> Subscribe(int64_t after_revision,
+                                                          ChangeListener* listener) override;
   const std::string& prefix() const { return options_.prefix; }
 
  private:

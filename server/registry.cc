@@ -47,32 +47,7 @@ absl::Status StoreFailure(const absl::Status& s) {
 
 Registry::Registry(Store* store, int64_t max_sessions)
     : store_(store), max_sessions_(max_sessions) {}
-Registry::~Registry() = default;
-
-absl::Status Registry::Load() {
-  return store_->LoadAll([this](std::string_view name, std::string_view value,
-                                int64_t revision) -> absl::Status {
-    auto rec = DecodeRecord(value);
-    if (!rec.ok()) {
-      return absl::Status(rec.status().code(), absl::StrCat("session \"", std::string(name),
-                                                            "\": ", std::string(rec.status().message())));
-    }
-    if (rec->meta.name != name) {
-      return absl::DataLossError(absl::StrCat("session \"", std::string(name),
-                                              "\": record names \"", rec->meta.name, "\""));
-    }
-    auto e = std::make_shared<Entry>();
-    absl::MutexLock l(&e->mu);
-    e->live = true;
-    e->spec_json = rec->schedule->spec().dump();
-    e->schedule = std::move(rec->schedule);
-    e->meta = std::move(rec->meta);
-    e->store_revision = revision;
-    absl::MutexLock m(&map_mu_);
-    sessions_[std::string(name)] = e;
-    return absl::OkStatus();
-  });
-}
+Registry::~Registry() { StopFeed(); }
 
 size_t Registry::size() const {
   absl::MutexLock m(&map_mu_);
@@ -89,16 +64,16 @@ absl::StatusOr<std::shared_ptr<Registry::Entry>> Registry::Reserve(
     const std::string& name, std::shared_ptr<Entry>* existing) {
   auto e = std::make_shared<Entry>();
   // Locked before it is visible, so whoever finds it waits until the create is decided.
-  e->mu.Lock();
+  e->write_mu.Lock();
   absl::MutexLock m(&map_mu_);
   auto it = sessions_.find(name);
   if (it != sessions_.end()) {
     *existing = it->second;
-    e->mu.Unlock();
+    e->write_mu.Unlock();
     return nullptr;
   }
   if (static_cast<int64_t>(sessions_.size()) >= max_sessions_) {
-    e->mu.Unlock();
+    e->write_mu.Unlock();
     return absl::ResourceExhaustedError(
         absl::StrCat("the server holds its limit of ", max_sessions_, " sessions"));
   }
@@ -113,7 +88,7 @@ void Registry::Unmap(const std::string& name, const std::shared_ptr<Entry>& e) {
 }
 
 SessionSnapshot Registry::SnapshotLocked(const Entry& e) {
-  return MakeSnapshot(e.meta, e.spec_json, *e.schedule);
+  return MakeSnapshot(e.meta, e.schedule->spec_text(), *e.schedule);
 }
 
 absl::StatusOr<SessionSnapshot> Registry::Publish(const std::shared_ptr<Entry>& e,
@@ -127,32 +102,32 @@ absl::StatusOr<SessionSnapshot> Registry::Publish(const std::shared_ptr<Entry>& 
   Mutation m{Mutation::Kind::kPut, meta.name, *std::move(record), /*expected_revision=*/0};
   absl::StatusOr<int64_t> rev = store_->Commit(m);
   if (!rev.ok()) {
-    log::Warning("commit_failed").Kv("op", "create").Kv("name", meta.name).Err(rev.status());
+    LogCommitFailure("create", meta.name, rev.status());
     Unmap(meta.name, e);
     return StoreFailure(rev.status());
   }
+  absl::MutexLock l(&e->mu);
   e->live = true;
   e->store_revision = *rev;
-  e->spec_json = schedule->spec().dump();
   e->schedule = std::move(schedule);
   e->meta = std::move(meta);
   log::Info("session_created").Kv("name", e->meta.name).Kv("type", e->schedule->scheduler_type());
   return SnapshotLocked(*e);
 }
 
-absl::Status Registry::CommitPut(Entry& e, SessionMeta meta, std::unique_ptr<Schedule> schedule,
-                                 bool spec_changed) {
+absl::Status Registry::CommitPut(Entry& e, SessionMeta meta,
+                                 std::unique_ptr<Schedule> schedule) {
   auto record = EncodeRecord(meta, *schedule);
   if (!record.ok()) return record.status();
   Mutation m{Mutation::Kind::kPut, meta.name, *std::move(record), e.store_revision};
   absl::StatusOr<int64_t> rev = store_->Commit(m);
   if (!rev.ok()) {
     // Nothing to roll back: the new state lives only in `schedule`, which is dropped.
-    log::Warning("commit_failed").Kv("op", "put").Kv("name", meta.name).Err(rev.status());
+    LogCommitFailure("put", meta.name, rev.status());
     return StoreFailure(rev.status());
   }
+  absl::MutexLock l(&e.mu);
   e.store_revision = *rev;
-  if (spec_changed) e.spec_json = schedule->spec().dump();
   e.schedule = std::move(schedule);
   e.meta = std::move(meta);
   NotifyLocked(e);
@@ -177,11 +152,13 @@ absl::StatusOr<SessionSnapshot> Registry::Create(const std::string& name,
     if (!reserved.ok()) return reserved.status();
     if (*reserved != nullptr) {
       std::shared_ptr<Entry> e = *reserved;
-      Unlocker unlock(&e->mu);
+      Unlocker unlock(&e->write_mu);
       absl::Time now = absl::Now();
       SessionMeta meta{name, labels, 1, now, now};
       return Publish(e, std::move(meta), *std::move(schedule));
     }
+    // write_mu first: a create still deciding this entry finishes before we look at it.
+    absl::MutexLock w(&existing->write_mu);
     absl::MutexLock l(&existing->mu);
     // Not live: its create failed or it was deleted, and it is unmapped by now. Look again.
     if (!existing->live) continue;
@@ -195,8 +172,9 @@ absl::StatusOr<SessionSnapshot> Registry::Create(const std::string& name,
   }
 }
 
-absl::StatusOr<SessionSnapshot> Registry::Get(const std::string& name) {
-  if (absl::Status synced = Sync(name); !synced.ok()) return synced;  // shared store only
+absl::StatusOr<SessionSnapshot> Registry::Get(const std::string& name,
+                                              const ReadOptions& options) {
+  if (absl::Status ready = PrepareRead(name, options); !ready.ok()) return ready;
   std::shared_ptr<Entry> e = Find(name);
   if (e == nullptr) return NotFound(name);
   absl::MutexLock l(&e->mu);
@@ -208,7 +186,8 @@ absl::Status Registry::Delete(const std::string& name, std::optional<int64_t> if
   if (absl::Status synced = Sync(name); !synced.ok()) return synced;  // shared store only
   std::shared_ptr<Entry> e = Find(name);
   if (e == nullptr) return NotFound(name);
-  absl::MutexLock l(&e->mu);
+  // write_mu alone lets us read the fields (they change only with it held) while readers go on.
+  absl::MutexLock w(&e->write_mu);
   if (!e->live) return NotFound(name);
   if (if_revision && *if_revision != e->meta.revision) {
     return absl::FailedPreconditionError(absl::StrCat(
@@ -218,9 +197,12 @@ absl::Status Registry::Delete(const std::string& name, std::optional<int64_t> if
   Mutation m{Mutation::Kind::kDelete, name, "", e->store_revision};
   absl::StatusOr<int64_t> rev = store_->Commit(m);
   if (!rev.ok()) {
-    log::Warning("commit_failed").Kv("op", "delete").Kv("name", name).Err(rev.status());
+    LogCommitFailure("delete", name, rev.status());
     return StoreFailure(rev.status());
   }
+  // The feed may still be behind this delete: it must not bring back an older state meanwhile.
+  if (FeedActive()) Bury(name, *rev);
+  absl::MutexLock l(&e->mu);
   e->live = false;
   EndWatchersLocked(*e, absl::NotFoundError(absl::StrCat("session \"", name, "\" was deleted")));
   e->schedule.reset();
@@ -233,11 +215,19 @@ absl::StatusOr<StepOutcome> Registry::Step(const std::string& name, const StepRe
   // With a shared store another replica may have stepped since we last looked: re-read, step,
   // and on a lost compare-and-swap (ABORTED) re-read and decide again (with if_epoch that
   // answers advanced = false with the current state). Bounded: contention gives up ABORTED.
+  // With a change feed memory is usually current, so the first attempt skips the re-read; the
+  // commit's compare catches a stale memory, and an answer that stale memory could have
+  // caused (not found, if_epoch mismatch) is re-read and decided again before it is given.
   constexpr int kAttempts = 16;
+  const bool shared = store_->shared();
+  const bool memory_first = shared && FeedActive();
   absl::StatusOr<StepOutcome> out = absl::AbortedError("not attempted");
-  for (int i = 0; i < (store_->shared() ? kAttempts : 1); ++i) {
-    if (absl::Status synced = Sync(name); !synced.ok()) return synced;
-    out = StepOnce(name, request, if_epoch);
+  for (int i = 0; i < (shared ? kAttempts : 1); ++i) {
+    const bool from_memory = memory_first && i == 0;
+    if (!from_memory) {
+      if (absl::Status synced = Sync(name); !synced.ok()) return synced;
+    }
+    out = StepOnce(name, request, if_epoch, from_memory);
     if (out.status().code() != absl::StatusCode::kAborted) break;
   }
   return out;
@@ -245,24 +235,34 @@ absl::StatusOr<StepOutcome> Registry::Step(const std::string& name, const StepRe
 
 absl::StatusOr<StepOutcome> Registry::StepOnce(const std::string& name,
                                                const StepRequest& request,
-                                               std::optional<int64_t> if_epoch) {
+                                               std::optional<int64_t> if_epoch,
+                                               bool from_memory) {
+  const absl::Status maybe_stale = absl::AbortedError("memory may be stale: re-read");
   std::shared_ptr<Entry> e = Find(name);
-  if (e == nullptr) return NotFound(name);
-  absl::MutexLock l(&e->mu);
-  if (!e->live) return NotFound(name);
+  if (e == nullptr) return from_memory ? maybe_stale : NotFound(name);
+  // write_mu alone: the fields can be read (they change only with it held), and readers of
+  // this session are not held up by the commit below.
+  absl::MutexLock w(&e->write_mu);
+  if (!e->live) return from_memory ? maybe_stale : NotFound(name);
   StepOutcome out;
   if (if_epoch && *if_epoch != e->schedule->last_epoch()) {
+    if (from_memory) return maybe_stale;
     out.session = SnapshotLocked(*e);
     return out;
   }
   // Step a copy: the live schedule changes only once the new state is durable.
   std::unique_ptr<Schedule> next = e->schedule->Clone();
   absl::Status s = next->Step(request);
-  if (!s.ok()) return absl::FailedPreconditionError(std::string(s.message()));
+  if (!s.ok()) {
+    // Stale memory could refuse what the current state allows (another replica imported a
+    // different schedule under this name): decide on a fresh read.
+    if (from_memory) return maybe_stale;
+    return absl::FailedPreconditionError(std::string(s.message()));
+  }
   SessionMeta meta = e->meta;
   meta.revision += 1;
   meta.update_time = absl::Now();
-  s = CommitPut(*e, std::move(meta), std::move(next), /*spec_changed=*/false);
+  s = CommitPut(*e, std::move(meta), std::move(next));
   if (!s.ok()) return s;
   out.session = SnapshotLocked(*e);
   out.advanced = true;
@@ -279,12 +279,12 @@ absl::StatusOr<SessionSnapshot> Registry::Import(const std::string& name,
     if (!reserved.ok()) return reserved.status();
     if (*reserved != nullptr) {
       std::shared_ptr<Entry> e = *reserved;
-      Unlocker unlock(&e->mu);
+      Unlocker unlock(&e->write_mu);
       absl::Time now = absl::Now();
       SessionMeta meta{name, labels.value_or(Labels{}), 1, now, now};
       return Publish(e, std::move(meta), std::move(schedule));
     }
-    absl::MutexLock l(&existing->mu);
+    absl::MutexLock w(&existing->write_mu);
     if (!existing->live) continue;
     if (!replace) {
       return absl::AlreadyExistsError(
@@ -294,8 +294,7 @@ absl::StatusOr<SessionSnapshot> Registry::Import(const std::string& name,
     if (labels) meta.labels = *labels;
     meta.revision += 1;
     meta.update_time = absl::Now();
-    absl::Status s = CommitPut(*existing, std::move(meta), std::move(schedule),
-                               /*spec_changed=*/true);
+    absl::Status s = CommitPut(*existing, std::move(meta), std::move(schedule));
     if (!s.ok()) return s;
     return SnapshotLocked(*existing);
   }
@@ -317,7 +316,12 @@ void Registry::EndWatchersLocked(Entry& e, const absl::Status& status) {
 }
 
 absl::Status Registry::Watch(const std::string& name, std::shared_ptr<WatchSink> sink) {
-  if (absl::Status synced = Sync(name); !synced.ok()) return synced;  // shared store only
+  if (absl::Status ready = PrepareRead(name, {}); !ready.ok()) return ready;
+  // A watch lasts: one re-read is cheap next to it, and spares a NOT_FOUND for a session
+  // another replica created a moment ago that the feed has not brought yet.
+  if (FeedActive() && Find(name) == nullptr) {
+    if (absl::Status synced = Sync(name); !synced.ok()) return synced;
+  }
   std::shared_ptr<Entry> e = Find(name);
   if (e == nullptr) return NotFound(name);
   absl::MutexLock l(&e->mu);

@@ -4,15 +4,24 @@
 // and written through to a Store. It knows nothing of gRPC: the service validates requests,
 // calls these methods, and converts the results.
 //
-// Concurrency. Many sessions step in parallel. Each session (Entry) has a mutex that
-// serializes everything touching it, reads included; the name -> Entry map has its own mutex,
-// held only for lookups and insertions. Lock order: an Entry's mutex, then the map's (never the
-// other way round, except for an Entry no other thread can see yet). A mutation holds its
-// session's mutex while it computes the new state on a copy, while it waits for the durable
-// commit, and while it publishes the result, so (a) readers never see an uncommitted state,
-// (b) commits of different sessions wait side by side and the store can group them into one
+// Concurrency. Many sessions step in parallel. Each session (Entry) has two mutexes: write_mu
+// serializes its mutations, mu guards its fields for short reads and installs (see Entry). The
+// name -> Entry map has its own mutex, held only for lookups and insertions. Lock order:
+// write_mu, then mu, then the map's (never the other way round, except for an Entry no other
+// thread can see yet). A mutation holds write_mu while it computes the new state on a copy,
+// while it waits for the durable commit, and while it installs the result (taking mu only for
+// that), so (a) readers never see an uncommitted state and never wait for a commit, (b)
+// commits of different sessions wait side by side and the store can group them into one
 // transaction, and (c) a failed commit leaves the session exactly as it was (the copy is
 // dropped).
+//
+// Shared stores (etcd, several replicas). With a change feed (StartFeed; the store's
+// Subscribe) the sessions in memory follow every replica's commits, so reads are served from
+// memory: a read may lag another replica's commit by the feed's delay (ReadOptions::consistent
+// reads the store instead), and once the feed has been broken longer than max_staleness such
+// reads fail UNAVAILABLE rather than serve unboundedly old state. Mutations always go to the
+// store, compared on the revision this replica last saw; a lost compare re-reads the one
+// session (Sync) and decides again. Without a feed, every call re-reads its session first.
 //
 // Invariants: every acknowledged mutation is committed to the Store before the method
 // returns; an Entry in the map with live == false is being created or was just deleted and is
@@ -21,6 +30,7 @@
 #ifndef LRSCHED_SERVER_REGISTRY_H_
 #define LRSCHED_SERVER_REGISTRY_H_
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -33,6 +43,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "scheduler/schedule.h"
 #include "server/session.h"
 #include "server/store.h"
@@ -87,6 +98,28 @@ struct ListPage {
   std::string last_name;  // set when more may follow: pass as `after`
 };
 
+// How GetSession, GetLR and ListSessions are served.
+struct ReadOptions {
+  // Shared store only: read the store itself (a linearizable read; one round trip more, and
+  // for List every session is read) instead of this replica's memory, which may lag another
+  // replica's commits by the change feed's delay. Changes nothing when this process alone
+  // writes the store (SQLite).
+  bool consistent = false;
+};
+
+// The change feed keeping a shared store's sessions fresh in memory (registry_feed.cc).
+struct FeedOptions {
+  // Reads not marked consistent fail UNAVAILABLE once the feed has been broken this long.
+  absl::Duration max_staleness = absl::Seconds(5);
+};
+struct FeedStatus {
+  bool active = false;   // a feed is running (shared store with a change feed)
+  bool healthy = true;   // false while it is broken (store unreachable, re-listing)
+  int64_t revision = 0;  // the store revision memory is current to, as far as the feed knows
+  absl::Time broken_since = absl::InfinitePast();  // when it broke (if !healthy)
+  absl::Status error;                             // why (if !healthy)
+};
+
 class Registry {
  public:
   static constexpr size_t kMaxWatchersPerSession = 1024;
@@ -104,8 +137,8 @@ class Registry {
   // The new session, or the existing one when it has the same spec and labels (a retry).
   absl::StatusOr<SessionSnapshot> Create(const std::string& name, const nlohmann::json& spec,
                                          const Labels& labels);
-  absl::StatusOr<SessionSnapshot> Get(const std::string& name);
-  absl::StatusOr<ListPage> List(const ListQuery& query);
+  absl::StatusOr<SessionSnapshot> Get(const std::string& name, const ReadOptions& options = {});
+  absl::StatusOr<ListPage> List(const ListQuery& query, const ReadOptions& options = {});
   absl::Status Delete(const std::string& name, std::optional<int64_t> if_revision);
   // One step; with if_epoch set and different from last_epoch, nothing changes (advanced =
   // false). A step the schedule refuses is FAILED_PRECONDITION.
@@ -114,7 +147,8 @@ class Registry {
   // Values `ahead` steps ahead and a window of `window` epochs, computed on a copy outside the
   // session's lock; `cancelled` is polled during long lookaheads.
   absl::StatusOr<Lookahead> LookAhead(const std::string& name, int64_t ahead, int32_t window,
-                                      const std::function<bool()>& cancelled);
+                                      const std::function<bool()>& cancelled,
+                                      const ReadOptions& options = {});
   absl::StatusOr<ExportedState> Export(const std::string& name);
   // Creates `name` from `schedule`, or replaces the existing session when `replace`. Labels
   // default to the replaced session's (or none).
@@ -128,21 +162,45 @@ class Registry {
   // closes.
   void Shutdown();
 
+  // Shared stores: subscribes to the store's change feed, starting after the revision Load
+  // read (call it after Load). OK and nothing done for an unshared store; UNIMPLEMENTED when
+  // the store has no feed (calls then re-read their session, as without one).
+  absl::Status StartFeed(const FeedOptions& options);
+  // Stops the feed (idempotent); reads re-read the store again. Before the store closes.
+  void StopFeed();
+  FeedStatus feed_status() const;
+  // Whether a read with these options may wait for the store (a consistent read, or a shared
+  // store without a running feed); otherwise it only takes in-memory locks. Watch may also
+  // re-read once, for a session not in memory yet.
+  bool ReadMayBlock(const ReadOptions& options) const {
+    return store_->shared() && (options.consistent || !FeedActive());
+  }
+
  private:
+  class FeedListener;  // registry_feed.cc
+
+  // Two locks per session. `write_mu` serializes the session's mutations: a mutation holds it
+  // from reading the current state, through its durable commit, to installing the result.
+  // `mu` guards the fields: held only briefly, to read them or to install new values. Fields
+  // change only with both held (write_mu first), so holding either one reads them safely;
+  // readers take `mu` alone and therefore never wait for a commit in progress (they see the
+  // last committed state, which is what an unacknowledged mutation allows).
   struct Entry {
+    absl::Mutex write_mu ABSL_ACQUIRED_BEFORE(mu);
     absl::Mutex mu;
     bool live ABSL_GUARDED_BY(mu) = false;
     SessionMeta meta ABSL_GUARDED_BY(mu);
     std::unique_ptr<Schedule> schedule ABSL_GUARDED_BY(mu);
-    std::string spec_json ABSL_GUARDED_BY(mu);  // canonical dump of schedule->spec()
     int64_t store_revision ABSL_GUARDED_BY(mu) = 0;
+    // Registered and dropped with `mu` alone (not a mutation of the session).
     std::vector<std::shared_ptr<WatchSink>> watchers ABSL_GUARDED_BY(mu);
   };
 
   // The entry mapped to `name` (live or not), or nullptr.
   std::shared_ptr<Entry> Find(const std::string& name) const;
-  // Maps a new entry for `name`, returned with its mutex held and live == false; or, when the
-  // name is taken, returns nullptr and the existing entry in *existing.
+  // Maps a new entry for `name`, returned with its write_mu held and live == false (readers
+  // treat it as absent); or, when the name is taken, returns nullptr and the existing entry in
+  // *existing.
   absl::StatusOr<std::shared_ptr<Entry>> Reserve(const std::string& name,
                                                  std::shared_ptr<Entry>* existing);
   // Drops `e` from the map if it is still the entry for its name.
@@ -150,21 +208,44 @@ class Registry {
   // Creates the session in a reserved entry (commit, then publish); on failure unmaps it.
   absl::StatusOr<SessionSnapshot> Publish(const std::shared_ptr<Entry>& e, SessionMeta meta,
                                           std::unique_ptr<Schedule> schedule)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(e->mu);
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(e->write_mu);
   // Commits `meta` + `schedule` as the entry's new state and installs it; on failure the entry
   // is unchanged.
-  // `spec_changed`: the schedule's spec differs from the entry's (an import).
-  absl::Status CommitPut(Entry& e, SessionMeta meta, std::unique_ptr<Schedule> schedule,
-                         bool spec_changed) ABSL_EXCLUSIVE_LOCKS_REQUIRED(e.mu);
+  absl::Status CommitPut(Entry& e, SessionMeta meta, std::unique_ptr<Schedule> schedule)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(e.write_mu);
   // Shared stores only (Store::shared(), e.g. etcd with several replicas): re-reads `name`
   // from the store and installs, replaces or drops the in-memory entry accordingly
   // (registry_sync.cc). OK and nothing done for a store this process alone writes.
   absl::Status Sync(const std::string& name);
+  // Brings `name`'s entry to `rec` (read at rec.read_revision) unless memory holds something
+  // at least as new; notifies watchers; drops a session `rec` says is gone. `from_feed`: rec
+  // comes from the change feed (in order) rather than from a read racing it.
+  absl::Status Install(const std::string& name, const Store::ReadResult& rec, bool from_feed);
+  // Before a read: Sync (consistent, or no feed), or check the feed is fresh enough.
+  absl::Status PrepareRead(const std::string& name, const ReadOptions& options);
+  absl::Status CheckFeedFresh() const;
+  bool FeedActive() const { return feed_active_.load(); }
+  // The feed's side (registry_feed.cc): apply changes; re-list after compaction, returning the
+  // revision read; note a health transition.
+  void ApplyChanges(const std::vector<Store::Change>& changes);
+  absl::StatusOr<int64_t> Reload();
+  void SetFeedHealth(const absl::Status& status);
+  // While a feed runs: `name` was deleted at `revision`; the feed, which may still be behind
+  // it, must not bring back an older state of it meanwhile.
+  void Bury(const std::string& name, int64_t revision);
+  bool Buried(const std::string& name, int64_t revision) const;
+  // ListSessions with consistent = true on a shared store: from a fresh LoadAll.
+  absl::StatusOr<ListPage> ListFromStore(const ListQuery& query);
+  // A commit that failed; a lost compare is routine with several replicas (debug level).
+  void LogCommitFailure(const char* op, const std::string& name, const absl::Status& s) const;
+  // `from_memory`: the entry was not re-read first, so a missing session or an if_epoch
+  // mismatch may be stale; such outcomes come back ABORTED, for the caller to Sync and retry.
   absl::StatusOr<StepOutcome> StepOnce(const std::string& name, const StepRequest& request,
-                                       std::optional<int64_t> if_epoch);
+                                       std::optional<int64_t> if_epoch, bool from_memory);
   void NotifyLocked(Entry& e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(e.mu);
   void EndWatchersLocked(Entry& e, const absl::Status& status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(e.mu);
-  static SessionSnapshot SnapshotLocked(const Entry& e) ABSL_SHARED_LOCKS_REQUIRED(e.mu);
+  // Requires e.mu or e.write_mu (either one keeps the fields it reads from changing).
+  static SessionSnapshot SnapshotLocked(const Entry& e);
 
   Store* const store_;
   const int64_t max_sessions_;
@@ -172,6 +253,23 @@ class Registry {
   mutable absl::Mutex map_mu_;
   std::map<std::string, std::shared_ptr<Entry>> sessions_ ABSL_GUARDED_BY(map_mu_);
   bool shutting_down_ ABSL_GUARDED_BY(map_mu_) = false;
+  // name -> revision of a deletion the feed may not have applied yet (see Bury).
+  std::map<std::string, int64_t> tombstones_ ABSL_GUARDED_BY(map_mu_);
+
+  // The change feed. feed_revision_: the revision of the change the feed is applying or has
+  // applied last (or of its last re-list): memory will reflect the store at least as of it,
+  // so a read racing the feed that is not newer must not install what it read (Install).
+  absl::Mutex feed_ctl_mu_;  // StartFeed / StopFeed
+  std::unique_ptr<Store::ChangeListener> feed_listener_ ABSL_GUARDED_BY(feed_ctl_mu_);
+  std::unique_ptr<Store::Subscription> feed_ ABSL_GUARDED_BY(feed_ctl_mu_);
+  std::atomic<bool> feed_active_{false};
+  std::atomic<int64_t> feed_revision_{0};
+  // Reload holds it exclusively, ListFromStore shared: a store's last_load_revision() then
+  // belongs to the LoadAll that Reload just ran.
+  absl::Mutex load_mu_;
+  mutable absl::Mutex feed_mu_;
+  FeedStatus feed_state_ ABSL_GUARDED_BY(feed_mu_);
+  absl::Duration max_staleness_ ABSL_GUARDED_BY(feed_mu_) = absl::Seconds(5);
 };
 
 // Maps a store failure to what the client sees: UNAVAILABLE stays (retryable), a lost

@@ -21,7 +21,13 @@ bool LabelsMatch(const Labels& have, const Labels& want) {
 
 }  // namespace
 
-absl::StatusOr<ListPage> Registry::List(const ListQuery& query) {
+absl::StatusOr<ListPage> Registry::List(const ListQuery& query, const ReadOptions& options) {
+  if (store_->shared()) {
+    if (options.consistent) return ListFromStore(query);
+    if (FeedActive()) {
+      if (absl::Status fresh = CheckFeedFresh(); !fresh.ok()) return fresh;
+    }
+  }
   ListPage page;
   const size_t want = static_cast<size_t>(std::max<int32_t>(query.page_size, 1));
   std::string cursor = query.after;
@@ -57,10 +63,43 @@ absl::StatusOr<ListPage> Registry::List(const ListQuery& query) {
   }
 }
 
+absl::StatusOr<ListPage> Registry::ListFromStore(const ListQuery& query) {
+  // Straight from the store, memory untouched: LoadAll is one snapshot in name order, and the
+  // callback stops it (with `full`) once the page is full and one more match shows.
+  ListPage page;
+  const size_t want = static_cast<size_t>(std::max<int32_t>(query.page_size, 1));
+  const absl::Status full = absl::CancelledError("page full");
+  absl::ReaderMutexLock load(&load_mu_);
+  absl::Status bad_record;
+  absl::Status s = store_->LoadAll([&](std::string_view name, std::string_view value,
+                                       int64_t) -> absl::Status {
+    if (name.substr(0, query.name_prefix.size()) != query.name_prefix) return absl::OkStatus();
+    if (!query.after.empty() && name <= query.after) return absl::OkStatus();
+    auto rec = DecodeRecord(value);
+    if (!rec.ok()) {
+      bad_record = absl::DataLossError(absl::StrCat("session \"", std::string(name), "\": ",
+                                                    std::string(rec.status().message())));
+      return bad_record;
+    }
+    if (!LabelsMatch(rec->meta.labels, query.labels)) return absl::OkStatus();
+    if (page.sessions.size() == want) {
+      page.last_name = page.sessions.back().meta.name;
+      return full;
+    }
+    page.sessions.push_back(MakeSnapshot(rec->meta, rec->schedule->spec_text(), *rec->schedule));
+    return absl::OkStatus();
+  });
+  if (!page.last_name.empty()) return page;  // stopped by `full`
+  if (!bad_record.ok()) return bad_record;
+  if (!s.ok()) return StoreFailure(s);
+  return page;
+}
+
 absl::StatusOr<Lookahead> Registry::LookAhead(const std::string& name, int64_t ahead,
                                              int32_t window,
-                                             const std::function<bool()>& cancelled) {
-  if (absl::Status synced = Sync(name); !synced.ok()) return synced;  // shared store only
+                                             const std::function<bool()>& cancelled,
+                                             const ReadOptions& options) {
+  if (absl::Status ready = PrepareRead(name, options); !ready.ok()) return ready;
   Lookahead out;
   std::unique_ptr<Schedule> copy;
   {

@@ -34,13 +34,52 @@ absl::StatusOr<std::unique_ptr<LrschedServer>> LrschedServer::Start(const Server
   log::Info("sessions_loaded")
       .Kv("count", static_cast<int64_t>(s->registry_->size()))
       .Kv("ms", absl::ToInt64Milliseconds(absl::Now() - t0));
-  s->service_ = std::make_unique<LrSchedulerService>(
-      s->registry_.get(), ServiceOptions{config.max_simulate_steps, config.authorizer});
+  // A shared store (etcd): keep the sessions in memory fresh from its change feed, so reads
+  // need not re-read the store. A store without a feed: the registry re-reads instead.
+  if (store->shared()) {
+    absl::Status feed = s->registry_->StartFeed(FeedOptions{config.max_staleness});
+    if (!feed.ok() && !absl::IsUnimplemented(feed)) {
+      s->stopped_ = true;  // nothing to shut down yet
+      return feed;
+    }
+  }
+  s->pool_ = std::make_unique<WorkerPool>(
+      WorkerPool::Options{config.worker_threads, config.max_queued_calls});
+  ServiceOptions service_options;
+  service_options.max_simulate_steps = config.max_simulate_steps;
+  service_options.authorizer = config.authorizer;
+  service_options.pool = s->pool_.get();
+  s->service_ = std::make_unique<LrSchedulerService>(s->registry_.get(), service_options);
   if (!config.metrics_listen.empty()) {
     s->metrics_ = std::make_unique<Metrics>();
     Registry* registry = s->registry_.get();
     s->metrics_->AddGauge("lrsched_sessions", "Sessions held.", "gauge",
                           [registry] { return static_cast<double>(registry->size()); });
+    if (store->shared()) {
+      s->metrics_->AddGauge("lrsched_store_feed_healthy",
+                            "1 while the shared store's change feed works (or none runs).",
+                            "gauge", [registry] {
+                              return registry->feed_status().healthy ? 1.0 : 0.0;
+                            });
+      s->metrics_->AddGauge("lrsched_store_feed_revision",
+                            "Store revision the sessions in memory are current to.", "gauge",
+                            [registry] {
+                              return static_cast<double>(registry->feed_status().revision);
+                            });
+      s->metrics_->AddGauge("lrsched_store_feed_broken_seconds",
+                            "How long the change feed has been broken (0 while it works).",
+                            "gauge", [registry] {
+                              FeedStatus st = registry->feed_status();
+                              return st.healthy ? 0.0
+                                                : absl::ToDoubleSeconds(absl::Now() -
+                                                                        st.broken_since);
+                            });
+    }
+    WorkerPool* pool = s->pool_.get();
+    s->metrics_->AddGauge("lrsched_calls_queued", "Calls waiting for a worker thread.", "gauge",
+                          [pool] { return static_cast<double>(pool->queued()); });
+    s->metrics_->AddGauge("lrsched_workers_busy", "Worker threads running a call.", "gauge",
+                          [pool] { return static_cast<double>(pool->busy()); });
     auto http = MetricsHttpServer::Start(config.metrics_listen, s->metrics_.get());
     if (!http.ok()) {
       s->stopped_ = true;  // nothing to shut down yet
@@ -93,6 +132,9 @@ void LrschedServer::Shutdown(absl::Duration grace) {
   if (health != nullptr) health->SetServingStatus(false);
   server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
   server_->Wait();
+  // Every call is answered by now; the pool has nothing left but its idle threads.
+  pool_->Shutdown();
+  registry_->StopFeed();  // before the store it reads from closes
   store_->Close();
   // After the store: a scrape during shutdown still answers (and reads only in-memory state).
   if (metrics_http_ != nullptr) metrics_http_->Stop();

@@ -9,8 +9,9 @@
 //   server.value()->Shutdown(absl::Seconds(5));                // graceful; closes the store
 //
 // Invariant: after Start returns OK the server serves until Shutdown; Shutdown ends every
-// Watch stream, lets in-flight calls finish (cancelling them at the deadline), then closes the
-// store, so every acknowledged mutation is flushed.
+// Watch stream, lets in-flight calls finish (cancelling them at the deadline; calls already
+// handed to the worker pool still run to their reply), then closes the store, so every
+// acknowledged mutation is flushed.
 #ifndef LRSCHED_SERVER_SERVER_H_
 #define LRSCHED_SERVER_SERVER_H_
 
@@ -26,6 +27,7 @@
 #include "server/registry.h"
 #include "server/service.h"
 #include "server/store.h"
+#include "server/worker_pool.h"
 
 namespace lrsched {
 
@@ -38,13 +40,23 @@ struct ServerConfig {
   int64_t max_simulate_steps = 1000000;
   // Larger requests are refused by gRPC itself (RESOURCE_EXHAUSTED).
   int max_receive_bytes = 4 << 20;
-  // Upper bound on threads serving synchronous calls.
+  // Upper bound on threads of gRPC's synchronous services (reflection; lrsched's own service
+  // uses the callback API and the worker pool below).
   int max_threads = 512;
+  // Threads that run the calls that may block (mutations waiting for their commit, reads from
+  // a shared store, long lookaheads and simulations); at most this many commits group into one
+  // SQLite transaction. Calls beyond max_queued_calls waiting for one are refused
+  // RESOURCE_EXHAUSTED.
+  int worker_threads = 128;
+  size_t max_queued_calls = 4096;
   // Bearer-token authorization (server/auth.h); null: every call is allowed. Must outlive the
   // server.
   const Authorizer* authorizer = nullptr;
   // HOST:PORT to serve Prometheus metrics on (GET /metrics); empty: no metrics.
   std::string metrics_listen;
+  // Shared store (etcd) with a change feed: reads not marked consistent fail UNAVAILABLE once
+  // the feed has been broken this long (Registry::StartFeed).
+  absl::Duration max_staleness = absl::Seconds(5);
 };
 
 class LrschedServer {
@@ -61,6 +73,8 @@ class LrschedServer {
   // Null unless config.metrics_listen was set; metrics_port() is the HTTP port bound.
   Metrics* metrics() { return metrics_.get(); }
   int metrics_port() const;
+  // Calls waiting for a worker thread (tests, metrics).
+  size_t pool_queued() const { return pool_ != nullptr ? pool_->queued() : 0; }
 
   // Idempotent.
   void Shutdown(absl::Duration grace);
@@ -70,6 +84,7 @@ class LrschedServer {
 
   Store* store_ = nullptr;
   std::unique_ptr<Registry> registry_;
+  std::unique_ptr<WorkerPool> pool_;
   std::unique_ptr<LrSchedulerService> service_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<Metrics> metrics_;

@@ -34,6 +34,11 @@
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051", "address to serve on (port 0: any free port)");
 ABSL_FLAG(std::string, data_dir, "./data", "directory of the session database (created if missing)");
 ABSL_FLAG(int64_t, max_sessions, 100000, "most sessions the server holds");
+ABSL_FLAG(int32_t, worker_threads, 128,
+          "threads running calls that may block (commits, long lookaheads, simulations); at most "
+          "this many Step commits share one SQLite transaction");
+ABSL_FLAG(int64_t, max_queued_calls, 4096,
+          "calls waiting for a worker thread beyond which new ones get RESOURCE_EXHAUSTED");
 ABSL_FLAG(int64_t, max_simulate_steps, 1000000,
           "most steps x param groups one Simulate call may compute");
 ABSL_FLAG(std::string, tls_cert, "", "PEM certificate chain file: serve TLS (with --tls_key)");
@@ -129,6 +134,14 @@ int Run() {
   config.listen = absl::GetFlag(FLAGS_listen);
   config.max_sessions = absl::GetFlag(FLAGS_max_sessions);
   config.max_simulate_steps = absl::GetFlag(FLAGS_max_simulate_steps);
+  config.worker_threads = absl::GetFlag(FLAGS_worker_threads);
+  if (config.worker_threads < 1 || config.worker_threads > 4096 ||
+      absl::GetFlag(FLAGS_max_queued_calls) < 1) {
+    return Fail("bad_flag", absl::InvalidArgumentError(
+                                "--worker_threads must be 1 to 4096 and --max_queued_calls at "
+                                "least 1"));
+  }
+  config.max_queued_calls = static_cast<size_t>(absl::GetFlag(FLAGS_max_queued_calls));
   if (config.max_sessions < 0 || config.max_simulate_steps < 0) {
     return Fail("bad_flag", absl::InvalidArgumentError(
                                 "--max_sessions and --max_simulate_steps must not be negative"));
@@ -169,6 +182,9 @@ int Run() {
     auto opened = OpenEtcdStoreFromFlags();
     if (!opened.ok()) return Fail("store_open_failed", opened.status());
     etcd_store = *std::move(opened);
+    auto staleness = EtcdMaxStalenessFromFlags();
+    if (!staleness.ok()) return Fail("bad_flag", staleness.status());
+    config.max_staleness = *staleness;
   } else {
     store = SqliteStore::Open(store_opts);
   }

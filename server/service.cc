@@ -4,6 +4,8 @@
 // before touching the registry; Simulate is in service_simulate.cc, Watch in service_watch.cc.
 #include "server/service.h"
 
+#include <algorithm>
+#include <optional>
 #include <utility>
 
 #include "absl/strings/escaping.h"
@@ -110,123 +112,165 @@ absl::Status LrSchedulerService::Authorize(const grpc::ServerContextBase* ctx,
   return options_.authorizer->Check(*ctx, method);
 }
 
-grpc::Status LrSchedulerService::CreateSession(grpc::ServerContext* ctx,
-                                               const v1::CreateSessionRequest* req,
-                                               v1::Session* resp) {
-  absl::Status allowed = Authorize(ctx, "CreateSession");
-  if (!allowed.ok()) return Done("CreateSession", req->name(), allowed);
-  absl::Status s = ValidateName(req->name());
-  Labels labels = FromProto(req->labels());
+grpc::ServerUnaryReactor* LrSchedulerService::Serve(grpc::CallbackServerContext* ctx,
+                                                    const char* method, const std::string& name,
+                                                    Where where,
+                                                    std::function<absl::Status()> body) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  absl::Status allowed = Authorize(ctx, method);
+  if (!allowed.ok()) {
+    reactor->Finish(Done(method, name, allowed));
+  } else if (where == Where::kInline) {
+    reactor->Finish(Done(method, name, body()));
+  } else if (!options_.pool->Submit([reactor, method, name, body = std::move(body)] {
+               reactor->Finish(Done(method, name, body()));
+             })) {
+    reactor->Finish(Done(method, name,
+                         absl::ResourceExhaustedError(
+                             "server overloaded: too many calls waiting; retry with backoff")));
+  }
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* LrSchedulerService::CreateSession(grpc::CallbackServerContext* ctx,
+                                                            const v1::CreateSessionRequest* req,
+                                                            v1::Session* resp) {
+  return Serve(ctx, "CreateSession", req->name(), Where::kPool,
+               [this, req, resp] { return DoCreateSession(*req, resp); });
+}
+
+absl::Status LrSchedulerService::DoCreateSession(const v1::CreateSessionRequest& req,
+                                                 v1::Session* resp) {
+  absl::Status s = ValidateName(req.name());
+  Labels labels = FromProto(req.labels());
   if (s.ok()) s = ValidateLabels(labels);
-  if (!s.ok()) return Done("CreateSession", req->name(), s);
-  auto spec = ParseSpecJson(req->spec_json());
-  if (!spec.ok()) return Done("CreateSession", req->name(), spec.status());
-  auto session = registry_->Create(req->name(), *spec, labels);
-  if (!session.ok()) return Done("CreateSession", req->name(), session.status());
+  if (!s.ok()) return s;
+  auto spec = ParseSpecJson(req.spec_json());
+  if (!spec.ok()) return spec.status();
+  auto session = registry_->Create(req.name(), *spec, labels);
+  if (!session.ok()) return session.status();
   ToProto(*session, resp);
-  return grpc::Status::OK;
+  return absl::OkStatus();
 }
 
-grpc::Status LrSchedulerService::GetSession(grpc::ServerContext* ctx,
-                                            const v1::GetSessionRequest* req,
-                                            v1::Session* resp) {
-  absl::Status allowed = Authorize(ctx, "GetSession");
-  if (!allowed.ok()) return Done("GetSession", req->name(), allowed);
-  absl::Status s = ValidateName(req->name());
-  if (!s.ok()) return Done("GetSession", req->name(), s);
-  auto session = registry_->Get(req->name());
-  if (!session.ok()) return Done("GetSession", req->name(), session.status());
-  ToProto(*session, resp);
-  return grpc::Status::OK;
+grpc::ServerUnaryReactor* LrSchedulerService::GetSession(grpc::CallbackServerContext* ctx,
+                                                         const v1::GetSessionRequest* req,
+                                                         v1::Session* resp) {
+  return Serve(ctx, "GetSession", req->name(), ReadWhere(req->consistent()), [this, req, resp] {
+    absl::Status s = ValidateName(req->name());
+    if (!s.ok()) return s;
+    auto session = registry_->Get(req->name(), ReadOptions{req->consistent()});
+    if (!session.ok()) return session.status();
+    ToProto(*session, resp);
+    return absl::OkStatus();
+  });
 }
 
-grpc::Status LrSchedulerService::ListSessions(grpc::ServerContext* ctx,
-                                              const v1::ListSessionsRequest* req,
-                                              v1::ListSessionsResponse* resp) {
-  absl::Status allowed = Authorize(ctx, "ListSessions");
-  if (!allowed.ok()) return Done("ListSessions", req->name_prefix(), allowed);
+grpc::ServerUnaryReactor* LrSchedulerService::ListSessions(grpc::CallbackServerContext* ctx,
+                                                           const v1::ListSessionsRequest* req,
+                                                           v1::ListSessionsResponse* resp) {
+  return Serve(ctx, "ListSessions", req->name_prefix(), ReadWhere(req->consistent()),
+               [this, req, resp] { return DoListSessions(*req, resp); });
+}
+
+absl::Status LrSchedulerService::DoListSessions(const v1::ListSessionsRequest& req,
+                                                v1::ListSessionsResponse* resp) {
   ListQuery q;
   absl::Status s;
-  if (!req->name_prefix().empty()) s = ValidateNamePrefix(req->name_prefix(), "name_prefix");
-  q.name_prefix = req->name_prefix();
-  q.labels = FromProto(req->labels());
+  if (!req.name_prefix().empty()) s = ValidateNamePrefix(req.name_prefix(), "name_prefix");
+  q.name_prefix = req.name_prefix();
+  q.labels = FromProto(req.labels());
   if (s.ok()) s = ValidateLabels(q.labels);
-  if (s.ok() && req->page_size() < 0) {
+  if (s.ok() && req.page_size() < 0) {
     s = absl::InvalidArgumentError(
-        absl::StrCat("page_size: must not be negative, got ", req->page_size()));
+        absl::StrCat("page_size: must not be negative, got ", req.page_size()));
   }
-  q.page_size = req->page_size() == 0 ? kDefaultPageSize
-                                      : std::min<int32_t>(req->page_size(), kMaxPageSize);
-  if (s.ok() && !req->page_token().empty()) {
-    auto after = DecodePageToken(req->page_token());
+  q.page_size = req.page_size() == 0 ? kDefaultPageSize
+                                     : std::min<int32_t>(req.page_size(), kMaxPageSize);
+  if (s.ok() && !req.page_token().empty()) {
+    auto after = DecodePageToken(req.page_token());
     if (after.ok()) q.after = *after;
     s = after.status();
   }
-  if (!s.ok()) return Done("ListSessions", req->name_prefix(), s);
-  auto page = registry_->List(q);
-  if (!page.ok()) return Done("ListSessions", req->name_prefix(), page.status());
+  if (!s.ok()) return s;
+  auto page = registry_->List(q, ReadOptions{req.consistent()});
+  if (!page.ok()) return page.status();
   for (const SessionSnapshot& snap : page->sessions) ToProto(snap, resp->add_sessions());
   if (!page->last_name.empty()) resp->set_next_page_token(EncodePageToken(page->last_name));
-  return grpc::Status::OK;
+  return absl::OkStatus();
 }
 
-grpc::Status LrSchedulerService::DeleteSession(grpc::ServerContext* ctx,
-                                               const v1::DeleteSessionRequest* req,
-                                               v1::DeleteSessionResponse*) {
-  absl::Status allowed = Authorize(ctx, "DeleteSession");
-  if (!allowed.ok()) return Done("DeleteSession", req->name(), allowed);
-  absl::Status s = ValidateName(req->name());
-  if (s.ok()) {
-    std::optional<int64_t> if_revision;
-    if (req->has_if_revision()) if_revision = req->if_revision();
-    s = registry_->Delete(req->name(), if_revision);
-  }
-  if (s.ok()) log::Info("session_deleted").Kv("name", req->name());
-  return Done("DeleteSession", req->name(), s);
+grpc::ServerUnaryReactor* LrSchedulerService::DeleteSession(grpc::CallbackServerContext* ctx,
+                                                            const v1::DeleteSessionRequest* req,
+                                                            v1::DeleteSessionResponse*) {
+  return Serve(ctx, "DeleteSession", req->name(), Where::kPool, [this, req] {
+    absl::Status s = ValidateName(req->name());
+    if (s.ok()) {
+      std::optional<int64_t> if_revision;
+      if (req->has_if_revision()) if_revision = req->if_revision();
+      s = registry_->Delete(req->name(), if_revision);
+    }
+    if (s.ok()) log::Info("session_deleted").Kv("name", req->name());
+    return s;
+  });
 }
 
-grpc::Status LrSchedulerService::Step(grpc::ServerContext* ctx, const v1::StepRequest* req,
-                                      v1::StepResponse* resp) {
-  absl::Status allowed = Authorize(ctx, "Step");
-  if (!allowed.ok()) return Done("Step", req->name(), allowed);
-  absl::Status s = ValidateName(req->name());
+grpc::ServerUnaryReactor* LrSchedulerService::Step(grpc::CallbackServerContext* ctx,
+                                                   const v1::StepRequest* req,
+                                                   v1::StepResponse* resp) {
+  return Serve(ctx, "Step", req->name(), Where::kPool,
+               [this, req, resp] { return DoStep(*req, resp); });
+}
+
+absl::Status LrSchedulerService::DoStep(const v1::StepRequest& req, v1::StepResponse* resp) {
+  absl::Status s = ValidateName(req.name());
   StepRequest step;
-  if (s.ok() && req->has_metric()) {
-    s = ValidateFinite(req->metric(), "metric");
-    step.metric = req->metric();
+  if (s.ok() && req.has_metric()) {
+    s = ValidateFinite(req.metric(), "metric");
+    step.metric = req.metric();
   }
-  if (s.ok() && req->has_epoch()) {
-    s = ValidateFinite(req->epoch(), "epoch");
-    step.epoch = req->epoch();
+  if (s.ok() && req.has_epoch()) {
+    s = ValidateFinite(req.epoch(), "epoch");
+    step.epoch = req.epoch();
   }
-  if (!s.ok()) return Done("Step", req->name(), s);
+  if (!s.ok()) return s;
   std::optional<int64_t> if_epoch;
-  if (req->has_if_epoch()) if_epoch = req->if_epoch();
-  auto out = registry_->Step(req->name(), step, if_epoch);
-  if (!out.ok()) return Done("Step", req->name(), out.status());
+  if (req.has_if_epoch()) if_epoch = req.if_epoch();
+  auto out = registry_->Step(req.name(), step, if_epoch);
+  if (!out.ok()) return out.status();
   ToProto(out->session, resp->mutable_session());
   resp->set_advanced(out->advanced);
-  return grpc::Status::OK;
+  return absl::OkStatus();
 }
 
-grpc::Status LrSchedulerService::GetLR(grpc::ServerContext* ctx, const v1::GetLRRequest* req,
-                                       v1::GetLRResponse* resp) {
-  absl::Status allowed = Authorize(ctx, "GetLR");
-  if (!allowed.ok()) return Done("GetLR", req->name(), allowed);
-  absl::Status s = ValidateName(req->name());
-  if (s.ok() && (req->ahead() < 0 || req->ahead() > kMaxAhead)) {
+grpc::ServerUnaryReactor* LrSchedulerService::GetLR(grpc::CallbackServerContext* ctx,
+                                                    const v1::GetLRRequest* req,
+                                                    v1::GetLRResponse* resp) {
+  // A lookahead of up to a few thousand steps costs microseconds; beyond that it is work.
+  constexpr int64_t kInlineSteps = 4096;
+  Where where = ReadWhere(req->consistent());
+  if (req->ahead() > kInlineSteps || req->window() > kInlineSteps) where = Where::kPool;
+  return Serve(ctx, "GetLR", req->name(), where,
+               [this, ctx, req, resp] { return DoGetLR(ctx, *req, resp); });
+}
+
+absl::Status LrSchedulerService::DoGetLR(grpc::CallbackServerContext* ctx,
+                                         const v1::GetLRRequest& req, v1::GetLRResponse* resp) {
+  absl::Status s = ValidateName(req.name());
+  if (s.ok() && (req.ahead() < 0 || req.ahead() > kMaxAhead)) {
     s = absl::InvalidArgumentError(
-        absl::StrCat("ahead: expected 0 to ", kMaxAhead, ", got ", req->ahead()));
+        absl::StrCat("ahead: expected 0 to ", kMaxAhead, ", got ", req.ahead()));
   }
-  if (s.ok() && (req->window() < 0 || req->window() > kMaxWindow)) {
+  if (s.ok() && (req.window() < 0 || req.window() > kMaxWindow)) {
     s = absl::InvalidArgumentError(
-        absl::StrCat("window: expected 0 to ", kMaxWindow, ", got ", req->window()));
+        absl::StrCat("window: expected 0 to ", kMaxWindow, ", got ", req.window()));
   }
-  if (!s.ok()) return Done("GetLR", req->name(), s);
-  auto la = registry_->LookAhead(req->name(), req->ahead(), req->window(),
-                                 [ctx] { return ctx->IsCancelled(); });
-  if (!la.ok()) return Done("GetLR", req->name(), la.status());
-  resp->set_name(req->name());
+  if (!s.ok()) return s;
+  auto la = registry_->LookAhead(req.name(), req.ahead(), req.window(),
+                                 [ctx] { return ctx->IsCancelled(); },
+                                 ReadOptions{req.consistent()});
+  if (!la.ok()) return la.status();
+  resp->set_name(req.name());
   resp->set_last_epoch(la->last_epoch);
   resp->set_revision(la->revision);
   for (const GroupValue& g : la->groups) ToProto(g, resp->add_groups());
@@ -235,47 +279,52 @@ grpc::Status LrSchedulerService::GetLR(grpc::ServerContext* ctx, const v1::GetLR
     ev->set_epoch(w.epoch);
     for (const GroupValue& g : w.groups) ToProto(g, ev->add_groups());
   }
-  return grpc::Status::OK;
+  return absl::OkStatus();
 }
 
-grpc::Status LrSchedulerService::ExportState(grpc::ServerContext* ctx,
-                                             const v1::ExportStateRequest* req,
-                                             v1::ExportStateResponse* resp) {
-  absl::Status allowed = Authorize(ctx, "ExportState");
-  if (!allowed.ok()) return Done("ExportState", req->name(), allowed);
-  absl::Status s = ValidateName(req->name());
-  if (!s.ok()) return Done("ExportState", req->name(), s);
-  auto ex = registry_->Export(req->name());
-  if (!ex.ok()) return Done("ExportState", req->name(), ex.status());
-  resp->set_state_json(std::move(ex->state_json));
-  resp->set_torch_state_dict_json(std::move(ex->torch_state_dict_json));
-  resp->set_torch_param_groups_json(std::move(ex->torch_param_groups_json));
-  ToProto(ex->session, resp->mutable_session());
-  return grpc::Status::OK;
+grpc::ServerUnaryReactor* LrSchedulerService::ExportState(grpc::CallbackServerContext* ctx,
+                                                          const v1::ExportStateRequest* req,
+                                                          v1::ExportStateResponse* resp) {
+  // Export re-reads a shared store's session first, as a consistent read does.
+  return Serve(ctx, "ExportState", req->name(), ReadWhere(/*consistent=*/true), [this, req, resp] {
+    absl::Status s = ValidateName(req->name());
+    if (!s.ok()) return s;
+    auto ex = registry_->Export(req->name());
+    if (!ex.ok()) return ex.status();
+    resp->set_state_json(std::move(ex->state_json));
+    resp->set_torch_state_dict_json(std::move(ex->torch_state_dict_json));
+    resp->set_torch_param_groups_json(std::move(ex->torch_param_groups_json));
+    ToProto(ex->session, resp->mutable_session());
+    return absl::OkStatus();
+  });
 }
 
-grpc::Status LrSchedulerService::ImportState(grpc::ServerContext* ctx,
-                                             const v1::ImportStateRequest* req,
-                                             v1::Session* resp) {
-  absl::Status allowed = Authorize(ctx, "ImportState");
-  if (!allowed.ok()) return Done("ImportState", req->name(), allowed);
-  absl::Status s = ValidateName(req->name());
+grpc::ServerUnaryReactor* LrSchedulerService::ImportState(grpc::CallbackServerContext* ctx,
+                                                          const v1::ImportStateRequest* req,
+                                                          v1::Session* resp) {
+  return Serve(ctx, "ImportState", req->name(), Where::kPool,
+               [this, req, resp] { return DoImportState(*req, resp); });
+}
+
+absl::Status LrSchedulerService::DoImportState(const v1::ImportStateRequest& req,
+                                               v1::Session* resp) {
+  absl::Status s = ValidateName(req.name());
   std::optional<Labels> labels;
-  if (s.ok() && !req->labels().empty()) {
-    labels = FromProto(req->labels());
+  if (s.ok() && !req.labels().empty()) {
+    labels = FromProto(req.labels());
     s = ValidateLabels(*labels);
   }
-  if (!s.ok()) return Done("ImportState", req->name(), s);
+  if (!s.ok()) return s;
   std::optional<Labels> state_labels;
-  auto schedule = ScheduleFromImport(*req, &state_labels);
-  if (!schedule.ok()) return Done("ImportState", req->name(), schedule.status());
+  auto schedule = ScheduleFromImport(req, &state_labels);
+  if (!schedule.ok()) return schedule.status();
   if (!labels) labels = std::move(state_labels);
-  auto session = registry_->Import(req->name(), *std::move(schedule), std::move(labels),
-                                   req->replace());
-  if (!session.ok()) return Done("ImportState", req->name(), session.status());
-  log::Info("session_imported").Kv("name", req->name()).Kv("revision", session->meta.revision);
+  auto session = registry_->Import(req.name(), *std::move(schedule), std::move(labels),
+                                   req.replace());
+  if (!session.ok()) return session.status();
+  log::Info("session_imported").Kv("name", req.name()).Kv("revision", session->meta.revision);
   ToProto(*session, resp);
-  return grpc::Status::OK;
+  return absl::OkStatus();
 }
 
 }  // namespace lrsched

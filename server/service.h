@@ -1,18 +1,26 @@
 // Copyright lrsched authors.
 //
 // LrSchedulerService: the lrsched.v1.LrScheduler gRPC service. It validates every request
-// field (validate.h), calls the Registry, and converts results and errors (convert.h). Unary
-// methods use the synchronous API (a Step blocks on its durable commit, which the sync thread
-// pool is made for); Watch uses the callback API, so an idle watch holds no thread and a
-// cancelled one ends at once.
+// field (validate.h), calls the Registry, and converts results and errors (convert.h).
+//
+// Every method uses gRPC's callback API. A call whose work is short and never waits (a read of
+// in-memory state, for a store this process alone writes) runs inline on gRPC's thread; any
+// call that may wait (a mutation waiting for its durable commit, a read that goes to a shared
+// store, a long lookahead or simulation) runs on a WorkerPool, so gRPC's few threads are never
+// blocked and a commit in progress holds one pool thread, not a connection. When the pool's
+// queue is full the call is refused at once with RESOURCE_EXHAUSTED (retryable overload), as
+// a well-run server sheds load rather than queueing without bound.
 #ifndef LRSCHED_SERVER_SERVICE_H_
 #define LRSCHED_SERVER_SERVICE_H_
 
 #include <cstdint>
+#include <functional>
+#include <string>
 
 #include "lrsched/v1/lrsched.grpc.pb.h"
 #include "server/auth.h"
 #include "server/registry.h"
+#include "server/worker_pool.h"
 
 namespace lrsched {
 
@@ -21,37 +29,69 @@ struct ServiceOptions {
   int64_t max_simulate_steps = 1'000'000;
   // Checks each call's bearer token (server/auth.h); null: no authorization.
   const Authorizer* authorizer = nullptr;
+  // Runs the calls that may block (see above). Must outlive the service; required.
+  WorkerPool* pool = nullptr;
 };
 
-class LrSchedulerService final
-    : public v1::LrScheduler::WithCallbackMethod_Watch<v1::LrScheduler::Service> {
+class LrSchedulerService final : public v1::LrScheduler::CallbackService {
  public:
-  // `registry` must outlive the service.
+  // `registry` and `options.pool` must outlive the service.
   LrSchedulerService(Registry* registry, ServiceOptions options);
 
-  grpc::Status CreateSession(grpc::ServerContext* ctx, const v1::CreateSessionRequest* req,
-                             v1::Session* resp) override;
-  grpc::Status GetSession(grpc::ServerContext* ctx, const v1::GetSessionRequest* req,
-                          v1::Session* resp) override;
-  grpc::Status ListSessions(grpc::ServerContext* ctx, const v1::ListSessionsRequest* req,
-                            v1::ListSessionsResponse* resp) override;
-  grpc::Status DeleteSession(grpc::ServerContext* ctx, const v1::DeleteSessionRequest* req,
-                             v1::DeleteSessionResponse* resp) override;
-  grpc::Status Step(grpc::ServerContext* ctx, const v1::StepRequest* req,
-                    v1::StepResponse* resp) override;
-  grpc::Status GetLR(grpc::ServerContext* ctx, const v1::GetLRRequest* req,
-                     v1::GetLRResponse* resp) override;
-  grpc::Status Simulate(grpc::ServerContext* ctx, const v1::SimulateRequest* req,
-                        v1::SimulateResponse* resp) override;
-  grpc::Status ExportState(grpc::ServerContext* ctx, const v1::ExportStateRequest* req,
-                           v1::ExportStateResponse* resp) override;
-  grpc::Status ImportState(grpc::ServerContext* ctx, const v1::ImportStateRequest* req,
-                           v1::Session* resp) override;
+  grpc::ServerUnaryReactor* CreateSession(grpc::CallbackServerContext* ctx,
+                                          const v1::CreateSessionRequest* req,
+                                          v1::Session* resp) override;
+  grpc::ServerUnaryReactor* GetSession(grpc::CallbackServerContext* ctx,
+                                       const v1::GetSessionRequest* req,
+                                       v1::Session* resp) override;
+  grpc::ServerUnaryReactor* ListSessions(grpc::CallbackServerContext* ctx,
+                                         const v1::ListSessionsRequest* req,
+                                         v1::ListSessionsResponse* resp) override;
+  grpc::ServerUnaryReactor* DeleteSession(grpc::CallbackServerContext* ctx,
+                                          const v1::DeleteSessionRequest* req,
+                                          v1::DeleteSessionResponse* resp) override;
+  grpc::ServerUnaryReactor* Step(grpc::CallbackServerContext* ctx, const v1::StepRequest* req,
+                                 v1::StepResponse* resp) override;
+  grpc::ServerUnaryReactor* GetLR(grpc::CallbackServerContext* ctx, const v1::GetLRRequest* req,
+                                  v1::GetLRResponse* resp) override;
+  grpc::ServerUnaryReactor* Simulate(grpc::CallbackServerContext* ctx,
+                                     const v1::SimulateRequest* req,
+                                     v1::SimulateResponse* resp) override;
+  grpc::ServerUnaryReactor* ExportState(grpc::CallbackServerContext* ctx,
+                                        const v1::ExportStateRequest* req,
+                                        v1::ExportStateResponse* resp) override;
+  grpc::ServerUnaryReactor* ImportState(grpc::CallbackServerContext* ctx,
+                                        const v1::ImportStateRequest* req,
+                                        v1::Session* resp) override;
 
   grpc::ServerWriteReactor<v1::Session>* Watch(grpc::CallbackServerContext* ctx,
                                                const v1::WatchRequest* req) override;
 
  private:
+  enum class Where { kInline, kPool };
+  // Authorizes the call, runs `body` where `where` says, and finishes the call with its
+  // outcome (logged and converted by the method's name). `body` may use the request and the
+  // response: both live until the call is finished.
+  grpc::ServerUnaryReactor* Serve(grpc::CallbackServerContext* ctx, const char* method,
+                                  const std::string& name, Where where,
+                                  std::function<absl::Status()> body);
+  // Inline for a read of memory, the pool for one that may go to the store (a consistent read
+  // of a shared store, or one with no change feed running).
+  Where ReadWhere(bool consistent) const {
+    return registry_->ReadMayBlock(ReadOptions{consistent}) ? Where::kPool : Where::kInline;
+  }
+
+  // The methods' work, on whichever thread Serve picked.
+  absl::Status DoCreateSession(const v1::CreateSessionRequest& req, v1::Session* resp);
+  absl::Status DoListSessions(const v1::ListSessionsRequest& req,
+                              v1::ListSessionsResponse* resp);
+  absl::Status DoStep(const v1::StepRequest& req, v1::StepResponse* resp);
+  absl::Status DoGetLR(grpc::CallbackServerContext* ctx, const v1::GetLRRequest& req,
+                       v1::GetLRResponse* resp);
+  absl::Status DoSimulate(grpc::CallbackServerContext* ctx, const v1::SimulateRequest& req,
+                          v1::SimulateResponse* resp);
+  absl::Status DoImportState(const v1::ImportStateRequest& req, v1::Session* resp);
+
   // OK, or the refusal of a caller that may not call `method` (see ServiceOptions::authorizer).
   absl::Status Authorize(const grpc::ServerContextBase* ctx, const char* method) const;
 

@@ -39,10 +39,17 @@ absl::Span<const double> Chunk(const google::protobuf::RepeatedField<double>& va
 
 }  // namespace
 
-grpc::Status LrSchedulerService::Simulate(grpc::ServerContext* ctx,
-                                          const v1::SimulateRequest* req,
-                                          v1::SimulateResponse* resp) {
-  if (absl::Status a = Authorize(ctx, "Simulate"); !a.ok()) return ToGrpc(a);
+grpc::ServerUnaryReactor* LrSchedulerService::Simulate(grpc::CallbackServerContext* ctx,
+                                                       const v1::SimulateRequest* req,
+                                                       v1::SimulateResponse* resp) {
+  return Serve(ctx, "Simulate", "", Where::kPool,
+               [this, ctx, req, resp] { return DoSimulate(ctx, *req, resp); });
+}
+
+absl::Status LrSchedulerService::DoSimulate(grpc::CallbackServerContext* ctx,
+                                            const v1::SimulateRequest& request,
+                                            v1::SimulateResponse* resp) {
+  const v1::SimulateRequest* req = &request;
   const int64_t steps = req->steps();
   absl::Status s;
   if (steps < 0) {
@@ -53,20 +60,20 @@ grpc::Status LrSchedulerService::Simulate(grpc::ServerContext* ctx,
   }
   if (s.ok()) s = CheckNumbers(req->metrics(), "metrics", steps);
   if (s.ok()) s = CheckNumbers(req->epochs(), "epochs", steps);
-  if (!s.ok()) return ToGrpc(s);
+  if (!s.ok()) return s;
   auto spec = ParseSpecJson(req->spec_json());
-  if (!spec.ok()) return ToGrpc(spec.status());
+  if (!spec.ok()) return spec.status();
   auto schedule = Schedule::Create(*spec);
   if (!schedule.ok()) {
-    return ToGrpc(absl::InvalidArgumentError(
-        absl::StrCat("spec_json: ", std::string(schedule.status().message()))));
+    return absl::InvalidArgumentError(
+        absl::StrCat("spec_json: ", std::string(schedule.status().message())));
   }
   Schedule& sched = **schedule;
   const int64_t groups = static_cast<int64_t>(sched.param_groups().size());
   if (steps * groups > options_.max_simulate_steps) {
-    return ToGrpc(absl::ResourceExhaustedError(absl::StrCat(
+    return absl::ResourceExhaustedError(absl::StrCat(
         "steps: ", steps, " steps x ", groups, " param groups is more than this server's limit of ",
-        options_.max_simulate_steps, " values")));
+        options_.max_simulate_steps, " values"));
   }
   resp->set_groups(static_cast<int32_t>(groups));
   resp->set_has_momentum(sched.has_momentum());
@@ -74,11 +81,11 @@ grpc::Status LrSchedulerService::Simulate(grpc::ServerContext* ctx,
   // No up-front reservation: a call cancelled early should not have claimed the whole reply.
   Trace part;
   for (int64_t offset = 0; offset < steps; offset += kChunkSteps) {
-    if (ctx->IsCancelled()) return grpc::Status(grpc::StatusCode::CANCELLED, "simulate: cancelled");
+    if (ctx->IsCancelled()) return absl::CancelledError("simulate: cancelled");
     const int64_t n = std::min(kChunkSteps, steps - offset);
     s = lrsched::Simulate(sched, n, Chunk(req->metrics(), offset, n),
                           Chunk(req->epochs(), offset, n), &part);
-    if (!s.ok()) return ToGrpc(s);  // bad arguments; checked above, so not expected
+    if (!s.ok()) return s;  // bad arguments; checked above, so not expected
     resp->mutable_lr()->Add(part.lr.begin(), part.lr.end());
     if (part.has_momentum) resp->mutable_momentum()->Add(part.momentum.begin(), part.momentum.end());
     if (!part.error.ok()) {
@@ -88,7 +95,7 @@ grpc::Status LrSchedulerService::Simulate(grpc::ServerContext* ctx,
     }
   }
   resp->set_state_dict_json(sched.StateDict().dump());
-  return grpc::Status::OK;
+  return absl::OkStatus();
 }
 
 }  // namespace lrsched

@@ -18,9 +18,11 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -79,6 +81,50 @@ class Store {
     int64_t transactions = 0;  // transactions (group-commit batches) that carried them
   };
   virtual Stats stats() const = 0;
+
+  // --- Change feed: optional, for shared stores that can push changes (etcd's Watch). ---
+  //
+  // Lets a replica keep its in-memory sessions fresh without re-reading each one before use.
+  // A store without a feed answers Subscribe UNIMPLEMENTED; the registry then re-reads.
+
+  // One committed change of one record.
+  struct Change {
+    bool deleted = false;
+    std::string name;
+    std::string value;     // the new record (puts only)
+    int64_t revision = 0;  // the put's new revision, or the deletion's revision
+  };
+  // Receives a feed's reports, from the feed's own thread, one call at a time. Calls may block
+  // (briefly: they take session locks) but must not destroy the Subscription.
+  class ChangeListener {
+   public:
+    virtual ~ChangeListener() = default;
+    // Changes committed after the subscription's starting revision, in commit order; a feed
+    // that resumes after a break neither repeats nor skips any.
+    virtual void OnChanges(const std::vector<Change>& changes) = 0;
+    // The store no longer has the history the feed needs (etcd: compacted): re-read every
+    // record (LoadAll) and return last_load_revision(); the feed continues after it. An error
+    // leaves the feed broken; it asks again later.
+    virtual absl::StatusOr<int64_t> OnResync() = 0;
+    // The feed broke (not OK: why) or works again (OK). Called on transitions only.
+    virtual void OnFeedHealth(const absl::Status& status) = 0;
+  };
+  // A running feed. Destroying it stops the feed and waits until the listener is no longer
+  // called.
+  class Subscription {
+   public:
+    virtual ~Subscription() = default;
+  };
+  // Starts feeding `listener` (which must outlive the Subscription) every change committed
+  // after `after_revision`. The feed reconnects by itself; it reports through OnFeedHealth.
+  virtual absl::StatusOr<std::unique_ptr<Subscription>> Subscribe(int64_t after_revision,
+                                                                  ChangeListener* listener) {
+    (void)after_revision;
+    (void)listener;
+    return absl::UnimplementedError("this store has no change feed");
+  }
+  // The store revision the last successful LoadAll read at, where a feed starts (0: none).
+  virtual int64_t last_load_revision() const { return 0; }
 };
 
 }  // namespace lrsched

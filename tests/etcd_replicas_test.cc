@@ -2,10 +2,14 @@
 //
 // Two lrsched replicas (in-process LrschedServers, each with its own EtcdStore and gRPC port)
 // serving the same sessions from one real single-member etcd: what one replica commits the
-// other serves; 32 ranks stepping one session through both with if_epoch advance it exactly
-// once per epoch and each sees torch's values; etcd stopped: UNAVAILABLE, nothing
-// acknowledged that is not stored; etcd back: serving again. Skipped without the etcd binary.
+// other serves (reads come from memory, kept fresh by etcd's Watch: within a bounded wait, or
+// at once with consistent = true); 32 ranks stepping one session through both with if_epoch
+// advance it exactly once per epoch and each sees torch's values; etcd stopped: mutations and
+// consistent reads UNAVAILABLE, nothing acknowledged that is not stored; etcd back: serving
+// again. Skipped without the etcd binary.
 #include <atomic>
+#include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -51,6 +55,7 @@ class Replica {
     if (server_) server_->Shutdown(absl::Seconds(1));
   }
   v1::LrScheduler::Stub& stub() { return *stub_; }
+  Registry& registry() { return server_->registry(); }
 
  private:
   std::unique_ptr<EtcdStore> store_;
@@ -73,6 +78,16 @@ class EtcdReplicasTest : public ::testing::Test {
   Replica a_, b_;
 };
 
+// Polls `cond` every 20 ms for up to 10 s: reads on one replica follow another's commits
+// through etcd's Watch, a few milliseconds late.
+bool Eventually(const std::function<bool()>& cond) {
+  for (int i = 0; i < 500; ++i) {
+    if (cond()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return cond();
+}
+
 std::vector<double> Lrs(const v1::Session& s) {
   std::vector<double> out;
   for (const auto& g : s.groups()) out.push_back(g.lr());
@@ -87,8 +102,11 @@ TEST_F(EtcdReplicasTest, CreateOnAStepOnBGetOnA) {
   ASSERT_TRUE(st.ok()) << st.error_message();
   EXPECT_TRUE(stepped.advanced());
   EXPECT_EQ(stepped.session().last_epoch(), 1);
-  ASSERT_TRUE(Get(a_.stub(), "runs/x", &got).ok());
-  EXPECT_EQ(got.last_epoch(), 1);
+  auto consistent = a_.registry().Get("runs/x", ReadOptions{true});
+  ASSERT_TRUE(consistent.ok()) << consistent.status();
+  EXPECT_EQ(consistent->last_epoch, 1);
+  ASSERT_TRUE(Eventually(
+      [&] { return Get(a_.stub(), "runs/x", &got).ok() && got.last_epoch() == 1; }));
   EXPECT_EQ(got.revision(), stepped.session().revision());
   EXPECT_EQ(Lrs(got), Lrs(stepped.session()));
   // The same create repeated on B returns the existing session; deleted on B, gone on A.
@@ -96,7 +114,10 @@ TEST_F(EtcdReplicasTest, CreateOnAStepOnBGetOnA) {
   ASSERT_TRUE(Create(b_.stub(), "runs/x", kCosineSpec, &again).ok());
   EXPECT_EQ(again.last_epoch(), 1);
   ASSERT_TRUE(Delete(b_.stub(), "runs/x").ok());
-  EXPECT_EQ(Get(a_.stub(), "runs/x").error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(a_.registry().Get("runs/x", ReadOptions{true}).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_TRUE(Eventually(
+      [&] { return Get(a_.stub(), "runs/x").error_code() == grpc::StatusCode::NOT_FOUND; }));
 }
 
 TEST_F(EtcdReplicasTest, ThirtyTwoRanksThroughBothReplicasAdvanceOncePerEpoch) {
@@ -152,8 +173,10 @@ TEST_F(EtcdReplicasTest, ThirtyTwoRanksThroughBothReplicasAdvanceOncePerEpoch) {
   for (int r = 0; r < kRanks; ++r) EXPECT_EQ(errors[r], "") << "rank " << r;
   EXPECT_EQ(advanced.load(), kEpochs);
   v1::Session a, b;
-  ASSERT_TRUE(Get(a_.stub(), "runs/ranks", &a).ok());
-  ASSERT_TRUE(Get(b_.stub(), "runs/ranks", &b).ok());
+  ASSERT_TRUE(Eventually([&] {
+    return Get(a_.stub(), "runs/ranks", &a).ok() && Get(b_.stub(), "runs/ranks", &b).ok() &&
+           a.last_epoch() == kEpochs && b.last_epoch() == kEpochs;
+  }));
   EXPECT_EQ(a.last_epoch(), kEpochs);
   EXPECT_EQ(b.last_epoch(), kEpochs);
   EXPECT_EQ(a.revision(), b.revision());
@@ -170,7 +193,9 @@ TEST_F(EtcdReplicasTest, EtcdStoppedIsUnavailableAndBackIsServing) {
   grpc::Status st = StepOnce(b_.stub(), req, &resp);
   EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAVAILABLE) << st.error_message();
   EXPECT_THAT(st.error_message(), ::testing::HasSubstr("etcd"));
-  EXPECT_EQ(Get(a_.stub(), "runs/f").error_code(), grpc::StatusCode::UNAVAILABLE);
+  // Reads: from memory for a while (--etcd_max_staleness, 5 s here), unless consistent.
+  EXPECT_EQ(a_.registry().Get("runs/f", ReadOptions{true}).status().code(),
+            absl::StatusCode::kUnavailable);
   absl::Status s = etcd_.Restart(0);
   ASSERT_TRUE(s.ok()) << s;
   // Nothing was acknowledged while etcd was down: the session is still at epoch 1, and both
@@ -184,7 +209,8 @@ TEST_F(EtcdReplicasTest, EtcdStoppedIsUnavailableAndBackIsServing) {
   EXPECT_TRUE(resp.advanced());
   EXPECT_EQ(resp.session().last_epoch(), 2);
   v1::Session got;
-  ASSERT_TRUE(Get(a_.stub(), "runs/f", &got).ok());
+  EXPECT_TRUE(Eventually(
+      [&] { return Get(a_.stub(), "runs/f", &got).ok() && got.last_epoch() == 2; }));
   EXPECT_EQ(got.last_epoch(), 2);
 }
 

@@ -4,7 +4,8 @@
 // 1, +1 per put, a delete removes the key and returns 0) and compare-and-swap, plus failure
 // injection: FailNextCommits(n, status) makes the next n Commit calls fail with `status`
 // without writing. Close() makes later Commits fail UNAVAILABLE until Reopen(), which a test
-// uses to "restart" a server on the same data.
+// uses to "restart" a server on the same data. HoldCommits() makes Commit block (as a slow
+// disk would) until ReleaseCommits(); commits_waiting() tells how many are blocked.
 #ifndef LRSCHED_TESTS_MEMORY_STORE_H_
 #define LRSCHED_TESTS_MEMORY_STORE_H_
 
@@ -22,6 +23,9 @@ class MemoryStore final : public Store {
  public:
   absl::StatusOr<int64_t> Commit(const Mutation& m) override {
     absl::MutexLock l(&mu_);
+    ++waiting_;
+    mu_.Await(absl::Condition(+[](bool* held) { return !*held; }, &held_));
+    --waiting_;
     if (closed_) return absl::UnavailableError("store closed");
     if (fail_next_ > 0) {
       --fail_next_;
@@ -81,6 +85,18 @@ class MemoryStore final : public Store {
     absl::MutexLock l(&mu_);
     rows_[name] = {value, rows_[name].second + 1};
   }
+  void HoldCommits() {
+    absl::MutexLock l(&mu_);
+    held_ = true;
+  }
+  void ReleaseCommits() {
+    absl::MutexLock l(&mu_);
+    held_ = false;
+  }
+  int commits_waiting() const {
+    absl::MutexLock l(&mu_);
+    return held_ ? waiting_ : 0;
+  }
   size_t size() const {
     absl::MutexLock l(&mu_);
     return rows_.size();
@@ -95,6 +111,8 @@ class MemoryStore final : public Store {
   mutable absl::Mutex mu_;
   std::map<std::string, std::pair<std::string, int64_t>> rows_;
   bool closed_ = false;
+  bool held_ = false;
+  int waiting_ = 0;
   int fail_next_ = 0;
   absl::Status fail_status_;
   Stats stats_;
