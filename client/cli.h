@@ -29,6 +29,7 @@ ABSL_DECLARE_FLAG(std::optional<double>, metric);
 ABSL_DECLARE_FLAG(std::optional<double>, epoch);
 ABSL_DECLARE_FLAG(std::optional<int64_t>, if_epoch);
 ABSL_DECLARE_FLAG(bool, json);
+ABSL_DECLARE_FLAG(bool, consistent);
 ABSL_DECLARE_FLAG(std::vector<std::string>, labels);
 ABSL_DECLARE_FLAG(absl::Duration, timeout);
 ABSL_DECLARE_FLAG(std::string, tls_ca);

@@ -23,6 +23,8 @@ ABSL_FLAG(std::optional<double>, epoch, std::nullopt, "step: step(epoch)");
 ABSL_FLAG(std::optional<int64_t>, if_epoch, std::nullopt,
           "step: step only if the session's last_epoch equals this");
 ABSL_FLAG(bool, json, false, "print JSON");
+ABSL_FLAG(bool, consistent, false,
+          "get, list, lr: read the store itself (etcd), not the replica's memory");
 ABSL_FLAG(std::vector<std::string>, labels, {}, "create: labels, as key=value,key=value");
 ABSL_FLAG(absl::Duration, timeout, absl::Seconds(30), "deadline of each call to the server");
 ABSL_FLAG(std::string, tls_ca, "", "PEM CA file: connect with TLS, verifying the server");

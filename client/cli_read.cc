@@ -26,7 +26,7 @@ extern "C" void ExitOnInterrupt(int) { _exit(kExitOk); }
 int RunLr(const std::vector<std::string>& args) {
   if (args.size() != 2) {
     return Fail(absl::InvalidArgumentError(
-                    "usage: lrsched lr NAME [--ahead=N] [--window=K] [--json]"),
+                    "usage: lrsched lr NAME [--ahead=N] [--window=K] [--json] [--consistent]"),
                 kExitUsage);
   }
   const int64_t ahead = absl::GetFlag(FLAGS_ahead);
@@ -36,7 +36,7 @@ int RunLr(const std::vector<std::string>& args) {
   }
   auto client = ConnectFromFlags();
   if (!client.ok()) return Fail(client.status(), kExitUsage);
-  auto r = (*client)->GetLR(args[1], ahead, window);
+  auto r = (*client)->GetLR(args[1], ahead, window, absl::GetFlag(FLAGS_consistent));
   if (!r.ok()) return Fail(r.status());
   nlohmann::json now = GroupsJson(r->groups());
   if (absl::GetFlag(FLAGS_json)) {

@@ -99,11 +99,11 @@ int RunStep(const std::vector<std::string>& args) {
 
 int RunGet(const std::vector<std::string>& args) {
   if (args.size() != 2) {
-    return Fail(absl::InvalidArgumentError("usage: lrsched get NAME [--json]"), kExitUsage);
+    return Fail(absl::InvalidArgumentError("usage: lrsched get NAME [--json] [--consistent]"), kExitUsage);
   }
   auto client = ConnectFromFlags();
   if (!client.ok()) return Fail(client.status(), kExitUsage);
-  auto s = (*client)->GetSession(args[1]);
+  auto s = (*client)->GetSession(args[1], absl::GetFlag(FLAGS_consistent));
   if (!s.ok()) return Fail(s.status());
   if (absl::GetFlag(FLAGS_json)) {
     std::cout << SessionJson(*s).dump() << "\n";
@@ -115,11 +115,11 @@ int RunGet(const std::vector<std::string>& args) {
 
 int RunList(const std::vector<std::string>& args) {
   if (args.size() != 1) {
-    return Fail(absl::InvalidArgumentError("usage: lrsched list [--json]"), kExitUsage);
+    return Fail(absl::InvalidArgumentError("usage: lrsched list [--json] [--consistent]"), kExitUsage);
   }
   auto client = ConnectFromFlags();
   if (!client.ok()) return Fail(client.status(), kExitUsage);
-  auto sessions = (*client)->ListAllSessions("");
+  auto sessions = (*client)->ListAllSessions("", absl::GetFlag(FLAGS_consistent));
   if (!sessions.ok()) return Fail(sessions.status());
   if (absl::GetFlag(FLAGS_json)) {
     nlohmann::json all = nlohmann::json::array();

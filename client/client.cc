@@ -149,9 +149,10 @@ absl::StatusOr<v1::Session> Client::CreateSession(
   return Reply(s, std::move(resp));
 }
 
-absl::StatusOr<v1::Session> Client::GetSession(const std::string& name) {
+absl::StatusOr<v1::Session> Client::GetSession(const std::string& name, bool consistent) {
   v1::GetSessionRequest req;
   req.set_name(name);
+  req.set_consistent(consistent);
   v1::Session resp;
   absl::Status s = Call("GetSession", true, [&](grpc::ClientContext* ctx) {
     return stub_->GetSession(ctx, req, &resp);
@@ -168,10 +169,12 @@ absl::StatusOr<v1::ListSessionsResponse> Client::ListSessions(
   return Reply(s, std::move(resp));
 }
 
-absl::StatusOr<std::vector<v1::Session>> Client::ListAllSessions(const std::string& name_prefix) {
+absl::StatusOr<std::vector<v1::Session>> Client::ListAllSessions(const std::string& name_prefix,
+                                                                 bool consistent) {
   std::vector<v1::Session> all;
   v1::ListSessionsRequest req;
   req.set_name_prefix(name_prefix);
+  req.set_consistent(consistent);
   req.set_page_size(1000);
   // Bounded: the server holds at most --max_sessions sessions, 1000 per page.
   for (int page = 0; page < 100000; ++page) {
@@ -208,9 +211,10 @@ absl::StatusOr<v1::StepResponse> Client::Step(const std::string& name, const Ste
 }
 
 absl::StatusOr<v1::GetLRResponse> Client::GetLR(const std::string& name, int64_t ahead,
-                                                int32_t window) {
+                                                int32_t window, bool consistent) {
   v1::GetLRRequest req;
   req.set_name(name);
+  req.set_consistent(consistent);
   req.set_ahead(ahead);
   req.set_window(window);
   v1::GetLRResponse resp;

@@ -78,15 +78,19 @@ class Client {
 
   absl::StatusOr<v1::Session> CreateSession(const std::string& name, const std::string& spec_json,
                                             const std::map<std::string, std::string>& labels);
-  absl::StatusOr<v1::Session> GetSession(const std::string& name);
+  // `consistent`: with an etcd-backed server, read etcd rather than the replica's memory (which
+  // may lag another replica's commit briefly); no difference on SQLite. Also ListAllSessions
+  // and GetLR.
+  absl::StatusOr<v1::Session> GetSession(const std::string& name, bool consistent = false);
   absl::StatusOr<v1::ListSessionsResponse> ListSessions(const v1::ListSessionsRequest& request);
   // Every page of ListSessions, in name order.
-  absl::StatusOr<std::vector<v1::Session>> ListAllSessions(const std::string& name_prefix);
+  absl::StatusOr<std::vector<v1::Session>> ListAllSessions(const std::string& name_prefix,
+                                                           bool consistent = false);
   absl::Status DeleteSession(const std::string& name,
                              std::optional<int64_t> if_revision = std::nullopt);
   absl::StatusOr<v1::StepResponse> Step(const std::string& name, const StepArgs& args);
   absl::StatusOr<v1::GetLRResponse> GetLR(const std::string& name, int64_t ahead = 0,
-                                          int32_t window = 0);
+                                          int32_t window = 0, bool consistent = false);
   absl::StatusOr<v1::SimulateResponse> Simulate(const v1::SimulateRequest& request);
   absl::StatusOr<v1::ExportStateResponse> ExportState(const std::string& name);
   absl::StatusOr<v1::Session> ImportState(const v1::ImportStateRequest& request);

@@ -71,6 +71,8 @@ def test_session_lifecycle_json(server, spec):
     stepped = as_json("step", "life/a", "--if-epoch=0", server=server)
     assert stepped["advanced"] and stepped["last_epoch"] == 1
     got = as_json("get", "life/a", server=server)
+    # On SQLite a consistent read is the same read.
+    assert as_json("get", "life/a", "--consistent", server=server) == got
     trace = local_trace(spec, 3)
     assert got["lr"] == trace["lr"][1] and got["momentum"] == trace["momentum"][1]
     names = [s["name"] for s in as_json("list", server=server)["sessions"]]

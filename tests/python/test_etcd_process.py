@@ -104,8 +104,14 @@ def test_two_replicas_serve_the_same_session(etcd, tmp_path):
         # A retried step (same if_epoch) on the other replica does not step twice.
         out = lrsched("step", "s", "--if-epoch=5", "--json", server=a)
         assert out.returncode == 0 and not json.loads(out.stdout)["advanced"]
-        got = [json.loads(lrsched("get", "s", "--json", server=s).stdout) for s in (a, b)]
+        # --consistent reads etcd itself: equal at once, whatever the feed's delay.
+        got = [json.loads(lrsched("get", "s", "--json", "--consistent", server=s).stdout)
+               for s in (a, b)]
         assert got[0] == got[1]
+        lr_now = json.loads(lrsched("lr", "s", "--json", "--consistent", server=a).stdout)
+        assert lr_now["last_epoch"] == 6
+        listed = json.loads(lrsched("list", "--json", "--consistent", server=b).stdout)
+        assert [x["name"] for x in listed["sessions"]] == ["s"]
         assert got[0]["last_epoch"] == 6
         lr, momentum = local_values(spec, 6)
         assert got[0]["lr"] == lr and got[0]["momentum"] == momentum

@@ -470,6 +470,11 @@ def test_client_calls(client):
     assert [w.lrs for w in lr.window] == sim.lr[1:5]
     assert sim.momentum == [[0.9, 0.9]] * 6 and sim.error is None and sim.error_at_step == -1
     assert client.get_session(names[0]).last_epoch == 1  # lookahead changed nothing
+    # consistent=True (for etcd-backed servers) is the same read on SQLite.
+    assert client.get_session(names[0], consistent=True).revision == 2
+    assert client.get_lr(names[0], ahead=2, consistent=True).lrs == sim.lr[3]
+    assert [s.name for s in client.list_sessions(name_prefix=prefix + "/",
+                                                 consistent=True)] == names
 
     exported = client.export_state(names[0])
     assert exported.session.last_epoch == 1 and exported.state["format"] == "lrsched.schedule"

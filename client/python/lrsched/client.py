@@ -153,19 +153,23 @@ class Client:
         req = pb.CreateSessionRequest(name=name, spec_json=_spec_text(spec), labels=labels or {})
         return Session.from_proto(self._call("CreateSession", req, retry=True))
 
-    def get_session(self, name):
-        """The session now; NotFound if there is none of that name."""
-        return Session.from_proto(
-            self._call("GetSession", pb.GetSessionRequest(name=name), retry=True))
+    def get_session(self, name, *, consistent=False):
+        """The session now; NotFound if there is none of that name. `consistent` (here and in
+        list_sessions, get_lr): with an etcd-backed server, read etcd itself rather than the
+        replica's memory, which may lag another replica's commit briefly; no difference on
+        SQLite."""
+        req = pb.GetSessionRequest(name=name, consistent=consistent)
+        return Session.from_proto(self._call("GetSession", req, retry=True))
 
-    def list_sessions(self, *, name_prefix="", labels=None, page_size=0):
+    def list_sessions(self, *, name_prefix="", labels=None, page_size=0, consistent=False):
         """Iterates over all sessions (in name order) whose name starts with `name_prefix` and
         that carry all `labels`, fetching pages of `page_size` (0: the server's default) as
         the iteration proceeds."""
         token = ""
         while True:
             req = pb.ListSessionsRequest(name_prefix=name_prefix, labels=labels or {},
-                                         page_size=page_size, page_token=token)
+                                         page_size=page_size, page_token=token,
+                                         consistent=consistent)
             resp = self._call("ListSessions", req, retry=True)
             for s in resp.sessions:
                 yield Session.from_proto(s)
@@ -199,11 +203,11 @@ class Client:
         resp = self._call("Step", req, retry=if_epoch is not None)
         return StepResult(session=Session.from_proto(resp.session), advanced=resp.advanced)
 
-    def get_lr(self, name, *, ahead=0, window=0):
+    def get_lr(self, name, *, ahead=0, window=0, consistent=False):
         """The values now, or `ahead` plain steps from now, plus (window > 0) the values for
         the next `window` epochs, without changing the session. Lookahead on a
         ReduceLROnPlateau session raises FailedPrecondition."""
-        req = pb.GetLRRequest(name=name, ahead=ahead, window=window)
+        req = pb.GetLRRequest(name=name, ahead=ahead, window=window, consistent=consistent)
         return LRValues.from_proto(self._call("GetLR", req, retry=True))
 
     def watch(self, name, *, timeout=None):
