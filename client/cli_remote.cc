@@ -39,6 +39,16 @@ void PrintSession(const v1::Session& s) {
   PrintTable(rows);
 }
 
+// A reply holding one session: JSON with --json, else the table. Returns the exit code.
+int ShowSession(const v1::Session& s) {
+  if (absl::GetFlag(FLAGS_json)) {
+    std::cout << SessionJson(s).dump() << "\n";
+  } else {
+    PrintSession(s);
+  }
+  return kExitOk;
+}
+
 absl::StatusOr<std::map<std::string, std::string>> LabelsFromFlag() {
   std::map<std::string, std::string> out;
   for (const std::string& kv : absl::GetFlag(FLAGS_labels)) {
@@ -65,12 +75,7 @@ int RunCreate(const std::vector<std::string>& args) {
   if (!client.ok()) return Fail(client.status(), kExitUsage);
   auto s = (*client)->CreateSession(args[1], *spec, *labels);
   if (!s.ok()) return Fail(s.status());
-  if (absl::GetFlag(FLAGS_json)) {
-    std::cout << SessionJson(*s).dump() << "\n";
-  } else {
-    PrintSession(*s);
-  }
-  return kExitOk;
+  return ShowSession(*s);
 }
 
 int RunStep(const std::vector<std::string>& args) {
@@ -105,12 +110,7 @@ int RunGet(const std::vector<std::string>& args) {
   if (!client.ok()) return Fail(client.status(), kExitUsage);
   auto s = (*client)->GetSession(args[1], absl::GetFlag(FLAGS_consistent));
   if (!s.ok()) return Fail(s.status());
-  if (absl::GetFlag(FLAGS_json)) {
-    std::cout << SessionJson(*s).dump() << "\n";
-  } else {
-    PrintSession(*s);
-  }
-  return kExitOk;
+  return ShowSession(*s);
 }
 
 int RunList(const std::vector<std::string>& args) {
