@@ -14,16 +14,16 @@
 namespace lrsched {
 namespace {
 
-// Releases a mutex that was locked elsewhere (Reserve hands out locked entries).
+// Releases a lock that was taken elsewhere (Reserve hands out locked entries).
 class Unlocker {
  public:
-  explicit Unlocker(absl::Mutex* mu) : mu_(mu) {}
-  ~Unlocker() { mu_->Unlock(); }
+  explicit Unlocker(HandoffLock* lock) : lock_(lock) {}
+  ~Unlocker() { lock_->Unlock(); }
   Unlocker(const Unlocker&) = delete;
   Unlocker& operator=(const Unlocker&) = delete;
 
  private:
-  absl::Mutex* mu_;
+  HandoffLock* lock_;
 };
 
 absl::Status NotFound(const std::string& name) {
@@ -115,8 +115,8 @@ absl::StatusOr<SessionSnapshot> Registry::Publish(const std::shared_ptr<Entry>& 
   return SnapshotLocked(*e);
 }
 
-absl::Status Registry::CommitPut(Entry& e, SessionMeta meta,
-                                 std::unique_ptr<Schedule> schedule) {
+absl::StatusOr<SessionSnapshot> Registry::CommitPut(Entry& e, SessionMeta meta,
+                                                    std::unique_ptr<Schedule> schedule) {
   auto record = EncodeRecord(meta, *schedule);
   if (!record.ok()) return record.status();
   Mutation m{Mutation::Kind::kPut, meta.name, *std::move(record), e.store_revision};
@@ -126,12 +126,17 @@ absl::Status Registry::CommitPut(Entry& e, SessionMeta meta,
     LogCommitFailure("put", meta.name, rev.status());
     return StoreFailure(rev.status());
   }
+  return InstallCommitted(e, *rev, std::move(meta), std::move(schedule));
+}
+
+SessionSnapshot Registry::InstallCommitted(Entry& e, int64_t store_revision, SessionMeta meta,
+                                           std::unique_ptr<Schedule> schedule) {
   absl::MutexLock l(&e.mu);
-  e.store_revision = *rev;
+  e.store_revision = store_revision;
   e.schedule = std::move(schedule);
   e.meta = std::move(meta);
   NotifyLocked(e);
-  return absl::OkStatus();
+  return SnapshotLocked(e);
 }
 
 absl::StatusOr<SessionSnapshot> Registry::Create(const std::string& name,
@@ -158,7 +163,7 @@ absl::StatusOr<SessionSnapshot> Registry::Create(const std::string& name,
       return Publish(e, std::move(meta), *std::move(schedule));
     }
     // write_mu first: a create still deciding this entry finishes before we look at it.
-    absl::MutexLock w(&existing->write_mu);
+    HandoffLock::Hold w(&existing->write_mu);
     absl::MutexLock l(&existing->mu);
     // Not live: its create failed or it was deleted, and it is unmapped by now. Look again.
     if (!existing->live) continue;
@@ -187,7 +192,7 @@ absl::Status Registry::Delete(const std::string& name, std::optional<int64_t> if
   std::shared_ptr<Entry> e = Find(name);
   if (e == nullptr) return NotFound(name);
   // write_mu alone lets us read the fields (they change only with it held) while readers go on.
-  absl::MutexLock w(&e->write_mu);
+  HandoffLock::Hold w(&e->write_mu);
   if (!e->live) return NotFound(name);
   if (if_revision && *if_revision != e->meta.revision) {
     return absl::FailedPreconditionError(absl::StrCat(
@@ -210,65 +215,6 @@ absl::Status Registry::Delete(const std::string& name, std::optional<int64_t> if
   return absl::OkStatus();
 }
 
-absl::StatusOr<StepOutcome> Registry::Step(const std::string& name, const StepRequest& request,
-                                           std::optional<int64_t> if_epoch) {
-  // With a shared store another replica may have stepped since we last looked: re-read, step,
-  // and on a lost compare-and-swap (ABORTED) re-read and decide again (with if_epoch that
-  // answers advanced = false with the current state). Bounded: contention gives up ABORTED.
-  // With a change feed memory is usually current, so the first attempt skips the re-read; the
-  // commit's compare catches a stale memory, and an answer that stale memory could have
-  // caused (not found, if_epoch mismatch) is re-read and decided again before it is given.
-  constexpr int kAttempts = 16;
-  const bool shared = store_->shared();
-  const bool memory_first = shared && FeedActive();
-  absl::StatusOr<StepOutcome> out = absl::AbortedError("not attempted");
-  for (int i = 0; i < (shared ? kAttempts : 1); ++i) {
-    const bool from_memory = memory_first && i == 0;
-    if (!from_memory) {
-      if (absl::Status synced = Sync(name); !synced.ok()) return synced;
-    }
-    out = StepOnce(name, request, if_epoch, from_memory);
-    if (out.status().code() != absl::StatusCode::kAborted) break;
-  }
-  return out;
-}
-
-absl::StatusOr<StepOutcome> Registry::StepOnce(const std::string& name,
-                                               const StepRequest& request,
-                                               std::optional<int64_t> if_epoch,
-                                               bool from_memory) {
-  const absl::Status maybe_stale = absl::AbortedError("memory may be stale: re-read");
-  std::shared_ptr<Entry> e = Find(name);
-  if (e == nullptr) return from_memory ? maybe_stale : NotFound(name);
-  // write_mu alone: the fields can be read (they change only with it held), and readers of
-  // this session are not held up by the commit below.
-  absl::MutexLock w(&e->write_mu);
-  if (!e->live) return from_memory ? maybe_stale : NotFound(name);
-  StepOutcome out;
-  if (if_epoch && *if_epoch != e->schedule->last_epoch()) {
-    if (from_memory) return maybe_stale;
-    out.session = SnapshotLocked(*e);
-    return out;
-  }
-  // Step a copy: the live schedule changes only once the new state is durable.
-  std::unique_ptr<Schedule> next = e->schedule->Clone();
-  absl::Status s = next->Step(request);
-  if (!s.ok()) {
-    // Stale memory could refuse what the current state allows (another replica imported a
-    // different schedule under this name): decide on a fresh read.
-    if (from_memory) return maybe_stale;
-    return absl::FailedPreconditionError(std::string(s.message()));
-  }
-  SessionMeta meta = e->meta;
-  meta.revision += 1;
-  meta.update_time = absl::Now();
-  s = CommitPut(*e, std::move(meta), std::move(next));
-  if (!s.ok()) return s;
-  out.session = SnapshotLocked(*e);
-  out.advanced = true;
-  return out;
-}
-
 absl::StatusOr<SessionSnapshot> Registry::Import(const std::string& name,
                                                  std::unique_ptr<Schedule> schedule,
                                                  std::optional<Labels> labels, bool replace) {
@@ -284,7 +230,7 @@ absl::StatusOr<SessionSnapshot> Registry::Import(const std::string& name,
       SessionMeta meta{name, labels.value_or(Labels{}), 1, now, now};
       return Publish(e, std::move(meta), std::move(schedule));
     }
-    absl::MutexLock w(&existing->write_mu);
+    HandoffLock::Hold w(&existing->write_mu);
     if (!existing->live) continue;
     if (!replace) {
       return absl::AlreadyExistsError(
@@ -294,9 +240,7 @@ absl::StatusOr<SessionSnapshot> Registry::Import(const std::string& name,
     if (labels) meta.labels = *labels;
     meta.revision += 1;
     meta.update_time = absl::Now();
-    absl::Status s = CommitPut(*existing, std::move(meta), std::move(schedule));
-    if (!s.ok()) return s;
-    return SnapshotLocked(*existing);
+    return CommitPut(*existing, std::move(meta), std::move(schedule));
   }
 }
 

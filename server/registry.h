@@ -4,7 +4,7 @@
 // and written through to a Store. It knows nothing of gRPC: the service validates requests,
 // calls these methods, and converts the results.
 //
-// Concurrency. Many sessions step in parallel. Each session (Entry) has two mutexes: write_mu
+// Concurrency. Many sessions step in parallel. Each session (Entry) has two locks: write_mu
 // serializes its mutations, mu guards its fields for short reads and installs (see Entry). The
 // name -> Entry map has its own mutex, held only for lookups and insertions. Lock order:
 // write_mu, then mu, then the map's (never the other way round, except for an Entry no other
@@ -45,6 +45,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "scheduler/schedule.h"
+#include "server/handoff_lock.h"
 #include "server/session.h"
 #include "server/store.h"
 
@@ -144,6 +145,16 @@ class Registry {
   // false). A step the schedule refuses is FAILED_PRECONDITION.
   absl::StatusOr<StepOutcome> Step(const std::string& name, const StepRequest& request,
                                    std::optional<int64_t> if_epoch);
+  // The same step without blocking the calling thread, for a store that commits in the
+  // background (Store::async_commit(), SQLite): the step is computed here and `done` runs on
+  // the store's thread once the commit is durable (or here, at once, when nothing needs
+  // committing: not found, if_epoch mismatch, refused). Returns false without calling `done`
+  // when it cannot start without waiting (another mutation of the session in progress, a
+  // shared store, a store without background commits): then call Step where blocking is fine.
+  // `done` must not block or call back into the registry for this session.
+  using StepCallback = std::function<void(absl::StatusOr<StepOutcome>)>;
+  bool TryStepAsync(const std::string& name, const StepRequest& request,
+                    std::optional<int64_t> if_epoch, StepCallback done);
   // Values `ahead` steps ahead and a window of `window` epochs, computed on a copy outside the
   // session's lock; `cancelled` is polled during long lookaheads.
   absl::StatusOr<Lookahead> LookAhead(const std::string& name, int64_t ahead, int32_t window,
@@ -184,9 +195,10 @@ class Registry {
   // `mu` guards the fields: held only briefly, to read them or to install new values. Fields
   // change only with both held (write_mu first), so holding either one reads them safely;
   // readers take `mu` alone and therefore never wait for a commit in progress (they see the
-  // last committed state, which is what an unacknowledged mutation allows).
+  // last committed state, which is what an unacknowledged mutation allows). write_mu is a
+  // HandoffLock because an asynchronous step (TryStepAsync) releases it on the store's thread.
   struct Entry {
-    absl::Mutex write_mu ABSL_ACQUIRED_BEFORE(mu);
+    HandoffLock write_mu ABSL_ACQUIRED_BEFORE(mu);
     absl::Mutex mu;
     bool live ABSL_GUARDED_BY(mu) = false;
     SessionMeta meta ABSL_GUARDED_BY(mu);
@@ -211,8 +223,23 @@ class Registry {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(e->write_mu);
   // Commits `meta` + `schedule` as the entry's new state and installs it; on failure the entry
   // is unchanged.
-  absl::Status CommitPut(Entry& e, SessionMeta meta, std::unique_ptr<Schedule> schedule)
+  absl::StatusOr<SessionSnapshot> CommitPut(Entry& e, SessionMeta meta,
+                                            std::unique_ptr<Schedule> schedule)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(e.write_mu);
+  // Installs a committed state (taking e.mu), wakes the watchers, returns the new snapshot.
+  SessionSnapshot InstallCommitted(Entry& e, int64_t store_revision, SessionMeta meta,
+                                   std::unique_ptr<Schedule> schedule);
+  // The first half of a step, with e.write_mu held (registry_step.cc): either the answer that
+  // needs no commit (`answer`: not found, if_epoch mismatch, refused; with `from_memory`,
+  // ABORTED when stale memory could explain it) or the new state to commit.
+  struct PendingStep {
+    std::optional<absl::StatusOr<StepOutcome>> answer;
+    SessionMeta meta;
+    std::unique_ptr<Schedule> next;
+  };
+  static PendingStep BeginStep(const std::string& name, const Entry& e,
+                               const StepRequest& request, std::optional<int64_t> if_epoch,
+                               bool from_memory);
   // Shared stores only (Store::shared(), e.g. etcd with several replicas): re-reads `name`
   // from the store and installs, replaces or drops the in-memory entry accordingly
   // (registry_sync.cc). OK and nothing done for a store this process alone writes.

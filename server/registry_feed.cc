@@ -141,7 +141,7 @@ absl::StatusOr<int64_t> Registry::Reload() {
   }
   int64_t dropped = 0;
   for (const auto& [name, e] : all) {
-    absl::MutexLock w(&e->write_mu);
+    HandoffLock::Hold w(&e->write_mu);
     absl::MutexLock l(&e->mu);
     if (!e->live || e->store_revision >= at) continue;
     e->live = false;

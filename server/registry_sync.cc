@@ -26,7 +26,7 @@ absl::Status Registry::Install(const std::string& name, const Store::ReadResult&
     const bool feed = FeedActive();
     if (feed && !from_feed) Bury(name, rec.read_revision);  // the feed may be behind this read
     if (e == nullptr) return absl::OkStatus();
-    absl::MutexLock w(&e->write_mu);
+    HandoffLock::Hold w(&e->write_mu);
     absl::MutexLock l(&e->mu);
     // Dropped only if what we hold is older than the read: a create this replica committed
     // after the read (newer revision) stays.
@@ -81,7 +81,7 @@ absl::Status Registry::Install(const std::string& name, const Store::ReadResult&
       e = existing;
     }
     // write_mu first: a mutation of this session in progress finishes before we decide.
-    absl::MutexLock w(&e->write_mu);
+    HandoffLock::Hold w(&e->write_mu);
     absl::MutexLock l(&e->mu);
     if (!e->live) {
       // Sync: a create or delete on this replica decided it; it re-syncs on conflict. The

@@ -37,6 +37,11 @@ grpc::Status Done(const char* method, const std::string& name, const absl::Statu
   return ToGrpc(s);
 }
 
+absl::Status Overloaded() {
+  return absl::ResourceExhaustedError(
+      "server overloaded: too many calls waiting; retry with backoff");
+}
+
 // Page tokens are the last name returned, web-safe base64 encoded: opaque to clients, and
 // validated like a name when they come back.
 std::string EncodePageToken(const std::string& name) {
@@ -125,9 +130,7 @@ grpc::ServerUnaryReactor* LrSchedulerService::Serve(grpc::CallbackServerContext*
   } else if (!options_.pool->Submit([reactor, method, name, body = std::move(body)] {
                reactor->Finish(Done(method, name, body()));
              })) {
-    reactor->Finish(Done(method, name,
-                         absl::ResourceExhaustedError(
-                             "server overloaded: too many calls waiting; retry with backoff")));
+    reactor->Finish(Done(method, name, Overloaded()));
   }
   return reactor;
 }
@@ -218,29 +221,54 @@ grpc::ServerUnaryReactor* LrSchedulerService::DeleteSession(grpc::CallbackServer
 grpc::ServerUnaryReactor* LrSchedulerService::Step(grpc::CallbackServerContext* ctx,
                                                    const v1::StepRequest* req,
                                                    v1::StepResponse* resp) {
-  return Serve(ctx, "Step", req->name(), Where::kPool,
-               [this, req, resp] { return DoStep(*req, resp); });
+  // With a store that commits in the background the step is computed here and answered from
+  // the store's thread once durable: no worker waits for the disk. When that cannot start
+  // without waiting (the session is busy with another mutation; a shared store), the step
+  // runs on the pool like any blocking call.
+  auto finish = [req, resp](grpc::ServerUnaryReactor* reactor,
+                            absl::StatusOr<StepOutcome> out) {
+    if (out.ok()) {
+      ToProto(out->session, resp->mutable_session());
+      resp->set_advanced(out->advanced);
+    }
+    reactor->Finish(Done("Step", req->name(), out.status()));
+  };
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  absl::Status s = Authorize(ctx, "Step");
+  StepRequest step;
+  std::optional<int64_t> if_epoch;
+  if (s.ok()) s = ParseStep(*req, &step, &if_epoch);
+  if (!s.ok()) {
+    finish(reactor, s);
+    return reactor;
+  }
+  if (registry_->TryStepAsync(req->name(), step, if_epoch,
+                              [reactor, finish](absl::StatusOr<StepOutcome> out) {
+                                finish(reactor, std::move(out));
+                              })) {
+    return reactor;
+  }
+  if (!options_.pool->Submit([this, reactor, finish, req, step, if_epoch] {
+        finish(reactor, registry_->Step(req->name(), step, if_epoch));
+      })) {
+    finish(reactor, Overloaded());
+  }
+  return reactor;
 }
 
-absl::Status LrSchedulerService::DoStep(const v1::StepRequest& req, v1::StepResponse* resp) {
+absl::Status LrSchedulerService::ParseStep(const v1::StepRequest& req, StepRequest* step,
+                                           std::optional<int64_t>* if_epoch) {
   absl::Status s = ValidateName(req.name());
-  StepRequest step;
   if (s.ok() && req.has_metric()) {
     s = ValidateFinite(req.metric(), "metric");
-    step.metric = req.metric();
+    step->metric = req.metric();
   }
   if (s.ok() && req.has_epoch()) {
     s = ValidateFinite(req.epoch(), "epoch");
-    step.epoch = req.epoch();
+    step->epoch = req.epoch();
   }
-  if (!s.ok()) return s;
-  std::optional<int64_t> if_epoch;
-  if (req.has_if_epoch()) if_epoch = req.if_epoch();
-  auto out = registry_->Step(req.name(), step, if_epoch);
-  if (!out.ok()) return out.status();
-  ToProto(out->session, resp->mutable_session());
-  resp->set_advanced(out->advanced);
-  return absl::OkStatus();
+  if (req.has_if_epoch()) *if_epoch = req.if_epoch();
+  return s;
 }
 
 grpc::ServerUnaryReactor* LrSchedulerService::GetLR(grpc::CallbackServerContext* ctx,

@@ -7,7 +7,8 @@
 // in-memory state, for a store this process alone writes) runs inline on gRPC's thread; any
 // call that may wait (a mutation waiting for its durable commit, a read that goes to a shared
 // store, a long lookahead or simulation) runs on a WorkerPool, so gRPC's few threads are never
-// blocked and a commit in progress holds one pool thread, not a connection. When the pool's
+// blocked and a commit in progress holds one pool thread, not a connection; with SQLite a Step
+// holds no thread at all while its commit waits (Registry::TryStepAsync). When the pool's
 // queue is full the call is refused at once with RESOURCE_EXHAUSTED (retryable overload), as
 // a well-run server sheds load rather than queueing without bound.
 #ifndef LRSCHED_SERVER_SERVICE_H_
@@ -15,6 +16,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 
 #include "lrsched/v1/lrsched.grpc.pb.h"
@@ -85,7 +87,8 @@ class LrSchedulerService final : public v1::LrScheduler::CallbackService {
   absl::Status DoCreateSession(const v1::CreateSessionRequest& req, v1::Session* resp);
   absl::Status DoListSessions(const v1::ListSessionsRequest& req,
                               v1::ListSessionsResponse* resp);
-  absl::Status DoStep(const v1::StepRequest& req, v1::StepResponse* resp);
+  static absl::Status ParseStep(const v1::StepRequest& req, StepRequest* step,
+                                std::optional<int64_t>* if_epoch);
   absl::Status DoGetLR(grpc::CallbackServerContext* ctx, const v1::GetLRRequest& req,
                        v1::GetLRResponse* resp);
   absl::Status DoSimulate(grpc::CallbackServerContext* ctx, const v1::SimulateRequest& req,

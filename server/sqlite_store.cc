@@ -27,6 +27,10 @@ struct SqliteStore::Pending {
   const Mutation* m;
   absl::StatusOr<int64_t> result = absl::InternalError("not committed");
   bool done = false;  // guarded by mu_
+  // CommitAsync: the Pending is on the heap, owns its mutation, and is answered (and deleted)
+  // through the callback instead of `done`.
+  Mutation owned;
+  CommitCallback callback;
 };
 
 // Members are destroyed in reverse order: the statements before their connection.
@@ -124,6 +128,23 @@ absl::StatusOr<int64_t> SqliteStore::Commit(const Mutation& m) {
   return std::move(p.result);
 }
 
+void SqliteStore::CommitAsync(Mutation m, CommitCallback done) {
+  auto* p = new Pending{nullptr};
+  p->owned = std::move(m);
+  p->m = &p->owned;
+  p->callback = std::move(done);
+  {
+    absl::MutexLock l(&mu_);
+    if (!closing_) {
+      queue_.push_back(p);
+      return;
+    }
+  }
+  CommitCallback callback = std::move(p->callback);
+  delete p;
+  callback(absl::UnavailableError(absl::StrCat(path_, ": store is closed")));
+}
+
 bool SqliteStore::HasWorkOrClosing() const { return !queue_.empty() || closing_; }
 
 void SqliteStore::CommitterLoop() {
@@ -150,9 +171,23 @@ void SqliteStore::CommitterLoop() {
       absl::MutexLock l(&observer_mu_);
       if (observer_) observer_(static_cast<int64_t>(batch.size()), absl::Now() - t0);
     }
-    absl::MutexLock l(&mu_);
-    for (Pending* p : batch) p->done = true;
-    writing_ = 0;
+    size_t async = 0;
+    {
+      absl::MutexLock l(&mu_);
+      for (Pending* p : batch) {
+        if (p->callback) {
+          batch[async++] = p;  // answered below, outside the lock
+        } else {
+          p->done = true;  // the waiting caller owns p: hands off from here
+        }
+      }
+      writing_ = 0;
+    }
+    for (size_t i = 0; i < async; ++i) {
+      Pending* p = batch[i];
+      p->callback(std::move(p->result));
+      delete p;
+    }
   }
 }
 

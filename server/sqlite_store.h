@@ -3,7 +3,8 @@
 // SqliteStore: the embedded Store, one SQLite database file <dir>/lrsched.db in WAL mode, for
 // a single lrsched process.
 //
-// Writes go through group commit: Commit enqueues its mutation and blocks; one committer
+// Writes go through group commit: Commit enqueues its mutation and blocks (CommitAsync
+// enqueues it and returns, its callback runs after the batch); one committer
 // thread takes everything queued (up to max_batch), applies it in arrival order inside one
 // transaction, COMMITs (one fsync per batch under synchronous=FULL) and then wakes each caller
 // with its own result. Compare-and-swap is checked inside the transaction, so one mutation's
@@ -64,6 +65,10 @@ class SqliteStore final : public Store {
   SqliteStore& operator=(const SqliteStore&) = delete;
 
   absl::StatusOr<int64_t> Commit(const Mutation& m) override;
+  // Queued like Commit; `done` runs on the committer thread right after the batch's
+  // transaction (committed or failed), before the next batch starts.
+  void CommitAsync(Mutation m, CommitCallback done) override;
+  bool async_commit() const override { return true; }
   // Visits rows in name order (bytewise) within one read snapshot. `fn` must not call LoadAll
   // or Close; it may Commit (the commit does not appear in the running iteration). UNAVAILABLE
   // after Close.

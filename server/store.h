@@ -48,6 +48,15 @@ class Store {
   // expected_revision is not an error: deletes are idempotent.
   virtual absl::StatusOr<int64_t> Commit(const Mutation& m) = 0;
 
+  // Commit without waiting: `done` receives exactly what Commit would have returned, once the
+  // mutation is durable or has failed. A store that commits in the background (SQLite's group
+  // commit) calls `done` on its own thread and says so with async_commit(); `done` must then
+  // be quick and must not call Commit (it runs on the thread that commits). The default runs
+  // Commit in the calling thread, which blocks it.
+  using CommitCallback = std::function<void(absl::StatusOr<int64_t>)>;
+  virtual void CommitAsync(Mutation m, CommitCallback done) { done(Commit(m)); }
+  virtual bool async_commit() const { return false; }
+
   // Calls `fn` for every stored record (start-up load). Stops at the first error `fn` returns.
   // `name` and `value` are valid only during the call: copy what you keep.
   virtual absl::Status LoadAll(

@@ -7,6 +7,7 @@
 // SQLite counts per key and etcd uses its global mod_revision. SQLite-specific behaviour
 // (exact revision numbers, group commit, files): store_test.cc.
 #include <algorithm>
+#include <map>
 #include <atomic>
 #include <memory>
 #include <set>
@@ -15,6 +16,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/etcd_store.h"
@@ -235,6 +238,59 @@ TEST_P(StoreContractTest, CloseRefusesLaterCommits) {
   EXPECT_THAT(r.status().message(), HasSubstr("closed"));
   EXPECT_EQ(store_->LoadAll([](auto, auto, auto) { return absl::OkStatus(); }).code(),
             absl::StatusCode::kUnavailable);
+}
+
+// CommitAsync answers exactly what Commit would, in order per caller, also when many are in
+// flight at once (SQLite groups them; etcd runs them in the caller), and refuses after Close.
+TEST_P(StoreContractTest, CommitAsyncAnswersLikeCommit) {
+  constexpr int kKeys = 50;
+  absl::Mutex mu;
+  std::vector<absl::StatusOr<int64_t>> results(kKeys, absl::UnknownError("no answer"));
+  int answered = 0;
+  for (int i = 0; i < kKeys; ++i) {
+    Mutation m = Put(absl::StrCat("k", i), absl::StrCat("v", i));
+    m.expected_revision = 0;
+    store_->CommitAsync(std::move(m), [&, i](absl::StatusOr<int64_t> r) {
+      absl::MutexLock l(&mu);
+      results[static_cast<size_t>(i)] = std::move(r);
+      ++answered;
+    });
+  }
+  {
+    absl::MutexLock l(&mu);
+    ASSERT_TRUE(mu.AwaitWithTimeout(absl::Condition(
+                                        +[](int* n) { return *n == kKeys; }, &answered),
+                                    absl::Seconds(30)));
+  }
+  for (int i = 0; i < kKeys; ++i) {
+    ASSERT_TRUE(results[static_cast<size_t>(i)].ok()) << results[static_cast<size_t>(i)].status();
+  }
+  // A lost compare comes back as FAILED_PRECONDITION, and writes nothing.
+  Mutation stale = Put("k0", "overwritten");
+  stale.expected_revision = *results[0] + 1000;
+  absl::StatusOr<int64_t> lost = absl::UnknownError("no answer");
+  absl::Notification got;
+  store_->CommitAsync(std::move(stale), [&](absl::StatusOr<int64_t> r) {
+    lost = std::move(r);
+    got.Notify();
+  });
+  ASSERT_TRUE(got.WaitForNotificationWithTimeout(absl::Seconds(30)));
+  EXPECT_EQ(lost.status().code(), absl::StatusCode::kFailedPrecondition);
+  std::map<std::string, std::string> rows;
+  ASSERT_TRUE(store_->LoadAll([&](std::string_view n, std::string_view v, int64_t) {
+    rows[std::string(n)] = std::string(v);
+    return absl::OkStatus();
+  }).ok());
+  EXPECT_EQ(rows.size(), static_cast<size_t>(kKeys));
+  EXPECT_EQ(rows["k0"], "v0");
+
+  store_->Close();
+  absl::Notification refused;
+  store_->CommitAsync(Put("late", "v"), [&](absl::StatusOr<int64_t> r) {
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable);
+    refused.Notify();
+  });
+  EXPECT_TRUE(refused.WaitForNotificationWithTimeout(absl::Seconds(10)));
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, StoreContractTest, ::testing::Values("sqlite", "etcd"),
