@@ -9,11 +9,17 @@
 //   loadgen --addr=127.0.0.1:PORT --rpc=getlr --concurrency=32                 # one session
 //   loadgen --addr=127.0.0.1:PORT --rpc=step --concurrency=32 --sessions=1000  # round-robin
 //   loadgen --addr=127.0.0.1:PORT --rpc=echo --request_bytes=20 --response_bytes=40
+//   loadgen --addr=ETCD --rpc=etcd_txn --concurrency=32 --sessions=1000 --prefix=/bare/
+//           --value_like=/lrsched/bench/0          # bare etcd (one command), bench/etcd_load.h
 //
-// GetLR and Step create their sessions first (CreateSession is idempotent): names
+// GetLR and Step create their sessions first (CreateSession is idempotent; --create=0 skips it
+// when an earlier run made them, e.g. so that no set-up call reaches the store): names
 // `<prefix>/<i>`, SGD + CosineAnnealingLR (T_max 1e9, so Step never runs out). GetLR asks for
 // ahead = 0, window = 0 of session 0. Step uses no if_epoch; slot i steps sessions i, i + C,
 // i + 2C, ... in turn (C = concurrency), so with sessions >= C no two calls wait on one session.
+// etcd_txn and etcd_put (bench/etcd_load.h) load an etcd endpoint directly: a Txn shaped like
+// lrsched's Step commit, or a plain Put, of --value_bytes (or the size of --value_like's value)
+// on keys `<prefix><i>` walked as Step walks its sessions.
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -26,6 +32,7 @@
 
 #include "bench/closed_loop.h"
 #include "bench/echo.grpc.pb.h"
+#include "bench/etcd_load.h"
 #include "grpcpp/grpcpp.h"
 #include "lrsched/v1/lrsched.grpc.pb.h"
 
@@ -47,7 +54,10 @@ struct Flags {
   int duration_ms = 5000;
   int request_bytes = 0;
   int response_bytes = 0;
+  int value_bytes = 256;   // etcd_*: the value's size, unless value_like is given
+  std::string value_like;  // etcd_*: use the size of this key's value
   std::string label;
+  bool create = true;  // getlr/step: CreateSession every session first
 };
 
 bool Parse(int argc, char** argv, Flags* f) {
@@ -69,7 +79,10 @@ bool Parse(int argc, char** argv, Flags* f) {
     else if (k == "duration_ms") f->duration_ms = std::atoi(v.c_str());
     else if (k == "request_bytes") f->request_bytes = std::atoi(v.c_str());
     else if (k == "response_bytes") f->response_bytes = std::atoi(v.c_str());
+    else if (k == "value_bytes") f->value_bytes = std::atoi(v.c_str());
+    else if (k == "value_like") f->value_like = v;
     else if (k == "label") f->label = v;
+    else if (k == "create") f->create = v != "0";
     else {
       std::fprintf(stderr, "loadgen: unknown flag --%s\n", k.c_str());
       return false;
@@ -77,11 +90,14 @@ bool Parse(int argc, char** argv, Flags* f) {
   }
   if (f->concurrency < 1 || f->concurrency > 4096 || f->channels < 1 || f->channels > 64 ||
       f->duration_ms < 100 || f->duration_ms > 600000 || f->warmup_ms < 0 ||
-      (f->rpc != "getlr" && f->rpc != "step" && f->rpc != "echo")) {
+      f->value_bytes < 0 || f->value_bytes > (1 << 20) ||
+      (f->rpc != "getlr" && f->rpc != "step" && f->rpc != "echo" && f->rpc != "etcd_txn" &&
+       f->rpc != "etcd_put")) {
     std::fprintf(stderr, "loadgen: flags out of range\n");
     return false;
   }
-  if (f->sessions <= 0) f->sessions = f->rpc == "step" ? f->concurrency : 1;
+  const bool per_slot = f->rpc == "step" || f->rpc.rfind("etcd_", 0) == 0;
+  if (f->sessions <= 0) f->sessions = per_slot ? f->concurrency : 1;
   return true;
 }
 
@@ -146,7 +162,19 @@ int main(int argc, char** argv) {
   const auto duration = std::chrono::milliseconds(f.duration_ms);
   const auto drain = std::chrono::milliseconds(12000);
   RunResult r;
-  if (f.rpc == "echo") {
+  int value_bytes = 0;
+  if (f.rpc.rfind("etcd_", 0) == 0) {
+    lrsched_bench::EtcdLoadOptions o;
+    o.rpc = f.rpc;
+    o.concurrency = f.concurrency;
+    o.sessions = f.sessions;
+    o.prefix = f.prefix;
+    o.value_bytes = f.value_bytes;
+    o.value_like = f.value_like;
+    if (!lrsched_bench::RunEtcdLoad(o, channels, warmup, duration, drain, &r, &value_bytes)) {
+      return 1;
+    }
+  } else if (f.rpc == "echo") {
     std::vector<std::unique_ptr<eb::Echo::Stub>> stubs;
     for (auto& ch : channels) stubs.push_back(eb::Echo::NewStub(ch));
     // Sized so that the serialized request and response are request_bytes and response_bytes
@@ -176,7 +204,7 @@ int main(int argc, char** argv) {
     r = loop.Run(warmup, duration, drain);
   } else {
     const int n = f.sessions;
-    if (!CreateSessions(f, channels[0], n)) return 1;
+    if (f.create && !CreateSessions(f, channels[0], n)) return 1;
     std::vector<std::unique_ptr<v1::LrScheduler::Stub>> stubs;
     for (auto& ch : channels) stubs.push_back(v1::LrScheduler::NewStub(ch));
     std::vector<std::string> names;
@@ -212,13 +240,13 @@ int main(int argc, char** argv) {
   std::printf(
       "rpc=%s label=%s concurrency=%d channels=%d sessions=%d calls=%lld errors=%lld "
       "seconds=%.2f qps=%.0f p50_us=%.0f p90_us=%.0f p99_us=%.0f max_us=%.0f "
-      "max_at_s=%.3f request_bytes=%zu response_bytes=%zu\n",
+      "max_at_s=%.3f request_bytes=%zu response_bytes=%zu value_bytes=%d\n",
       f.rpc.c_str(), f.label.empty() ? "-" : f.label.c_str(), f.concurrency, f.channels,
       f.rpc == "echo" ? 0 : f.sessions, static_cast<long long>(r.ok),
       static_cast<long long>(r.errors), r.seconds, r.qps(), r.percentile_us(0.50),
       r.percentile_us(0.90), r.percentile_us(0.99),
       r.latency_ns.empty() ? 0.0 : r.latency_ns.back() / 1000.0, r.max_at_s, r.request_bytes,
-      r.response_bytes);
+      r.response_bytes, value_bytes);
   if (!r.first_error.empty()) std::fprintf(stderr, "loadgen: first error %s\n", r.first_error.c_str());
   return r.ok > 0 ? 0 : 1;
 }

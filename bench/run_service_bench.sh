@@ -42,6 +42,7 @@ trap "exit 130" INT TERM HUP
 # sets ADDR and PID.
 start() {
   local name=$1; shift
+  : >"$work/$name.log"  # exists before the sed below, whatever the background child's timing
   "$@" 2>"$work/$name.log" &
   PID=$!
   pids+=("$PID")

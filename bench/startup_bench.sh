@@ -29,6 +29,7 @@ trap "exit 130" INT TERM HUP
 # measure DIR: sets MS (exec to listening), RSS and HWM (KiB) of a server started on DIR.
 measure() {
   local log=$work/server.log t0 t1 addr=
+  : >"$log"  # truncated here: the background child's own truncation may come after the grep
   t0=$(date +%s%N)
   "$SERVER" --listen=127.0.0.1:0 --data_dir="$1" --max_sessions=$((SESSIONS + 1000)) \
     2>"$log" &

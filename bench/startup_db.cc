@@ -8,6 +8,19 @@
 // stepped `--steps` times after its creation.
 //
 //   startup_db --dir=/tmp/lrsched-startup --sessions=100000 [--threads=8] [--steps=3]
+//   startup_db --dir=DIR --sessions=100000 --store=etcd --etcd_endpoints=HOST:PORT
+//              [--etcd_prefix=/lrsched/]
+//
+// With --store=etcd (bench/etcd_startup_bench.sh) the sessions are written as above into the
+// SQLite database in --dir, then every record is copied byte for byte to etcd under
+// --etcd_prefix (the key lrsched-server --store=etcd reads: prefix + name) with batched Txns of
+// plain puts (at most 128 puts, etcd's default --max-txn-ops, and 1 MiB, under its 1.5 MiB
+// request limit). A record holds no store revision (server/session.h), so it is exactly what a
+// replica would have written; writing through EtcdStore instead would be 400k Txns (a create
+// and three steps per session), 1-2 minutes at the 4-7k Txns/s etcd managed on the build
+// machine, against seconds for the copy.
+// With --store=etcd --load_only=1 it writes nothing and splits a replica's start-up: the
+// EtcdStore::LoadAll alone (etcd's paged Range, no decoding), then Registry::Load over it.
 //
 // With --load_only=1 it writes nothing: it times Registry::Load of an existing database in this
 // process and prints the RSS it added, with absl's Mutex deadlock detection as the library's
@@ -22,8 +35,11 @@
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
+#include "etcdserverpb/rpc.grpc.pb.h"
+#include "grpcpp/grpcpp.h"
 
 #include "nlohmann/json.hpp"
+#include "server/etcd_store.h"
 #include "server/log.h"
 #include "server/registry.h"
 #include "server/sqlite_store.h"
@@ -64,6 +80,55 @@ long RssKib() {
   return kib;
 }
 
+// Copies every record of `store` to etcd at `endpoint` under `prefix` in batched Txns.
+bool CopyToEtcd(lrsched::SqliteStore* store, const std::string& endpoint,
+                const std::string& prefix) {
+  auto channel = grpc::CreateChannel(endpoint, grpc::InsecureChannelCredentials());
+  auto kv = etcdserverpb::KV::NewStub(channel);
+  constexpr int kMaxOps = 128;
+  constexpr size_t kMaxBytes = 1 << 20;
+  etcdserverpb::TxnRequest txn;
+  size_t bytes = 0;
+  int64_t records = 0, total_bytes = 0, txns = 0;
+  auto flush = [&]() -> absl::Status {
+    if (txn.success_size() == 0) return absl::OkStatus();
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    etcdserverpb::TxnResponse resp;
+    grpc::Status st = kv->Txn(&ctx, txn, &resp);
+    if (!st.ok()) return absl::UnavailableError("etcd Txn: " + st.error_message());
+    ++txns;
+    txn.Clear();
+    bytes = 0;
+    return absl::OkStatus();
+  };
+  const auto t0 = std::chrono::steady_clock::now();
+  absl::Status s = store->LoadAll(
+      [&](std::string_view name, std::string_view value, int64_t) -> absl::Status {
+        const size_t size = prefix.size() + name.size() + value.size();
+        if (txn.success_size() == kMaxOps || (bytes > 0 && bytes + size > kMaxBytes)) {
+          if (absl::Status f = flush(); !f.ok()) return f;
+        }
+        auto* put = txn.add_success()->mutable_request_put();
+        put->set_key(prefix + std::string(name));
+        put->set_value(std::string(value));
+        bytes += size;
+        ++records;
+        total_bytes += static_cast<int64_t>(value.size());
+        return absl::OkStatus();
+      });
+  if (s.ok()) s = flush();
+  if (!s.ok()) {
+    std::fprintf(stderr, "startup_db: copy to etcd: %s\n", s.ToString().c_str());
+    return false;
+  }
+  std::printf("etcd_records=%lld etcd_txns=%lld record_bytes_avg=%.0f copied_in_s=%.1f\n",
+              static_cast<long long>(records), static_cast<long long>(txns),
+              records ? static_cast<double>(total_bytes) / static_cast<double>(records) : 0.0,
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  return true;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -71,8 +136,17 @@ int main(int argc, char** argv) {
   const int n = std::atoi(Flag(argc, argv, "sessions", "100000").c_str());
   const int threads = std::atoi(Flag(argc, argv, "threads", "8").c_str());
   const int steps = std::atoi(Flag(argc, argv, "steps", "3").c_str());
-  if (dir.empty() || n <= 0 || threads <= 0 || threads > 64 || steps < 0) {
-    std::fprintf(stderr, "usage: startup_db --dir=DIR --sessions=N [--threads=T] [--steps=K]\n");
+  const std::string store_kind = Flag(argc, argv, "store", "sqlite");
+  const std::string etcd_endpoint = Flag(argc, argv, "etcd_endpoints", "");
+  const std::string etcd_prefix = Flag(argc, argv, "etcd_prefix", "/lrsched/");
+  if (dir.empty() || n <= 0 || threads <= 0 || threads > 64 || steps < 0 ||
+      (store_kind != "sqlite" && store_kind != "etcd") ||
+      (store_kind == "etcd" && (etcd_endpoint.empty() || etcd_prefix.empty() ||
+                                etcd_endpoint.find(',') != std::string::npos))) {
+    std::fprintf(stderr,
+                 "usage: startup_db --dir=DIR --sessions=N [--threads=T] [--steps=K]\n"
+                 "                  [--store=etcd --etcd_endpoints=HOST:PORT "
+                 "[--etcd_prefix=/lrsched/]]\n");
     return 2;
   }
   lrsched::log::SetMinLevel(lrsched::log::Level::kWarning);
@@ -81,6 +155,39 @@ int main(int argc, char** argv) {
   }
   const bool load_only = Flag(argc, argv, "load_only", "0") == std::string("1");
   const long rss0 = RssKib();
+  if (load_only && store_kind == "etcd") {
+    lrsched::EtcdStore::Options eo;
+    eo.endpoints = {etcd_endpoint};
+    eo.prefix = etcd_prefix;
+    eo.timeout = absl::Seconds(60);
+    auto etcd = lrsched::EtcdStore::Open(eo);
+    if (!etcd.ok()) {
+      std::fprintf(stderr, "startup_db: %s\n", etcd.status().ToString().c_str());
+      return 1;
+    }
+    int64_t rows = 0, bytes = 0;
+    const auto r0 = std::chrono::steady_clock::now();
+    absl::Status s = (*etcd)->LoadAll([&](std::string_view, std::string_view v, int64_t) {
+      ++rows;
+      bytes += static_cast<int64_t>(v.size());
+      return absl::OkStatus();
+    });
+    const double range_s =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - r0).count();
+    lrsched::Registry registry(etcd->get(), n);
+    const auto l0 = std::chrono::steady_clock::now();
+    if (s.ok()) s = registry.Load();
+    if (!s.ok()) {
+      std::fprintf(stderr, "startup_db: etcd load: %s\n", s.ToString().c_str());
+      return 1;
+    }
+    const double load_s =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - l0).count();
+    std::printf("etcd_range_only_s=%.2f rows=%lld value_mb=%.1f registry_load_s=%.2f loaded=%zu\n",
+                range_s, static_cast<long long>(rows), static_cast<double>(bytes) / 1e6, load_s,
+                registry.size());
+    return 0;
+  }
   lrsched::SqliteStore::Options opts;
   opts.dir = dir;
   // Only the file matters here, not the durability of its writing.
@@ -136,9 +243,12 @@ int main(int argc, char** argv) {
     });
   }
   for (auto& t : pool) t.join();
-  (*store)->Close();
   const double secs =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::printf("sessions=%zu wrote_in_s=%.1f\n", registry.size(), secs);
+  if (!failed && store_kind == "etcd" && !CopyToEtcd(store->get(), etcd_endpoint, etcd_prefix)) {
+    failed = true;
+  }
+  (*store)->Close();
   return failed ? 1 : 0;
 }
