@@ -3,10 +3,17 @@
 #   1. ./build: ctest, then pytest (Debian's /usr/bin/python3) against its binaries;
 #   2. ./build-asan (-DLRSCHED_SANITIZE=ON: ASan + UBSan, no benchmarks): ctest, then pytest
 #      against the sanitized server and CLI;
-#   3. scripts/fuzz.sh: each libFuzzer target for FUZZ_SECONDS (default 60) seconds.
+#   3. scripts/fuzz.sh: each libFuzzer target for FUZZ_SECONDS (here 30 by default) seconds.
 # Prints each suite's closing summary and exits non-zero if any suite fails.
-#   Stages 2 and 3 are opt-in (LRSCHED_CI_SANITIZE=1, LRSCHED_CI_FUZZ=1): together they more
-#   than double the run on a 2-core machine, beyond the CI budget this project set itself.
+#   All three run by default (issue #5). LRSCHED_CI_SANITIZE=0 and LRSCHED_CI_FUZZ=0 skip stages
+#   2 and 3 for a quick local run (stage 1 alone: ~5 min on 2 cores).
+#   Budget, measured on a 2-core machine (2026-11-25): stage 1 5m08s; stage 2 7m06s to build
+#   from scratch + 0m49s ctest + 2m16s pytest (the 60 s soak included); stage 3 ~30 s to build
+#   + 3 x FUZZ_SECONDS. With 30 s per target the whole run is ~17.5 min, inside the project's
+#   ~20 min CI budget; 60 s per target (fuzz.sh's own default) would leave about one minute of
+#   slack, too little for a shared machine.
+#   No sanitizer suppressions are needed: the whole suite is clean under ASan, LSan and UBSan
+#   (with float-cast-overflow, see CMakeLists.txt). A new finding is ours until shown otherwise.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 scripts/build.sh || exit 1
@@ -28,7 +35,7 @@ run_suites() {
 
 run_suites normal "$build"
 
-if [[ ${LRSCHED_CI_SANITIZE:-0} != 0 ]]; then
+if [[ ${LRSCHED_CI_SANITIZE:-1} != 0 ]]; then
   asan=${ASAN_BUILD_DIR:-build-asan}
   if BUILD_DIR=$asan scripts/build.sh -DLRSCHED_SANITIZE=ON -DLRSCHED_BUILD_BENCH=OFF; then
     # Every finding fails the test that hit it: ASan aborts, UBSan too (-fno-sanitize-recover).
@@ -40,8 +47,9 @@ if [[ ${LRSCHED_CI_SANITIZE:-0} != 0 ]]; then
   fi
 fi
 
-if [[ ${LRSCHED_CI_FUZZ:-0} != 0 ]]; then
-  FUZZ_SECONDS=${FUZZ_SECONDS:-60} scripts/fuzz.sh
+if [[ ${LRSCHED_CI_FUZZ:-1} != 0 ]]; then
+  # 30 s per target fits the CI budget above; set FUZZ_SECONDS for a longer run.
+  FUZZ_SECONDS=${FUZZ_SECONDS:-30} scripts/fuzz.sh
   summary+=("fuzz exit code: $?")
 fi
 
