@@ -2,23 +2,27 @@
 //
 // Registry::Load: the start-up read of every stored session. Decoding a record (a JSON parse
 // and a schedule rebuilt from its spec and state) is nearly all of the start-up time, and each
-// record decodes independently, so records are read in batches and each batch is decoded on
-// every core; entries are then created in the store's order, and the first bad record (in that
-// order) fails the load, as a sequential load would.
+// record decodes independently. So the store's rows are read in batches by this thread while
+// one decoder thread per core decodes the batches already read (at most kMaxPendingBatches
+// raw batches wait, which bounds the transient memory of undecoded records); entries are then
+// created in the store's order, and the first bad record (in that order) fails the load, as a
+// sequential load would.
 #include <algorithm>
+#include <deque>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "server/registry.h"
 
 namespace lrsched {
 namespace {
 
-// Rows per batch: enough to keep every core busy, few enough that the raw records of one batch
-// (about 1 KB each) stay a small transient next to the sessions themselves.
-constexpr size_t kBatchRows = 2048;
+constexpr size_t kBatchRows = 1024;
+constexpr size_t kMaxPendingBatches = 8;  // ~1 KB per raw record: about 8 MB in flight
 
 struct Row {
   std::string name;
@@ -26,52 +30,106 @@ struct Row {
   int64_t revision = 0;
   absl::StatusOr<DecodedRecord> decoded = absl::UnknownError("not decoded");
 };
+using Batch = std::vector<Row>;
 
 void Decode(Row& row) {
   row.decoded = DecodeRecord(row.value);
+  std::string().swap(row.value);  // the raw record is not needed any more
   if (!row.decoded.ok()) {
     row.decoded = absl::Status(row.decoded.status().code(),
                                absl::StrCat("session \"", row.name, "\": ",
                                             std::string(row.decoded.status().message())));
-    return;
-  }
-  if (row.decoded->meta.name != row.name) {
+  } else if (row.decoded->meta.name != row.name) {
     row.decoded = absl::DataLossError(absl::StrCat("session \"", row.name,
                                                    "\": record names \"",
                                                    row.decoded->meta.name, "\""));
-    return;
   }
-  std::string().swap(row.value);  // the raw record is not needed any more
 }
 
-// Decodes rows[i] for every i, spread over `threads` threads (this one included).
-void DecodeAll(std::vector<Row>& rows, unsigned threads) {
-  const size_t n = rows.size();
-  const unsigned t = static_cast<unsigned>(std::min<size_t>(threads, (n + 63) / 64));
-  if (t <= 1) {
-    for (Row& r : rows) Decode(r);
-    return;
+// Batches read and waiting for a decoder; decoders take them in any order (each batch keeps
+// its place in `all`, which is the store's order).
+class DecodeQueue {
+ public:
+  explicit DecodeQueue(unsigned threads) {
+    for (unsigned i = 0; i < threads; ++i) decoders_.emplace_back([this] { Work(); });
   }
-  std::vector<std::thread> helpers;
-  helpers.reserve(t - 1);
-  for (unsigned k = 1; k < t; ++k) {
-    helpers.emplace_back([&rows, n, t, k] {
-      for (size_t i = k; i < n; i += t) Decode(rows[i]);
-    });
+  ~DecodeQueue() { Finish(); }
+
+  // Blocks while kMaxPendingBatches are waiting.
+  void Push(Batch* batch) {
+    absl::MutexLock l(&mu_);
+    mu_.Await(absl::Condition(this, &DecodeQueue::HasRoom));
+    pending_.push_back(batch);
   }
-  for (size_t i = 0; i < n; i += t) Decode(rows[i]);
-  for (std::thread& h : helpers) h.join();
-}
+  // Decodes what is left, then joins the decoders. Idempotent.
+  void Finish() {
+    {
+      absl::MutexLock l(&mu_);
+      closed_ = true;
+    }
+    for (std::thread& t : decoders_) {
+      if (t.joinable()) t.join();
+    }
+  }
+
+ private:
+  bool HasRoom() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return pending_.size() < kMaxPendingBatches;
+  }
+  bool HasWorkOrClosed() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return !pending_.empty() || closed_;
+  }
+  void Work() {
+    for (;;) {
+      Batch* batch;
+      {
+        absl::MutexLock l(&mu_);
+        mu_.Await(absl::Condition(this, &DecodeQueue::HasWorkOrClosed));
+        if (pending_.empty()) return;
+        batch = pending_.front();
+        pending_.pop_front();
+      }
+      for (Row& row : *batch) Decode(row);
+    }
+  }
+
+  absl::Mutex mu_;
+  std::deque<Batch*> pending_ ABSL_GUARDED_BY(mu_);
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<std::thread> decoders_;
+};
 
 }  // namespace
 
 absl::Status Registry::Load() {
-  const unsigned threads = std::clamp(std::thread::hardware_concurrency(), 1u, 8u);
-  std::vector<Row> batch;
-  batch.reserve(kBatchRows);
-  auto flush = [&]() -> absl::Status {
-    DecodeAll(batch, threads);
-    for (Row& row : batch) {
+  std::vector<std::unique_ptr<Batch>> all;
+  absl::Status read;
+  {
+    DecodeQueue queue(std::clamp(std::thread::hardware_concurrency(), 1u, 8u));
+    auto batch = std::make_unique<Batch>();
+    batch->reserve(kBatchRows);
+    read = store_->LoadAll(
+        [&](std::string_view name, std::string_view value, int64_t revision) -> absl::Status {
+          Row& row = batch->emplace_back();
+          row.name = std::string(name);
+          row.value = std::string(value);
+          row.revision = revision;
+          if (batch->size() == kBatchRows) {
+            queue.Push(batch.get());
+            all.push_back(std::move(batch));
+            batch = std::make_unique<Batch>();
+            batch->reserve(kBatchRows);
+          }
+          return absl::OkStatus();
+        });
+    if (!batch->empty()) {
+      queue.Push(batch.get());
+      all.push_back(std::move(batch));
+    }
+  }  // every batch pushed is decoded once the queue is finished
+  if (!read.ok()) return read;
+  for (const auto& b : all) {
+    for (Row& row : *b) {
       if (!row.decoded.ok()) return row.decoded.status();
       auto e = std::make_shared<Entry>();
       {
@@ -81,23 +139,13 @@ absl::Status Registry::Load() {
         e->meta = std::move(row.decoded->meta);
         e->store_revision = row.revision;
       }
+      // Not under e->mu: the map's mutex comes after an entry's in the lock order.
       absl::MutexLock m(&map_mu_);
       // Stores list in name order, so the end is the right place (the hint makes it O(1)).
       sessions_.insert_or_assign(sessions_.end(), std::move(row.name), std::move(e));
     }
-    batch.clear();
-    return absl::OkStatus();
-  };
-  absl::Status s = store_->LoadAll(
-      [&](std::string_view name, std::string_view value, int64_t revision) -> absl::Status {
-        Row& row = batch.emplace_back();
-        row.name = std::string(name);
-        row.value = std::string(value);
-        row.revision = revision;
-        return batch.size() == kBatchRows ? flush() : absl::OkStatus();
-      });
-  if (s.ok() && !batch.empty()) s = flush();
-  return s;
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace lrsched
