@@ -296,6 +296,9 @@ class Registry {
   absl::Mutex load_mu_;
   mutable absl::Mutex feed_mu_;
   FeedStatus feed_state_ ABSL_GUARDED_BY(feed_mu_);
+  // feed_state_.healthy, readable without feed_mu_: every read checks it, and one mutex taken
+  // by every read of every session would serialize them.
+  std::atomic<bool> feed_healthy_{true};
   absl::Duration max_staleness_ ABSL_GUARDED_BY(feed_mu_) = absl::Seconds(5);
 };
 

@@ -161,6 +161,7 @@ absl::StatusOr<int64_t> Registry::Reload() {
 
 void Registry::SetFeedHealth(const absl::Status& status) {
   absl::MutexLock l(&feed_mu_);
+  feed_healthy_.store(status.ok());
   if (status.ok()) {
     feed_state_.healthy = true;
     feed_state_.broken_since = absl::InfinitePast();
@@ -181,7 +182,7 @@ absl::Status Registry::PrepareRead(const std::string& name, const ReadOptions& o
 }
 
 absl::Status Registry::CheckFeedFresh() const {
-  if (!FeedActive()) return absl::OkStatus();
+  if (!FeedActive() || feed_healthy_.load(std::memory_order_relaxed)) return absl::OkStatus();
   absl::MutexLock l(&feed_mu_);
   if (feed_state_.healthy) return absl::OkStatus();
   const absl::Duration broken = absl::Now() - feed_state_.broken_since;
