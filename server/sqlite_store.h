@@ -4,17 +4,20 @@
 // a single lrsched process.
 //
 // Writes go through group commit: Commit enqueues its mutation and blocks (CommitAsync
-// enqueues it and returns, its callback runs after the batch); one committer
-// thread takes everything queued (up to max_batch), applies it in arrival order inside one
-// transaction, COMMITs (one fsync per batch under synchronous=FULL) and then wakes each caller
-// with its own result. Compare-and-swap is checked inside the transaction, so one mutation's
+// enqueues it and returns, its callback runs after the batch); one writer at a time takes
+// everything queued (up to max_batch), applies it in arrival order inside one transaction,
+// COMMITs (one fsync per batch under synchronous=FULL) and then wakes each caller with its own
+// result. The writer is the caller itself when nobody is writing and the caller may wait for
+// the disk (Commit, which blocks anyway; CommitAsync under NORMAL, where a commit does not
+// fsync), LevelDB-style: it drains a few batches and leaves the rest to the committer thread,
+// which writes everything else (CommitAsync under FULL, whose caller must not block). Compare-and-swap is checked inside the transaction, so one mutation's
 // FAILED_PRECONDITION skips only that mutation; a failed COMMIT (disk full, I/O error) fails
 // every mutation of the batch and acknowledges none.
 //
 // Revisions are per key: the first put of a key yields 1, each later put the previous + 1; a
 // delete removes the row (and returns 0), so a key put again after a delete starts over at 1.
 //
-// Invariants: only the committer thread writes (through its own connection); LoadAll reads
+// Invariants: one writer at a time (writer_busy_), through the writer's own connection; LoadAll reads
 // through a separate read-only connection. Open never modifies a file that is not an lrsched
 // database (see sqlite_schema.h). After Close, Commit fails UNAVAILABLE; every Commit that was
 // accepted before Close has its result (committed or not) reported before Close returns.
@@ -28,6 +31,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
@@ -37,6 +41,9 @@
 #include "server/store.h"
 
 namespace lrsched {
+namespace sqlite_internal {
+class WalCheckpointer;
+}  // namespace sqlite_internal
 
 class SqliteStore final : public Store {
  public:
@@ -65,8 +72,9 @@ class SqliteStore final : public Store {
   SqliteStore& operator=(const SqliteStore&) = delete;
 
   absl::StatusOr<int64_t> Commit(const Mutation& m) override;
-  // Queued like Commit; `done` runs on the committer thread right after the batch's
-  // transaction (committed or failed), before the next batch starts.
+  // Queued like Commit; `done` runs on the writing thread right after the batch's transaction
+  // (committed or failed), before the next batch starts: under NORMAL possibly on this
+  // caller's thread before CommitAsync returns, or on another caller's.
   void CommitAsync(Mutation m, CommitCallback done) override;
   bool async_commit() const override { return true; }
   // Visits rows in name order (bytewise) within one read snapshot. `fn` must not call LoadAll
@@ -80,7 +88,7 @@ class SqliteStore final : public Store {
 
   const std::string& path() const { return path_; }
 
-  // Mutations waiting for the committer, and those in the batch it is writing right now: a
+  // Mutations waiting for a writer, and those in the batch being written right now: a
   // gauge for metrics (a growing queue means the disk cannot keep up), and what lets tests
   // line up a batch deterministically.
   struct Backlog {
@@ -89,7 +97,7 @@ class SqliteStore final : public Store {
   };
   Backlog backlog() const;
 
-  // Called by the committer thread after each transaction (committed or failed) with its
+  // Called by the writing thread after each transaction (committed or failed) with its
   // number of mutations and how long it took (BEGIN to COMMIT, fsync included), for metrics.
   // It must be cheap and must not call the store. Empty (the default): nothing is called.
   using BatchObserver = std::function<void(int64_t batch_size, absl::Duration latency)>;
@@ -97,12 +105,19 @@ class SqliteStore final : public Store {
 
  private:
   struct Pending;
-  struct Writer;  // the committer's connection and prepared statements
+  struct Writer;  // the writing connection and its prepared statements
   struct Reader;  // LoadAll's connection and prepared statement
 
   SqliteStore(Options options, std::string path);
+  // Batches one writer writes before leaving the rest to the committer thread, so a caller
+  // that became the writer under sustained load returns to its own work.
+  static constexpr int kLeaderRounds = 4;
+
   void CommitterLoop();
-  bool HasWorkOrClosing() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool CommitterHasWork() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Called by the thread that set writer_busy_: writes queued batches until the queue is empty
+  // or `max_rounds` batches are written (< 0: no limit), then clears writer_busy_.
+  void WriteQueued(int max_rounds);
   // Applies one batch in one transaction and fills each Pending's result.
   void WriteBatch(Pending* const* batch, size_t n);
   // Applies one mutation inside the open transaction. A non-OK `fatal` means the transaction
@@ -111,9 +126,13 @@ class SqliteStore final : public Store {
 
   const Options options_;
   const std::string path_;
+  const bool inline_async_;  // CommitAsync may write on its caller's thread (NORMAL)
 
-  // Touched only by the committer thread once it runs (and by Open before, Close after).
+  // Touched only by the thread that owns writer_busy_ (and by Open before, Close after).
   std::unique_ptr<Writer> writer_;
+  std::vector<Pending*> batch_;
+  // Keeps WAL checkpoints out of the writer's COMMITs; closed before writer_.
+  std::unique_ptr<sqlite_internal::WalCheckpointer> checkpointer_;
 
   absl::Mutex read_mu_;
   std::unique_ptr<Reader> reader_ ABSL_GUARDED_BY(read_mu_);  // null once closed
@@ -121,6 +140,7 @@ class SqliteStore final : public Store {
   mutable absl::Mutex mu_;
   std::deque<Pending*> queue_ ABSL_GUARDED_BY(mu_);
   int64_t writing_ ABSL_GUARDED_BY(mu_) = 0;
+  bool writer_busy_ ABSL_GUARDED_BY(mu_) = false;  // a thread is writing batches
   bool closing_ ABSL_GUARDED_BY(mu_) = false;
 
   absl::Mutex close_mu_;  // serializes Close; held while draining

@@ -49,10 +49,12 @@ class Store {
   virtual absl::StatusOr<int64_t> Commit(const Mutation& m) = 0;
 
   // Commit without waiting: `done` receives exactly what Commit would have returned, once the
-  // mutation is durable or has failed. A store that commits in the background (SQLite's group
-  // commit) calls `done` on its own thread and says so with async_commit(); `done` must then
-  // be quick and must not call Commit (it runs on the thread that commits). The default runs
-  // Commit in the calling thread, which blocks it.
+  // mutation is durable or has failed. A store that does not block its caller for the disk
+  // (SQLite's group commit) says so with async_commit() and calls `done` on whichever thread
+  // writes the batch: its own, another caller's, or this caller's before CommitAsync returns.
+  // `done` must then be quick, must not call Commit (it runs on the thread that commits) and
+  // must not wait for a lock the caller of CommitAsync may hold. The default runs Commit in
+  // the calling thread, which blocks it.
   using CommitCallback = std::function<void(absl::StatusOr<int64_t>)>;
   virtual void CommitAsync(Mutation m, CommitCallback done) { done(Commit(m)); }
   virtual bool async_commit() const { return false; }
