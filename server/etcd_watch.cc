@@ -7,6 +7,7 @@
 #include "absl/time/clock.h"
 #include "etcdserverpb/rpc.grpc.pb.h"
 #include "server/etcd_store.h"
+#include "server/etcd_watch_stream.h"
 #include "server/log.h"
 
 namespace lrsched {
@@ -120,7 +121,7 @@ EtcdWatch::StreamEnd EtcdWatch::RunStream(size_t i, absl::Status* why) {
     active_ = &ctx;
   }
   auto stub = pb::Watch::NewStub(channel);
-  auto stream = stub->Watch(&ctx);
+  EtcdWatchStream stream(stub.get(), &ctx);
   pb::WatchRequest req;
   pb::WatchCreateRequest* create = req.mutable_create_request();
   create->set_key(options_.prefix);
@@ -129,8 +130,8 @@ EtcdWatch::StreamEnd EtcdWatch::RunStream(size_t i, absl::Status* why) {
   StreamEnd end = StreamEnd::kBroken;
   pb::WatchResponse resp;
   std::vector<Store::Change> changes;
-  if (stream->Write(req)) {
-    while (stream->Read(&resp)) {
+  if (stream.Write(req)) {
+    while (stream.Read(&resp)) {
       if (resp.compact_revision() != 0) {
         *why = absl::OutOfRangeError(absl::StrCat(
             "etcd compacted revision ", next_revision_, " away (compacted up to ",
@@ -166,9 +167,7 @@ EtcdWatch::StreamEnd EtcdWatch::RunStream(size_t i, absl::Status* why) {
     }
   }
   ctx.TryCancel();
-  while (stream->Read(&resp)) {
-  }
-  grpc::Status s = stream->Finish();
+  grpc::Status s = stream.Finish();
   {
     absl::MutexLock l(&mu_);
     active_ = nullptr;

@@ -15,6 +15,10 @@
 // The stream asks etcd to cancel it when its member loses the raft leader ("hasleader"), so a
 // member cut off from the cluster cannot keep serving a silently frozen feed.
 //
+// The stream uses gRPC's callback API (EtcdWatchStream), waited for on a mutex of our own: a
+// thread blocked in a synchronous gRPC read becomes one of gRPC's pollers and would slow down
+// the server's calls (see etcd_watch_stream.h).
+//
 // Invariants: the listener is called from the watch thread only, one call at a time, never
 // after the destructor returns; events are delivered at most once and in order.
 #ifndef LRSCHED_SERVER_ETCD_WATCH_H_
