@@ -1,6 +1,7 @@
 // Copyright lrsched authors.
 #include "server/etcd_store.h"
 
+#include <chrono>
 #include <fstream>
 #include <sstream>
 #include <utility>
@@ -102,12 +103,31 @@ std::string EtcdStore::Key(std::string_view name) const {
   return absl::StrCat(options_.prefix, absl::string_view(name.data(), name.size()));
 }
 
+absl::Status EtcdStore::Classify(const char* what, const Endpoint& ep, const grpc::Status& s,
+                                std::vector<std::string>* failures) const {
+  if (s.ok()) return absl::OkStatus();
+  if (s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
+    return absl::UnavailableError(absl::StrCat("etcd ", what, " at ", ep.address,
+                                               ": no answer within ",
+                                               absl::FormatDuration(options_.timeout),
+                                               " (outcome unknown, not acknowledged)"));
+  }
+  if (s.error_code() != grpc::StatusCode::UNAVAILABLE) {
+    return absl::Status(ToAbsl(s.error_code()),
+                        absl::StrCat("etcd ", what, " at ", ep.address, ": ", s.error_message()));
+  }
+  failures->push_back(absl::StrCat(ep.address, ": ", s.error_message()));
+  return absl::UnavailableError(absl::StrCat("etcd unavailable (", what, "): ",
+                                             absl::StrJoin(*failures, "; ")));
+}
+
 absl::Status EtcdStore::Call(
     const char* what,
     const std::function<grpc::Status(pb::KV::Stub&, grpc::ClientContext*)>& call) {
   const size_t n = endpoints_.size();
   const size_t start = current_.load();
   std::vector<std::string> failures;
+  absl::Status last;
   for (size_t i = 0; i < n; ++i) {
     Endpoint& ep = *endpoints_[(start + i) % n];
     grpc::ClientContext ctx;
@@ -117,24 +137,14 @@ absl::Status EtcdStore::Call(
       if (i != 0) current_.store((start + i) % n);
       return absl::OkStatus();
     }
-    if (s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
-      return absl::UnavailableError(absl::StrCat("etcd ", what, " at ", ep.address,
-                                                 ": no answer within ",
-                                                 absl::FormatDuration(options_.timeout),
-                                                 " (outcome unknown, not acknowledged)"));
-    }
-    if (s.error_code() != grpc::StatusCode::UNAVAILABLE) {
-      return absl::Status(ToAbsl(s.error_code()),
-                          absl::StrCat("etcd ", what, " at ", ep.address, ": ", s.error_message()));
-    }
-    failures.push_back(absl::StrCat(ep.address, ": ", s.error_message()));
+    const size_t failed = failures.size();
+    last = Classify(what, ep, s, &failures);
+    if (failures.size() == failed) return last;  // not worth another member
   }
-  return absl::UnavailableError(absl::StrCat("etcd unavailable (", what, "): ",
-                                             absl::StrJoin(failures, "; ")));
+  return last;
 }
 
-absl::StatusOr<int64_t> EtcdStore::Commit(const Mutation& m) {
-  if (closed_.load()) return absl::UnavailableError("etcd store is closed");
+etcdserverpb::TxnRequest EtcdStore::TxnFor(const Mutation& m) const {
   const std::string key = Key(m.name);
   pb::TxnRequest req;
   if (m.expected_revision.has_value()) {
@@ -158,12 +168,10 @@ absl::StatusOr<int64_t> EtcdStore::Commit(const Mutation& m) {
   } else {
     op->mutable_request_delete_range()->set_key(key);
   }
-  pb::TxnResponse resp;
-  absl::Status s = Call("Txn", [&](pb::KV::Stub& kv, grpc::ClientContext* ctx) {
-    resp.Clear();
-    return kv.Txn(ctx, req, &resp);
-  });
-  if (!s.ok()) return s;
+  return req;
+}
+
+absl::StatusOr<int64_t> EtcdStore::TxnResult(const Mutation& m, const pb::TxnResponse& resp) {
   transactions_.fetch_add(1);
   if (!resp.succeeded()) {
     int64_t have = 0;
@@ -181,6 +189,87 @@ absl::StatusOr<int64_t> EtcdStore::Commit(const Mutation& m) {
     return deleted ? resp.header().revision() : 0;
   }
   return resp.header().revision();
+}
+
+absl::StatusOr<int64_t> EtcdStore::Commit(const Mutation& m) {
+  if (closed_.load()) return absl::UnavailableError("etcd store is closed");
+  const pb::TxnRequest req = TxnFor(m);
+  pb::TxnResponse resp;
+  absl::Status s = Call("Txn", [&](pb::KV::Stub& kv, grpc::ClientContext* ctx) {
+    resp.Clear();
+    return kv.Txn(ctx, req, &resp);
+  });
+  if (!s.ok()) return s;
+  return TxnResult(m, resp);
+}
+
+// CommitAsync: Commit's Txn on gRPC's callback API, so a Step on an etcd replica is computed
+// on gRPC's thread and answered from the Txn's completion, with no worker thread parked in a
+// blocking call (each parked call costs a hand-off to it and a wake-up from it).
+
+// One mutation's Txn, across the endpoints it fails over to. Owned by the callback chain:
+// deleted once `done` has run.
+struct EtcdStore::AsyncTxn {
+  Mutation m;
+  CommitCallback done;
+  pb::TxnRequest req;
+  pb::TxnResponse resp;
+  std::unique_ptr<grpc::ClientContext> ctx;  // one per attempt: a context is used once
+  size_t start = 0;                          // the endpoint tried first
+  size_t attempt = 0;
+  std::vector<std::string> failures;
+};
+
+void EtcdStore::CommitAsync(Mutation m, CommitCallback done) {
+  bool closed;
+  {
+    absl::MutexLock l(&async_mu_);
+    // Checked under the lock Close waits on: once Close has seen no Txn in flight, none starts.
+    closed = closed_.load();
+    if (!closed) ++async_in_flight_;
+  }
+  if (closed) {
+    done(absl::UnavailableError("etcd store is closed"));
+    return;
+  }
+  auto* t = new AsyncTxn;
+  t->req = TxnFor(m);
+  t->m = std::move(m);
+  t->done = std::move(done);
+  t->start = current_.load();
+  StartTxn(t);
+}
+
+void EtcdStore::StartTxn(AsyncTxn* t) {
+  Endpoint& ep = *endpoints_[(t->start + t->attempt) % endpoints_.size()];
+  t->ctx = std::make_unique<grpc::ClientContext>();
+  t->ctx->set_deadline(std::chrono::system_clock::now() +
+                       absl::ToChronoMilliseconds(options_.timeout));
+  t->resp.Clear();
+  ep.kv->async()->Txn(t->ctx.get(), &t->req, &t->resp,
+                      [this, t](grpc::Status s) { OnTxnDone(t, s); });
+}
+
+void EtcdStore::OnTxnDone(AsyncTxn* t, const grpc::Status& s) {
+  const size_t n = endpoints_.size();
+  absl::StatusOr<int64_t> result;
+  if (s.ok()) {
+    if (t->attempt != 0) current_.store((t->start + t->attempt) % n);
+    result = TxnResult(t->m, t->resp);
+  } else {
+    const size_t failed = t->failures.size();
+    absl::Status why = Classify("Txn", *endpoints_[(t->start + t->attempt) % n], s, &t->failures);
+    if (t->failures.size() != failed && ++t->attempt < n && !closed_.load()) {
+      StartTxn(t);  // this member is unreachable: the next one (the context is replaced)
+      return;
+    }
+    result = std::move(why);
+  }
+  CommitCallback done = std::move(t->done);
+  delete t;
+  done(std::move(result));
+  absl::MutexLock l(&async_mu_);
+  --async_in_flight_;
 }
 
 absl::Status EtcdStore::LoadAll(
@@ -251,7 +340,13 @@ absl::StatusOr<std::unique_ptr<Store::Subscription>> EtcdStore::Subscribe(
   return std::unique_ptr<Subscription>(EtcdWatch::Start(std::move(o), after_revision, listener));
 }
 
-void EtcdStore::Close() { closed_.store(true); }
+void EtcdStore::Close() {
+  closed_.store(true);
+  // Asynchronous Txns hold `this` until their callback has run; each ends within the timeout.
+  absl::MutexLock l(&async_mu_);
+  async_mu_.Await(absl::Condition(
+      +[](int64_t* n) { return *n == 0; }, &async_in_flight_));
+}
 
 Store::Stats EtcdStore::stats() const {
   Stats s;

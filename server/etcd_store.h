@@ -34,8 +34,10 @@
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "etcdserverpb/rpc.grpc.pb.h"
 #include "grpcpp/client_context.h"
@@ -64,6 +66,11 @@ class EtcdStore final : public Store {
   EtcdStore& operator=(const EtcdStore&) = delete;
 
   absl::StatusOr<int64_t> Commit(const Mutation& m) override;
+  // The same Txn on gRPC's callback API: no thread waits for etcd. `done` runs on a gRPC
+  // thread (or in this call, when the store is closed), failing over between endpoints as
+  // Commit does.
+  void CommitAsync(Mutation m, CommitCallback done) override;
+  bool async_commit() const override { return true; }
   // A linearizable snapshot of every key under the prefix, in name order, read in pages at one
   // etcd revision (see last_load_revision()).
   absl::Status LoadAll(
@@ -93,6 +100,15 @@ class EtcdStore final : public Store {
                     const std::function<grpc::Status(etcdserverpb::KV::Stub& kv,
                                                      grpc::ClientContext* ctx)>& call);
   std::string Key(std::string_view name) const;
+  // What a failed call on `ep` means: UNAVAILABLE (adding to `failures`, so another member
+  // is worth a try) naming every member tried so far, or the final error.
+  absl::Status Classify(const char* what, const Endpoint& ep, const grpc::Status& s,
+                        std::vector<std::string>* failures) const;
+  etcdserverpb::TxnRequest TxnFor(const Mutation& m) const;
+  absl::StatusOr<int64_t> TxnResult(const Mutation& m, const etcdserverpb::TxnResponse& resp);
+  struct AsyncTxn;
+  void StartTxn(AsyncTxn* t);
+  void OnTxnDone(AsyncTxn* t, const grpc::Status& s);
 
   const Options options_;
   std::vector<std::unique_ptr<Endpoint>> endpoints_;
@@ -101,6 +117,8 @@ class EtcdStore final : public Store {
   std::atomic<int64_t> commits_{0};
   std::atomic<int64_t> transactions_{0};
   std::atomic<int64_t> last_load_revision_{0};
+  absl::Mutex async_mu_;
+  int64_t async_in_flight_ ABSL_GUARDED_BY(async_mu_) = 0;  // Close waits for 0
 };
 
 // The exclusive end of etcd's key range holding every key that starts with `prefix`.

@@ -145,16 +145,21 @@ class Registry {
   // false). A step the schedule refuses is FAILED_PRECONDITION.
   absl::StatusOr<StepOutcome> Step(const std::string& name, const StepRequest& request,
                                    std::optional<int64_t> if_epoch);
-  // The same step without blocking the calling thread, for a store that commits in the
-  // background (Store::async_commit(), SQLite): the step is computed here and `done` runs on
-  // the store's thread once the commit is durable (or here, at once, when nothing needs
-  // committing: not found, if_epoch mismatch, refused). Returns false without calling `done`
-  // when it cannot start without waiting (another mutation of the session in progress, a
-  // shared store, a store without background commits): then call Step where blocking is fine.
+  // The same step without blocking the calling thread, for a store that commits without
+  // blocking its caller (Store::async_commit(): SQLite's group commit, etcd's callback Txn):
+  // the step is computed here and `done` runs on the store's thread once the commit is durable
+  // (or here, at once, when nothing needs committing: not found, if_epoch mismatch, refused).
+  // Returns false without calling `done` when it cannot start without waiting (another
+  // mutation of the session in progress; a shared store whose memory is not kept fresh by its
+  // change feed, or whose memory answer needs a re-read first; a store without asynchronous
+  // commits): then call Step where blocking is fine. On a shared store a lost compare (another
+  // replica stepped first) answers `done` with a status for which MustStepBlocking is true:
+  // the caller must then call Step where blocking is fine, which re-reads and decides.
   // `done` must not block or call back into the registry for this session.
   using StepCallback = std::function<void(absl::StatusOr<StepOutcome>)>;
   bool TryStepAsync(const std::string& name, const StepRequest& request,
                     std::optional<int64_t> if_epoch, StepCallback done);
+  static bool MustStepBlocking(const absl::Status& s);
   // Values `ahead` steps ahead and a window of `window` epochs, computed on a copy outside the
   // session's lock; `cancelled` is polled during long lookaheads.
   absl::StatusOr<Lookahead> LookAhead(const std::string& name, int64_t ahead, int32_t window,

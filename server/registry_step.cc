@@ -6,7 +6,9 @@
 // and install the committed result the same way (InstallCommitted).
 #include <utility>
 
+#include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
 #include "server/registry.h"
 
@@ -98,20 +100,46 @@ absl::StatusOr<StepOutcome> Registry::StepOnce(const std::string& name,
   return out;
 }
 
+namespace {
+
+// Marks TryStepAsync's "no answer yet: step where blocking is fine" (see MustStepBlocking).
+constexpr absl::string_view kStepBlocking = "lrsched.dev/step-blocking";
+
+absl::Status StepBlocking(const absl::Status& why) {
+  absl::Status s = absl::AbortedError(absl::StrCat("step again after a re-read: ", why.message()));
+  s.SetPayload(kStepBlocking, absl::Cord());
+  return s;
+}
+
+}  // namespace
+
+bool Registry::MustStepBlocking(const absl::Status& s) {
+  return s.GetPayload(kStepBlocking).has_value();
+}
+
 bool Registry::TryStepAsync(const std::string& name, const StepRequest& request,
                             std::optional<int64_t> if_epoch, StepCallback done) {
-  // A shared store needs Sync and retries, which block: the caller's blocking path does them.
-  if (!store_->async_commit() || store_->shared()) return false;
+  if (!store_->async_commit()) return false;
+  // A shared store: only the first of Step's attempts, from memory the feed keeps fresh,
+  // can start without blocking; whatever needs a re-read goes to the blocking path.
+  const bool shared = store_->shared();
+  if (shared && !FeedActive()) return false;
   std::shared_ptr<Entry> e = Find(name);
   if (e == nullptr) {
+    if (shared) return false;  // perhaps created on another replica: re-read
     done(NotFound(name));
     return true;
   }
   // Another mutation of this session holds the lock (for as long as its commit takes): wait
   // for it on a thread that may block, not here.
   if (!e->write_mu.TryLock()) return false;
-  // From here on, every path releases write_mu exactly once, before `done` runs.
-  PendingStep p = BeginStep(name, *e, request, if_epoch, /*from_memory=*/false);
+  // From here on, every path releases write_mu exactly once, before `done` runs (or before
+  // returning false).
+  PendingStep p = BeginStep(name, *e, request, if_epoch, /*from_memory=*/shared);
+  if (shared && p.answer && p.answer->status().code() == absl::StatusCode::kAborted) {
+    e->write_mu.Unlock();  // memory may be stale for this answer: re-read first
+    return false;
+  }
   absl::StatusOr<std::string> record =
       p.answer ? absl::StatusOr<std::string>("") : EncodeRecord(p.meta, *p.next);
   if (p.answer || !record.ok()) {
@@ -124,12 +152,16 @@ bool Registry::TryStepAsync(const std::string& name, const StepRequest& request,
   Mutation m{Mutation::Kind::kPut, name, *std::move(record), e->store_revision};
   // std::function needs a copyable callable: the new state rides in a shared_ptr.
   auto pending = std::make_shared<PendingStep>(std::move(p));
-  store_->CommitAsync(std::move(m), [this, e, pending, done = std::move(done)](
+  store_->CommitAsync(std::move(m), [this, e, pending, shared, done = std::move(done)](
                                         absl::StatusOr<int64_t> rev) {
     if (!rev.ok()) {
       // Nothing to roll back: the new state lives only in `pending`, which is dropped.
-      LogCommitFailure("put", pending->meta.name, rev.status());
       e->write_mu.Unlock();
+      if (shared && rev.status().code() == absl::StatusCode::kFailedPrecondition) {
+        done(StepBlocking(rev.status()));  // another replica stepped first: decide afresh
+        return;
+      }
+      LogCommitFailure("put", pending->meta.name, rev.status());
       done(StoreFailure(rev.status()));
       return;
     }

@@ -221,10 +221,11 @@ grpc::ServerUnaryReactor* LrSchedulerService::DeleteSession(grpc::CallbackServer
 grpc::ServerUnaryReactor* LrSchedulerService::Step(grpc::CallbackServerContext* ctx,
                                                    const v1::StepRequest* req,
                                                    v1::StepResponse* resp) {
-  // With a store that commits in the background the step is computed here and answered from
-  // the store's thread once durable: no worker waits for the disk. When that cannot start
-  // without waiting (the session is busy with another mutation; a shared store), the step
-  // runs on the pool like any blocking call.
+  // With a store that commits without blocking (SQLite's group commit, etcd's callback Txn)
+  // the step is computed here and answered from the store's thread once durable: no worker
+  // waits for the disk or for etcd. When that cannot start without waiting (the session is
+  // busy with another mutation; a shared store's memory needs a re-read), or another replica
+  // won the compare, the step runs on the pool like any blocking call.
   auto finish = [req, resp](grpc::ServerUnaryReactor* reactor,
                             absl::StatusOr<StepOutcome> out) {
     if (out.ok()) {
@@ -242,16 +243,23 @@ grpc::ServerUnaryReactor* LrSchedulerService::Step(grpc::CallbackServerContext* 
     finish(reactor, s);
     return reactor;
   }
-  if (registry_->TryStepAsync(req->name(), step, if_epoch,
-                              [reactor, finish](absl::StatusOr<StepOutcome> out) {
-                                finish(reactor, std::move(out));
-                              })) {
-    return reactor;
-  }
-  if (!options_.pool->Submit([this, reactor, finish, req, step, if_epoch] {
-        finish(reactor, registry_->Step(req->name(), step, if_epoch));
-      })) {
-    finish(reactor, Overloaded());
+  // The blocking path: Step re-reads a shared store and retries lost compares.
+  auto on_pool = [this, reactor, finish, req, step, if_epoch] {
+    if (!options_.pool->Submit([this, reactor, finish, req, step, if_epoch] {
+          finish(reactor, registry_->Step(req->name(), step, if_epoch));
+        })) {
+      finish(reactor, Overloaded());
+    }
+  };
+  if (!registry_->TryStepAsync(req->name(), step, if_epoch,
+                               [reactor, finish, on_pool](absl::StatusOr<StepOutcome> out) {
+                                 if (Registry::MustStepBlocking(out.status())) {
+                                   on_pool();
+                                 } else {
+                                   finish(reactor, std::move(out));
+                                 }
+                               })) {
+    on_pool();
   }
   return reactor;
 }
