@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
+#include "scheduler/json_text.h"
 
 namespace lrsched::internal {
 
@@ -18,6 +19,23 @@ json StateNums(const std::vector<double>& v) {
   for (double d : v) a.push_back(StateNum(d));
   return a;
 }
+
+void AppendStateNum(double v, std::string* out) {
+  if (std::isnan(v)) out->append("\"nan\"");
+  else if (std::isinf(v)) out->append(v > 0 ? "\"inf\"" : "\"-inf\"");
+  else json_text::AppendDouble(v, out);
+}
+
+void AppendStateNums(const std::vector<double>& v, std::string* out) {
+  out->push_back('[');
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (i > 0) out->push_back(',');
+    AppendStateNum(v[i], out);
+  }
+  out->push_back(']');
+}
+
+void SchedulerNode::AppendStateDict(std::string* out) const { out->append(StateDict().dump()); }
 
 bool ReadStateNum(const json& v, double* out) {
   if (v.is_number() && !v.is_boolean()) {
@@ -140,6 +158,31 @@ json LRScheduler::StateDict() const {
   sd["_get_lr_called_within_step"] = false;
   sd["_last_lr"] = StateNums(last_lr_);
   return sd;
+}
+
+void LRScheduler::AppendStateDict(std::string* out) const {
+  // The same keys as StateDict(); only the subclass's part goes through a (small) tree.
+  json head = Config();
+  AddExtraState(head);
+  if (head.empty()) {
+    out->push_back('{');
+  } else {
+    std::string text = head.dump();
+    out->append(text, 0, text.size() - 1);  // without the closing brace
+    out->push_back(',');
+  }
+  json_text::AppendKey("base_lrs", out);
+  AppendStateNums(base_lrs_, out);
+  out->push_back(',');
+  json_text::AppendKey("last_epoch", out);
+  json_text::AppendInt(last_epoch_, out);
+  out->append(",\"verbose\":false,");
+  json_text::AppendKey("_step_count", out);
+  json_text::AppendInt(step_count_, out);
+  out->append(",\"_get_lr_called_within_step\":false,");
+  json_text::AppendKey("_last_lr", out);
+  AppendStateNums(last_lr_, out);
+  out->push_back('}');
 }
 
 absl::Status LRScheduler::LoadStateDict(const json& sd, const std::string& path) {

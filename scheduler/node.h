@@ -45,6 +45,9 @@ struct StepArgs {
 // A JSON value for a torch state_dict number: non-finite floats as "inf", "-inf", "nan".
 json StateNum(double v);
 json StateNums(const std::vector<double>& v);
+// The same values appended as JSON text.
+void AppendStateNum(double v, std::string* out);
+void AppendStateNums(const std::vector<double>& v, std::string* out);
 // Reads such a value; false if it is neither a number nor one of those strings.
 bool ReadStateNum(const json& v, double* out);
 
@@ -61,6 +64,10 @@ class SchedulerNode {
   // torch's state_dict() and load_state_dict(); `path` prefixes error messages.
   virtual json StateDict() const = 0;
   virtual absl::Status LoadStateDict(const json& sd, const std::string& path) = 0;
+  // StateDict() as JSON text, appended to `out`; must parse to a tree equal to StateDict()
+  // (tests/state_test.cc checks every golden case). The default dumps StateDict(); nodes
+  // stepped by servers write it directly, which costs a fraction of the tree.
+  virtual void AppendStateDict(std::string* out) const;
 
   virtual std::unique_ptr<SchedulerNode> Clone() const = 0;
   virtual void CopyStateFrom(const SchedulerNode& other) = 0;
@@ -82,6 +89,7 @@ class LRScheduler : public SchedulerNode {
   // state_dict(): Config() + ExtraState() + the keys every _LRScheduler has. Loading one
   // requires the config keys to agree with this schedule's and reads the rest.
   json StateDict() const override;
+  void AppendStateDict(std::string* out) const override;
   absl::Status LoadStateDict(const json& sd, const std::string& path) override;
   int64_t* mutable_last_epoch() override { return &last_epoch_; }
   int64_t last_epoch() const override { return last_epoch_; }

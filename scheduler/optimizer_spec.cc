@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "scheduler/fields.h"
+#include "scheduler/json_text.h"
 #include "scheduler/node.h"
 #include "scheduler/schedule.h"
 
@@ -156,6 +157,33 @@ json ParamGroupJson(const ParamGroup& g) {
   if (g.max_momentum) j["max_momentum"] = *g.max_momentum;
   if (g.base_momentum) j["base_momentum"] = *g.base_momentum;
   return j;
+}
+
+// ParamGroupJson(g) as JSON text (the same keys: keep the two in step; tests/state_test.cc
+// compares them on every golden case).
+void AppendParamGroupText(const ParamGroup& g, std::string* out) {
+  auto field = [out](const char* key, double v) {
+    out->push_back(',');
+    json_text::AppendKey(key, out);
+    json_text::AppendDouble(v, out);
+  };
+  out->push_back('{');
+  json_text::AppendKey("lr", out);
+  json_text::AppendDouble(g.lr, out);
+  if (g.initial_lr) field("initial_lr", *g.initial_lr);
+  if (g.momentum) field("momentum", *g.momentum);
+  if (g.betas) {
+    out->append(",\"betas\":[");
+    json_text::AppendDouble((*g.betas)[0], out);
+    out->push_back(',');
+    json_text::AppendDouble((*g.betas)[1], out);
+    out->push_back(']');
+  }
+  if (g.max_lr) field("max_lr", *g.max_lr);
+  if (g.min_lr) field("min_lr", *g.min_lr);
+  if (g.max_momentum) field("max_momentum", *g.max_momentum);
+  if (g.base_momentum) field("base_momentum", *g.base_momentum);
+  out->push_back('}');
 }
 
 }  // namespace lrsched

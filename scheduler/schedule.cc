@@ -3,12 +3,14 @@
 
 #include "absl/strings/str_cat.h"
 #include "scheduler/fields.h"
+#include "scheduler/json_text.h"
 #include "scheduler/node.h"
 
 namespace lrsched {
 
 absl::Status LoadParamGroups(const json& groups, Optimizer& opt);  // optimizer_spec.cc
 json ParamGroupJson(const ParamGroup& g);
+void AppendParamGroupText(const ParamGroup& g, std::string* out);
 
 namespace {
 constexpr const char* kStateFormat = "lrsched.schedule";
@@ -143,6 +145,20 @@ json Schedule::ExportState(bool include_spec) const {
            {"state_dict", StateDict()}};
   if (include_spec) out["spec"] = spec();
   return out;
+}
+
+void Schedule::AppendStateMembers(std::string* out) const {
+  out->append("\"format\":");
+  json_text::AppendString(kStateFormat, out);
+  out->append(",\"version\":");
+  json_text::AppendInt(kStateVersion, out);
+  out->append(",\"param_groups\":[");
+  for (size_t i = 0; i < opt_.groups.size(); ++i) {
+    if (i > 0) out->push_back(',');
+    AppendParamGroupText(opt_.groups[i], out);
+  }
+  out->append("],\"state_dict\":");
+  root_->AppendStateDict(out);
 }
 
 absl::StatusOr<std::unique_ptr<Schedule>> Schedule::ImportState(const json& state) {

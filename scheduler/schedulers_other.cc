@@ -7,11 +7,23 @@
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
+#include "scheduler/json_text.h"
 #include "scheduler/node.h"
 #include "scheduler/pymath.h"
 
 namespace lrsched::internal {
 namespace {
+
+// `,"_schedulers":[...]}`: the children's state_dicts and the composite's closing brace.
+void AppendChildren(const std::vector<std::unique_ptr<SchedulerNode>>& children,
+                    std::string* out) {
+  out->append(",\"_schedulers\":[");
+  for (size_t i = 0; i < children.size(); ++i) {
+    if (i > 0) out->push_back(',');
+    children[i]->AppendStateDict(out);
+  }
+  out->append("]}");
+}
 
 class ReduceLROnPlateau : public ValueNode<ReduceLROnPlateau, SchedulerNode> {
  public:
@@ -175,6 +187,18 @@ class SequentialLR : public SchedulerNode {
                 {"_last_lr", StateNums(last_lr_)},
                 {"_schedulers", subs}};
   }
+  void AppendStateDict(std::string* out) const override {
+    out->append("{\"_milestones\":[");
+    for (size_t i = 0; i < milestones.size(); ++i) {
+      if (i > 0) out->push_back(',');
+      json_text::AppendInt(milestones[i], out);
+    }
+    out->append("],\"last_epoch\":");
+    json_text::AppendInt(last_epoch_, out);
+    out->append(",\"_last_lr\":");
+    AppendStateNums(last_lr_, out);
+    AppendChildren(children, out);
+  }
   absl::Status LoadStateDict(const json& sd, const std::string& path) override {
     Fields f(sd, path);
     f.Expect("_milestones", json(milestones));
@@ -254,6 +278,11 @@ class ChainedScheduler : public SchedulerNode {
     json subs = json::array();
     for (const auto& c : children) subs.push_back(c->StateDict());
     return json{{"_last_lr", StateNums(last_lr_)}, {"_schedulers", subs}};
+  }
+  void AppendStateDict(std::string* out) const override {
+    out->append("{\"_last_lr\":");
+    AppendStateNums(last_lr_, out);
+    AppendChildren(children, out);
   }
   absl::Status LoadStateDict(const json& sd, const std::string& path) override {
     Fields f(sd, path);

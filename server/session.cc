@@ -2,6 +2,7 @@
 #include "server/session.h"
 
 #include "absl/strings/str_cat.h"
+#include "scheduler/json_text.h"
 
 namespace lrsched {
 namespace {
@@ -13,6 +14,65 @@ constexpr const char* kTimeFormat = "%Y-%m-%dT%H:%M:%E*SZ";
 std::string TimeText(absl::Time t) {
   return absl::FormatTime(kTimeFormat, t, absl::UTCTimeZone());
 }
+
+}  // namespace
+
+void AppendRecordTime(absl::Time t, std::string* out) {
+  const int64_t ns = absl::ToUnixNanos(t);  // saturates far from 1970
+  if (ns < 0 || absl::FromUnixNanos(ns) != t) {
+    // Before 1970, past 2262 or finer than a nanosecond: not worth a fast path.
+    out->push_back('"');
+    out->append(TimeText(t));
+    out->push_back('"');
+    return;
+  }
+  const int64_t secs = ns / 1'000'000'000;
+  int64_t frac = ns % 1'000'000'000;
+  // Days since 1970-01-01 to a civil date (H. Hinnant's days_from_civil inverse, for
+  // non-negative days).
+  const int64_t z = secs / 86400 + 719468;
+  const int64_t sod = secs % 86400;
+  const int64_t era = z / 146097;
+  const int64_t doe = z - era * 146097;
+  const int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  const int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  const int64_t mp = (5 * doy + 2) / 153;
+  const int64_t day = doy - (153 * mp + 2) / 5 + 1;
+  const int64_t month = mp < 10 ? mp + 3 : mp - 9;
+  const int64_t year = yoe + era * 400 + (month <= 2 ? 1 : 0);
+  char buf[40];
+  char* p = buf;
+  auto digits = [&p](int64_t v, int n) {
+    for (int i = n - 1; i >= 0; --i, v /= 10) p[i] = static_cast<char>('0' + v % 10);
+    p += n;
+  };
+  *p++ = '"';
+  digits(year, 4);
+  *p++ = '-';
+  digits(month, 2);
+  *p++ = '-';
+  digits(day, 2);
+  *p++ = 'T';
+  digits(sod / 3600, 2);
+  *p++ = ':';
+  digits(sod / 60 % 60, 2);
+  *p++ = ':';
+  digits(sod % 60, 2);
+  if (frac != 0) {  // %E*S: as many fractional digits as it takes, none when whole
+    int n = 9;
+    while (frac % 10 == 0) {
+      frac /= 10;
+      --n;
+    }
+    *p++ = '.';
+    digits(frac, n);
+  }
+  *p++ = 'Z';
+  *p++ = '"';
+  out->append(buf, static_cast<size_t>(p - buf));
+}
+
+namespace {
 
 absl::Status TimeFromJson(const json& j, const char* key, absl::Time* out) {
   std::string err;
@@ -52,18 +112,35 @@ SessionSnapshot MakeSnapshot(const SessionMeta& meta, const std::string& spec_js
 }
 
 absl::StatusOr<std::string> EncodeRecord(const SessionMeta& meta, const Schedule& s) {
-  // Written on every step: the spec, which never changes, is spliced in as the text the
-  // schedule keeps rather than re-serialized from a tree.
-  json j = s.ExportState(/*include_spec=*/false);
-  j["name"] = meta.name;
-  j["labels"] = json(meta.labels);
-  j["revision"] = meta.revision;
-  j["create_time"] = TimeText(meta.create_time);
-  j["update_time"] = TimeText(meta.update_time);
-  std::string rest = j.dump();  // "{...}", never empty
+  // Written on every step, so written directly as text: the spec, which never changes, as
+  // the text the schedule keeps; the state by Schedule::AppendStateMembers; no tree.
   std::string text;
-  text.reserve(rest.size() + s.spec_text().size() + 9);
-  text.append("{\"spec\":").append(s.spec_text()).append(",").append(rest, 1);
+  text.reserve(s.spec_text().size() + 640);
+  text.append("{\"spec\":").append(s.spec_text()).push_back(',');
+  s.AppendStateMembers(&text);
+  text.append(",\"name\":");
+  json_text::AppendString(meta.name, &text);
+  text.append(",\"labels\":");
+  if (meta.labels.empty()) {
+    text.append("{}");
+  } else {
+    text.push_back('{');
+    bool first = true;
+    for (const auto& [k, v] : meta.labels) {
+      if (!first) text.push_back(',');
+      first = false;
+      json_text::AppendKey(k, &text);
+      json_text::AppendString(v, &text);
+    }
+    text.push_back('}');
+  }
+  text.append(",\"revision\":");
+  json_text::AppendInt(meta.revision, &text);
+  text.append(",\"create_time\":");
+  AppendRecordTime(meta.create_time, &text);
+  text.append(",\"update_time\":");
+  AppendRecordTime(meta.update_time, &text);
+  text.push_back('}');
   if (text.size() > kMaxRecordBytes) {
     return absl::ResourceExhaustedError(
         absl::StrCat("session state: ", text.size(), " bytes, more than the limit of ",

@@ -55,7 +55,11 @@ SessionSnapshot MakeSnapshot(const SessionMeta& meta, const std::string& spec_js
                              const Schedule& s);
 
 // The durable record; fails (RESOURCE_EXHAUSTED) when it would exceed kMaxRecordBytes.
+// Written as text directly (no JSON tree): it is on every step's path.
 absl::StatusOr<std::string> EncodeRecord(const SessionMeta& meta, const Schedule& s);
+// A record's time as a quoted JSON string, as absl::FormatTime("%Y-%m-%dT%H:%M:%E*SZ", UTC)
+// writes it (exposed for its test).
+void AppendRecordTime(absl::Time t, std::string* out);
 
 struct DecodedRecord {
   SessionMeta meta;

@@ -118,6 +118,30 @@ TEST_P(StateTest, ImportsTorchsOwnStateDict) {
   }
 }
 
+// The text a server stores on every step (Schedule::AppendStateMembers, written without a tree)
+// holds exactly ExportState()'s values, at several points of every case.
+TEST_P(StateTest, StateTextParsesToTheExportedTree) {
+  const json& c = GetParam().j;
+  if (!Traceable(c)) GTEST_SKIP() << "torch refuses this case";
+  const int64_t steps = c["steps"].get<int64_t>();
+  for (int64_t k : std::set<int64_t>{0, 1, steps / 2, steps}) {
+    if (k > steps) continue;
+    SCOPED_TRACE("k=" + std::to_string(k));
+    auto s = Schedule::Create(Spec(c));
+    ASSERT_TRUE(s.ok()) << s.status();
+    Recorded ran;
+    if (k > 0) Continue(**s, c, 0, k, &ran);
+    std::string text = "{";
+    (*s)->AppendStateMembers(&text);
+    text += "}";
+    auto parsed = ParseJson(text, "state text");
+    ASSERT_TRUE(parsed.ok()) << parsed.status() << "\n" << text;
+    EXPECT_EQ(*parsed, (*s)->ExportState(/*include_spec=*/false)) << text;
+    // The tree compares numbers by value; the float/integer kind matters to torch too.
+    EXPECT_EQ((*parsed)["state_dict"].dump(), (*s)->StateDict().dump());
+  }
+}
+
 std::vector<GoldenCase> AllCases() {
   std::vector<GoldenCase> all = testing::LoadGolden("torch-1.13-traces.jsonl");
   for (auto& c : testing::LoadGolden("lrsched-extra-traces.jsonl")) all.push_back(c);
