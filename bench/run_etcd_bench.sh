@@ -54,6 +54,21 @@ etcd_counters() {
     /^etcd_debugging_mvcc_events_total/ { ev = $2 }
     END { printf "%d %d %d %d %.6f %d\n", t, r, p, fc, fs, ev }'
 }
+# settle PID...: waits (at most 5 s) until the processes together use < 5% of a core over
+# 200 ms, so that one run's tail (etcd's backend commit, a replica applying its own steps from
+# the watch feed) is not billed to the next run; prints how long it waited.
+settle() {
+  local t0 before after p
+  t0=$(date +%s%N)
+  for _ in $(seq 25); do
+    before=0; after=0
+    for p in "$@"; do before=$((before + $(cpu_ms "$p"))); done
+    sleep 0.2
+    for p in "$@"; do after=$((after + $(cpu_ms "$p"))); done
+    (( after - before < 10 )) && break
+  done
+  echo "settled_ms=$(( ($(date +%s%N) - t0) / 1000000 ))"
+}
 run() {  # run LABEL SERVER_PID ARGS...: one loadgen run, result line appended to results
   # Besides loadgen's figures, over warm-up + measured window: the CPU etcd and the lrsched
   # server (SERVER_PID, or - for none) used per call (calls ≈ QPS × both; 10 ms resolution),
@@ -100,6 +115,7 @@ for c in $CONCS; do
       --prefix="$bare_prefix" --value_like=/lrsched/bench/0
   done
   run step "$LR_ETCD_PID" --addr="$LR_ETCD" --rpc=step --create=0 --concurrency="$c" --sessions="$STEP_SESSIONS"
+  settle "$ETCD_PID" "$LR_ETCD_PID" "$LR_SQLITE_PID"
   run getlr "$LR_ETCD_PID" --addr="$LR_ETCD" --rpc=getlr --prefix=getlr --create=0 --concurrency="$c"
   run getlr-sqlite "$LR_SQLITE_PID" --addr="$LR_SQLITE" --rpc=getlr --prefix=getlr --create=0 --concurrency="$c"
 done
