@@ -120,20 +120,15 @@ absl::StatusOr<std::string> EncodeRecord(const SessionMeta& meta, const Schedule
   s.AppendStateMembers(&text);
   text.append(",\"name\":");
   json_text::AppendString(meta.name, &text);
-  text.append(",\"labels\":");
-  if (meta.labels.empty()) {
-    text.append("{}");
-  } else {
-    text.push_back('{');
-    bool first = true;
-    for (const auto& [k, v] : meta.labels) {
-      if (!first) text.push_back(',');
-      first = false;
-      json_text::AppendKey(k, &text);
-      json_text::AppendString(v, &text);
-    }
-    text.push_back('}');
+  text.append(",\"labels\":{");
+  bool first = true;
+  for (const auto& [k, v] : meta.labels) {
+    if (!first) text.push_back(',');
+    first = false;
+    json_text::AppendKey(k, &text);
+    json_text::AppendString(v, &text);
   }
+  text.push_back('}');
   text.append(",\"revision\":");
   json_text::AppendInt(meta.revision, &text);
   text.append(",\"create_time\":");
