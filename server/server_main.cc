@@ -48,6 +48,10 @@ ABSL_FLAG(std::string, tls_client_ca, "",
 ABSL_FLAG(std::string, sqlite_synchronous, "full",
           "full: every acknowledged mutation survives power loss; normal: survives a crash of "
           "the process only (faster)");
+ABSL_FLAG(int32_t, sqlite_checkpoint_pages, 4000,
+          "WAL pages (4 KiB each) after which the WAL is copied back into the database file; "
+          "commits wait during that copy, so larger values make those pauses rarer and the WAL "
+          "file larger");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10),
           "how long in-flight calls may run on after SIGTERM");
 ABSL_FLAG(std::string, log_level, "info", "debug, info, warning or error");
@@ -129,6 +133,11 @@ int Run() {
     store_opts.synchronous = SqliteStore::Options::Synchronous::kNormal;
   } else {
     return Fail("bad_flag", absl::InvalidArgumentError("--sqlite_synchronous: full or normal"));
+  }
+  store_opts.checkpoint_pages = absl::GetFlag(FLAGS_sqlite_checkpoint_pages);
+  if (store_opts.checkpoint_pages < 1 || store_opts.checkpoint_pages > (1 << 24)) {
+    return Fail("bad_flag", absl::InvalidArgumentError(
+                                "--sqlite_checkpoint_pages: between 1 and 16777216"));
   }
   ServerConfig config;
   config.listen = absl::GetFlag(FLAGS_listen);

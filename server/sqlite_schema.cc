@@ -174,10 +174,19 @@ absl::StatusOr<FileState> InspectFile(const std::string& path) {
 absl::Status InitializeWriter(Db& db, const std::string& path, FileState state,
                               bool synchronous_full, int64_t max_db_bytes) {
   sqlite3_busy_timeout(db.get(), kBusyTimeoutMs);
+  // Before the first read, so that the WAL index lives in this connection's heap rather than
+  // in a shared-memory file, and no transaction takes file locks: the lock taken on that read
+  // is held until the connection closes (SqliteStore is the file's only user).
+  absl::StatusOr<std::string> locking = db.QueryText("PRAGMA locking_mode=EXCLUSIVE");
+  if (!locking.ok()) return WithPath(locking.status(), path);
+  if (*locking != "exclusive") {
+    return absl::InternalError(
+        absl::StrCat(path, ": cannot use EXCLUSIVE locking mode (got '", *locking, "')"));
+  }
   absl::StatusOr<std::string> mode = db.QueryText("PRAGMA journal_mode=WAL");
   if (!mode.ok()) return WithPath(mode.status(), path);
   if (*mode != "wal") {
-    // WAL needs shared memory (mmap of the -shm file), which some network file systems lack.
+    // In-memory and some network file systems cannot hold a WAL beside the database.
     return absl::FailedPreconditionError(
         absl::StrCat(path, ": cannot use WAL journal mode (got '", *mode,
                      "'); put the data directory on a local file system"));

@@ -42,9 +42,9 @@ enum class FileState {
 //   the file cannot be read → UNAVAILABLE
 absl::StatusOr<FileState> InspectFile(const std::string& path);
 
-// Configures the read-write connection `db` to `path` (WAL, `synchronous` as given, a busy
-// timeout, and max_page_count when max_db_bytes > 0) and, for kMissing/kEmpty, creates the
-// schema and the marker in one transaction.
+// Configures the read-write connection `db` to `path` (EXCLUSIVE locking mode, WAL,
+// `synchronous` as given, a busy timeout, and max_page_count when max_db_bytes > 0) and, for
+// kMissing/kEmpty, creates the schema and the marker in one transaction.
 absl::Status InitializeWriter(Db& db, const std::string& path, FileState state,
                               bool synchronous_full, int64_t max_db_bytes);
 

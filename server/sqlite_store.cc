@@ -10,8 +10,10 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
-#include "server/sqlite_checkpointer.h"
+#include "server/data_dir_lock.h"
+#include "server/log.h"
 #include "server/sqlite_db.h"
 #include "server/sqlite_schema.h"
 
@@ -37,12 +39,7 @@ struct SqliteStore::Pending {
 // Members are destroyed in reverse order: the statements before their connection.
 struct SqliteStore::Writer {
   Db db;
-  Stmt begin, commit, rollback, select_revision, insert, update, erase;
-};
-
-struct SqliteStore::Reader {
-  Db db;
-  Stmt load_all;
+  Stmt begin, commit, rollback, select_revision, insert, update, erase, load_all;
 };
 
 namespace {
@@ -61,7 +58,8 @@ absl::Status PrepareAll(Db& db, std::initializer_list<std::pair<Stmt*, const cha
 SqliteStore::SqliteStore(Options options, std::string path)
     : options_(std::move(options)),
       path_(std::move(path)),
-      inline_async_(options_.synchronous == Options::Synchronous::kNormal) {
+      inline_async_(options_.synchronous == Options::Synchronous::kNormal),
+      checkpoint_at_(options_.checkpoint_pages) {
   batch_.reserve(std::min<size_t>(static_cast<size_t>(options_.max_batch), 4096));
 }
 
@@ -73,6 +71,10 @@ absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const Options& op
     return absl::InvalidArgumentError(
         absl::StrCat("SqliteStore: max_batch must be >= 1, got ", options.max_batch));
   }
+  if (options.checkpoint_pages < 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "SqliteStore: checkpoint_pages must be >= 1, got ", options.checkpoint_pages));
+  }
   std::error_code ec;
   std::filesystem::create_directories(options.dir, ec);
   if (ec) {
@@ -80,13 +82,17 @@ absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const Options& op
         absl::StrCat(options.dir, ": cannot create data directory: ", ec.message()));
   }
   std::string path = (std::filesystem::path(options.dir) / "lrsched.db").string();
+  // Before anything reads the file: another process may be writing it.
+  absl::StatusOr<std::unique_ptr<DataDirLock>> lock = DataDirLock::Acquire(options.dir);
+  if (!lock.ok()) return lock.status();
 
   absl::StatusOr<FileState> state = sqlite_internal::InspectFile(path);
   if (!state.ok()) return state.status();
 
-  // An early return below destroys `store` and the half-built Writer/Reader, which closes
-  // whatever was opened; the committer thread starts only once everything succeeded.
+  // An early return below destroys `store` and the half-built Writer, which closes whatever
+  // was opened; the committer thread starts only once everything succeeded.
   std::unique_ptr<SqliteStore> store(new SqliteStore(options, path));
+  store->dir_lock_ = *std::move(lock);
   auto w = std::make_unique<Writer>();
   int create = *state == FileState::kMissing ? SQLITE_OPEN_CREATE : 0;
   absl::StatusOr<Db> db = Db::Open(path, SQLITE_OPEN_READWRITE | create);
@@ -104,26 +110,13 @@ absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const Options& op
       {&w->insert, "INSERT INTO sessions (name, value, revision) VALUES (?1, ?2, 1)"},
       {&w->update, "UPDATE sessions SET value = ?2, revision = ?3 WHERE name = ?1"},
       {&w->erase, "DELETE FROM sessions WHERE name = ?1"},
+      {&w->load_all, "SELECT name, value, revision FROM sessions ORDER BY name"},
   });
   if (!s.ok()) return s;
-  absl::StatusOr<std::unique_ptr<sqlite_internal::WalCheckpointer>> checkpointer =
-      sqlite_internal::WalCheckpointer::Start(path, w->db.get(), {});
-  if (!checkpointer.ok()) return checkpointer.status();
+  // Replaces SQLite's autocheckpoint (itself a wal hook), which would checkpoint inside the
+  // COMMIT of whichever thread writes.
+  sqlite3_wal_hook(w->db.get(), &SqliteStore::WalHook, store.get());
   store->writer_ = std::move(w);
-  store->checkpointer_ = *std::move(checkpointer);
-
-  auto r = std::make_unique<Reader>();
-  db = Db::Open(path, SQLITE_OPEN_READONLY);
-  if (!db.ok()) return db.status();
-  r->db = *std::move(db);
-  sqlite3_busy_timeout(r->db.get(), 5000);
-  s = PrepareAll(r->db,
-                 {{&r->load_all, "SELECT name, value, revision FROM sessions ORDER BY name"}});
-  if (!s.ok()) return s;
-  {
-    absl::MutexLock l(&store->read_mu_);
-    store->reader_ = std::move(r);
-  }
   store->committer_ = std::thread([raw = store.get()] { raw->CommitterLoop(); });
   return store;
 }
@@ -175,30 +168,72 @@ void SqliteStore::CommitAsync(Mutation m, CommitCallback done) {
 }
 
 bool SqliteStore::CommitterHasWork() const {
-  return !writer_busy_ && (!queue_.empty() || closing_);
+  return !writer_busy_ && (!queue_.empty() || checkpoint_requested_ || closing_);
 }
+
+bool SqliteStore::WriterFreeOrClosing() const { return !writer_busy_ || closing_; }
 
 void SqliteStore::CommitterLoop() {
   for (;;) {
     {
       absl::MutexLock l(&mu_);
       mu_.Await(absl::Condition(this, &SqliteStore::CommitterHasWork));
-      // Close waits for the queue to drain: exit only when nothing is left to answer.
-      if (queue_.empty()) return;
+      // Close waits for the queue to drain: exit only when nothing is left to answer (closing
+      // the connection checkpoints anyway).
+      if (queue_.empty() && closing_) return;
+      checkpoint_requested_ = false;
       writer_busy_ = true;
     }
     WriteQueued(/*max_rounds=*/-1);
   }
 }
 
+int SqliteStore::WalHook(void* self, sqlite3*, const char*, int pages) {
+  auto* store = static_cast<SqliteStore*>(self);
+  if (pages >= store->checkpoint_at_) store->checkpoint_due_ = true;
+  return SQLITE_OK;  // the commit itself succeeded, whatever comes of a checkpoint
+}
+
+void SqliteStore::Checkpoint() {
+  checkpoint_due_ = false;
+  int wal_frames = 0, copied = 0;
+  const absl::Time t0 = absl::Now();
+  // PASSIVE copies everything: no reader can hold frames back, this is the only connection.
+  int rc = sqlite3_wal_checkpoint_v2(writer_->db.get(), nullptr, SQLITE_CHECKPOINT_PASSIVE,
+                                     &wal_frames, &copied);
+  if (rc != SQLITE_OK) {
+    // Not fatal: the WAL keeps every commit. Try again once it has grown as much again,
+    // rather than after every commit.
+    checkpoint_at_ = std::max(wal_frames, 0) + options_.checkpoint_pages;
+    log::Warning("wal_checkpoint_failed")
+        .Kv("path", path_)
+        .Kv("wal_frames", wal_frames)
+        .Err(SqliteError(writer_->db.get(), rc, "checkpoint"));
+    return;
+  }
+  checkpoint_at_ = options_.checkpoint_pages;
+  checkpoints_.fetch_add(1, std::memory_order_relaxed);
+  log::Debug("wal_checkpoint")
+      .Kv("wal_frames", wal_frames)
+      .Kv("copied", copied)
+      .Kv("ms", absl::StrFormat("%.3f", absl::ToDoubleMilliseconds(absl::Now() - t0)));
+}
+
 void SqliteStore::WriteQueued(int max_rounds) {
   const size_t max_batch = static_cast<size_t>(options_.max_batch);
+  const bool committer = max_rounds < 0;
   std::vector<Pending*>& batch = batch_;
   for (int round = 0;; ++round) {
+    if (committer && checkpoint_due_) Checkpoint();
     {
       absl::MutexLock l(&mu_);
-      if (queue_.empty() || round == max_rounds) {
-        // What is still queued now wakes the committer (its condition turns true).
+      // A checkpoint holds up commits for milliseconds: a caller's thread leaves it to the
+      // committer's.
+      const bool hand_over = !committer && checkpoint_due_;
+      if (hand_over || queue_.empty() || round == max_rounds) {
+        // What is still queued (or the checkpoint) now wakes the committer: its condition
+        // turns true.
+        checkpoint_requested_ = checkpoint_requested_ || hand_over;
         writer_busy_ = false;
         return;
       }
@@ -335,9 +370,13 @@ absl::StatusOr<int64_t> SqliteStore::Apply(const Mutation& m, absl::Status& fata
 
 absl::Status SqliteStore::LoadAll(
     const std::function<absl::Status(std::string_view, std::string_view, int64_t)>& fn) {
-  absl::MutexLock l(&read_mu_);
-  if (reader_ == nullptr) return absl::UnavailableError(absl::StrCat(path_, ": store is closed"));
-  Stmt& q = reader_->load_all;
+  {
+    absl::MutexLock l(&mu_);
+    mu_.Await(absl::Condition(this, &SqliteStore::WriterFreeOrClosing));
+    if (closing_) return absl::UnavailableError(absl::StrCat(path_, ": store is closed"));
+    writer_busy_ = true;  // Close waits for it: the committer exits only once it is clear
+  }
+  Stmt& q = writer_->load_all;
   absl::Status s;
   int rc;
   while ((rc = q.Step()) == SQLITE_ROW) {
@@ -345,11 +384,12 @@ absl::Status SqliteStore::LoadAll(
     if (!s.ok()) break;
   }
   q.Reset();  // ends the read snapshot
-  if (!s.ok()) return s;
-  if (rc != SQLITE_DONE) {
-    return SqliteError(reader_->db.get(), rc, absl::StrCat(path_, ": LoadAll"));
+  if (s.ok() && rc != SQLITE_DONE) {
+    s = SqliteError(writer_->db.get(), rc, absl::StrCat(path_, ": LoadAll"));
   }
-  return absl::OkStatus();
+  absl::MutexLock l(&mu_);
+  writer_busy_ = false;  // commits queued meanwhile wake the committer
+  return s;
 }
 
 void SqliteStore::Close() {
@@ -361,14 +401,10 @@ void SqliteStore::Close() {
     closing_ = true;
   }
   if (committer_.joinable()) committer_.join();
-  checkpointer_.reset();
-  {
-    absl::MutexLock l(&read_mu_);
-    reader_.reset();
-  }
-  // The writer closes last: the last connection checkpoints the WAL into the database file
-  // and removes it, which a read-only connection could not do.
+  // Closing the last connection checkpoints the WAL into the database file and removes it;
+  // only then may another process take the directory.
   writer_.reset();
+  dir_lock_.reset();
 }
 
 SqliteStore::Backlog SqliteStore::backlog() const {

@@ -17,10 +17,20 @@
 // Revisions are per key: the first put of a key yields 1, each later put the previous + 1; a
 // delete removes the row (and returns 0), so a key put again after a delete starts over at 1.
 //
-// Invariants: one writer at a time (writer_busy_), through the writer's own connection; LoadAll reads
-// through a separate read-only connection. Open never modifies a file that is not an lrsched
-// database (see sqlite_schema.h). After Close, Commit fails UNAVAILABLE; every Commit that was
-// accepted before Close has its result (committed or not) reported before Close returns.
+// The store is the database's only user: the data directory is locked (DataDirLock, <dir>/LOCK)
+// and the one connection holds SQLite's lock in EXCLUSIVE locking mode, so that no transaction
+// pays for file locks or shared memory (the WAL index lives in the heap). Other programs cannot
+// read the file while the store is open; stop the server, or read through the API. WAL
+// checkpoints (copying the WAL back into the database file) need that connection too, so they
+// run in the writer's place: once the WAL holds `checkpoint_pages` frames, the writer of the
+// moment hands over to the committer thread, which checkpoints while new commits queue up, so
+// that a caller's thread (a gRPC thread, with inline writes) never waits for one.
+//
+// Invariants: one writer at a time (writer_busy_): the thread that set it is the only one using
+// the connection, for a batch, a checkpoint or LoadAll. Open never modifies a file that is not
+// an lrsched database (see sqlite_schema.h). After Close, Commit fails UNAVAILABLE; every Commit
+// that was accepted before Close has its result (committed or not) reported before Close
+// returns.
 #ifndef LRSCHED_SERVER_SQLITE_STORE_H_
 #define LRSCHED_SERVER_SQLITE_STORE_H_
 
@@ -40,10 +50,10 @@
 #include "absl/time/time.h"
 #include "server/store.h"
 
+struct sqlite3;
+
 namespace lrsched {
-namespace sqlite_internal {
-class WalCheckpointer;
-}  // namespace sqlite_internal
+class DataDirLock;
 
 class SqliteStore final : public Store {
  public:
@@ -61,6 +71,10 @@ class SqliteStore final : public Store {
     // If > 0, the database may not grow beyond about this many bytes; commits that would
     // exceed it fail UNAVAILABLE ("database or disk is full"), as on a full disk.
     int64_t max_db_bytes = 0;
+    // WAL frames (pages) after which the committer thread checkpoints. Each checkpoint copies
+    // the distinct pages of the WAL and (NORMAL and FULL alike) fsyncs twice, holding up
+    // commits meanwhile: larger values make them rarer, a larger WAL file the price.
+    int checkpoint_pages = 4000;  // a 16 MiB WAL; SQLite's own default is 1000
   };
 
   // Opens or creates the store. Refuses (without touching the file) a file that is not an
@@ -77,9 +91,8 @@ class SqliteStore final : public Store {
   // caller's thread before CommitAsync returns, or on another caller's.
   void CommitAsync(Mutation m, CommitCallback done) override;
   bool async_commit() const override { return true; }
-  // Visits rows in name order (bytewise) within one read snapshot. `fn` must not call LoadAll
-  // or Close; it may Commit (the commit does not appear in the running iteration). UNAVAILABLE
-  // after Close.
+  // Visits rows in name order (bytewise) within one read snapshot, holding the writer's place
+  // (commits queue meanwhile): `fn` must not call the store. UNAVAILABLE after Close.
   absl::Status LoadAll(
       const std::function<absl::Status(std::string_view name, std::string_view value,
                                        int64_t revision)>& fn) override;
@@ -97,6 +110,9 @@ class SqliteStore final : public Store {
   };
   Backlog backlog() const;
 
+  // WAL checkpoints completed so far (for tests and metrics).
+  int64_t checkpoints() const { return checkpoints_.load(std::memory_order_relaxed); }
+
   // Called by the writing thread after each transaction (committed or failed) with its
   // number of mutations and how long it took (BEGIN to COMMIT, fsync included), for metrics.
   // It must be cheap and must not call the store. Empty (the default): nothing is called.
@@ -105,8 +121,7 @@ class SqliteStore final : public Store {
 
  private:
   struct Pending;
-  struct Writer;  // the writing connection and its prepared statements
-  struct Reader;  // LoadAll's connection and prepared statement
+  struct Writer;  // the connection and its prepared statements
 
   SqliteStore(Options options, std::string path);
   // Batches one writer writes before leaving the rest to the committer thread, so a caller
@@ -115,9 +130,15 @@ class SqliteStore final : public Store {
 
   void CommitterLoop();
   bool CommitterHasWork() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool WriterFreeOrClosing() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Called by the thread that set writer_busy_: writes queued batches until the queue is empty
-  // or `max_rounds` batches are written (< 0: no limit), then clears writer_busy_.
+  // or `max_rounds` batches are written (< 0: no limit: the committer thread), then clears
+  // writer_busy_. A writer other than the committer stops early when a checkpoint is due.
   void WriteQueued(int max_rounds);
+  // The writer-role holder (the committer thread) copies the WAL back into the database file.
+  void Checkpoint();
+  // sqlite3_wal_hook: runs inside each COMMIT, on the writer-role holder's thread.
+  static int WalHook(void* self, sqlite3* db, const char* schema, int pages);
   // Applies one batch in one transaction and fills each Pending's result.
   void WriteBatch(Pending* const* batch, size_t n);
   // Applies one mutation inside the open transaction. A non-OK `fatal` means the transaction
@@ -131,16 +152,16 @@ class SqliteStore final : public Store {
   // Touched only by the thread that owns writer_busy_ (and by Open before, Close after).
   std::unique_ptr<Writer> writer_;
   std::vector<Pending*> batch_;
-  // Keeps WAL checkpoints out of the writer's COMMITs; closed before writer_.
-  std::unique_ptr<sqlite_internal::WalCheckpointer> checkpointer_;
-
-  absl::Mutex read_mu_;
-  std::unique_ptr<Reader> reader_ ABSL_GUARDED_BY(read_mu_);  // null once closed
+  bool checkpoint_due_ = false;  // set by WalHook
+  int checkpoint_at_;            // WAL frames that make one due (raised after a failure)
+  // Released last, once the connection is closed.
+  std::unique_ptr<DataDirLock> dir_lock_;
 
   mutable absl::Mutex mu_;
   std::deque<Pending*> queue_ ABSL_GUARDED_BY(mu_);
   int64_t writing_ ABSL_GUARDED_BY(mu_) = 0;
   bool writer_busy_ ABSL_GUARDED_BY(mu_) = false;  // a thread is writing batches
+  bool checkpoint_requested_ ABSL_GUARDED_BY(mu_) = false;  // for the committer thread
   bool closing_ ABSL_GUARDED_BY(mu_) = false;
 
   absl::Mutex close_mu_;  // serializes Close; held while draining
@@ -152,6 +173,7 @@ class SqliteStore final : public Store {
 
   std::atomic<int64_t> commits_{0};
   std::atomic<int64_t> transactions_{0};
+  std::atomic<int64_t> checkpoints_{0};
 };
 
 }  // namespace lrsched

@@ -3,8 +3,6 @@
 // SqliteStore behaviour: revisions and compare-and-swap (also within one group-commit batch),
 // group commit under concurrency, concurrent LoadAll, Close draining, durability across
 // reopen, and a full disk. Files it refuses: store_file_test.cc; SIGKILL: store_crash_test.cc.
-#include <sqlite3.h>
-
 #include <atomic>
 #include <chrono>
 #include <filesystem>
@@ -12,6 +10,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/sqlite_store.h"
@@ -110,24 +109,30 @@ TEST(SqliteStoreTest, ReopenKeepsRecordsAndRevisions) {
   EXPECT_EQ(*store->Commit(Put("a", "3", 3)), 4);
 }
 
-// Holds SQLite's write lock on the database from a second connection, so that the committer
-// blocks in BEGIN and callers pile up behind it into one batch.
-class WriteLockHolder {
+// Holds the store's writer inside its first batch (in the batch observer, which runs on the
+// writing thread before the batch's callers wake), so that later callers pile up behind it
+// into one batch. No other connection can hold SQLite's lock: the store has it exclusively.
+class FirstBatchHolder {
  public:
-  explicit WriteLockHolder(const std::string& path) {
-    EXPECT_EQ(sqlite3_open(path.c_str(), &db_), SQLITE_OK);
-    EXPECT_EQ(sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
+  explicit FirstBatchHolder(SqliteStore& store) : store_(store) {
+    store_.SetBatchObserver([this](int64_t, absl::Duration) {
+      absl::MutexLock l(&mu_);
+      mu_.Await(absl::Condition(&released_));
+    });
   }
   void Release() {
-    if (db_ == nullptr) return;
-    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-    sqlite3_close(db_);
-    db_ = nullptr;
+    absl::MutexLock l(&mu_);
+    released_ = true;
   }
-  ~WriteLockHolder() { Release(); }
+  ~FirstBatchHolder() {
+    Release();
+    store_.SetBatchObserver(nullptr);
+  }
 
  private:
-  sqlite3* db_ = nullptr;
+  SqliteStore& store_;
+  absl::Mutex mu_;
+  bool released_ = false;
 };
 
 // Polls `cond` for up to five seconds.
@@ -145,9 +150,9 @@ TEST(SqliteStoreTest, CompareAndSwapWithinOneBatchChainsInArrivalOrder) {
   TempDir dir;
   auto store = MustOpen(Opts(dir));
   ASSERT_TRUE(store);
-  WriteLockHolder lock(dir.db());
+  FirstBatchHolder hold(*store);
   std::vector<Mutation> ms = {
-      Put("warmup", "w"),    // its batch blocks in BEGIN while the rest queue up
+      Put("warmup", "w"),    // its batch is held after COMMIT while the rest queue up
       Put("k", "1", 0),      // 1
       Put("k", "lost", 0),   // fails: k is at 1 now
       Put("k", "2", 1),      // 2
@@ -169,7 +174,7 @@ TEST(SqliteStoreTest, CompareAndSwapWithinOneBatchChainsInArrivalOrder) {
       return b.queued == want.queued && b.writing == want.writing;
     })) << "mutation " << i << " never queued";
   }
-  lock.Release();
+  hold.Release();
   for (auto& t : threads) t.join();
   const std::vector<int64_t> want = {1, 1, -1, 2, 3, -1, 1, 0, 1};
   for (size_t i = 0; i < ms.size(); ++i) {

@@ -326,8 +326,32 @@ def test_port_in_use_fails_to_start(server, tmp_path):
     assert out.returncode == 1 and "event=start_failed" in out.stderr
 
 
+def test_second_server_on_the_same_data_dir_is_refused(server, tmp_path):
+    second = subprocess.run([server_bin(), "--listen=127.0.0.1:0",
+                             f"--data_dir={server.data_dir}"],
+                            capture_output=True, text=True, timeout=CALL_TIMEOUT)
+    assert second.returncode == 1, second.stderr
+    assert "event=store_open_failed code=FAILED_PRECONDITION" in second.stderr
+    assert os.path.join(server.data_dir, "LOCK") in second.stderr
+    assert f"pid {server.proc.pid}" in second.stderr, second.stderr
+    # The refused start touched nothing: the first server goes on serving.
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(COSINE))
+    assert lrsched("create", "s", f"--spec={spec}", server=server).returncode == 0
+    assert lrsched("step", "s", server=server).returncode == 0
+    assert server.stop() == 0
+    again = Server(server.data_dir).start()
+    try:
+        got = lrsched("get", "s", "--json", server=again)
+        assert got.returncode == 0, got.stderr
+        assert json.loads(got.stdout)["last_epoch"] == 1
+    finally:
+        again.close()
+
+
 def test_bad_flags_fail_to_start(tmp_path):
-    for flags in (["--sqlite_synchronous=sometimes"], ["--tls_cert=/nonexistent"],
+    for flags in (["--sqlite_synchronous=sometimes"], ["--sqlite_checkpoint_pages=0"],
+                  ["--tls_cert=/nonexistent"],
                   ["--tls_cert=/nonexistent", "--tls_key=/nonexistent"]):
         out = subprocess.run([server_bin(), "--listen=127.0.0.1:0",
                               f"--data_dir={tmp_path / 'd'}", *flags],
