@@ -19,6 +19,7 @@
 #include <string_view>
 
 #include "absl/status/status.h"
+#include "absl/time/time.h"
 
 namespace lrsched::log {
 
@@ -27,6 +28,9 @@ enum class Level { kDebug = 0, kInfo = 1, kWarning = 2, kError = 3 };
 void SetMinLevel(Level level);
 // Parses "debug", "info", "warning", "error"; false for anything else.
 bool ParseLevel(std::string_view text, Level* out);
+
+// The `ts=` value of a line written at `t`: "2024-05-01T12:00:00.123456Z".
+std::string FormatTimestampForTest(absl::Time t);
 
 // Where finished lines go (default: stderr). Tests may capture them; pass nullptr to restore.
 void SetSinkForTest(std::function<void(const std::string& line)> sink);
