@@ -16,6 +16,7 @@
 #include "server/log.h"
 #include "server/sqlite_db.h"
 #include "server/sqlite_schema.h"
+#include "server/sqlite_wal_syncer.h"
 
 namespace lrsched {
 
@@ -44,6 +45,11 @@ struct SqliteStore::Writer {
 
 namespace {
 
+// WAL frames between two background syncs: 1 MiB of 4 KiB pages, or a quarter of the
+// checkpoint interval if that is shorter. What is left unsynced when a checkpoint starts is
+// what the checkpoint waits for.
+int SyncInterval(int checkpoint_pages) { return std::clamp(checkpoint_pages / 4, 1, 256); }
+
 absl::Status PrepareAll(Db& db, std::initializer_list<std::pair<Stmt*, const char*>> stmts) {
   for (const auto& [stmt, sql] : stmts) {
     absl::StatusOr<Stmt> prepared = db.Prepare(sql);
@@ -59,7 +65,8 @@ SqliteStore::SqliteStore(Options options, std::string path)
     : options_(std::move(options)),
       path_(std::move(path)),
       inline_async_(options_.synchronous == Options::Synchronous::kNormal),
-      checkpoint_at_(options_.checkpoint_pages) {
+      checkpoint_at_(options_.checkpoint_pages),
+      sync_at_(SyncInterval(options_.checkpoint_pages)) {
   batch_.reserve(std::min<size_t>(static_cast<size_t>(options_.max_batch), 4096));
 }
 
@@ -117,6 +124,9 @@ absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const Options& op
   // COMMIT of whichever thread writes.
   sqlite3_wal_hook(w->db.get(), &SqliteStore::WalHook, store.get());
   store->writer_ = std::move(w);
+  if (options.synchronous == Options::Synchronous::kNormal) {
+    store->wal_syncer_ = std::make_unique<sqlite_internal::WalSyncer>(path + "-wal");
+  }
   store->committer_ = std::thread([raw = store.get()] { raw->CommitterLoop(); });
   return store;
 }
@@ -191,6 +201,10 @@ void SqliteStore::CommitterLoop() {
 int SqliteStore::WalHook(void* self, sqlite3*, const char*, int pages) {
   auto* store = static_cast<SqliteStore*>(self);
   if (pages >= store->checkpoint_at_) store->checkpoint_due_ = true;
+  if (store->wal_syncer_ != nullptr && pages >= store->sync_at_) {
+    store->wal_syncer_->Request();
+    store->sync_at_ = pages + SyncInterval(store->options_.checkpoint_pages);
+  }
   return SQLITE_OK;  // the commit itself succeeded, whatever comes of a checkpoint
 }
 
@@ -212,6 +226,7 @@ void SqliteStore::Checkpoint() {
     return;
   }
   checkpoint_at_ = options_.checkpoint_pages;
+  sync_at_ = SyncInterval(options_.checkpoint_pages);  // the WAL restarts at the next commit
   checkpoints_.fetch_add(1, std::memory_order_relaxed);
   log::Debug("wal_checkpoint")
       .Kv("wal_frames", wal_frames)
@@ -401,6 +416,7 @@ void SqliteStore::Close() {
     closing_ = true;
   }
   if (committer_.joinable()) committer_.join();
+  wal_syncer_.reset();
   // Closing the last connection checkpoints the WAL into the database file and removes it;
   // only then may another process take the directory.
   writer_.reset();
@@ -415,6 +431,10 @@ SqliteStore::Backlog SqliteStore::backlog() const {
 void SqliteStore::SetBatchObserver(BatchObserver observer) {
   absl::MutexLock l(&observer_mu_);
   observer_ = std::move(observer);
+}
+
+int64_t SqliteStore::wal_syncs() const {
+  return wal_syncer_ != nullptr ? wal_syncer_->syncs() : 0;
 }
 
 Store::Stats SqliteStore::stats() const {

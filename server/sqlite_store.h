@@ -24,7 +24,9 @@
 // checkpoints (copying the WAL back into the database file) need that connection too, so they
 // run in the writer's place: once the WAL holds `checkpoint_pages` frames, the writer of the
 // moment hands over to the committer thread, which checkpoints while new commits queue up, so
-// that a caller's thread (a gRPC thread, with inline writes) never waits for one.
+// that a caller's thread (a gRPC thread, with inline writes) never waits for one. Under NORMAL
+// a WalSyncer thread syncs the WAL every quarter of that interval, so that the checkpoint,
+// which must sync it first, finds little left to sync (sqlite_wal_syncer.h).
 //
 // Invariants: one writer at a time (writer_busy_): the thread that set it is the only one using
 // the connection, for a batch, a checkpoint or LoadAll. Open never modifies a file that is not
@@ -54,6 +56,9 @@ struct sqlite3;
 
 namespace lrsched {
 class DataDirLock;
+namespace sqlite_internal {
+class WalSyncer;
+}  // namespace sqlite_internal
 
 class SqliteStore final : public Store {
  public:
@@ -110,8 +115,9 @@ class SqliteStore final : public Store {
   };
   Backlog backlog() const;
 
-  // WAL checkpoints completed so far (for tests and metrics).
+  // WAL checkpoints completed so far, and background WAL syncs (NORMAL only), for tests.
   int64_t checkpoints() const { return checkpoints_.load(std::memory_order_relaxed); }
+  int64_t wal_syncs() const;
 
   // Called by the writing thread after each transaction (committed or failed) with its
   // number of mutations and how long it took (BEGIN to COMMIT, fsync included), for metrics.
@@ -154,6 +160,9 @@ class SqliteStore final : public Store {
   std::vector<Pending*> batch_;
   bool checkpoint_due_ = false;  // set by WalHook
   int checkpoint_at_;            // WAL frames that make one due (raised after a failure)
+  int sync_at_;                  // WAL frames at which WalHook next asks wal_syncer_
+  // NORMAL only; stopped before the connection closes.
+  std::unique_ptr<sqlite_internal::WalSyncer> wal_syncer_;
   // Released last, once the connection is closed.
   std::unique_ptr<DataDirLock> dir_lock_;
 

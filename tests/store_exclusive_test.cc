@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "server/data_dir_lock.h"
 #include "server/sqlite_store.h"
+#include "server/sqlite_wal_syncer.h"
 #include "tests/store_test_util.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -163,6 +164,49 @@ TEST(SqliteStoreExclusiveTest,
     on_caller += id == std::this_thread::get_id();
   EXPECT_GT(on_caller, 0u) << "the caller never wrote inline";
   EXPECT_LT(on_caller, writers.size()) << "the committer never took over";
+}
+
+// Polls `cond` for up to ten seconds.
+template <typename Cond>
+bool WaitFor(Cond cond) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!cond()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  return true;
+}
+
+TEST(SqliteStoreExclusiveTest, UnderNormalTheWalIsSyncedInTheBackground) {
+  for (auto sync : {SqliteStore::Options::Synchronous::kNormal,
+                    SqliteStore::Options::Synchronous::kFull}) {
+    TempDir dir;
+    SqliteStore::Options o = Opts(dir);
+    o.synchronous = sync;
+    o.checkpoint_pages = 400;  // a background sync every 100 frames
+    auto store = MustOpen(o);
+    ASSERT_TRUE(store);
+    CommitPages(*store, 150, "k");
+    if (sync == SqliteStore::Options::Synchronous::kNormal) {
+      EXPECT_TRUE(WaitFor([&] { return store->wal_syncs() >= 1; }));
+    } else {
+      EXPECT_EQ(store->wal_syncs(), 0) << "FULL syncs every commit itself";
+    }
+    EXPECT_EQ(Load(*store).size(), 150u);
+  }
+}
+
+TEST(WalSyncerTest, MissingWalIsNotAnErrorAndAFileIsSynced) {
+  TempDir dir;
+  const std::string wal = dir.path() + "/x-wal";
+  sqlite_internal::WalSyncer syncer(wal);
+  syncer.Request();  // nothing to open yet
+  WriteBytes(wal, "frames");
+  // Each request is served after the previous one (merged if it comes while one is pending).
+  ASSERT_TRUE(WaitFor([&] {
+    syncer.Request();
+    return syncer.syncs() >= 1;
+  }));
 }
 
 TEST(SqliteStoreExclusiveTest, CheckpointPagesMustBePositive) {
