@@ -10,9 +10,10 @@
 // result. The writer is the caller itself when nobody is writing and the caller may wait for
 // the disk (Commit, which blocks anyway; CommitAsync under NORMAL, where a commit does not
 // fsync), LevelDB-style: it drains a few batches and leaves the rest to the committer thread,
-// which writes everything else (CommitAsync under FULL, whose caller must not block). Compare-and-swap is checked inside the transaction, so one mutation's
-// FAILED_PRECONDITION skips only that mutation; a failed COMMIT (disk full, I/O error) fails
-// every mutation of the batch and acknowledges none.
+// which writes everything else (CommitAsync under FULL, whose caller must not block).
+// Compare-and-swap is checked inside the transaction, so one mutation's FAILED_PRECONDITION
+// skips only that mutation; a failed COMMIT (disk full, I/O error) fails every mutation of the
+// batch and acknowledges none.
 //
 // Revisions are per key: the first put of a key yields 1, each later put the previous + 1; a
 // delete removes the row (and returns 0), so a key put again after a delete starts over at 1.

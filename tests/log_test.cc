@@ -1,8 +1,7 @@
 // Copyright lrsched authors.
 //
-// The structured log (server/log.h): line layout, quoting, levels, and the
-// cached timestamp, which must read exactly as absl::FormatTime would write it,
-// at every microsecond.
+// The structured log (server/log.h): line layout, quoting, levels, and the cached timestamp, which
+// must read exactly as absl::FormatTime would write it, at every microsecond.
 #include "server/log.h"
 
 #include <random>
@@ -27,29 +26,22 @@ TEST(LogTimestampTest, MatchesAbslFormatTime) {
   std::vector<absl::Time> times = {
       absl::UnixEpoch(),
       absl::FromUnixMicros(1),
-      absl::FromUnixMicros(-1), // 1969-12-31T23:59:59.999999Z
+      absl::FromUnixMicros(-1),  // 1969-12-31T23:59:59.999999Z
       absl::FromUnixMicros(999999),
       absl::FromUnixMicros(1000000),
       absl::FromUnixMicros(-1000000),
       absl::FromUnixMicros(-1500000),
-      absl::FromCivil(absl::CivilSecond(2024, 2, 29, 23, 59, 59),
-                      absl::UTCTimeZone()) +
+      absl::FromCivil(absl::CivilSecond(2024, 2, 29, 23, 59, 59), absl::UTCTimeZone()) +
           absl::Microseconds(999999),
-      absl::FromCivil(absl::CivilSecond(2100, 1, 1, 0, 0, 0),
-                      absl::UTCTimeZone()),
+      absl::FromCivil(absl::CivilSecond(2100, 1, 1, 0, 0, 0), absl::UTCTimeZone()),
   };
   std::mt19937_64 rng(42);
-  std::uniform_int_distribution<int64_t> micros(-2'000'000'000'000'000,
-                                                4'000'000'000'000'000);
-  for (int i = 0; i < 20000; ++i)
-    times.push_back(absl::FromUnixMicros(micros(rng)));
-  // Runs within one second and across its edge, where the per-thread cache must
-  // turn over.
+  std::uniform_int_distribution<int64_t> micros(-2'000'000'000'000'000, 4'000'000'000'000'000);
+  for (int i = 0; i < 20000; ++i) times.push_back(absl::FromUnixMicros(micros(rng)));
+  // Runs within one second and across its edge, where the per-thread cache must turn over.
   const absl::Time base = absl::FromUnixSeconds(1'700'000'000);
-  for (int us = -3; us <= 3; ++us)
-    times.push_back(base + absl::Microseconds(us));
-  for (int i = 0; i < 2000; ++i)
-    times.push_back(base + absl::Microseconds(i * 997));
+  for (int us = -3; us <= 3; ++us) times.push_back(base + absl::Microseconds(us));
+  for (int i = 0; i < 2000; ++i) times.push_back(base + absl::Microseconds(i * 997));
   for (absl::Time t : times) {
     ASSERT_EQ(FormatTimestampForTest(t), Reference(t)) << absl::ToUnixMicros(t);
   }
@@ -60,28 +52,21 @@ TEST(LogTimestampTest, MatchesAbslFormatTime) {
 
 TEST(LogLineTest, LayoutQuotingAndLevels) {
   std::vector<std::string> lines;
-  SetSinkForTest([&](const std::string &line) { lines.push_back(line); });
+  SetSinkForTest([&](const std::string& line) { lines.push_back(line); });
   SetMinLevel(Level::kInfo);
-  Info("access")
-      .Kv("method", "Step")
-      .Kv("session", "runs/a b")
-      .Kv("epoch", 12)
-      .Kv("ok", true);
+  Info("access").Kv("method", "Step").Kv("session", "runs/a b").Kv("epoch", 12).Kv("ok", true);
   Debug("hidden").Kv("x", 1);
   Warning("odd").Kv("msg", std::string("a\"b\\c\n\x01"));
   SetSinkForTest(nullptr);
   ASSERT_EQ(lines.size(), 2u);
-  EXPECT_THAT(
-      lines[0],
-      MatchesRegex(
-          "ts=[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{6}"
-          "Z "
-          "level=info event=access method=Step session=\"runs/a b\" epoch=12 "
-          "ok=true\n"));
+  EXPECT_THAT(lines[0],
+              MatchesRegex("ts=[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{6}"
+                           "Z "
+                           "level=info event=access method=Step session=\"runs/a b\" epoch=12 "
+                           "ok=true\n"));
   EXPECT_THAT(lines[1],
-              ::testing::EndsWith(
-                  " level=warning event=odd msg=\"a\\\"b\\\\c\\n\\x01\"\n"));
+              ::testing::EndsWith(" level=warning event=odd msg=\"a\\\"b\\\\c\\n\\x01\"\n"));
 }
 
-} // namespace
-} // namespace lrsched::log
+}  // namespace
+}  // namespace lrsched::log

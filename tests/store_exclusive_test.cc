@@ -1,9 +1,9 @@
 // Copyright lrsched authors.
 //
-// SqliteStore as the only user of its database (server/sqlite_store.h): the
-// data directory's LOCK keeps a second store out, other connections cannot read
-// the file while the store is open, and WAL checkpoints run in the writer's
-// place, keeping the WAL bounded without losing anything committed.
+// SqliteStore as the only user of its database (server/sqlite_store.h): the data directory's LOCK
+// keeps a second store out, other connections cannot read the file while the store is open, and WAL
+// checkpoints run in the writer's place, keeping the WAL bounded without losing anything committed;
+// under NORMAL a background thread syncs the WAL between checkpoints.
 #include <sqlite3.h>
 
 #include <chrono>
@@ -25,27 +25,23 @@ namespace {
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 
-int64_t FileBytes(const std::string &path) {
+int64_t FileBytes(const std::string& path) {
   std::error_code ec;
   auto n = fs::file_size(path, ec);
   return ec ? 0 : static_cast<int64_t>(n);
 }
 
-TEST(SqliteStoreExclusiveTest,
-     SecondStoreOnTheSameDirectoryIsRefusedUntilTheFirstCloses) {
+TEST(SqliteStoreExclusiveTest, SecondStoreOnTheSameDirectoryIsRefusedUntilTheFirstCloses) {
   TempDir dir;
   auto first = MustOpen(Opts(dir));
   ASSERT_TRUE(first);
   ASSERT_TRUE(first->Commit(Put("a", "1")).ok());
 
-  absl::StatusOr<std::unique_ptr<SqliteStore>> second =
-      SqliteStore::Open(Opts(dir));
+  absl::StatusOr<std::unique_ptr<SqliteStore>> second = SqliteStore::Open(Opts(dir));
   ASSERT_FALSE(second.ok());
-  EXPECT_EQ(second.status().code(), absl::StatusCode::kFailedPrecondition)
-      << second.status();
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kFailedPrecondition) << second.status();
   EXPECT_THAT(second.status().message(), HasSubstr(dir.path() + "/LOCK"));
-  EXPECT_THAT(second.status().message(),
-              HasSubstr(absl::StrCat("(pid ", getpid(), ")")));
+  EXPECT_THAT(second.status().message(), HasSubstr(absl::StrCat("(pid ", getpid(), ")")));
   EXPECT_THAT(second.status().message(), HasSubstr("another lrsched-server"));
   // The refused open touched nothing: the first store goes on committing.
   EXPECT_EQ(*first->Commit(Put("a", "2")), 2);
@@ -61,27 +57,20 @@ TEST(SqliteStoreExclusiveTest, OtherConnectionsCannotReadTheOpenDatabase) {
   auto store = MustOpen(Opts(dir));
   ASSERT_TRUE(store);
   ASSERT_TRUE(store->Commit(Put("a", "1")).ok());
-  sqlite3 *db = nullptr;
-  ASSERT_EQ(
-      sqlite3_open_v2(dir.db().c_str(), &db, SQLITE_OPEN_READONLY, nullptr),
-      SQLITE_OK);
-  int rc = sqlite3_exec(db, "SELECT count(*) FROM sessions", nullptr, nullptr,
-                        nullptr);
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open_v2(dir.db().c_str(), &db, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
+  int rc = sqlite3_exec(db, "SELECT count(*) FROM sessions", nullptr, nullptr, nullptr);
   EXPECT_EQ(rc & 0xff, SQLITE_BUSY) << sqlite3_errmsg(db);
   sqlite3_close(db);
 
-  store.reset(); // closed: the file is an ordinary SQLite database again, WAL
-                 // folded in
+  store.reset();  // closed: an ordinary SQLite database again, the WAL folded in
   EXPECT_FALSE(fs::exists(dir.db() + "-wal"));
-  ASSERT_EQ(
-      sqlite3_open_v2(dir.db().c_str(), &db, SQLITE_OPEN_READONLY, nullptr),
-      SQLITE_OK);
-  sqlite3_stmt *q = nullptr;
-  ASSERT_EQ(sqlite3_prepare_v2(db, "SELECT name, revision FROM sessions", -1,
-                               &q, nullptr),
+  ASSERT_EQ(sqlite3_open_v2(dir.db().c_str(), &db, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
+  sqlite3_stmt* q = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db, "SELECT name, revision FROM sessions", -1, &q, nullptr),
             SQLITE_OK);
   ASSERT_EQ(sqlite3_step(q), SQLITE_ROW);
-  EXPECT_STREQ(reinterpret_cast<const char *>(sqlite3_column_text(q, 0)), "a");
+  EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(q, 0)), "a");
   EXPECT_EQ(sqlite3_column_int64(q, 1), 1);
   sqlite3_finalize(q);
   sqlite3_close(db);
@@ -96,18 +85,15 @@ TEST(SqliteStoreExclusiveTest, LockIsOneHolderAtATimeAndNamesItsPid) {
     auto other = DataDirLock::Acquire(dir.path());
     EXPECT_EQ(other.status().code(), absl::StatusCode::kFailedPrecondition);
   }
-  EXPECT_TRUE(
-      DataDirLock::Acquire(dir.path()).ok()); // released with its holder
+  EXPECT_TRUE(DataDirLock::Acquire(dir.path()).ok());  // released with its holder
   EXPECT_EQ(DataDirLock::Acquire(dir.path() + "/missing/dir").status().code(),
             absl::StatusCode::kUnavailable);
 }
 
 // Commits of a full page each: every one adds a WAL frame or more.
-void CommitPages(SqliteStore &store, int n, const std::string &prefix) {
+void CommitPages(SqliteStore& store, int n, const std::string& prefix) {
   for (int i = 0; i < n; ++i) {
-    ASSERT_TRUE(
-        store.Commit(Put(absl::StrCat(prefix, i), std::string(3000 + i, 'v')))
-            .ok());
+    ASSERT_TRUE(store.Commit(Put(absl::StrCat(prefix, i), std::string(3000 + i, 'v'))).ok());
   }
 }
 
@@ -119,19 +105,15 @@ TEST(SqliteStoreExclusiveTest, CheckpointsKeepTheWalBoundedAndLoseNothing) {
     auto store = MustOpen(o);
     ASSERT_TRUE(store);
     CommitPages(*store, 300, "k");
-    // Checkpoints are the committer thread's: wait for it to catch up with the
-    // last request.
+    // Checkpoints are the committer thread's: wait for it to catch up with the last request.
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (store->checkpoints() < 5 &&
-           std::chrono::steady_clock::now() < deadline) {
+    while (store->checkpoints() < 5 && std::chrono::steady_clock::now() < deadline) {
       std::this_thread::sleep_for(std::chrono::milliseconds(2));
     }
     EXPECT_GE(store->checkpoints(), 5);
-    // 300 page-sized transactions (1.2 MB), yet the WAL restarted after ~20
-    // frames each time.
+    // 300 page-sized transactions (1.2 MB), yet the WAL restarted after ~20 frames each time.
     EXPECT_LT(FileBytes(dir.db() + "-wal"), 80 * (4096 + 24) + 32);
-    EXPECT_GT(FileBytes(dir.db()), 300 * 3000)
-        << "the pages never reached the database file";
+    EXPECT_GT(FileBytes(dir.db()), 300 * 3000) << "the pages never reached the database file";
     EXPECT_EQ(Load(*store).size(), 300u);
   }
   auto store = MustOpen(o);
@@ -141,27 +123,24 @@ TEST(SqliteStoreExclusiveTest, CheckpointsKeepTheWalBoundedAndLoseNothing) {
   EXPECT_EQ(rows["k299"], std::make_pair(std::string(3299, 'v'), int64_t{1}));
 }
 
-TEST(SqliteStoreExclusiveTest,
-     DueCheckpointsHandTheWriterToTheCommitterThread) {
+TEST(SqliteStoreExclusiveTest, DueCheckpointsHandTheWriterToTheCommitterThread) {
   TempDir dir;
   SqliteStore::Options o = Opts(dir);
   o.synchronous = SqliteStore::Options::Synchronous::kNormal;
   o.checkpoint_pages = 10;
   auto store = MustOpen(o);
   ASSERT_TRUE(store);
-  std::vector<std::thread::id> writers; // appended by one writer at a time
-  store->SetBatchObserver([&](int64_t, absl::Duration) {
-    writers.push_back(std::this_thread::get_id());
-  });
-  // One caller: with no one else writing, Commit writes its batch on its own
-  // thread, until a due checkpoint hands the writer's place to the committer
-  // thread (which then also writes what queued meanwhile).
+  std::vector<std::thread::id> writers;  // appended by one writer at a time
+  store->SetBatchObserver(
+      [&](int64_t, absl::Duration) { writers.push_back(std::this_thread::get_id()); });
+  // One caller: with no one else writing, Commit writes its batch on its own thread, until a due
+  // checkpoint hands the writer's place to the committer thread (which then also writes what queued
+  // meanwhile).
   CommitPages(*store, 200, "k");
   store->SetBatchObserver(nullptr);
   EXPECT_GE(store->checkpoints(), 1);
   size_t on_caller = 0;
-  for (auto id : writers)
-    on_caller += id == std::this_thread::get_id();
+  for (auto id : writers) on_caller += id == std::this_thread::get_id();
   EXPECT_GT(on_caller, 0u) << "the caller never wrote inline";
   EXPECT_LT(on_caller, writers.size()) << "the committer never took over";
 }
@@ -178,8 +157,8 @@ bool WaitFor(Cond cond) {
 }
 
 TEST(SqliteStoreExclusiveTest, UnderNormalTheWalIsSyncedInTheBackground) {
-  for (auto sync : {SqliteStore::Options::Synchronous::kNormal,
-                    SqliteStore::Options::Synchronous::kFull}) {
+  for (auto sync :
+       {SqliteStore::Options::Synchronous::kNormal, SqliteStore::Options::Synchronous::kFull}) {
     TempDir dir;
     SqliteStore::Options o = Opts(dir);
     o.synchronous = sync;
@@ -213,9 +192,8 @@ TEST(SqliteStoreExclusiveTest, CheckpointPagesMustBePositive) {
   TempDir dir;
   SqliteStore::Options o = Opts(dir);
   o.checkpoint_pages = 0;
-  EXPECT_EQ(SqliteStore::Open(o).status().code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(SqliteStore::Open(o).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
-} // namespace
-} // namespace lrsched::store_test
+}  // namespace
+}  // namespace lrsched::store_test
