@@ -5,7 +5,13 @@
 #   bench/run_service_bench.sh            # after: cmake --build build-bench --target loadgen echo_server lrsched-server
 #
 # Environment: BUILD (build-bench), CONCS ("1 8 32 64"), CHANNELS (1), DURATION_MS (5000),
-# WARMUP_MS (1000), STEP_SESSIONS (1000: Step round-robins over these), SYNCS ("full normal").
+# WARMUP_MS (1000), STEP_SESSIONS (1000: Step round-robins over these), SYNCS ("full normal"),
+# ROUNDS (3).
+# One lrsched-server per SYNCS value runs beside the echo server for the whole session. Each
+# round measures, per concurrency and back to back, the echo at GetLR's size, GetLR, the echo
+# at Step's size and Step on each server, so every ratio compares runs made seconds apart (a
+# shared VM's speed drifts over minutes); the table gives each ratio's median over the rounds
+# and every round's value.
 # Servers bind 127.0.0.1:0 (the port is read from their `event=listening addr=` line); every
 # process started here is stopped on exit, also on failure; each run is bounded in time.
 set -euo pipefail
@@ -17,6 +23,7 @@ DURATION_MS=${DURATION_MS:-5000}
 WARMUP_MS=${WARMUP_MS:-1000}
 STEP_SESSIONS=${STEP_SESSIONS:-1000}
 SYNCS=${SYNCS:-"full normal"}
+ROUNDS=${ROUNDS:-3}
 LOADGEN=$BUILD/bench/loadgen
 ECHO=$BUILD/bench/echo_server
 SERVER=$BUILD/server/lrsched-server
@@ -61,64 +68,86 @@ stop() {  # stop PID: SIGTERM, at most 20 s, then SIGKILL
   kill -KILL "$1" 2>/dev/null || true
 }
 kv() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$2"; }
-run() {  # run LABEL ARGS...: one loadgen run, result line appended to results
+run() {  # run ROUND LABEL ARGS...: one loadgen run, result line appended to results
   local out
-  out=$(timeout 120 "$LOADGEN" --label="$1" --warmup_ms="$WARMUP_MS" --duration_ms="$DURATION_MS" \
-        --channels="$CHANNELS" "${@:2}")
-  echo "$out" | tee -a "$work/results"
+  out=$(timeout 120 "$LOADGEN" --label="$2" --warmup_ms="$WARMUP_MS" --duration_ms="$DURATION_MS" \
+        --channels="$CHANNELS" "${@:3}")
+  echo "round=$1 $out" | tee -a "$work/results"
 }
 
 echo "date=$(date -u +%FT%TZ) nproc=$(nproc) $(uptime | sed 's/.*load/load/')"
 start echo "$ECHO" --listen=127.0.0.1:0 --max_seconds=3600
-ECHO_ADDR=$ADDR; ECHO_PID=$PID
+ECHO_ADDR=$ADDR
 
-first=1
+declare -A LR_ADDRS
 for sync in $SYNCS; do
   start "lrsched-$sync" "$SERVER" --listen=127.0.0.1:0 --data_dir="$work/data-$sync" \
     --sqlite_synchronous="$sync"
-  LR_ADDR=$ADDR; LR_PID=$PID
-  # Probe the message sizes (this also creates the sessions).
-  p=$(timeout 300 "$LOADGEN" --addr="$LR_ADDR" --rpc=getlr --prefix=getlr --warmup_ms=100 --duration_ms=300)
+  LR_ADDRS[$sync]=$ADDR
+  # Creates the sessions, and reads the message sizes off the probe.
+  p=$(timeout 300 "$LOADGEN" --addr="$ADDR" --rpc=getlr --prefix=getlr --warmup_ms=100 --duration_ms=300)
   G_REQ=$(kv request_bytes "$p"); G_RESP=$(kv response_bytes "$p")
-  p=$(timeout 300 "$LOADGEN" --addr="$LR_ADDR" --rpc=step --sessions="$STEP_SESSIONS" --warmup_ms=100 --duration_ms=300)
+  p=$(timeout 300 "$LOADGEN" --addr="$ADDR" --rpc=step --sessions="$STEP_SESSIONS" --warmup_ms=100 --duration_ms=300)
   S_REQ=$(kv request_bytes "$p"); S_RESP=$(kv response_bytes "$p")
+done
+first_sync=${SYNCS%% *}
+
+for round in $(seq "$ROUNDS"); do
   for c in $CONCS; do
-    if (( first )); then
-      run echo-getlr --addr="$ECHO_ADDR" --rpc=echo --concurrency="$c" \
-        --request_bytes="$G_REQ" --response_bytes="$G_RESP"
-      run getlr --addr="$LR_ADDR" --rpc=getlr --prefix=getlr --concurrency="$c"
-      run echo-step --addr="$ECHO_ADDR" --rpc=echo --concurrency="$c" \
-        --request_bytes="$S_REQ" --response_bytes="$S_RESP"
-    fi
-    run "step-$sync" --addr="$LR_ADDR" --rpc=step --concurrency="$c" --sessions="$STEP_SESSIONS"
+    run "$round" echo-getlr --addr="$ECHO_ADDR" --rpc=echo --concurrency="$c" \
+      --request_bytes="$G_REQ" --response_bytes="$G_RESP"
+    run "$round" getlr --addr="${LR_ADDRS[$first_sync]}" --rpc=getlr --prefix=getlr --concurrency="$c"
+    run "$round" echo-step --addr="$ECHO_ADDR" --rpc=echo --concurrency="$c" \
+      --request_bytes="$S_REQ" --response_bytes="$S_RESP"
+    for sync in $SYNCS; do
+      run "$round" "step-$sync" --addr="${LR_ADDRS[$sync]}" --rpc=step --concurrency="$c" \
+        --sessions="$STEP_SESSIONS"
+    done
   done
-  stop "$LR_PID"
-  first=0
 done
 echo "end $(uptime | sed 's/.*load/load/')"
 
-# Table: per concurrency, each run's QPS / p50 / p99, and lrsched's ratios to the echo ceiling
-# measured with the same message size.
+# Table: per run and concurrency, the median over the rounds of QPS, p50, p99, and of the ratios
+# to the echo ceiling measured in the same round with the same message size; then each
+# round's QPS ratio.
 awk '
-  { for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
-    key = v["label"] SUBSEP v["concurrency"]
-    qps[key] = v["qps"]; p50[key] = v["p50_us"]; p99[key] = v["p99_us"]; err[key] = v["errors"]
+  function median(list,   n, a, i, j, t) {
+    n = split(list, a, " ")
+    for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j - 1] + 0 > a[j] + 0; j--) {
+      t = a[j]; a[j] = a[j - 1]; a[j - 1] = t
+    }
+    return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+  }
+  { delete v
+    for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+    k = v["label"] SUBSEP v["concurrency"] SUBSEP v["round"]
+    qps[k] = v["qps"]; p50[k] = v["p50_us"]; p99[k] = v["p99_us"]; err[k] += v["errors"]
     if (!(v["label"] in seen)) { seen[v["label"]] = 1; labels[++nl] = v["label"] }
     if (!(v["concurrency"] in cs)) { cs[v["concurrency"]] = 1; conc[++nc] = v["concurrency"] }
+    if (!(v["round"] in rs)) { rs[v["round"]] = 1; rounds[++nr] = v["round"] }
   }
   END {
     print ""
-    print "| run | concurrency | QPS | p50 µs | p99 µs | errors | QPS / echo | p99 / echo |"
-    print "|---|---:|---:|---:|---:|---:|---:|---:|"
+    print "| run | concurrency | QPS | p50 µs | p99 µs | errors | QPS / echo | p99 / echo | QPS / echo by round |"
+    print "|---|---:|---:|---:|---:|---:|---:|---:|---|"
     for (l = 1; l <= nl; l++) for (c = 1; c <= nc; c++) {
-      k = labels[l] SUBSEP conc[c]
-      if (!(k in qps)) continue
       ref = (labels[l] ~ /^getlr/) ? "echo-getlr" : (labels[l] ~ /^step/) ? "echo-step" : ""
-      r1 = "-"; r2 = "-"
-      if (ref != "" && (ref SUBSEP conc[c]) in qps) {
-        r1 = sprintf("%.0f%%", 100 * qps[k] / qps[ref SUBSEP conc[c]])
-        r2 = sprintf("%.2fx", p99[k] / p99[ref SUBSEP conc[c]])
+      q = ""; a = ""; b = ""; e = ""; r1 = ""; r2 = ""; each = ""; n = 0
+      for (r = 1; r <= nr; r++) {
+        k = labels[l] SUBSEP conc[c] SUBSEP rounds[r]
+        if (!(k in qps)) continue
+        n++; q = q " " qps[k]; a = a " " p50[k]; b = b " " p99[k]; e += err[k]
+        kr = ref SUBSEP conc[c] SUBSEP rounds[r]
+        if (ref != "" && (kr in qps)) {
+          x = 100 * qps[k] / qps[kr]; y = p99[k] / p99[kr]
+          r1 = r1 " " x; r2 = r2 " " y
+          each = each (each == "" ? "" : " / ") sprintf("%.0f%%", x)
+        }
       }
-      printf "| %s | %s | %s | %s | %s | %s | %s | %s |\n", labels[l], conc[c], qps[k], p50[k], p99[k], err[k], r1, r2
+      if (n == 0) continue
+      m1 = r1 == "" ? "-" : sprintf("%.0f%%", median(r1))
+      m2 = r2 == "" ? "-" : sprintf("%.2fx", median(r2))
+      printf "| %s | %s | %.0f | %.0f | %.0f | %d | %s | %s | %s |\n", labels[l], conc[c], \
+        median(q), median(a), median(b), e, m1, m2, each == "" ? "-" : each
     }
   }' "$work/results"
