@@ -106,11 +106,7 @@ TEST(SqliteStoreExclusiveTest, CheckpointsKeepTheWalBoundedAndLoseNothing) {
     ASSERT_TRUE(store);
     CommitPages(*store, 300, "k");
     // Checkpoints are the committer thread's: wait for it to catch up with the last request.
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (store->checkpoints() < 5 && std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(2));
-    }
-    EXPECT_GE(store->checkpoints(), 5);
+    EXPECT_TRUE(WaitFor([&] { return store->checkpoints() >= 5; })) << store->checkpoints();
     // 300 page-sized transactions (1.2 MB), yet the WAL restarted after ~20 frames each time.
     EXPECT_LT(FileBytes(dir.db() + "-wal"), 80 * (4096 + 24) + 32);
     EXPECT_GT(FileBytes(dir.db()), 300 * 3000) << "the pages never reached the database file";
@@ -143,17 +139,6 @@ TEST(SqliteStoreExclusiveTest, DueCheckpointsHandTheWriterToTheCommitterThread) 
   for (auto id : writers) on_caller += id == std::this_thread::get_id();
   EXPECT_GT(on_caller, 0u) << "the caller never wrote inline";
   EXPECT_LT(on_caller, writers.size()) << "the committer never took over";
-}
-
-// Polls `cond` for up to ten seconds.
-template <typename Cond>
-bool WaitFor(Cond cond) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (!cond()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
-  return true;
 }
 
 TEST(SqliteStoreExclusiveTest, UnderNormalTheWalIsSyncedInTheBackground) {

@@ -135,17 +135,6 @@ class FirstBatchHolder {
   bool released_ = false;
 };
 
-// Polls `cond` for up to five seconds.
-template <typename Cond>
-bool WaitFor(Cond cond) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-  while (!cond()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  return true;
-}
-
 TEST(SqliteStoreTest, CompareAndSwapWithinOneBatchChainsInArrivalOrder) {
   TempDir dir;
   auto store = MustOpen(Opts(dir));

@@ -1,14 +1,15 @@
 // Copyright lrsched authors.
 //
 // Helpers shared by the SqliteStore tests (store_test.cc, store_file_test.cc,
-// store_crash_test.cc): a temporary directory per test, file bytes, mutations, and LoadAll
-// into a vector or a map.
+// store_crash_test.cc, store_exclusive_test.cc): a temporary directory per test, file bytes,
+// mutations, LoadAll into a vector or a map, and polling for a condition.
 #ifndef LRSCHED_TESTS_STORE_TEST_UTIL_H_
 #define LRSCHED_TESTS_STORE_TEST_UTIL_H_
 
 #include <stdlib.h>
 
 #include <algorithm>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -16,6 +17,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <tuple>
 #include <utility>
 #include <vector>
@@ -24,6 +26,17 @@
 #include "server/sqlite_store.h"
 
 namespace lrsched::store_test {
+
+// Polls `cond` every millisecond until it holds (true) or `timeout` has passed (false).
+template <typename Cond>
+bool WaitFor(Cond cond, std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!cond()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return true;
+}
 
 // A fresh directory per test, removed at the end.
 class TempDir {
