@@ -110,6 +110,15 @@ void ObserveStore(SqliteStore* store, Metrics* metrics) {
   metrics->AddGauge("lrsched_store_transactions_total", "Store transactions committed.",
                     "counter",
                     [store] { return static_cast<double>(store->stats().transactions); });
+  metrics->AddGauge("lrsched_store_wal_checkpoints_total",
+                    "WAL checkpoints (copies of the WAL into the database file).", "counter",
+                    [store] { return static_cast<double>(store->checkpoints()); });
+  metrics->AddGauge("lrsched_store_wal_checkpoint_seconds_total",
+                    "Time spent in WAL checkpoints; commits wait meanwhile.", "counter",
+                    [store] { return absl::ToDoubleSeconds(store->checkpoint_time()); });
+  metrics->AddGauge("lrsched_store_wal_syncs_total",
+                    "Background syncs of the WAL (--sqlite_synchronous=normal).", "counter",
+                    [store] { return static_cast<double>(store->wal_syncs()); });
 }
 
 int Fail(const char* event, const absl::Status& s) {

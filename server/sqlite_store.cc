@@ -125,7 +125,8 @@ absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const Options& op
   sqlite3_wal_hook(w->db.get(), &SqliteStore::WalHook, store.get());
   store->writer_ = std::move(w);
   if (options.synchronous == Options::Synchronous::kNormal) {
-    store->wal_syncer_ = std::make_unique<sqlite_internal::WalSyncer>(path + "-wal");
+    store->wal_syncer_ =
+        std::make_unique<sqlite_internal::WalSyncer>(path + "-wal", &store->wal_syncs_);
   }
   store->committer_ = std::thread([raw = store.get()] { raw->CommitterLoop(); });
   return store;
@@ -215,6 +216,8 @@ void SqliteStore::Checkpoint() {
   // PASSIVE copies everything: no reader can hold frames back, this is the only connection.
   int rc = sqlite3_wal_checkpoint_v2(writer_->db.get(), nullptr, SQLITE_CHECKPOINT_PASSIVE,
                                      &wal_frames, &copied);
+  const absl::Duration took = absl::Now() - t0;
+  checkpoint_micros_.fetch_add(absl::ToInt64Microseconds(took), std::memory_order_relaxed);
   if (rc != SQLITE_OK) {
     // Not fatal: the WAL keeps every commit. Try again once it has grown as much again,
     // rather than after every commit.
@@ -231,7 +234,7 @@ void SqliteStore::Checkpoint() {
   log::Debug("wal_checkpoint")
       .Kv("wal_frames", wal_frames)
       .Kv("copied", copied)
-      .Kv("ms", absl::StrFormat("%.3f", absl::ToDoubleMilliseconds(absl::Now() - t0)));
+      .Kv("ms", absl::StrFormat("%.3f", absl::ToDoubleMilliseconds(took)));
 }
 
 void SqliteStore::WriteQueued(int max_rounds) {
@@ -431,10 +434,6 @@ SqliteStore::Backlog SqliteStore::backlog() const {
 void SqliteStore::SetBatchObserver(BatchObserver observer) {
   absl::MutexLock l(&observer_mu_);
   observer_ = std::move(observer);
-}
-
-int64_t SqliteStore::wal_syncs() const {
-  return wal_syncer_ != nullptr ? wal_syncer_->syncs() : 0;
 }
 
 Store::Stats SqliteStore::stats() const {

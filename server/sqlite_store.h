@@ -116,9 +116,13 @@ class SqliteStore final : public Store {
   };
   Backlog backlog() const;
 
-  // WAL checkpoints completed so far, and background WAL syncs (NORMAL only), for tests.
+  // WAL checkpoints completed so far, the time they took (commits wait meanwhile), and the
+  // background WAL syncs (NORMAL only): for metrics and tests.
   int64_t checkpoints() const { return checkpoints_.load(std::memory_order_relaxed); }
-  int64_t wal_syncs() const;
+  absl::Duration checkpoint_time() const {
+    return absl::Microseconds(checkpoint_micros_.load(std::memory_order_relaxed));
+  }
+  int64_t wal_syncs() const { return wal_syncs_.load(std::memory_order_relaxed); }
 
   // Called by the writing thread after each transaction (committed or failed) with its
   // number of mutations and how long it took (BEGIN to COMMIT, fsync included), for metrics.
@@ -184,6 +188,8 @@ class SqliteStore final : public Store {
   std::atomic<int64_t> commits_{0};
   std::atomic<int64_t> transactions_{0};
   std::atomic<int64_t> checkpoints_{0};
+  std::atomic<int64_t> checkpoint_micros_{0};
+  std::atomic<int64_t> wal_syncs_{0};
 };
 
 }  // namespace lrsched

@@ -12,7 +12,8 @@
 
 namespace lrsched::sqlite_internal {
 
-WalSyncer::WalSyncer(std::string wal_path) : wal_path_(std::move(wal_path)) {
+WalSyncer::WalSyncer(std::string wal_path, std::atomic<int64_t>* syncs)
+    : wal_path_(std::move(wal_path)), syncs_(syncs) {
   thread_ = std::thread([this] { Run(); });
 }
 
@@ -53,7 +54,7 @@ void WalSyncer::Run() {
       log::Warning("wal_sync_failed").Kv("path", wal_path_).Kv("error", std::strerror(errno));
       continue;
     }
-    syncs_.fetch_add(1, std::memory_order_relaxed);
+    syncs_->fetch_add(1, std::memory_order_relaxed);
   }
 }
 

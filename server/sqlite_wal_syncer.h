@@ -29,16 +29,14 @@ namespace lrsched::sqlite_internal {
 class WalSyncer {
  public:
   // Starts the thread; `wal_path` need not exist yet (it is opened on the first request).
-  explicit WalSyncer(std::string wal_path);
+  // Each completed sync adds one to `*syncs`, which must outlive this object.
+  WalSyncer(std::string wal_path, std::atomic<int64_t>* syncs);
   ~WalSyncer();
   WalSyncer(const WalSyncer&) = delete;
   WalSyncer& operator=(const WalSyncer&) = delete;
 
   // Asks for one sync, soon; requests made while one is pending merge into it.
   void Request();
-  // Syncs completed so far (for tests).
-  int64_t syncs() const { return syncs_.load(std::memory_order_relaxed); }
-
  private:
   void Run();
   bool WantsWork() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return requested_ || stop_; }
@@ -48,7 +46,7 @@ class WalSyncer {
   absl::Mutex mu_;
   bool requested_ ABSL_GUARDED_BY(mu_) = false;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
-  std::atomic<int64_t> syncs_{0};
+  std::atomic<int64_t>* const syncs_;
   std::thread thread_;
 };
 

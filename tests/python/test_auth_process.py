@@ -102,6 +102,10 @@ def test_tokens_sighup_and_metrics(tmp_path):
                 'code="PERMISSION_DENIED"} 1') in text
         assert "lrsched_sessions 1" in text
         assert re.search(r"^lrsched_store_batch_size_sum 2$", text, re.M)  # create + step
+        # Two commits are far from a checkpoint, and FULL (the default) syncs in its commits.
+        for counter in ("wal_checkpoints_total", "wal_checkpoint_seconds_total",
+                        "wal_syncs_total"):
+            assert re.search(rf"^lrsched_store_{counter} 0$", text, re.M), counter
         log = log_path.read_text()
         assert re.search(r"event=access method=Step session=s epoch=1 advanced=true code=OK", log)
         assert READER not in log and ADMIN not in log  # tokens are never logged
