@@ -23,33 +23,19 @@ LOADGEN=$BUILD/bench/loadgen
 for b in "$LOADGEN" "$1" "$2"; do [[ -x $b ]] || { echo "missing $b" >&2; exit 2; }; done
 HZ=$(getconf CLK_TCK)
 
-work=$(mktemp -d /tmp/lrsched-ab.XXXXXX)
-pids=()
-cleanup() {
-  local p
-  for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-trap "exit 130" INT TERM HUP
+WORK_NAME=lrsched-ab
+# shellcheck source=bench/common.sh
+source bench/common.sh
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 one_run() {  # one_run NAME BINARY EXTRA_FLAGS
-  local name=$1 bin=$2 extra=$3 dir addr=
+  local name=$1 bin=$2 extra=$3 dir
   dir=$(mktemp -d "$work/run.XXXXXX")
   # shellcheck disable=SC2086  # EXTRA flags are split on purpose
-  "$bin" --listen=127.0.0.1:0 --data_dir="$dir/data" --sqlite_synchronous="$SYNC" $extra \
-    2>"$dir/log" &
-  local server=$!
-  pids+=("$server")
-  for _ in $(seq 200); do
-    addr=$(sed -n 's/.*event=listening addr=\([^ ]*\).*/\1/p' "$dir/log" | head -1)
-    [[ -n $addr ]] && break
-    kill -0 "$server" 2>/dev/null || break
-    sleep 0.1
-  done
-  [[ -n $addr ]] || { echo "$name did not start:" >&2; cat "$dir/log" >&2; exit 1; }
+  start "$name" "$bin" --listen=127.0.0.1:0 --data_dir="$dir/data" --sqlite_synchronous="$SYNC" \
+    $extra
+  local server=$PID addr=$ADDR
   local args=(--rpc="$RPC" --sessions=1000)
   [[ $RPC == getlr ]] && args=(--rpc=getlr --prefix=getlr)
   timeout 300 "$LOADGEN" --addr="$addr" "${args[@]}" --warmup_ms=100 --duration_ms=300 >/dev/null
@@ -64,7 +50,7 @@ one_run() {  # one_run NAME BINARY EXTRA_FLAGS
   sleep "$(awk -v d="$DURATION_MS" 'BEGIN { printf "%.3f", (d - 200) / 1000 }')"
   s1=$(cpu_ticks "$server"); l1=$(cpu_ticks "$lgpid")
   wait "$lg"
-  kill -TERM "$server"; wait "$server" || true
+  stop "$server"
   local out qps p99
   out=$(cat "$dir/out")
   qps=$(sed -n 's/.* qps=\([^ ]*\).*/\1/p' <<<"$out")
@@ -78,8 +64,9 @@ one_run() {  # one_run NAME BINARY EXTRA_FLAGS
 
 echo "date=$(date -u +%FT%TZ) nproc=$(nproc) rpc=$RPC conc=$CONC sync=$SYNC $(uptime | sed 's/.*load/load/')"
 for _ in $(seq "$RUNS"); do
-  one_run A "$1" "${EXTRA_A:-}" | tee -a "$work/results"
-  one_run B "$2" "${EXTRA_B:-}" | tee -a "$work/results"
+  # Not in a pipeline: one_run must run in this shell, where `pids` and the EXIT trap live.
+  one_run A "$1" "${EXTRA_A:-}" >>"$work/results"; tail -1 "$work/results"
+  one_run B "$2" "${EXTRA_B:-}" >>"$work/results"; tail -1 "$work/results"
 done
 awk '{ for (i = 2; i <= NF; i++) { split($i, kv, "="); sum[$1, kv[1]] += kv[2] } n[$1]++ }
   END { for (k in n) printf "mean %s qps=%.0f p99_us=%.0f server_us_per_call=%.1f loadgen_us_per_call=%.1f\n",

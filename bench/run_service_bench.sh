@@ -31,42 +31,10 @@ for b in "$LOADGEN" "$ECHO" "$SERVER"; do
   [[ -x $b ]] || { echo "missing $b (build it first)" >&2; exit 2; }
 done
 
-work=$(mktemp -d /tmp/lrsched-svcbench.XXXXXX)
-pids=()
-cleanup() {
-  local p
-  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do
-    for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$p" 2>/dev/null || true
-  done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-trap "exit 130" INT TERM HUP
+WORK_NAME=lrsched-svcbench
+# shellcheck source=bench/common.sh
+source bench/common.sh
 
-# start NAME CMD...: starts CMD in the background, waits (at most 20 s) for its listening line,
-# sets ADDR and PID.
-start() {
-  local name=$1; shift
-  : >"$work/$name.log"  # exists before the sed below, whatever the background child's timing
-  "$@" 2>"$work/$name.log" &
-  PID=$!
-  pids+=("$PID")
-  ADDR=
-  for _ in $(seq 200); do
-    ADDR=$(sed -n 's/.*event=listening addr=\([^ ]*\).*/\1/p' "$work/$name.log" | head -1)
-    [[ -n $ADDR ]] && return 0
-    kill -0 "$PID" 2>/dev/null || break
-    sleep 0.1
-  done
-  echo "$name did not start:" >&2; cat "$work/$name.log" >&2; exit 1
-}
-stop() {  # stop PID: SIGTERM, at most 20 s, then SIGKILL
-  kill -TERM "$1" 2>/dev/null || true
-  for _ in $(seq 200); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done
-  kill -KILL "$1" 2>/dev/null || true
-}
 kv() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$2"; }
 run() {  # run ROUND LABEL ARGS...: one loadgen run, result line appended to results
   local out
