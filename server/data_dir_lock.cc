@@ -38,7 +38,7 @@ absl::StatusOr<std::unique_ptr<DataDirLock>> DataDirLock::Acquire(const std::str
   // The pid is only a hint for that message: a failure to write it is not an error.
   std::string pid = absl::StrCat(getpid(), "\n");
   if (ftruncate(fd, 0) == 0) (void)!pwrite(fd, pid.data(), pid.size(), 0);
-  return std::unique_ptr<DataDirLock>(new DataDirLock(fd, std::move(path)));
+  return std::unique_ptr<DataDirLock>(new DataDirLock(fd));
 }
 
 DataDirLock::~DataDirLock() { close(fd_); }  // closing the descriptor releases the flock

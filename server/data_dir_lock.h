@@ -28,12 +28,9 @@ class DataDirLock {
   DataDirLock(const DataDirLock&) = delete;
   DataDirLock& operator=(const DataDirLock&) = delete;
 
-  const std::string& path() const { return path_; }
-
  private:
-  DataDirLock(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
+  explicit DataDirLock(int fd) : fd_(fd) {}
   const int fd_;
-  const std::string path_;
 };
 
 }  // namespace lrsched
