@@ -3,13 +3,14 @@
 
 #include <atomic>
 #include <cstdint>
-#include <cstdio>
+#include <cstdlib>
 #include <mutex>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "server/log_writer.h"
 
 namespace lrsched::log {
 namespace {
@@ -24,6 +25,19 @@ std::mutex& SinkMutex() {
 std::function<void(const std::string&)>& Sink() {
   static auto* sink = new std::function<void(const std::string&)>;
   return *sink;
+}
+// Whether a test sink is set: lets a line skip SinkMutex, which every logging thread shares.
+std::atomic<bool> g_has_sink{false};
+
+// stderr, written from a background thread. Never destroyed (a line may be logged during
+// static destruction); what it buffers is flushed at exit.
+BufferedFdWriter& Stderr() {
+  static BufferedFdWriter* const writer = [] {
+    auto* w = new BufferedFdWriter(BufferedFdWriter::Options{});
+    std::atexit([] { Stderr().Flush(); });
+    return w;
+  }();
+  return *writer;
 }
 
 const char* LevelName(Level level) {
@@ -114,11 +128,15 @@ bool ParseLevel(std::string_view text, Level* out) {
 
 void SetSinkForTest(std::function<void(const std::string& line)> sink) {
   std::lock_guard<std::mutex> lock(SinkMutex());
+  g_has_sink.store(sink != nullptr);
   Sink() = std::move(sink);
 }
 
+void Flush() { Stderr().Flush(); }
+
 Line::Line(Level level, std::string_view event)
-    : enabled_(static_cast<int>(level) >= g_min_level.load(std::memory_order_relaxed)) {
+    : enabled_(static_cast<int>(level) >= g_min_level.load(std::memory_order_relaxed)),
+      urgent_(level >= Level::kWarning) {
   if (!enabled_) return;
   text_.reserve(160);
   text_.append("ts=");
@@ -130,13 +148,19 @@ Line::Line(Level level, std::string_view event)
 Line::~Line() {
   if (!enabled_) return;
   text_.push_back('\n');
-  std::lock_guard<std::mutex> lock(SinkMutex());
-  if (Sink()) {
-    Sink()(text_);
-    return;
+  if (g_has_sink.load()) {
+    std::lock_guard<std::mutex> lock(SinkMutex());
+    if (Sink()) {
+      Sink()(text_);
+      return;
+    }
   }
-  // One fwrite per line; stderr is unbuffered, so the line is out before we return.
-  std::fwrite(text_.data(), 1, text_.size(), stderr);
+  // A warning may come right before the process dies: it is out before we return.
+  if (urgent_) {
+    Stderr().Write(text_);
+  } else {
+    Stderr().Append(text_);
+  }
 }
 
 Line& Line::Kv(std::string_view key, std::string_view value) {

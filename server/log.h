@@ -6,10 +6,15 @@
 //
 //   log::Info("session_created").Kv("name", name).Kv("revision", 1);
 //
-// A Line collects its pairs and writes them in one call when it goes out of scope, under a
-// process-wide mutex, so lines from concurrent threads never interleave. Values containing
-// spaces, quotes, '=' or control characters are written quoted, with C escapes. Lines below
-// the minimum level (SetMinLevel) cost one comparison and are not formatted.
+// A Line collects its pairs and hands them over in one piece when it goes out of scope, so
+// lines from concurrent threads never interleave. Debug and info lines are written by a
+// background thread a few milliseconds later, many per write(2) (log_writer.h), since the
+// access log writes one per Step; warnings and errors are written (after every line before
+// them) before the statement that logs them returns. Buffered lines are flushed at exit() and
+// by Flush; a process killed outright loses at most the last few milliseconds of them.
+// Values containing spaces, quotes, '=' or control characters are written quoted, with C
+// escapes. Lines below the minimum level (SetMinLevel) cost one comparison and are not
+// formatted.
 #ifndef LRSCHED_SERVER_LOG_H_
 #define LRSCHED_SERVER_LOG_H_
 
@@ -33,7 +38,11 @@ bool ParseLevel(std::string_view text, Level* out);
 std::string FormatTimestampForTest(absl::Time t);
 
 // Where finished lines go (default: stderr). Tests may capture them; pass nullptr to restore.
+// A sink receives every line synchronously, on the logging thread.
 void SetSinkForTest(std::function<void(const std::string& line)> sink);
+
+// Writes out the buffered lines before returning.
+void Flush();
 
 class Line {
  public:
@@ -57,6 +66,7 @@ class Line {
 
  private:
   bool enabled_;
+  bool urgent_;  // warning or error: written before the destructor returns
   std::string text_;
 };
 

@@ -4,10 +4,14 @@
 // must read exactly as absl::FormatTime would write it, at every microsecond.
 #include "server/log.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <random>
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
@@ -66,6 +70,43 @@ TEST(LogLineTest, LayoutQuotingAndLevels) {
                            "ok=true\n"));
   EXPECT_THAT(lines[1],
               ::testing::EndsWith(" level=warning event=odd msg=\"a\\\"b\\\\c\\n\\x01\"\n"));
+}
+
+// The real destination: stderr (fd 2, pointed at a pipe here). Info lines wait in the buffer;
+// a warning writes them, then itself, before it returns; Flush writes what is left.
+TEST(LogLineTest, StderrKeepsOrderAndWritesWarningsAtOnce) {
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  ::fcntl(fds[0], F_SETFL, ::fcntl(fds[0], F_GETFL) | O_NONBLOCK);
+  Flush();  // nothing of earlier tests may reach the pipe
+  const int saved = ::dup(2);
+  ASSERT_GE(saved, 0);
+  ASSERT_EQ(::dup2(fds[1], 2), 2);
+  auto read_now = [&] {
+    std::string out;
+    char buf[4096];
+    ssize_t n;
+    while ((n = ::read(fds[0], buf, sizeof(buf))) > 0) out.append(buf, static_cast<size_t>(n));
+    return out;
+  };
+  SetMinLevel(Level::kInfo);
+  Info("one");
+  Info("two");
+  Warning("three");
+  std::string got = read_now();
+  Info("four");
+  Flush();
+  std::string rest = read_now();
+  ::dup2(saved, 2);
+  ::close(saved);
+  ::close(fds[0]);
+  ::close(fds[1]);
+  std::vector<std::string> lines = absl::StrSplit(got, '\n', absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), 3u) << got;
+  EXPECT_THAT(lines[0], ::testing::EndsWith("level=info event=one"));
+  EXPECT_THAT(lines[1], ::testing::EndsWith("level=info event=two"));
+  EXPECT_THAT(lines[2], ::testing::EndsWith("level=warning event=three"));
+  EXPECT_THAT(rest, ::testing::EndsWith("level=info event=four\n"));
 }
 
 }  // namespace
