@@ -41,6 +41,18 @@ const char* CodeName(int code) {
   return kNames[code];
 }
 
+// The 17 status codes in the order of their names, as the exposition lists them.
+const std::vector<int>& CodesByName() {
+  static const std::vector<int>* const codes = [] {
+    auto* v = new std::vector<int>(17);
+    for (int i = 0; i < 17; ++i) (*v)[i] = i;
+    std::sort(v->begin(), v->end(),
+              [](int a, int b) { return std::string_view(CodeName(a)) < CodeName(b); });
+    return v;
+  }();
+  return *codes;
+}
+
 std::string Num(double v) {
   if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
   if (std::isnan(v)) return "NaN";
@@ -82,9 +94,13 @@ void RenderHistogram(std::string& out, absl::string_view name, absl::string_view
 Metrics::Metrics() = default;
 
 void Metrics::ObserveRpc(absl::string_view method, int code, absl::Duration latency) {
+  if (code < 0 || code > 16) code = 2;  // UNKNOWN, as CodeName says
+  const double seconds = absl::ToDoubleSeconds(latency);
   absl::MutexLock l(&mu_);
-  ++rpc_total_[{std::string(method), CodeName(code)}];
-  Observe(rpc_duration_[std::string(method)], kSecondsBounds, absl::ToDoubleSeconds(latency));
+  auto it = rpc_.find(method);
+  if (it == rpc_.end()) it = rpc_.emplace(std::string(method), RpcStats{}).first;
+  ++it->second.calls[code];
+  Observe(it->second.duration, kSecondsBounds, seconds);
 }
 
 void Metrics::ObserveStoreBatch(int64_t size, absl::Duration latency) {
@@ -104,15 +120,19 @@ std::string Metrics::Render() const {
   absl::MutexLock l(&mu_);
   out += "# HELP lrsched_rpc_total Finished RPCs by method and status code.\n";
   out += "# TYPE lrsched_rpc_total counter\n";
-  for (const auto& [key, n] : rpc_total_) {
-    absl::StrAppend(&out, "lrsched_rpc_total{method=\"", Label(key.first), "\",code=\"",
-                    key.second, "\"} ", n, "\n");
+  for (const auto& [method, stats] : rpc_) {
+    for (int code : CodesByName()) {
+      if (stats.calls[code] == 0) continue;
+      absl::StrAppend(&out, "lrsched_rpc_total{method=\"", Label(method), "\",code=\"",
+                      CodeName(code), "\"} ", stats.calls[code], "\n");
+    }
   }
   out += "# HELP lrsched_rpc_duration_seconds RPC latency by method (Watch: stream lifetime).\n";
   out += "# TYPE lrsched_rpc_duration_seconds histogram\n";
-  for (const auto& [method, h] : rpc_duration_) {
+  for (const auto& [method, stats] : rpc_) {
     RenderHistogram(out, "lrsched_rpc_duration_seconds",
-                    absl::StrCat("method=\"", Label(method), "\","), h, kSecondsBounds);
+                    absl::StrCat("method=\"", Label(method), "\","), stats.duration,
+                    kSecondsBounds);
   }
   out += "# HELP lrsched_store_commit_duration_seconds Time of one store transaction.\n";
   out += "# TYPE lrsched_store_commit_duration_seconds histogram\n";

@@ -66,10 +66,14 @@ class Metrics {
     std::function<double()> read;
   };
 
+  struct RpcStats {
+    int64_t calls[17] = {};  // by gRPC status code
+    HistogramData duration;
+  };
+
   mutable absl::Mutex mu_;
-  // (method, code name) -> calls
-  std::map<std::pair<std::string, std::string>, int64_t> rpc_total_ ABSL_GUARDED_BY(mu_);
-  std::map<std::string, HistogramData> rpc_duration_ ABSL_GUARDED_BY(mu_);
+  // By method; looked up without building a string (std::less<> compares string_views).
+  std::map<std::string, RpcStats, std::less<>> rpc_ ABSL_GUARDED_BY(mu_);
   HistogramData commit_duration_ ABSL_GUARDED_BY(mu_);
   HistogramData batch_size_ ABSL_GUARDED_BY(mu_);
   std::vector<Gauge> gauges_ ABSL_GUARDED_BY(mu_);

@@ -45,11 +45,6 @@ absl::StatusOr<std::unique_ptr<LrschedServer>> LrschedServer::Start(const Server
   }
   s->pool_ = std::make_unique<WorkerPool>(
       WorkerPool::Options{config.worker_threads, config.max_queued_calls});
-  ServiceOptions service_options;
-  service_options.max_simulate_steps = config.max_simulate_steps;
-  service_options.authorizer = config.authorizer;
-  service_options.pool = s->pool_.get();
-  s->service_ = std::make_unique<LrSchedulerService>(s->registry_.get(), service_options);
   if (!config.metrics_listen.empty()) {
     s->metrics_ = std::make_unique<Metrics>();
     Registry* registry = s->registry_.get();
@@ -87,6 +82,12 @@ absl::StatusOr<std::unique_ptr<LrschedServer>> LrschedServer::Start(const Server
     }
     s->metrics_http_ = *std::move(http);
   }
+  ServiceOptions service_options;
+  service_options.max_simulate_steps = config.max_simulate_steps;
+  service_options.authorizer = config.authorizer;
+  service_options.pool = s->pool_.get();
+  service_options.metrics = s->metrics_.get();
+  s->service_ = std::make_unique<LrSchedulerService>(s->registry_.get(), service_options);
 
   // Both are process-wide switches that take effect for servers built afterwards.
   grpc::EnableDefaultHealthCheckService(true);
@@ -103,7 +104,7 @@ absl::StatusOr<std::unique_ptr<LrschedServer>> LrschedServer::Start(const Server
   grpc::ResourceQuota quota("lrsched");
   quota.SetMaxThreads(config.max_threads);
   builder.SetResourceQuota(quota);
-  // Metrics and the access log see every call, of every service, as it ends.
+  // The service reports its unary calls itself; this sees the rest (access_log.h).
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> observers;
   observers.push_back(std::make_unique<RpcObserverFactory>(s->metrics_.get()));
   builder.experimental().SetInterceptorCreators(std::move(observers));

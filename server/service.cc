@@ -20,7 +20,7 @@ namespace {
 using json = nlohmann::json;
 
 // Logs the outcome (server-side failures loudly, client mistakes quietly) and converts it.
-grpc::Status Done(const char* method, const std::string& name, const absl::Status& s) {
+grpc::Status Done(std::string_view method, std::string_view name, const absl::Status& s) {
   switch (s.code()) {
     case absl::StatusCode::kOk:
       break;
@@ -109,7 +109,16 @@ absl::StatusOr<std::unique_ptr<Schedule>> ScheduleFromImport(const v1::ImportSta
 }  // namespace
 
 LrSchedulerService::LrSchedulerService(Registry* registry, ServiceOptions options)
-    : registry_(registry), options_(options) {}
+    : registry_(registry), options_(options), observer_(options.metrics) {}
+
+void LrSchedulerService::Finish(grpc::ServerUnaryReactor* reactor, FinishedCall call,
+                                const absl::Status& s) const {
+  grpc::Status status = Done(call.method, call.session, s);
+  call.code = status.error_code();
+  // Before the reply: a client that sees its reply and then scrapes sees its call counted.
+  observer_.Finished(call);
+  reactor->Finish(std::move(status));
+}
 
 absl::Status LrSchedulerService::Authorize(const grpc::ServerContextBase* ctx,
                                            const char* method) const {
@@ -118,19 +127,25 @@ absl::Status LrSchedulerService::Authorize(const grpc::ServerContextBase* ctx,
 }
 
 grpc::ServerUnaryReactor* LrSchedulerService::Serve(grpc::CallbackServerContext* ctx,
-                                                    const char* method, const std::string& name,
+                                                    const char* method, std::string_view name,
                                                     Where where,
-                                                    std::function<absl::Status()> body) {
+                                                    std::function<absl::Status()> body,
+                                                    const v1::Session* result) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  FinishedCall call{method, name, absl::Now()};
+  auto finish = [this, reactor, call, result](const absl::Status& s) mutable {
+    if (s.ok() && result != nullptr) call.epoch = result->last_epoch();
+    Finish(reactor, call, s);
+  };
   absl::Status allowed = Authorize(ctx, method);
   if (!allowed.ok()) {
-    reactor->Finish(Done(method, name, allowed));
+    finish(allowed);
   } else if (where == Where::kInline) {
-    reactor->Finish(Done(method, name, body()));
-  } else if (!options_.pool->Submit([reactor, method, name, body = std::move(body)] {
-               reactor->Finish(Done(method, name, body()));
+    finish(body());
+  } else if (!options_.pool->Submit([finish, body = std::move(body)]() mutable {
+               finish(body());
              })) {
-    reactor->Finish(Done(method, name, Overloaded()));
+    finish(Overloaded());
   }
   return reactor;
 }
@@ -138,8 +153,9 @@ grpc::ServerUnaryReactor* LrSchedulerService::Serve(grpc::CallbackServerContext*
 grpc::ServerUnaryReactor* LrSchedulerService::CreateSession(grpc::CallbackServerContext* ctx,
                                                             const v1::CreateSessionRequest* req,
                                                             v1::Session* resp) {
-  return Serve(ctx, "CreateSession", req->name(), Where::kPool,
-               [this, req, resp] { return DoCreateSession(*req, resp); });
+  return Serve(
+      ctx, "CreateSession", req->name(), Where::kPool,
+      [this, req, resp] { return DoCreateSession(*req, resp); }, resp);
 }
 
 absl::Status LrSchedulerService::DoCreateSession(const v1::CreateSessionRequest& req,
@@ -226,13 +242,17 @@ grpc::ServerUnaryReactor* LrSchedulerService::Step(grpc::CallbackServerContext* 
   // waits for the disk or for etcd. When that cannot start without waiting (the session is
   // busy with another mutation; a shared store's memory needs a re-read), or another replica
   // won the compare, the step runs on the pool like any blocking call.
-  auto finish = [req, resp](grpc::ServerUnaryReactor* reactor,
-                            absl::StatusOr<StepOutcome> out) {
+  const absl::Time start = absl::Now();
+  auto finish = [this, req, resp, start](grpc::ServerUnaryReactor* reactor,
+                                         absl::StatusOr<StepOutcome> out) {
+    FinishedCall call{"Step", req->name(), start};
     if (out.ok()) {
       ToProto(out->session, resp->mutable_session());
       resp->set_advanced(out->advanced);
+      call.epoch = out->session.last_epoch;
+      call.advanced = out->advanced;
     }
-    reactor->Finish(Done("Step", req->name(), out.status()));
+    Finish(reactor, call, out.status());
   };
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   absl::Status s = Authorize(ctx, "Step");
@@ -338,8 +358,9 @@ grpc::ServerUnaryReactor* LrSchedulerService::ExportState(grpc::CallbackServerCo
 grpc::ServerUnaryReactor* LrSchedulerService::ImportState(grpc::CallbackServerContext* ctx,
                                                           const v1::ImportStateRequest* req,
                                                           v1::Session* resp) {
-  return Serve(ctx, "ImportState", req->name(), Where::kPool,
-               [this, req, resp] { return DoImportState(*req, resp); });
+  return Serve(
+      ctx, "ImportState", req->name(), Where::kPool,
+      [this, req, resp] { return DoImportState(*req, resp); }, resp);
 }
 
 absl::Status LrSchedulerService::DoImportState(const v1::ImportStateRequest& req,

@@ -18,9 +18,13 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 
+#include "absl/time/time.h"
 #include "lrsched/v1/lrsched.grpc.pb.h"
+#include "server/access_log.h"
 #include "server/auth.h"
+#include "server/metrics.h"
 #include "server/registry.h"
 #include "server/worker_pool.h"
 
@@ -33,6 +37,9 @@ struct ServiceOptions {
   const Authorizer* authorizer = nullptr;
   // Runs the calls that may block (see above). Must outlive the service; required.
   WorkerPool* pool = nullptr;
+  // Counts each unary call as it ends (access_log.h); null: no metrics. The access log is
+  // written either way. Must outlive the service.
+  Metrics* metrics = nullptr;
 };
 
 class LrSchedulerService final : public v1::LrScheduler::CallbackService {
@@ -72,11 +79,16 @@ class LrSchedulerService final : public v1::LrScheduler::CallbackService {
  private:
   enum class Where { kInline, kPool };
   // Authorizes the call, runs `body` where `where` says, and finishes the call with its
-  // outcome (logged and converted by the method's name). `body` may use the request and the
-  // response: both live until the call is finished.
+  // outcome (see Finish). `body` may use the request and the response: both live until the
+  // call is finished, and so must `name` (the request's, or a literal). `result`: the session
+  // a mutation returns, for the access log.
   grpc::ServerUnaryReactor* Serve(grpc::CallbackServerContext* ctx, const char* method,
-                                  const std::string& name, Where where,
-                                  std::function<absl::Status()> body);
+                                  std::string_view name, Where where,
+                                  std::function<absl::Status()> body,
+                                  const v1::Session* result = nullptr);
+  // Logs and converts the outcome `s` of `call` (call.code is set from it), reports the call
+  // to the observer, and finishes it.
+  void Finish(grpc::ServerUnaryReactor* reactor, FinishedCall call, const absl::Status& s) const;
   // Inline for a read of memory, the pool for one that may go to the store (a consistent read
   // of a shared store, or one with no change feed running).
   Where ReadWhere(bool consistent) const {
@@ -100,6 +112,7 @@ class LrSchedulerService final : public v1::LrScheduler::CallbackService {
 
   Registry* const registry_;
   const ServiceOptions options_;
+  const CallObserver observer_;
 };
 
 }  // namespace lrsched

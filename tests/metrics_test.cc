@@ -2,10 +2,12 @@
 //
 // Prometheus metrics (server/metrics.h): an in-process server with --metrics_listen on a free
 // port, some calls, then GET /metrics over HTTP: counters by method and code, latency
-// histograms, the sessions gauge and the store's group-commit histograms.
+// histograms, the sessions gauge and the store's group-commit histograms. Also the access log
+// (server/access_log.h): one line per mutation, with its outcome.
 #include <httplib.h>
 
 #include <map>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -14,6 +16,7 @@
 #include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "server/log.h"
 #include "server/metrics.h"
 #include "tests/server_harness.h"
 
@@ -113,6 +116,77 @@ TEST(MetricsTest, ScrapeAfterCallsShowsCountersHistogramsAndGauges) {
   static_cast<SqliteStore*>(h.store())->SetBatchObserver(nullptr);
 }
 
+// Calls the service does not report itself go through the interceptor: a Watch stream, a
+// health check.
+TEST(MetricsTest, WatchStreamsAndHealthChecksAreCounted) {
+  ServerHarness h(StoreKind::kMemory, WithMetrics());
+  {
+    v1::WatchRequest req;
+    req.set_name("missing");
+    auto ctx = Ctx();
+    auto reader = h.stub().Watch(ctx.get(), req);
+    v1::Session s;
+    EXPECT_FALSE(reader->Read(&s));
+    EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::NOT_FOUND);
+  }
+  EXPECT_TRUE(HealthCheck(h.channel()).ok());
+  auto s = Samples(h.server()->metrics()->Render());
+  EXPECT_EQ(s["lrsched_rpc_total{method=\"lrsched.v1.LrScheduler/Watch\",code=\"NOT_FOUND\"}"], 1);
+  EXPECT_EQ(s["lrsched_rpc_total{method=\"grpc.health.v1.Health/Check\",code=\"OK\"}"], 1);
+  EXPECT_EQ(s["lrsched_rpc_duration_seconds_count{method=\"grpc.health.v1.Health/Check\"}"], 1);
+}
+
+// Every mutation writes one access line, whatever its outcome; reads write none.
+TEST(AccessLogTest, OneLinePerMutationWithItsOutcome) {
+  for (StoreKind kind : {StoreKind::kMemory, StoreKind::kSqlite}) {
+    SCOPED_TRACE(kind == StoreKind::kMemory ? "memory" : "sqlite");
+    std::mutex mu;
+    std::vector<std::string> lines;
+    log::SetSinkForTest([&](const std::string& line) {
+      if (line.find(" event=access ") == std::string::npos) return;
+      std::lock_guard<std::mutex> l(mu);
+      // Without the timestamp, level and latency, which vary.
+      size_t from = line.find(" event=access ") + 1, to = line.rfind(" ms=");
+      lines.push_back(line.substr(from, to - from));
+    });
+    {
+      ServerHarness h(kind);  // metrics off: the access log does not depend on them
+      log::SetMinLevel(log::Level::kInfo);  // the harness keeps tests quiet
+      ASSERT_TRUE(Create(h.stub(), "a/x", kCosineSpec).ok());
+      v1::StepResponse r;
+      ASSERT_TRUE(Step(h.stub(), "a/x").ok());
+      v1::StepRequest stale;
+      stale.set_name("a/x");
+      stale.set_if_epoch(0);
+      ASSERT_TRUE(StepOnce(h.stub(), stale, &r).ok());
+      EXPECT_FALSE(r.advanced());
+      EXPECT_EQ(Step(h.stub(), "a/missing").error_code(), grpc::StatusCode::NOT_FOUND);
+      ASSERT_TRUE(Get(h.stub(), "a/x").ok());
+      v1::ExportStateResponse ex;
+      ASSERT_TRUE(Export(h.stub(), "a/x", &ex).ok());
+      v1::ImportStateRequest imp;
+      imp.set_name("a/y");
+      imp.set_state_json(ex.state_json());
+      v1::Session copy;
+      ASSERT_TRUE(h.stub().ImportState(Ctx().get(), imp, &copy).ok());
+      ASSERT_TRUE(Delete(h.stub(), "a/x").ok());
+      EXPECT_EQ(Create(h.stub(), "bad name", kCosineSpec).error_code(),
+                grpc::StatusCode::INVALID_ARGUMENT);
+    }
+    log::SetSinkForTest(nullptr);
+    log::SetMinLevel(log::Level::kWarning);
+    EXPECT_THAT(lines, ::testing::ElementsAre(
+                           "event=access method=CreateSession session=a/x epoch=0 code=OK",
+                           "event=access method=Step session=a/x epoch=1 advanced=true code=OK",
+                           "event=access method=Step session=a/x epoch=1 advanced=false code=OK",
+                           "event=access method=Step session=a/missing code=NOT_FOUND",
+                           "event=access method=ImportState session=a/y epoch=1 code=OK",
+                           "event=access method=DeleteSession session=a/x code=OK",
+                           "event=access method=CreateSession session=\"bad name\" "
+                           "code=INVALID_ARGUMENT"));
+  }
+}
+
 TEST(MetricsTest, OffByDefault) {
   ServerHarness h(StoreKind::kMemory);
   EXPECT_EQ(h.server()->metrics(), nullptr);
@@ -138,6 +212,12 @@ TEST(MetricsTest, RenderEscapesLabelsAndReadsGauges) {
   EXPECT_THAT(text, HasSubstr("lrsched_rpc_total{method=\"odd\\\"method\\\\\\n\","
                               "code=\"UNAVAILABLE\"} 1\n"));
   EXPECT_THAT(text, HasSubstr("# TYPE lrsched_test_gauge gauge\nlrsched_test_gauge 1.5\n"));
+  // A code outside gRPC's range counts as UNKNOWN, listed after the known ones by name.
+  m.ObserveRpc("m", 99, absl::Milliseconds(1));
+  m.ObserveRpc("m", 0, absl::Milliseconds(1));
+  text = m.Render();
+  EXPECT_THAT(text, HasSubstr("lrsched_rpc_total{method=\"m\",code=\"OK\"} 1\n"
+                              "lrsched_rpc_total{method=\"m\",code=\"UNKNOWN\"} 1\n"));
   value = 2;
   EXPECT_THAT(m.Render(), HasSubstr("lrsched_test_gauge 2\n"));
 }

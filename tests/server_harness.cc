@@ -4,9 +4,11 @@
 #include <stdlib.h>
 
 #include <filesystem>
+#include <future>
 
 #include "absl/time/clock.h"
 #include "grpcpp/create_channel.h"
+#include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/security/credentials.h"
 #include "server/log.h"
 
@@ -163,6 +165,17 @@ grpc::Status Export(v1::LrScheduler::Stub& stub, const std::string& name,
   v1::ExportStateRequest req;
   req.set_name(name);
   return stub.ExportState(Ctx().get(), req, out);
+}
+
+grpc::Status HealthCheck(const std::shared_ptr<grpc::Channel>& channel) {
+  grpc::GenericStub stub(channel);
+  grpc::Slice empty("");  // an empty HealthCheckRequest is zero bytes
+  grpc::ByteBuffer req(&empty, 1), resp;
+  std::promise<grpc::Status> done;
+  auto ctx = Ctx();
+  stub.UnaryCall(ctx.get(), "/grpc.health.v1.Health/Check", grpc::StubOptions(), &req, &resp,
+                 [&done](grpc::Status s) { done.set_value(s); });
+  return done.get_future().get();
 }
 
 }  // namespace lrsched::testing

@@ -73,6 +73,8 @@ grpc::Status Step(v1::LrScheduler::Stub& stub, const std::string& name,
                   v1::StepResponse* out = nullptr);
 grpc::Status Export(v1::LrScheduler::Stub& stub, const std::string& name,
                     v1::ExportStateResponse* out);
+// grpc.health.v1.Health/Check of the whole server, through a generic stub.
+grpc::Status HealthCheck(const std::shared_ptr<grpc::Channel>& channel);
 
 // Specs used across the tests.
 extern const char* const kCosineSpec;    // SGD, 2 groups (momentum), CosineAnnealingLR
