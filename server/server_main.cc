@@ -225,6 +225,9 @@ int Run() {
     if (*store) ObserveStore(store->get(), metrics);
     log::Info("metrics_listening").Kv("port", static_cast<int64_t>((*server)->metrics_port()));
   }
+  // Scripts and supervisors wait for these lines to know the server is ready: not a moment
+  // later than it is.
+  log::Flush();
 
   int sig = 0;
   while (sigwait(&signals, &sig) != 0 || sig == SIGHUP) {
