@@ -7,7 +7,6 @@
 #include <cerrno>
 #include <utility>
 
-#include "absl/time/clock.h"
 
 namespace lrsched::log {
 
@@ -20,7 +19,8 @@ BufferedFdWriter::~BufferedFdWriter() {
     absl::MutexLock l(&mu_);
     stop_ = true;
   }
-  thread_.join();  // it writes what is left before it returns
+  stopping_.Notify();  // cuts a gathering wait short
+  thread_.join();      // it writes what is left before it returns
 }
 
 void BufferedFdWriter::Append(std::string_view text) {
@@ -53,8 +53,9 @@ void BufferedFdWriter::Run() {
       mu_.Await(absl::Condition(this, &BufferedFdWriter::HasWork));
       stop = stop_;
     }
-    // Let the lines of the next moment join this one's write.
-    if (!stop) absl::SleepFor(options_.delay);
+    // Let the lines of the next moment join this one's write. Not on mu_: appending must not
+    // find a waiter to check on each unlock.
+    if (!stop) stopping_.WaitForNotificationWithTimeout(options_.delay);
     {
       absl::MutexLock w(&write_mu_);
       WriteOut({});

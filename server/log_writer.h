@@ -28,6 +28,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 
 namespace lrsched::log {
@@ -72,6 +73,7 @@ class BufferedFdWriter {
   std::string buffer_ ABSL_GUARDED_BY(mu_);
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
 
+  absl::Notification stopping_;  // notified by the destructor
   std::thread thread_;
 };
 

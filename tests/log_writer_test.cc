@@ -114,6 +114,20 @@ TEST(BufferedFdWriterTest, DestructorWritesWhatIsBuffered) {
   EXPECT_EQ(pipe.ReadNow(), "kept\n");
 }
 
+// The thread is gathering (waiting out a long delay) when the writer is destroyed: the
+// destructor must not wait for the delay.
+TEST(BufferedFdWriterTest, DestructorCutsTheGatheringWaitShort) {
+  Pipe pipe;
+  const absl::Time t0 = absl::Now();
+  {
+    BufferedFdWriter w(Opts(pipe.write_fd(), absl::Seconds(60)));
+    w.Append("gathered\n");
+    absl::SleepFor(absl::Milliseconds(100));  // the thread wakes and starts its wait
+  }
+  EXPECT_LT(absl::Now() - t0, absl::Seconds(30));
+  EXPECT_EQ(pipe.ReadNow(), "gathered\n");
+}
+
 TEST(BufferedFdWriterTest, AppendBeyondTheBoundWritesOnTheCallersThread) {
   Pipe pipe;
   BufferedFdWriter w(Opts(pipe.write_fd(), absl::Seconds(60), /*max_buffered=*/64));
