@@ -106,8 +106,13 @@ def test_tokens_sighup_and_metrics(tmp_path):
         for counter in ("wal_checkpoints_total", "wal_checkpoint_seconds_total",
                         "wal_syncs_total"):
             assert re.search(rf"^lrsched_store_{counter} 0$", text, re.M), counter
+        # Info lines are written by the log's thread a few milliseconds late: wait for it.
+        access = r"event=access method=Step session=s epoch=1 advanced=true code=OK"
+        deadline = time.monotonic() + 10
+        while not re.search(access, log_path.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.02)
         log = log_path.read_text()
-        assert re.search(r"event=access method=Step session=s epoch=1 advanced=true code=OK", log)
+        assert re.search(access, log)
         assert READER not in log and ADMIN not in log  # tokens are never logged
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0
