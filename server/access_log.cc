@@ -21,16 +21,6 @@ bool IsMutation(std::string_view method) {
          method == "ImportState";
 }
 
-const char* CodeText(grpc::StatusCode code) {
-  static const char* const kNames[] = {
-      "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
-      "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
-      "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS",
-      "UNAUTHENTICATED"};
-  int c = static_cast<int>(code);
-  return c >= 0 && c <= 16 ? kNames[c] : "UNKNOWN";
-}
-
 // Counts every call that is not a unary LrScheduler call: Watch streams (latency: the stream's
 // lifetime), health checks, reflection.
 class RpcObserver final : public grpc::experimental::Interceptor {
@@ -67,7 +57,7 @@ void CallObserver::Finished(const FinishedCall& call) const {
   const bool ok = call.code == grpc::StatusCode::OK;
   if (ok && call.epoch) line.Kv("epoch", *call.epoch);
   if (ok && call.advanced) line.Kv("advanced", *call.advanced);
-  line.Kv("code", CodeText(call.code))
+  line.Kv("code", StatusCodeName(static_cast<int>(call.code)))
       .Kv("ms", absl::StrFormat("%.3f", absl::ToDoubleMilliseconds(latency)));
 }
 

@@ -7,7 +7,6 @@
 #include <cerrno>
 #include <utility>
 
-
 namespace lrsched::log {
 
 BufferedFdWriter::BufferedFdWriter(Options options) : options_(std::move(options)) {

@@ -30,24 +30,14 @@ void Observe(HistogramData& h, const double (&bounds)[N], double v) {
   ++h.count;
 }
 
-const char* CodeName(int code) {
-  static const char* const kNames[] = {
-      "OK",        "CANCELLED",          "UNKNOWN",         "INVALID_ARGUMENT",
-      "DEADLINE_EXCEEDED", "NOT_FOUND",  "ALREADY_EXISTS",  "PERMISSION_DENIED",
-      "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
-      "UNIMPLEMENTED", "INTERNAL",       "UNAVAILABLE",     "DATA_LOSS",
-      "UNAUTHENTICATED"};
-  if (code < 0 || code > 16) return "UNKNOWN";
-  return kNames[code];
-}
-
 // The 17 status codes in the order of their names, as the exposition lists them.
 const std::vector<int>& CodesByName() {
   static const std::vector<int>* const codes = [] {
     auto* v = new std::vector<int>(17);
     for (int i = 0; i < 17; ++i) (*v)[i] = i;
-    std::sort(v->begin(), v->end(),
-              [](int a, int b) { return std::string_view(CodeName(a)) < CodeName(b); });
+    std::sort(v->begin(), v->end(), [](int a, int b) {
+      return std::string_view(StatusCodeName(a)) < StatusCodeName(b);
+    });
     return v;
   }();
   return *codes;
@@ -91,10 +81,21 @@ void RenderHistogram(std::string& out, absl::string_view name, absl::string_view
 
 }  // namespace
 
+const char* StatusCodeName(int code) {
+  static const char* const kNames[] = {
+      "OK",        "CANCELLED",          "UNKNOWN",         "INVALID_ARGUMENT",
+      "DEADLINE_EXCEEDED", "NOT_FOUND",  "ALREADY_EXISTS",  "PERMISSION_DENIED",
+      "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
+      "UNIMPLEMENTED", "INTERNAL",       "UNAVAILABLE",     "DATA_LOSS",
+      "UNAUTHENTICATED"};
+  if (code < 0 || code > 16) return "UNKNOWN";
+  return kNames[code];
+}
+
 Metrics::Metrics() = default;
 
 void Metrics::ObserveRpc(absl::string_view method, int code, absl::Duration latency) {
-  if (code < 0 || code > 16) code = 2;  // UNKNOWN, as CodeName says
+  if (code < 0 || code > 16) code = 2;  // UNKNOWN, as StatusCodeName says
   const double seconds = absl::ToDoubleSeconds(latency);
   absl::MutexLock l(&mu_);
   auto it = rpc_.find(method);
@@ -124,7 +125,7 @@ std::string Metrics::Render() const {
     for (int code : CodesByName()) {
       if (stats.calls[code] == 0) continue;
       absl::StrAppend(&out, "lrsched_rpc_total{method=\"", Label(method), "\",code=\"",
-                      CodeName(code), "\"} ", stats.calls[code], "\n");
+                      StatusCodeName(code), "\"} ", stats.calls[code], "\n");
     }
   }
   out += "# HELP lrsched_rpc_duration_seconds RPC latency by method (Watch: stream lifetime).\n";

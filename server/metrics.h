@@ -45,6 +45,10 @@ struct HistogramData {
   int64_t count = 0;
 };
 
+// The name of gRPC status code `code` ("OK", "NOT_FOUND", ...), "UNKNOWN" outside 0..16: as
+// the exposition's `code` label and the access log write it.
+const char* StatusCodeName(int code);
+
 class Metrics {
  public:
   Metrics();
