@@ -1,6 +1,7 @@
 // Copyright lrsched authors.
 #include "scheduler/fields.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
@@ -23,6 +24,7 @@ std::string Describe(const json& v) {
 }  // namespace
 
 Fields::Fields(const json& obj, std::string path) : obj_(obj), path_(std::move(path)) {
+  used_.reserve(32);
   if (!obj_.is_object()) Fail(path_, absl::StrCat("expected an object, got ", Describe(obj_)));
 }
 
@@ -34,10 +36,10 @@ bool Fields::Has(const char* key) const {
   return obj_.is_object() && obj_.contains(key) && !obj_.at(key).is_null();
 }
 
-void Fields::Ignore(const char* key) { used_.insert(key); }
+void Fields::Ignore(const char* key) { used_.emplace_back(key); }
 
 const json* Fields::Get(const char* key) {
-  used_.insert(key);
+  used_.emplace_back(key);
   if (!obj_.is_object()) return nullptr;
   auto it = obj_.find(key);
   if (it == obj_.end() || it->is_null()) return nullptr;
@@ -197,7 +199,7 @@ void Fields::Expect(const char* key, const json& want) {
 absl::Status Fields::Finish() {
   if (status_.ok() && obj_.is_object()) {
     for (auto it = obj_.begin(); it != obj_.end(); ++it) {
-      if (used_.count(it.key()) == 0) {
+      if (std::find(used_.begin(), used_.end(), std::string_view(it.key())) == used_.end()) {
         Fail(PathOf(it.key().c_str()), "unknown field");
         break;
       }
