@@ -33,8 +33,8 @@ struct SqliteStore::Pending {
   bool done = false;  // guarded by mu_
   // CommitAsync: the Pending is on the heap, owns its mutation, and is answered (and deleted)
   // through the callback instead of `done`.
-  Mutation owned;
-  CommitCallback callback;
+  Mutation owned{};
+  CommitCallback callback{};
 };
 
 // Members are destroyed in reverse order: the statements before their connection.

@@ -209,7 +209,9 @@ TEST_P(StoreContractTest, ConcurrentCommittersGetDistinctRevisions) {
       for (int i = 0; i < kPerThread; ++i) {
         absl::StatusOr<int64_t> r = store_->Commit(Put("shared", absl::StrCat(t, ":", i)));
         ASSERT_TRUE(r.ok()) << r.status();
-        if (!revs[t].empty()) ASSERT_GT(*r, revs[t].back());
+        if (!revs[t].empty()) {
+          ASSERT_GT(*r, revs[t].back());
+        }
         revs[t].push_back(*r);
         ASSERT_TRUE(store_->Commit(Put(absl::StrCat("own", t), absl::StrCat(i))).ok());
       }
