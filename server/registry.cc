@@ -26,10 +26,6 @@ class Unlocker {
   HandoffLock* lock_;
 };
 
-absl::Status NotFound(const std::string& name) {
-  return absl::NotFoundError(absl::StrCat("session \"", name, "\" not found"));
-}
-
 }  // namespace
 
 absl::Status StoreFailure(const absl::Status& s) {
@@ -71,6 +67,11 @@ absl::StatusOr<std::shared_ptr<Registry::Entry>> Registry::Reserve(
     *existing = it->second;
     e->write_mu.Unlock();
     return nullptr;
+  }
+  // A damaged record keeps its name until it is deleted: a create must not overwrite it.
+  if (auto d = damaged_.find(name); d != damaged_.end()) {
+    e->write_mu.Unlock();
+    return d->second.why;
   }
   if (static_cast<int64_t>(sessions_.size()) >= max_sessions_) {
     e->write_mu.Unlock();
@@ -181,19 +182,27 @@ absl::StatusOr<SessionSnapshot> Registry::Get(const std::string& name,
                                               const ReadOptions& options) {
   if (absl::Status ready = PrepareRead(name, options); !ready.ok()) return ready;
   std::shared_ptr<Entry> e = Find(name);
-  if (e == nullptr) return NotFound(name);
+  if (e == nullptr) return Missing(name);
   absl::MutexLock l(&e->mu);
-  if (!e->live) return NotFound(name);
+  if (!e->live) return Missing(name);
   return SnapshotLocked(*e);
 }
 
 absl::Status Registry::Delete(const std::string& name, std::optional<int64_t> if_revision) {
   if (absl::Status synced = Sync(name); !synced.ok()) return synced;  // shared store only
   std::shared_ptr<Entry> e = Find(name);
-  if (e == nullptr) return NotFound(name);
+  if (e == nullptr) {
+    std::optional<Damage> damage = FindDamage(name);
+    if (!damage) return Missing(name);
+    if (if_revision) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "if_revision: session \"", name, "\" has a damaged record, whose revision is unknown"));
+    }
+    return DeleteDamaged(name, *damage);
+  }
   // write_mu alone lets us read the fields (they change only with it held) while readers go on.
   HandoffLock::Hold w(&e->write_mu);
-  if (!e->live) return NotFound(name);
+  if (!e->live) return Missing(name);
   if (if_revision && *if_revision != e->meta.revision) {
     return absl::FailedPreconditionError(absl::StrCat(
         "if_revision: session \"", name, "\" is at revision ", e->meta.revision, ", not ",
@@ -267,9 +276,9 @@ absl::Status Registry::Watch(const std::string& name, std::shared_ptr<WatchSink>
     if (absl::Status synced = Sync(name); !synced.ok()) return synced;
   }
   std::shared_ptr<Entry> e = Find(name);
-  if (e == nullptr) return NotFound(name);
+  if (e == nullptr) return Missing(name);
   absl::MutexLock l(&e->mu);
-  if (!e->live) return NotFound(name);
+  if (!e->live) return Missing(name);
   {
     // Checked under the entry's lock, so Shutdown (which ends watchers entry by entry after
     // setting the flag) cannot miss this one.

@@ -23,10 +23,18 @@
 // store, compared on the revision this replica last saw; a lost compare re-reads the one
 // session (Sync) and decides again. Without a feed, every call re-reads its session first.
 //
+// Damaged records. A stored record that does not decode (a failed checksum, foreign bytes
+// under an etcd prefix, a state the engine refuses) is never served and never crashes the
+// server. At start-up Load refuses it (DamagedRecords::kRefuse) or sets it aside
+// (kQuarantine); a shared store's feed and re-reads always set it aside. A name set aside has
+// no Entry; every call naming it answers DATA_LOSS, except Delete, which removes the record,
+// and a later good record of it (another replica's put, seen by the feed), which clears it.
+// The record itself is left as it is in the store.
+//
 // Invariants: every acknowledged mutation is committed to the Store before the method
 // returns; an Entry in the map with live == false is being created or was just deleted and is
 // treated as absent; the map holds at most max_sessions entries (a pending
-// create counts).
+// create counts); a name is never both in the map (live) and set aside.
 #ifndef LRSCHED_SERVER_REGISTRY_H_
 #define LRSCHED_SERVER_REGISTRY_H_
 
@@ -113,6 +121,15 @@ struct FeedOptions {
   // Reads not marked consistent fail UNAVAILABLE once the feed has been broken this long.
   absl::Duration max_staleness = absl::Seconds(5);
 };
+// What Load does with a record that does not decode.
+enum class DamagedRecords {
+  kRefuse,      // fail the load, naming the session: the server does not start
+  kQuarantine,  // set it aside (see the class comment) and load the others
+};
+struct LoadOptions {
+  DamagedRecords damaged = DamagedRecords::kRefuse;
+};
+
 struct FeedStatus {
   bool active = false;   // a feed is running (shared store with a change feed)
   bool healthy = true;   // false while it is broken (store unreachable, re-listing)
@@ -131,9 +148,13 @@ class Registry {
   Registry(const Registry&) = delete;
   Registry& operator=(const Registry&) = delete;
 
-  // Loads every stored session (start-up). Fails on the first unreadable record.
-  absl::Status Load();
+  // Loads every stored session (start-up). A record that does not decode fails the load
+  // (DATA_LOSS naming the session and its store revision) or is set aside, per `options`.
+  // Records of an older format (record_frame.h) are then rewritten in the current one.
+  absl::Status Load(const LoadOptions& options = {});
   size_t size() const;
+  // Names whose record is set aside as damaged (for metrics and tests).
+  size_t damaged_count() const { return damaged_count_.load(std::memory_order_relaxed); }
 
   // The new session, or the existing one when it has the same spec and labels (a retry).
   absl::StatusOr<SessionSnapshot> Create(const std::string& name, const nlohmann::json& spec,
@@ -215,6 +236,24 @@ class Registry {
 
   // The entry mapped to `name` (live or not), or nullptr.
   std::shared_ptr<Entry> Find(const std::string& name) const;
+  // What a call naming a session that has no live entry answers: DATA_LOSS when its record is
+  // set aside as damaged, NOT_FOUND otherwise.
+  absl::Status Missing(const std::string& name) const;
+
+  // Damaged records (registry_damaged.cc). Quarantine sets `name`'s record (at store
+  // `revision`) aside, dropping its entry if it had one (watchers end with DATA_LOSS), and logs
+  // it once. ClearDamage forgets a damage older than `revision` (a newer good record or a
+  // deletion). DeleteDamaged removes a set-aside record from the store.
+  struct Damage {
+    int64_t revision = 0;
+    absl::Status why;  // DATA_LOSS, naming the session
+  };
+  void Quarantine(const std::string& name, int64_t revision, const absl::Status& why);
+  void ClearDamage(const std::string& name, int64_t revision);
+  std::optional<Damage> FindDamage(const std::string& name) const;
+  absl::Status DeleteDamaged(const std::string& name, const Damage& damage);
+  // Rewrites the entries whose records Load read in an older format (registry_migrate.cc).
+  void MigrateRecords(const std::vector<std::shared_ptr<Entry>>& entries);
   // Maps a new entry for `name`, returned with its write_mu held and live == false (readers
   // treat it as absent); or, when the name is taken, returns nullptr and the existing entry in
   // *existing.
@@ -287,6 +326,10 @@ class Registry {
   bool shutting_down_ ABSL_GUARDED_BY(map_mu_) = false;
   // name -> revision of a deletion the feed may not have applied yet (see Bury).
   std::map<std::string, int64_t> tombstones_ ABSL_GUARDED_BY(map_mu_);
+  // Names whose records are set aside; damaged_count_ mirrors its size so that the ordinary
+  // not-found path needs no lock while nothing is damaged.
+  std::map<std::string, Damage> damaged_ ABSL_GUARDED_BY(map_mu_);
+  std::atomic<size_t> damaged_count_{0};
 
   // The change feed. feed_revision_: the revision of the change the feed is applying or has
   // applied last (or of its last re-list): memory will reflect the store at least as of it,

@@ -6,7 +6,7 @@
 // one decoder thread per core decodes the batches already read (at most kMaxPendingBatches
 // raw batches wait, which bounds the transient memory of undecoded records); entries are then
 // created in the store's order, and the first bad record (in that order) fails the load, as a
-// sequential load would.
+// sequential load would (or, with DamagedRecords::kQuarantine, each bad one is set aside).
 #include <algorithm>
 #include <deque>
 #include <memory>
@@ -16,6 +16,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "server/record_frame.h"
 #include "server/registry.h"
 
 namespace lrsched {
@@ -33,17 +34,8 @@ struct Row {
 using Batch = std::vector<Row>;
 
 void Decode(Row& row) {
-  row.decoded = DecodeRecord(row.value);
+  row.decoded = DecodeRecordOf(row.name, row.value);
   std::string().swap(row.value);  // the raw record is not needed any more
-  if (!row.decoded.ok()) {
-    row.decoded = absl::Status(row.decoded.status().code(),
-                               absl::StrCat("session \"", row.name, "\": ",
-                                            std::string(row.decoded.status().message())));
-  } else if (row.decoded->meta.name != row.name) {
-    row.decoded = absl::DataLossError(absl::StrCat("session \"", row.name,
-                                                   "\": record names \"",
-                                                   row.decoded->meta.name, "\""));
-  }
 }
 
 // Batches read and waiting for a decoder; decoders take them in any order (each batch keeps
@@ -101,7 +93,7 @@ class DecodeQueue {
 
 }  // namespace
 
-absl::Status Registry::Load() {
+absl::Status Registry::Load(const LoadOptions& options) {
   std::vector<std::unique_ptr<Batch>> all;
   absl::Status read;
   {
@@ -128,10 +120,20 @@ absl::Status Registry::Load() {
     }
   }  // every batch pushed is decoded once the queue is finished
   if (!read.ok()) return read;
+  std::vector<std::shared_ptr<Entry>> old_format;
   for (const auto& b : all) {
     for (Row& row : *b) {
-      if (!row.decoded.ok()) return row.decoded.status();
+      if (!row.decoded.ok()) {
+        if (options.damaged == DamagedRecords::kQuarantine) {
+          Quarantine(row.name, row.revision, row.decoded.status());
+          continue;
+        }
+        return absl::DataLossError(absl::StrCat("session \"", row.name, "\" (store revision ",
+                                                row.revision, "): ",
+                                                row.decoded.status().message()));
+      }
       auto e = std::make_shared<Entry>();
+      if (row.decoded->format < kRecordFormat) old_format.push_back(e);
       {
         absl::MutexLock l(&e->mu);
         e->live = true;
@@ -145,6 +147,8 @@ absl::Status Registry::Load() {
       sessions_.insert_or_assign(sessions_.end(), std::move(row.name), std::move(e));
     }
   }
+  all.clear();
+  if (!old_format.empty()) MigrateRecords(old_format);
   return absl::OkStatus();
 }
 

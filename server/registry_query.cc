@@ -70,16 +70,15 @@ absl::StatusOr<ListPage> Registry::ListFromStore(const ListQuery& query) {
   const size_t want = static_cast<size_t>(std::max<int32_t>(query.page_size, 1));
   const absl::Status full = absl::CancelledError("page full");
   absl::ReaderMutexLock load(&load_mu_);
-  absl::Status bad_record;
   absl::Status s = store_->LoadAll([&](std::string_view name, std::string_view value,
-                                       int64_t) -> absl::Status {
+                                       int64_t revision) -> absl::Status {
     if (name.substr(0, query.name_prefix.size()) != query.name_prefix) return absl::OkStatus();
     if (!query.after.empty() && name <= query.after) return absl::OkStatus();
-    auto rec = DecodeRecord(value);
+    auto rec = DecodeRecordOf(name, value);
     if (!rec.ok()) {
-      bad_record = absl::DataLossError(absl::StrCat("session \"", std::string(name), "\": ",
-                                                    std::string(rec.status().message())));
-      return bad_record;
+      // Listed by no one: its name answers DATA_LOSS (Quarantine takes no lock we hold).
+      Quarantine(std::string(name), revision, rec.status());
+      return absl::OkStatus();
     }
     if (!LabelsMatch(rec->meta.labels, query.labels)) return absl::OkStatus();
     if (page.sessions.size() == want) {
@@ -90,7 +89,6 @@ absl::StatusOr<ListPage> Registry::ListFromStore(const ListQuery& query) {
     return absl::OkStatus();
   });
   if (!page.last_name.empty()) return page;  // stopped by `full`
-  if (!bad_record.ok()) return bad_record;
   if (!s.ok()) return StoreFailure(s);
   return page;
 }
@@ -104,7 +102,7 @@ absl::StatusOr<Lookahead> Registry::LookAhead(const std::string& name, int64_t a
   std::unique_ptr<Schedule> copy;
   {
     std::shared_ptr<Entry> e = Find(name);
-    if (e == nullptr) return absl::NotFoundError(absl::StrCat("session \"", name, "\" not found"));
+    if (e == nullptr) return Missing(name);
     absl::MutexLock l(&e->mu);
     if (!e->live) return absl::NotFoundError(absl::StrCat("session \"", name, "\" not found"));
     out.last_epoch = e->schedule->last_epoch();
@@ -154,7 +152,7 @@ absl::StatusOr<Lookahead> Registry::LookAhead(const std::string& name, int64_t a
 absl::StatusOr<ExportedState> Registry::Export(const std::string& name) {
   if (absl::Status synced = Sync(name); !synced.ok()) return synced;  // shared store only
   std::shared_ptr<Entry> e = Find(name);
-  if (e == nullptr) return absl::NotFoundError(absl::StrCat("session \"", name, "\" not found"));
+  if (e == nullptr) return Missing(name);
   absl::MutexLock l(&e->mu);
   if (!e->live) return absl::NotFoundError(absl::StrCat("session \"", name, "\" not found"));
   ExportedState out;

@@ -85,7 +85,7 @@ absl::StatusOr<StepOutcome> Registry::StepOnce(const std::string& name,
   std::shared_ptr<Entry> e = Find(name);
   if (e == nullptr) {
     if (from_memory) return absl::AbortedError("memory may be stale: re-read");
-    return NotFound(name);
+    return Missing(name);
   }
   // write_mu alone: the fields can be read (they change only with it held), and readers of
   // this session are not held up by the commit below.
@@ -127,7 +127,7 @@ bool Registry::TryStepAsync(const std::string& name, const StepRequest& request,
   std::shared_ptr<Entry> e = Find(name);
   if (e == nullptr) {
     if (shared) return false;  // perhaps created on another replica: re-read
-    done(NotFound(name));
+    done(Missing(name));
     return true;
   }
   // Another mutation of this session holds the lock (for as long as its commit takes): wait

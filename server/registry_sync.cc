@@ -23,6 +23,7 @@ absl::Status Registry::Install(const std::string& name, const Store::ReadResult&
   // after a re-read already showed it) never replaces newer state.
   std::shared_ptr<Entry> e = Find(name);
   if (!rec.found) {
+    ClearDamage(name, rec.read_revision);  // a damaged record deleted (by any replica)
     const bool feed = FeedActive();
     if (feed && !from_feed) Bury(name, rec.read_revision);  // the feed may be behind this read
     if (e == nullptr) return absl::OkStatus();
@@ -46,11 +47,16 @@ absl::Status Registry::Install(const std::string& name, const Store::ReadResult&
     if (e->live && e->store_revision >= rec.revision) return absl::OkStatus();
   }
   if (Buried(name, rec.revision)) return absl::OkStatus();  // deleted since
-  auto decoded = DecodeRecord(rec.value);
+  auto decoded = DecodeRecordOf(name, rec.value);
   if (!decoded.ok()) {
-    return absl::DataLossError(absl::StrCat("session \"", name, "\": ",
-                                            std::string(decoded.status().message())));
+    // Never served, never fatal: the name answers DATA_LOSS until the record is deleted or
+    // replaced (another replica's put brings a good one through the feed).
+    Quarantine(name, rec.revision, decoded.status());
+    if (from_feed) return absl::OkStatus();  // logged once by Quarantine
+    std::optional<Damage> damage = FindDamage(name);
+    return damage ? damage->why : absl::DataLossError(decoded.status().message());
   }
+  ClearDamage(name, rec.revision);
   // Bounded: each round finds the entry that replaced a dead one (a create that failed, a
   // delete), which needs a concurrent mutation of this very name.
   for (int round = 0; round < 64; ++round) {

@@ -29,10 +29,20 @@ absl::StatusOr<std::unique_ptr<LrschedServer>> LrschedServer::Start(const Server
   s->store_ = store;
   s->registry_ = std::make_unique<Registry>(store, config.max_sessions);
   absl::Time t0 = absl::Now();
-  absl::Status loaded = s->registry_->Load();
-  if (!loaded.ok()) return loaded;
+  absl::Status loaded = s->registry_->Load(LoadOptions{config.damaged_records});
+  if (!loaded.ok()) {
+    s->stopped_ = true;  // nothing to shut down yet
+    std::string msg = absl::StrCat(config.store_location.empty() ? "" : config.store_location,
+                                   config.store_location.empty() ? "" : ": ", loaded.message());
+    if (absl::IsDataLoss(loaded)) {
+      absl::StrAppend(&msg, "; to serve the other sessions and set this one aside (it answers ",
+                      "DATA_LOSS until deleted), start with --damaged_records=quarantine");
+    }
+    return absl::Status(loaded.code(), msg);
+  }
   log::Info("sessions_loaded")
       .Kv("count", static_cast<int64_t>(s->registry_->size()))
+      .Kv("damaged", static_cast<int64_t>(s->registry_->damaged_count()))
       .Kv("ms", absl::ToInt64Milliseconds(absl::Now() - t0));
   // A shared store (etcd): keep the sessions in memory fresh from its change feed, so reads
   // need not re-read the store. A store without a feed: the registry re-reads instead.
@@ -50,6 +60,10 @@ absl::StatusOr<std::unique_ptr<LrschedServer>> LrschedServer::Start(const Server
     Registry* registry = s->registry_.get();
     s->metrics_->AddGauge("lrsched_sessions", "Sessions held.", "gauge",
                           [registry] { return static_cast<double>(registry->size()); });
+    s->metrics_->AddGauge("lrsched_damaged_records",
+                          "Sessions whose stored record is damaged and set aside (DATA_LOSS).",
+                          "gauge",
+                          [registry] { return static_cast<double>(registry->damaged_count()); });
     if (store->shared()) {
       s->metrics_->AddGauge("lrsched_store_feed_healthy",
                             "1 while the shared store's change feed works (or none runs).",
@@ -125,7 +139,9 @@ int LrschedServer::metrics_port() const {
 LrschedServer::~LrschedServer() { Shutdown(absl::ZeroDuration()); }
 
 void LrschedServer::Shutdown(absl::Duration grace) {
-  if (stopped_) return;
+  // Start marks every early failure stopped_; a server_ that is null here would be a missed
+  // path, which must not turn a refused start into a crash.
+  if (stopped_ || server_ == nullptr) return;
   stopped_ = true;
   // Watch streams first: they would otherwise hold Shutdown until its deadline.
   registry_->Shutdown();

@@ -57,6 +57,11 @@ struct ServerConfig {
   // Shared store (etcd) with a change feed: reads not marked consistent fail UNAVAILABLE once
   // the feed has been broken this long (Registry::StartFeed).
   absl::Duration max_staleness = absl::Seconds(5);
+  // What start-up does with a stored record that does not decode (Registry::Load); a shared
+  // store's feed sets such records aside whatever this says.
+  DamagedRecords damaged_records = DamagedRecords::kRefuse;
+  // Where the store keeps its data (a path, etcd endpoints and prefix), for error messages.
+  std::string store_location;
 };
 
 class LrschedServer {

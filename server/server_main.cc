@@ -58,6 +58,11 @@ ABSL_FLAG(std::string, log_level, "info", "debug, info, warning or error");
 ABSL_FLAG(std::string, tokens_file, "",
           "file of `TOKEN ROLE` lines (roles: reader, stepper, admin): require bearer tokens; "
           "re-read on SIGHUP");
+ABSL_FLAG(std::string, damaged_records, "",
+          "what start-up does with a stored session record that fails its checksum or does not "
+          "decode: refuse (exit 1, naming it) or quarantine (serve the others; that name answers "
+          "DATA_LOSS until deleted). Default: refuse on --store=sqlite, quarantine on "
+          "--store=etcd, where a stray key must not stop every new replica");
 ABSL_FLAG(std::string, metrics_listen, "",
           "HOST:PORT to serve Prometheus metrics on at /metrics (e.g. 127.0.0.1:9464); off if "
           "empty");
@@ -194,6 +199,14 @@ int Run() {
   // `store` holds no SQLite store and `active` is the etcd one.
   absl::StatusOr<bool> use_etcd = StoreFlagIsEtcd();
   if (!use_etcd.ok()) return Fail("bad_flag", use_etcd.status());
+  const std::string damaged = absl::GetFlag(FLAGS_damaged_records);
+  if (damaged == "quarantine" || (damaged.empty() && *use_etcd)) {
+    config.damaged_records = DamagedRecords::kQuarantine;
+  } else if (damaged == "refuse" || damaged.empty()) {
+    config.damaged_records = DamagedRecords::kRefuse;
+  } else {
+    return Fail("bad_flag", absl::InvalidArgumentError("--damaged_records: refuse or quarantine"));
+  }
   absl::StatusOr<std::unique_ptr<SqliteStore>> store = std::unique_ptr<SqliteStore>();
   std::unique_ptr<EtcdStore> etcd_store;
   if (*use_etcd) {
@@ -208,6 +221,8 @@ int Run() {
   }
   if (!store.ok()) return Fail("store_open_failed", store.status());
   Store* active = etcd_store ? static_cast<Store*>(etcd_store.get()) : store->get();
+  config.store_location =
+      etcd_store ? absl::StrCat("etcd prefix ", etcd_store->prefix()) : (*store)->path();
   auto server = LrschedServer::Start(config, active);
   if (!server.ok()) {
     active->Close();

@@ -3,6 +3,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "scheduler/json_text.h"
+#include "server/record_frame.h"
 
 namespace lrsched {
 namespace {
@@ -115,7 +116,8 @@ absl::StatusOr<std::string> EncodeRecord(const SessionMeta& meta, const Schedule
   // Written on every step, so written directly as text: the spec, which never changes, as
   // the text the schedule keeps; the state by Schedule::AppendStateMembers; no tree.
   std::string text;
-  text.reserve(s.spec_text().size() + 640);
+  text.reserve(kRecordHeaderBytes + s.spec_text().size() + 640);
+  BeginRecord(&text);
   text.append("{\"spec\":").append(s.spec_text()).push_back(',');
   s.AppendStateMembers(&text);
   text.append(",\"name\":");
@@ -136,6 +138,7 @@ absl::StatusOr<std::string> EncodeRecord(const SessionMeta& meta, const Schedule
   text.append(",\"update_time\":");
   AppendRecordTime(meta.update_time, &text);
   text.push_back('}');
+  SealRecord(&text);
   if (text.size() > kMaxRecordBytes) {
     return absl::ResourceExhaustedError(
         absl::StrCat("session state: ", text.size(), " bytes, more than the limit of ",
@@ -144,13 +147,22 @@ absl::StatusOr<std::string> EncodeRecord(const SessionMeta& meta, const Schedule
   return text;
 }
 
-absl::StatusOr<DecodedRecord> DecodeRecord(std::string_view text) {
-  // Our own record: no size limit beyond what we wrote, but never an exception.
+absl::StatusOr<DecodedRecord> DecodeRecord(std::string_view record) {
+  absl::StatusOr<OpenedRecord> opened = OpenRecord(record);
+  if (!opened.ok()) return opened.status();
+  const std::string_view text = opened->body;
+  if (text.size() > kMaxRecordBytes) {
+    return absl::DataLossError(absl::StrCat("record: ", text.size(), " bytes, more than the ",
+                                            kMaxRecordBytes, " a record may have"));
+  }
+  // Checked, yet still bytes from disk: never an exception, depth bounded by the parse of the
+  // state (Schedule::ImportState) and a format-1 record is not checksummed at all.
   json j = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded() || !j.is_object()) {
     return absl::DataLossError("record: not a JSON object");
   }
   DecodedRecord out;
+  out.format = opened->format;
   const json& name = j["name"];
   const json& labels = j["labels"];
   const json& revision = j["revision"];
@@ -175,6 +187,15 @@ absl::StatusOr<DecodedRecord> DecodeRecord(std::string_view text) {
         absl::StrCat("record: state: ", std::string(schedule.status().message())));
   }
   out.schedule = *std::move(schedule);
+  return out;
+}
+
+absl::StatusOr<DecodedRecord> DecodeRecordOf(std::string_view name, std::string_view record) {
+  absl::StatusOr<DecodedRecord> out = DecodeRecord(record);
+  if (out.ok() && out->meta.name != name) {
+    return absl::DataLossError(absl::StrCat("record: holds session \"", out->meta.name,
+                                            "\", not the one it is stored under"));
+  }
   return out;
 }
 

@@ -4,8 +4,10 @@
 // (SessionMeta), the read-only view handed to RPC replies and watchers (SessionSnapshot), and
 // the durable record stored under the session's name:
 //   Schedule::ExportState() + {"name", "labels", "revision", "create_time", "update_time"}
-// as JSON text (times RFC 3339 in UTC, to the nanosecond). DecodeRecord(EncodeRecord(x))
-// rebuilds the schedule with Schedule::ImportState, so a restarted server continues bit-exactly.
+// as JSON text (times RFC 3339 in UTC, to the nanosecond), framed with its format and CRC32C
+// (record_frame.h). DecodeRecord(EncodeRecord(x)) rebuilds the schedule with
+// Schedule::ImportState, so a restarted server continues bit-exactly; a damaged record is
+// DATA_LOSS, never a different state.
 #ifndef LRSCHED_SERVER_SESSION_H_
 #define LRSCHED_SERVER_SESSION_H_
 
@@ -64,8 +66,12 @@ void AppendRecordTime(absl::Time t, std::string* out);
 struct DecodedRecord {
   SessionMeta meta;
   std::unique_ptr<Schedule> schedule;
+  int format = 2;  // 1: written before records were checksummed (rewrite it)
 };
-absl::StatusOr<DecodedRecord> DecodeRecord(std::string_view text);
+// Every failure is DATA_LOSS saying what is wrong with the record (not naming the session).
+absl::StatusOr<DecodedRecord> DecodeRecord(std::string_view record);
+// DecodeRecord of the record stored under `name`, which must be the name it holds.
+absl::StatusOr<DecodedRecord> DecodeRecordOf(std::string_view name, std::string_view record);
 
 }  // namespace lrsched
 
