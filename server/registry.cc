@@ -189,7 +189,9 @@ absl::StatusOr<SessionSnapshot> Registry::Get(const std::string& name,
 }
 
 absl::Status Registry::Delete(const std::string& name, std::optional<int64_t> if_revision) {
-  if (absl::Status synced = Sync(name); !synced.ok()) return synced;  // shared store only
+  // Shared store only. A damaged record (DATA_LOSS, set aside by the re-read) is what Delete
+  // is for: go on and discard it.
+  if (absl::Status synced = Sync(name); !synced.ok() && !absl::IsDataLoss(synced)) return synced;
   std::shared_ptr<Entry> e = Find(name);
   if (e == nullptr) {
     std::optional<Damage> damage = FindDamage(name);

@@ -28,9 +28,22 @@
 namespace lrsched::testing {
 namespace {
 
+// An EtcdStore on the replicas' prefix, for writing raw bytes under it as a stray program
+// (or damage) would.
+std::unique_ptr<EtcdStore> RawStore(const std::string& endpoint) {
+  EtcdStore::Options o;
+  o.endpoints = {endpoint};
+  o.prefix = "/lrsched-replicas/";
+  o.timeout = absl::Seconds(2);
+  auto store = EtcdStore::Open(o);
+  EXPECT_TRUE(store.ok()) << store.status();
+  return store.ok() ? *std::move(store) : nullptr;
+}
+
 class Replica {
  public:
-  absl::Status Start(const std::string& endpoints) {
+  absl::Status Start(const std::string& endpoints,
+                     DamagedRecords damaged = DamagedRecords::kRefuse) {
     EtcdStore::Options o;
     for (size_t i = 0, j; i <= endpoints.size(); i = j + 1) {
       j = endpoints.find(',', i);
@@ -44,6 +57,7 @@ class Replica {
     store_ = *std::move(store);
     ServerConfig config;
     config.listen = "127.0.0.1:0";
+    config.damaged_records = damaged;
     auto server = LrschedServer::Start(config, store_.get());
     if (!server.ok()) return server.status();
     server_ = *std::move(server);
@@ -212,6 +226,56 @@ TEST_F(EtcdReplicasTest, EtcdStoppedIsUnavailableAndBackIsServing) {
   EXPECT_TRUE(Eventually(
       [&] { return Get(a_.stub(), "runs/f", &got).ok() && got.last_epoch() == 2; }));
   EXPECT_EQ(got.last_epoch(), 2);
+}
+
+// Issue #14: one garbage key under the prefix made every newly started replica crash. Now a
+// foreign or damaged record, at start-up or through the change feed, is set aside: its name
+// answers DATA_LOSS, the other sessions are served, and deleting it frees the name.
+TEST_F(EtcdReplicasTest, GarbageUnderThePrefixIsSetAsideNeverACrash) {
+  ASSERT_TRUE(Create(a_.stub(), "runs/g", kCosineSpec).ok());
+  ASSERT_TRUE(Step(a_.stub(), "runs/g").ok());
+  std::unique_ptr<EtcdStore> raw = RawStore(etcd_.endpoint(0));
+  ASSERT_NE(raw, nullptr);
+  ASSERT_TRUE(raw->Commit(Mutation{Mutation::Kind::kPut, "evil", "garbage", std::nullopt}).ok());
+  absl::StatusOr<Store::ReadResult> good = raw->Read("runs/g");
+  ASSERT_TRUE(good.ok() && good->found);
+  std::string flipped = good->value;
+  flipped[flipped.size() / 2] ^= 0x10;
+  ASSERT_TRUE(raw->Commit(Mutation{Mutation::Kind::kPut, "runs/g", flipped, good->revision}).ok());
+
+  // Through the feed, on both running replicas.
+  for (Replica* r : {&a_, &b_}) {
+    EXPECT_TRUE(Eventually([&] {
+      return Get(r->stub(), "evil").error_code() == grpc::StatusCode::DATA_LOSS &&
+             Get(r->stub(), "runs/g").error_code() == grpc::StatusCode::DATA_LOSS;
+    }));
+    EXPECT_EQ(r->registry().damaged_count(), 2u);
+  }
+  grpc::Status st = Get(a_.stub(), "runs/g");
+  EXPECT_THAT(st.error_message(), ::testing::HasSubstr("checksum mismatch"));
+
+  // A new replica starts (quarantine, --store=etcd's default) and serves the rest; one told to
+  // refuse says why and exits cleanly.
+  ASSERT_TRUE(Create(a_.stub(), "runs/ok", kCosineSpec).ok());
+  Replica c;
+  absl::Status s = c.Start(etcd_.endpoints(), DamagedRecords::kQuarantine);
+  ASSERT_TRUE(s.ok()) << s;
+  EXPECT_EQ(c.registry().damaged_count(), 2u);
+  EXPECT_EQ(Get(c.stub(), "evil").error_code(), grpc::StatusCode::DATA_LOSS);
+  EXPECT_TRUE(Get(c.stub(), "runs/ok").ok());
+  Replica refusing;
+  s = refusing.Start(etcd_.endpoints(), DamagedRecords::kRefuse);
+  EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss) << s;
+
+  // Deleting through one replica frees the name everywhere.
+  ASSERT_TRUE(Delete(b_.stub(), "runs/g").ok());
+  for (Replica* r : {&a_, &b_, &c}) {
+    EXPECT_TRUE(Eventually([&] {
+      return Get(r->stub(), "runs/g").error_code() == grpc::StatusCode::NOT_FOUND;
+    }));
+  }
+  EXPECT_TRUE(Create(c.stub(), "runs/g", kCosineSpec).ok());
+  EXPECT_EQ(Get(a_.stub(), "evil").error_code(), grpc::StatusCode::DATA_LOSS);
 }
 
 }  // namespace
