@@ -54,6 +54,7 @@ size_t Replay(const std::string& target, Entry entry) {
 TEST(FuzzRegressionTest, Expr) { EXPECT_GT(Replay("expr", FuzzExpr), 0u); }
 TEST(FuzzRegressionTest, Spec) { EXPECT_GT(Replay("spec", FuzzSpec), 0u); }
 TEST(FuzzRegressionTest, State) { EXPECT_GT(Replay("state", FuzzState), 0u); }
+TEST(FuzzRegressionTest, Record) { EXPECT_GT(Replay("record", FuzzRecord), 0u); }
 
 }  // namespace
 }  // namespace lrsched::fuzz

@@ -1,7 +1,7 @@
 // Copyright lrsched authors.
 //
 // The fuzzing entry points, one per input kind, shared by the libFuzzer targets
-// (fuzz_expr.cc, fuzz_spec.cc, fuzz_state.cc) and by tests/fuzz_regression_test.cc, which
+// (fuzz_expr.cc, fuzz_spec.cc, fuzz_state.cc, fuzz_record.cc) and by tests/fuzz_regression_test.cc, which
 // replays the seed corpus and every saved crash through exactly the same code in a normal build.
 //
 // Each takes arbitrary bytes. Bad input must be refused with a status; anything else (a crash,
@@ -24,6 +24,11 @@ void FuzzSpec(const uint8_t* data, size_t size);
 // ParseJson + Schedule::ImportState of whatever it is, and Restore(spec, param_groups,
 // state_dict) of its parts; what loads is stepped and exported.
 void FuzzState(const uint8_t* data, size_t size);
+
+// One stored session record (fuzz_record_entry.cc): the first byte chooses whether the rest is
+// framed with a correct checksum or stored as it is; DecodeRecord, then Registry::Load of it
+// beside two good records, refusing and quarantining. Needs server/'s registry, not gRPC.
+void FuzzRecord(const uint8_t* data, size_t size);
 
 }  // namespace lrsched::fuzz
 
