@@ -79,10 +79,12 @@ void FuzzRecord(const uint8_t* data, size_t size) {
   }
 
   // The load path, both ways.
+  static const std::string* const good_a = new std::string(GoodRecord("a"));
+  static const std::string* const good_c = new std::string(GoodRecord("c"));
   MemoryStore store;
-  store.Put("a", GoodRecord("a"));
+  store.Put("a", *good_a);
   store.Put("b", record);
-  store.Put("c", GoodRecord("c"));
+  store.Put("c", *good_c);
   {
     Registry refusing(&store, 10);
     absl::Status s = refusing.Load();
