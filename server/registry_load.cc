@@ -34,7 +34,12 @@ struct Row {
 using Batch = std::vector<Row>;
 
 void Decode(Row& row) {
-  row.decoded = DecodeRecordOf(row.name, row.value);
+  // Every store numbers a record's versions from 1; anything else (a SQLite revision column
+  // edited to text or 0) would make the next mutation's compare fail for ever.
+  row.decoded = row.revision >= 1
+                    ? DecodeRecordOf(row.name, row.value)
+                    : absl::DataLossError(absl::StrCat("record: store revision ", row.revision,
+                                                       " is not positive"));
   std::string().swap(row.value);  // the raw record is not needed any more
 }
 

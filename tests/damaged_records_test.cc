@@ -100,6 +100,35 @@ TEST(DamagedRecordsTest, ForeignBytesAndMisnamedRecordsAreDamagedToo) {
   EXPECT_NE(c.message().find("holds session \"a\""), std::string::npos) << c;
 }
 
+// A store whose revision of a record is not positive (a SQLite row's revision edited to text
+// reads as 0): set aside, not loaded into a session whose every later commit would fail.
+class ZeroRevisionStore final : public Store {
+ public:
+  explicit ZeroRevisionStore(MemoryStore* inner) : inner_(inner) {}
+  absl::StatusOr<int64_t> Commit(const Mutation& m) override { return inner_->Commit(m); }
+  absl::Status LoadAll(const std::function<absl::Status(std::string_view, std::string_view,
+                                                        int64_t)>& fn) override {
+    return inner_->LoadAll([&](std::string_view name, std::string_view value, int64_t rev) {
+      return fn(name, value, name == "b" ? 0 : rev);
+    });
+  }
+  void Close() override {}
+  Stats stats() const override { return {}; }
+
+ private:
+  MemoryStore* inner_;
+};
+
+TEST(DamagedRecordsTest, ANonPositiveStoreRevisionIsDamage) {
+  MemoryStore store;
+  Populate(store);
+  ZeroRevisionStore zero(&store);
+  Registry r(&zero, 100);
+  absl::Status s = r.Load();
+  EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss) << s;
+  EXPECT_NE(s.message().find("store revision 0 is not positive"), std::string::npos) << s;
+}
+
 TEST(DamagedRecordsTest, FormatOneRecordsAreRewrittenAtStartUp) {
   MemoryStore store;
   Populate(store);
