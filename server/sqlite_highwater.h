@@ -25,6 +25,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -80,6 +81,11 @@ class HighWaterFile {
   void Record(int64_t seq);
   // Record's write, returning its result (for tests).
   absl::Status Write(int64_t seq);
+  // Takes over `fd` (open for writing) as the file at `path`, writing nothing: for tests that
+  // make the writes fail (/dev/full).
+  static std::unique_ptr<HighWaterFile> AdoptForTest(std::string path, int fd) {
+    return std::unique_ptr<HighWaterFile>(new HighWaterFile(std::move(path), fd));
+  }
 
   static constexpr absl::Duration kWarnEvery = absl::Seconds(10);
 

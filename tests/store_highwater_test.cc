@@ -5,11 +5,13 @@
 // the older state; accept_data_loss serves it and resets the file; crashes, clean restarts
 // and a file that lags the database open normally; a missing file is recreated with a warning,
 // a damaged one is refused.
+#include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <iostream>
+#include <map>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -18,6 +20,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/log.h"
+#include "server/sqlite_db.h"
 #include "server/sqlite_highwater.h"
 #include "server/sqlite_store.h"
 #include "tests/store_test_util.h"
@@ -264,6 +267,29 @@ TEST(SqliteStoreHighWaterTest, EmptiedDatabaseBesideWalIsRefused) {
     EXPECT_EQ(ReadBytes(dir.db() + "-wal"), wal);
     EXPECT_EQ(fs::file_size(dir.db()), 0u);
   }
+}
+
+// A failed rewrite is not a failed commit: Record logs it (once per kWarnEvery, with the count
+// of failures) and returns; the status says why.
+TEST(SqliteStoreHighWaterTest, FailedWritesAreLoggedRateLimited) {
+  int fd = open("/dev/full", O_WRONLY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  auto file = sqlite_internal::HighWaterFile::AdoptForTest("/dev/full", fd);
+  absl::Status s = file->Write(1);
+  EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(s.message(), HasSubstr("/dev/full: write: No space left on device"));
+  EXPECT_TRUE(sqlite_internal::IsNoSpaceError(s));
+  std::vector<std::string> lines;
+  std::mutex mu;
+  log::SetSinkForTest([&](const std::string& line) {
+    std::lock_guard<std::mutex> l(mu);
+    if (line.find("committed_file_write_failed") != std::string::npos) lines.push_back(line);
+  });
+  for (int64_t seq = 1; seq <= 100; ++seq) file->Record(seq);
+  log::Flush();
+  log::SetSinkForTest(nullptr);
+  ASSERT_EQ(lines.size(), 1u);  // 100 failures well within kWarnEvery
+  EXPECT_THAT(lines[0], HasSubstr("seq=1 failures=1"));
 }
 
 TEST(SqliteStoreHighWaterTest, FileFormat) {

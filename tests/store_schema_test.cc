@@ -90,8 +90,8 @@ TEST(SqliteStoreSchemaTest, Version1IsMigrated) {
     ASSERT_TRUE(store);
     EXPECT_THAT(log.text(),
                 HasSubstr(absl::StrCat("event=schema_migrated from=1 to=2 path=", dir.db())));
-    // An earlier build's directory has no COMMITTED file: nothing to warn about for a
-    // database that had none to keep.
+    // An earlier build's directory has no COMMITTED file: detection starts now, and says so.
+    EXPECT_THAT(log.text(), HasSubstr("event=committed_file_missing"));
     auto rows = LoadMap(*store);
     ASSERT_EQ(rows.size(), 50u);
     for (int i = 0; i < 50; ++i) {
