@@ -2,10 +2,7 @@
 #include "server/sqlite_store.h"
 
 #include <algorithm>
-#include <filesystem>
-#include <initializer_list>
 #include <optional>
-#include <system_error>
 #include <utility>
 #include <vector>
 
@@ -16,14 +13,11 @@
 #include "server/log.h"
 #include "server/sqlite_db.h"
 #include "server/sqlite_highwater.h"
-#include "server/sqlite_schema.h"
 #include "server/sqlite_store_writer.h"
 #include "server/sqlite_wal_syncer.h"
 
 namespace lrsched {
 
-using sqlite_internal::Db;
-using sqlite_internal::FileState;
 using sqlite_internal::SqliteError;
 using sqlite_internal::Stmt;
 
