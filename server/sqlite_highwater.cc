@@ -103,6 +103,9 @@ absl::StatusOr<std::optional<int64_t>> ReadHighWater(const std::string& path) {
   int err = errno;
   close(fd);
   if (n < 0) return IoError(path, "read", err);
+  // Empty: a power loss while HighWaterFile::Create wrote it (before its fsync); as good as
+  // missing.
+  if (n == 0) return std::optional<int64_t>();
   absl::StatusOr<int64_t> seq = ParseHighWater(std::string_view(buf, static_cast<size_t>(n)), path);
   if (!seq.ok()) return seq.status();
   return std::optional<int64_t>(*seq);

@@ -43,8 +43,8 @@ std::string EncodeHighWater(int64_t seq);
 // The number in `text`; DATA_LOSS naming `path` and what is wrong for anything but
 // EncodeHighWater's output.
 absl::StatusOr<int64_t> ParseHighWater(std::string_view text, const std::string& path);
-// Reads and parses the file at `path`: nullopt if there is none, UNAVAILABLE if it cannot be
-// read, DATA_LOSS if it is damaged.
+// Reads and parses the file at `path`: nullopt if there is none (or it is empty), UNAVAILABLE
+// if it cannot be read, DATA_LOSS if it is damaged.
 absl::StatusOr<std::optional<int64_t>> ReadHighWater(const std::string& path);
 
 // What Open knows when it compares the database with the file.
