@@ -52,6 +52,10 @@ ABSL_FLAG(int32_t, sqlite_checkpoint_pages, 4000,
           "WAL pages (4 KiB each) after which the WAL is copied back into the database file; "
           "commits wait during that copy, so larger values make those pauses rarer and the WAL "
           "file larger");
+ABSL_FLAG(bool, accept_data_loss, false,
+          "start even though DATA_DIR/COMMITTED shows that acknowledged commits are missing "
+          "from the database (a cut or damaged lrsched.db-wal), or is itself damaged: serve the "
+          "older state and reset the file (logged with both commit numbers); use once");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10),
           "how long in-flight calls may run on after SIGTERM");
 ABSL_FLAG(std::string, log_level, "info", "debug, info, warning or error");
@@ -149,6 +153,7 @@ int Run() {
     return Fail("bad_flag", absl::InvalidArgumentError("--sqlite_synchronous: full or normal"));
   }
   store_opts.checkpoint_pages = absl::GetFlag(FLAGS_sqlite_checkpoint_pages);
+  store_opts.accept_data_loss = absl::GetFlag(FLAGS_accept_data_loss);
   if (store_opts.checkpoint_pages < 1 || store_opts.checkpoint_pages > (1 << 24)) {
     return Fail("bad_flag", absl::InvalidArgumentError(
                                 "--sqlite_checkpoint_pages: between 1 and 16777216"));

@@ -1,11 +1,22 @@
 // Copyright lrsched authors.
 #include "server/sqlite_db.h"
 
+#include <cerrno>
+#include <cstring>
 #include <utility>
 
+#include "absl/strings/cord.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 
 namespace lrsched::sqlite_internal {
+namespace {
+
+// The payload type that marks a failure for want of space (its value: the errno, or 0 for
+// SQLITE_FULL without one).
+constexpr char kNoSpacePayload[] = "type.lrsched/sqlite.no_space";
+
+}  // namespace
 
 absl::Status SqliteError(sqlite3* db, int rc, std::string_view context) {
   // sqlite3_errmsg describes the most recent failure on `db`, which is more specific than the
@@ -15,8 +26,25 @@ absl::Status SqliteError(sqlite3* db, int rc, std::string_view context) {
   if (db != nullptr && (sqlite3_extended_errcode(db) & 0xff) == (rc & 0xff)) {
     detail = sqlite3_errmsg(db);
   }
-  std::string msg = absl::StrCat(std::string(context), ": ", detail, " (sqlite code ", rc, ")");
-  switch (rc & 0xff) {
+  const int primary = rc & 0xff;
+  // The errno of the failing system call says what "disk I/O error" does not (ENOSPC, EIO...).
+  int sys_errno = 0;
+  if (db != nullptr &&
+      (primary == SQLITE_IOERR || primary == SQLITE_FULL || primary == SQLITE_CANTOPEN)) {
+    sys_errno = sqlite3_system_errno(db);
+  }
+  std::string msg = absl::StrCat(std::string(context), ": ", detail, " (sqlite code ", rc);
+  if (sys_errno != 0) absl::StrAppend(&msg, "; errno ", sys_errno, ": ", std::strerror(sys_errno));
+  msg += ")";
+  if (primary == SQLITE_FULL) {
+    absl::Status s = absl::UnavailableError(msg);
+    s.SetPayload(kNoSpacePayload, absl::Cord(absl::StrCat(sys_errno)));
+    return s;
+  }
+  if (sys_errno == ENOSPC || sys_errno == EDQUOT) {
+    return MarkNoSpace(absl::UnavailableError(msg), sys_errno);
+  }
+  switch (primary) {
     case SQLITE_CORRUPT:
     case SQLITE_NOTADB:
       return absl::DataLossError(msg);
@@ -32,6 +60,27 @@ absl::Status SqliteError(sqlite3* db, int rc, std::string_view context) {
     default:
       return absl::InternalError(msg);
   }
+}
+
+bool IsNoSpaceError(const absl::Status& s, int* sys_errno) {
+  auto payload = s.GetPayload(kNoSpacePayload);  // absl::optional in older Abseils
+  if (!payload.has_value()) return false;
+  if (sys_errno != nullptr && !absl::SimpleAtoi(std::string(*payload), sys_errno)) *sys_errno = 0;
+  return true;
+}
+
+absl::Status MarkNoSpace(absl::Status s, int sys_errno) {
+  if (sys_errno == ENOSPC || sys_errno == EDQUOT) {
+    s.SetPayload(kNoSpacePayload, absl::Cord(absl::StrCat(sys_errno)));
+  }
+  return s;
+}
+
+absl::Status WithMessage(const absl::Status& s, std::string_view message) {
+  absl::Status out(s.code(), std::string(message));
+  s.ForEachPayload(
+      [&out](auto type_url, const absl::Cord& payload) { out.SetPayload(type_url, payload); });
+  return out;
 }
 
 absl::StatusOr<Db> Db::Open(const std::string& path, int flags) {

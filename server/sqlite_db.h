@@ -26,8 +26,20 @@ namespace lrsched::sqlite_internal {
 // Converts a SQLite result code into a status whose message is "<context>: <sqlite message>".
 // `db` may be null (then only sqlite3_errstr is available). Codes map as an operator would
 // act on them: CORRUPT/NOTADB → DATA_LOSS, FULL/IOERR/BUSY/LOCKED/CANTOPEN → UNAVAILABLE
-// (retry later or fix the disk), TOOBIG → INVALID_ARGUMENT, the rest → INTERNAL.
+// (retry later or fix the disk), TOOBIG → INVALID_ARGUMENT, the rest → INTERNAL. For I/O
+// failures the operating system's errno (sqlite3_system_errno) is added to the message, and a
+// failure for want of space (SQLITE_FULL, or errno ENOSPC/EDQUOT) is marked so that
+// IsNoSpaceError recognizes it without parsing the message.
 absl::Status SqliteError(sqlite3* db, int rc, std::string_view context);
+
+// Whether `s` failed for want of space (a full disk, a quota, max_page_count), as marked by
+// SqliteError or MarkNoSpace; `sys_errno` (if not null) receives the errno (0: SQLITE_FULL
+// without one).
+bool IsNoSpaceError(const absl::Status& s, int* sys_errno = nullptr);
+// Returns `s`, marked for IsNoSpaceError if `sys_errno` is ENOSPC or EDQUOT.
+absl::Status MarkNoSpace(absl::Status s, int sys_errno);
+// `s` with another message, its code and marks kept (for adding a path or a refusal).
+absl::Status WithMessage(const absl::Status& s, std::string_view message);
 
 class Stmt;
 

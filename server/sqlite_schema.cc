@@ -14,6 +14,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "server/log.h"
 
 namespace lrsched::sqlite_internal {
 namespace {
@@ -21,18 +22,35 @@ namespace {
 constexpr char kRefuse[] = "; refusing to touch it";
 constexpr int kBusyTimeoutMs = 5000;
 
+// The tables of each schema version, as ColumnsOf describes them (in column order).
+constexpr char kSessionsColumns[] =
+    "name TEXT NOT NULL PRIMARY KEY, value BLOB NOT NULL, revision INTEGER NOT NULL";
+constexpr char kMetaColumns[] = "key TEXT NOT NULL PRIMARY KEY, value INTEGER NOT NULL";
+constexpr char kCreateSessions[] =
+    "CREATE TABLE sessions (name TEXT PRIMARY KEY NOT NULL, value BLOB NOT NULL, "
+    "revision INTEGER NOT NULL)";
+// Version 2's addition: the commit sequence number, 0 until the first write transaction.
+constexpr char kCreateMeta[] =
+    "CREATE TABLE meta (key TEXT PRIMARY KEY NOT NULL, value INTEGER NOT NULL); "
+    "INSERT INTO meta (key, value) VALUES ('commit_seq', 0)";
+
+struct TableSpec {
+  const char* name;
+  const char* columns;
+};
+
 absl::Status Refuse(absl::StatusCode code, const std::string& path, std::string_view reason) {
   return absl::Status(code, absl::StrCat(path, ": ", std::string(reason), kRefuse));
 }
 
 // Adds the path and the refusal to a SQLite error, keeping its code.
 absl::Status Annotate(const absl::Status& s, const std::string& path) {
-  return absl::Status(s.code(), absl::StrCat(path, ": ", s.message(), kRefuse));
+  return WithMessage(s, absl::StrCat(path, ": ", s.message(), kRefuse));
 }
 
 // Adds the path to an error of the read-write set-up (which is not a refusal).
 absl::Status WithPath(const absl::Status& s, const std::string& path) {
-  return absl::Status(s.code(), absl::StrCat(path, ": ", s.message()));
+  return WithMessage(s, absl::StrCat(path, ": ", s.message()));
 }
 
 int32_t BigEndian32(const unsigned char* p) {
@@ -62,9 +80,20 @@ absl::StatusOr<FileState> InspectHeader(const std::string& path) {
                                "-journal exists (an interrupted transaction of another "
                                "program?)"));
   }
-  // A zero-length file is what SQLite itself creates before the first write; if a -wal file
-  // holds committed pages, the SQLite check below sees them.
-  if (st.st_size == 0) return FileState::kEmpty;
+  // A zero-length file is what SQLite itself creates before the first write. SQLite writes
+  // the header page before the first WAL frame (switching to WAL is itself a write), so a
+  // zero-length file beside a non-empty -wal file was cut; SQLite would delete that WAL (all
+  // the data) on the next open, read-only or not.
+  if (st.st_size == 0) {
+    struct stat wal;
+    if (stat((path + "-wal").c_str(), &wal) == 0 && wal.st_size > 0) {
+      return Refuse(absl::StatusCode::kDataLoss, path,
+                    absl::StrCat("the file is empty but ", path, "-wal holds ", wal.st_size,
+                                 " bytes (was the database file cut?); to start from an empty "
+                                 "database instead, remove both"));
+    }
+    return FileState::kEmpty;
+  }
   unsigned char header[100];
   int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return absl::UnavailableError(absl::StrCat(path, ": open: ", std::strerror(errno)));
@@ -102,25 +131,104 @@ std::string FileUri(const std::string& path, std::string_view query) {
   return uri;
 }
 
+// "name TYPE [NOT NULL] [PRIMARY KEY], ..." for `table`, in column order ("" if no such table).
+absl::StatusOr<std::string> ColumnsOf(Db& db, const char* table) {
+  absl::StatusOr<Stmt> q = db.Prepare(
+      "SELECT coalesce(group_concat(d, ', '), '') FROM ("
+      "SELECT rtrim(name || ' ' || upper(type)) || "
+      "CASE WHEN \"notnull\" THEN ' NOT NULL' ELSE '' END || "
+      "CASE WHEN pk > 0 THEN ' PRIMARY KEY' ELSE '' END AS d "
+      "FROM pragma_table_info(?1) ORDER BY cid)");
+  if (!q.ok()) return q.status();
+  q->BindText(1, table);
+  int rc = q->Step();
+  if (rc != SQLITE_ROW) return SqliteError(db.get(), rc, absl::StrCat("table_info ", table));
+  return std::string(q->ColumnText(0));
+}
+
+// Requires exactly the tables of schema `version`, each with exactly its columns, so that a
+// file stamped as lrsched's but laid out otherwise is refused here, read-only, rather than
+// failing later on a statement (after the read-write open has switched it to WAL).
+absl::Status CheckTables(Db& db, const std::string& path, int64_t version) {
+  std::vector<TableSpec> want = {{"sessions", kSessionsColumns}};
+  if (version >= 2) want.insert(want.begin(), {"meta", kMetaColumns});  // in name order
+  std::vector<std::string> want_names;
+  for (const TableSpec& t : want) want_names.emplace_back(t.name);
+  absl::StatusOr<std::string> tables = db.QueryText(
+      "SELECT coalesce(group_concat(name, ', '), '') FROM (SELECT name FROM sqlite_schema "
+      "WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name)");
+  if (!tables.ok()) return Annotate(tables.status(), path);
+  for (const TableSpec& t : want) {
+    absl::StatusOr<std::string> columns = ColumnsOf(db, t.name);
+    if (!columns.ok()) return Annotate(columns.status(), path);
+    if (columns->empty()) {
+      return Refuse(absl::StatusCode::kDataLoss, path,
+                    absl::StrCat("lrsched database (schema version ", version, ") without ",
+                                 t.name, " table (tables: ",
+                                 tables->empty() ? "(none)" : *tables, ")"));
+    }
+    if (*columns != t.columns) {
+      return Refuse(absl::StatusCode::kFailedPrecondition, path,
+                    absl::StrCat("table ", t.name, " has columns (", *columns,
+                                 ") where lrsched schema version ", version, " has (",
+                                 t.columns, ")"));
+    }
+  }
+  if (*tables != absl::StrJoin(want_names, ", ")) {
+    return Refuse(absl::StatusCode::kFailedPrecondition, path,
+                  absl::StrCat("tables (", *tables, ") differ from lrsched schema version ",
+                               version, "'s (", absl::StrJoin(want_names, ", "), ")"));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
-absl::StatusOr<FileState> InspectFile(const std::string& path) {
-  absl::StatusOr<FileState> header = InspectHeader(path);
-  if (!header.ok() || *header == FileState::kMissing) return header;
+absl::StatusOr<int64_t> ReadCommitSeq(Db& db, const std::string& path) {
+  absl::StatusOr<Stmt> q = db.Prepare("SELECT value FROM meta WHERE key = 'commit_seq'");
+  if (!q.ok()) return WithPath(q.status(), path);
+  int rc = q->Step();
+  if (rc == SQLITE_DONE) {
+    return absl::DataLossError(absl::StrCat(path, ": the meta table has no commit_seq row"));
+  }
+  if (rc != SQLITE_ROW) return WithPath(SqliteError(db.get(), rc, "read commit_seq"), path);
+  if (sqlite3_column_type(q->get(), 0) != SQLITE_INTEGER || q->ColumnInt(0) < 0) {
+    return absl::DataLossError(
+        absl::StrCat(path, ": commit_seq is not a non-negative integer: '",
+                     std::string(q->ColumnText(0)), "'"));
+  }
+  return q->ColumnInt(0);
+}
 
-  // Read-only: SQLite never writes the database file through such a connection. Without a
-  // -wal file the database file is complete, and immutable=1 keeps SQLite from creating
-  // -wal/-shm files beside a file we may be about to refuse; with one (after a crash), its
-  // committed frames must be read, so open it the ordinary way.
+absl::StatusOr<FileInfo> InspectFile(const std::string& path) {
+  absl::StatusOr<FileState> header = InspectHeader(path);
+  if (!header.ok()) return header.status();
+  if (*header == FileState::kMissing) return FileInfo{FileState::kMissing};
+
+  // Without a -wal file the database file is complete: a read-only connection with
+  // immutable=1 reads it without creating -wal/-shm files beside a file we may be about to
+  // refuse. With one (after a crash), its committed frames must be read through SQLite's
+  // recovery, and a read-only connection would need a -shm file for that (which, besides
+  // appearing beside a refused file, cannot be created on a full disk). So: a read-write
+  // connection that cannot write (query_only), keeps the WAL index in its heap (EXCLUSIVE
+  // locking mode before the first read: no -shm) and neither checkpoints nor deletes the WAL
+  // when it closes (NO_CKPT_ON_CLOSE), which leaves both files byte-identical.
   std::error_code ec;
   bool has_wal = std::filesystem::exists(path + "-wal", ec);
   absl::StatusOr<Db> db =
-      Db::Open(FileUri(path, has_wal ? "mode=ro" : "mode=ro&immutable=1"),
-               SQLITE_OPEN_READONLY | SQLITE_OPEN_URI);
+      has_wal ? Db::Open(path, SQLITE_OPEN_READWRITE)
+              : Db::Open(FileUri(path, "mode=ro&immutable=1"),
+                         SQLITE_OPEN_READONLY | SQLITE_OPEN_URI);
   if (!db.ok()) {  // the message already names the file
-    return absl::Status(db.status().code(), absl::StrCat(db.status().message(), kRefuse));
+    return WithMessage(db.status(), absl::StrCat(db.status().message(), kRefuse));
   }
   sqlite3_busy_timeout(db->get(), kBusyTimeoutMs);
+  if (has_wal) {
+    int rc = sqlite3_db_config(db->get(), SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, nullptr);
+    if (rc != SQLITE_OK) return Annotate(SqliteError(db->get(), rc, "NO_CKPT_ON_CLOSE"), path);
+    absl::Status s = db->Exec("PRAGMA query_only=1; PRAGMA locking_mode=EXCLUSIVE");
+    if (!s.ok()) return Annotate(s, path);
+  }
 
   absl::StatusOr<int64_t> app_id = db->QueryInt("PRAGMA application_id");
   if (!app_id.ok()) return Annotate(app_id.status(), path);
@@ -129,7 +237,7 @@ absl::StatusOr<FileState> InspectFile(const std::string& path) {
   absl::StatusOr<int64_t> objects = db->QueryInt("SELECT count(*) FROM sqlite_schema");
   if (!objects.ok()) return Annotate(objects.status(), path);
 
-  if (*app_id == 0 && *version == 0 && *objects == 0) return FileState::kEmpty;
+  if (*app_id == 0 && *version == 0 && *objects == 0) return FileInfo{FileState::kEmpty};
   if (*app_id != kApplicationId) {
     absl::StatusOr<std::string> tables = db->QueryText(
         "SELECT coalesce(group_concat(name, ', '), '(none)') FROM (SELECT name FROM "
@@ -145,16 +253,12 @@ absl::StatusOr<FileState> InspectFile(const std::string& path) {
                                " is newer than this build of lrsched supports (", kSchemaVersion,
                                "); upgrade lrsched"));
   }
-  if (*version < 1) {
+  if (*version < kOldestSchemaVersion) {
     return Refuse(absl::StatusCode::kDataLoss, path,
                   absl::StrCat("lrsched marker with invalid schema version ", *version));
   }
-  absl::StatusOr<int64_t> has_table = db->QueryInt(
-      "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'sessions'");
-  if (!has_table.ok()) return Annotate(has_table.status(), path);
-  if (*has_table != 1) {
-    return Refuse(absl::StatusCode::kDataLoss, path, "lrsched database without sessions table");
-  }
+  absl::Status schema = CheckTables(*db, path, *version);
+  if (!schema.ok()) return schema;
 
   // quick_check is O(database size) but skips only the index-versus-table comparison of
   // integrity_check; a start-up cost worth paying to never serve from a damaged file.
@@ -168,10 +272,16 @@ absl::StatusOr<FileState> InspectFile(const std::string& path) {
     return Refuse(absl::StatusCode::kDataLoss, path,
                   absl::StrCat("quick_check failed: ", absl::StrJoin(problems, "; ")));
   }
-  return FileState::kLrsched;
+  FileInfo info{FileState::kLrsched, *version, 0};
+  if (*version >= 2) {
+    absl::StatusOr<int64_t> seq = ReadCommitSeq(*db, path);
+    if (!seq.ok()) return WithMessage(seq.status(), absl::StrCat(seq.status().message(), kRefuse));
+    info.commit_seq = *seq;
+  }
+  return info;
 }
 
-absl::Status InitializeWriter(Db& db, const std::string& path, FileState state,
+absl::Status InitializeWriter(Db& db, const std::string& path, const FileInfo& info,
                               bool synchronous_full, int64_t max_db_bytes) {
   sqlite3_busy_timeout(db.get(), kBusyTimeoutMs);
   // Before the first read, so that the WAL index lives in this connection's heap rather than
@@ -201,32 +311,44 @@ absl::Status InitializeWriter(Db& db, const std::string& path, FileState state,
     s = db.Exec(absl::StrCat("PRAGMA max_page_count=", pages).c_str());
     if (!s.ok()) return WithPath(s, path);
   }
-  if (state == FileState::kLrsched) return absl::OkStatus();
+  if (info.state == FileState::kLrsched && info.version == kSchemaVersion) {
+    return absl::OkStatus();
+  }
+  const bool migrate = info.state == FileState::kLrsched;
 
-  // IMMEDIATE takes the write lock first, so the emptiness check and the initialization are
-  // one atomic step even if another process raced us to the same new file.
+  // IMMEDIATE takes the write lock first, so the check of what the file holds and the
+  // initialization (or migration) are one atomic step even if another process raced us.
   s = db.Exec("BEGIN IMMEDIATE");
   if (!s.ok()) return WithPath(s, path);
   absl::StatusOr<int64_t> objects = db.QueryInt("SELECT count(*) FROM sqlite_schema");
   absl::StatusOr<int64_t> app_id = db.QueryInt("PRAGMA application_id");
-  if (!objects.ok() || !app_id.ok()) {
-    db.Exec("ROLLBACK").IgnoreError();
-    return WithPath(!objects.ok() ? objects.status() : app_id.status(), path);
+  absl::StatusOr<int64_t> version = db.QueryInt("PRAGMA user_version");
+  for (const auto* q : {&objects, &app_id, &version}) {
+    if (!q->ok()) {
+      db.Exec("ROLLBACK").IgnoreError();
+      return WithPath(q->status(), path);
+    }
   }
-  if (*objects != 0 || *app_id != 0) {
+  const bool unchanged = migrate ? (*app_id == kApplicationId && *version == info.version)
+                                 : (*objects == 0 && *app_id == 0);
+  if (!unchanged) {
     db.Exec("ROLLBACK").IgnoreError();
     return Refuse(absl::StatusCode::kFailedPrecondition, path,
                   "database changed while it was being opened (another process?)");
   }
-  s = db.Exec(absl::StrCat("PRAGMA application_id=", kApplicationId,
-                           "; PRAGMA user_version=", kSchemaVersion,
-                           "; CREATE TABLE sessions (name TEXT PRIMARY KEY NOT NULL, "
-                           "value BLOB NOT NULL, revision INTEGER NOT NULL)")
-                  .c_str());
+  // Version 1 → 2 adds the meta table; a new file gets every table at once.
+  std::string sql = migrate ? std::string(kCreateMeta)
+                            : absl::StrCat("PRAGMA application_id=", kApplicationId, "; ",
+                                           kCreateSessions, "; ", kCreateMeta);
+  absl::StrAppend(&sql, "; PRAGMA user_version=", kSchemaVersion);
+  s = db.Exec(sql.c_str());
   if (s.ok()) s = db.Exec("COMMIT");
   if (!s.ok()) {
     if (!sqlite3_get_autocommit(db.get())) db.Exec("ROLLBACK").IgnoreError();
     return WithPath(s, path);
+  }
+  if (migrate) {
+    log::Info("schema_migrated").Kv("from", info.version).Kv("to", kSchemaVersion).Kv("path", path);
   }
   return absl::OkStatus();
 }

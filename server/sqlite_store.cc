@@ -2,10 +2,7 @@
 #include "server/sqlite_store.h"
 
 #include <algorithm>
-#include <filesystem>
-#include <initializer_list>
 #include <optional>
-#include <system_error>
 #include <utility>
 #include <vector>
 
@@ -15,13 +12,12 @@
 #include "server/data_dir_lock.h"
 #include "server/log.h"
 #include "server/sqlite_db.h"
-#include "server/sqlite_schema.h"
+#include "server/sqlite_highwater.h"
+#include "server/sqlite_store_writer.h"
 #include "server/sqlite_wal_syncer.h"
 
 namespace lrsched {
 
-using sqlite_internal::Db;
-using sqlite_internal::FileState;
 using sqlite_internal::SqliteError;
 using sqlite_internal::Stmt;
 
@@ -37,27 +33,12 @@ struct SqliteStore::Pending {
   CommitCallback callback{};
 };
 
-// Members are destroyed in reverse order: the statements before their connection.
-struct SqliteStore::Writer {
-  Db db;
-  Stmt begin, commit, rollback, select_revision, insert, update, erase, load_all;
-};
-
 namespace {
 
 // WAL frames between two background syncs: 1 MiB of 4 KiB pages, or a quarter of the
 // checkpoint interval if that is shorter. What is left unsynced when a checkpoint starts is
 // what the checkpoint waits for.
 int SyncInterval(int checkpoint_pages) { return std::clamp(checkpoint_pages / 4, 1, 256); }
-
-absl::Status PrepareAll(Db& db, std::initializer_list<std::pair<Stmt*, const char*>> stmts) {
-  for (const auto& [stmt, sql] : stmts) {
-    absl::StatusOr<Stmt> prepared = db.Prepare(sql);
-    if (!prepared.ok()) return prepared.status();
-    *stmt = *std::move(prepared);
-  }
-  return absl::OkStatus();
-}
 
 }  // namespace
 
@@ -71,66 +52,6 @@ SqliteStore::SqliteStore(Options options, std::string path)
 }
 
 SqliteStore::~SqliteStore() { Close(); }
-
-absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const Options& options) {
-  if (options.dir.empty()) return absl::InvalidArgumentError("SqliteStore: empty dir");
-  if (options.max_batch < 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("SqliteStore: max_batch must be >= 1, got ", options.max_batch));
-  }
-  if (options.checkpoint_pages < 1) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "SqliteStore: checkpoint_pages must be >= 1, got ", options.checkpoint_pages));
-  }
-  std::error_code ec;
-  std::filesystem::create_directories(options.dir, ec);
-  if (ec) {
-    return absl::UnavailableError(
-        absl::StrCat(options.dir, ": cannot create data directory: ", ec.message()));
-  }
-  std::string path = (std::filesystem::path(options.dir) / "lrsched.db").string();
-  // Before anything reads the file: another process may be writing it.
-  absl::StatusOr<std::unique_ptr<DataDirLock>> lock = DataDirLock::Acquire(options.dir);
-  if (!lock.ok()) return lock.status();
-
-  absl::StatusOr<FileState> state = sqlite_internal::InspectFile(path);
-  if (!state.ok()) return state.status();
-
-  // An early return below destroys `store` and the half-built Writer, which closes whatever
-  // was opened; the committer thread starts only once everything succeeded.
-  std::unique_ptr<SqliteStore> store(new SqliteStore(options, path));
-  store->dir_lock_ = *std::move(lock);
-  auto w = std::make_unique<Writer>();
-  int create = *state == FileState::kMissing ? SQLITE_OPEN_CREATE : 0;
-  absl::StatusOr<Db> db = Db::Open(path, SQLITE_OPEN_READWRITE | create);
-  if (!db.ok()) return db.status();
-  w->db = *std::move(db);
-  absl::Status s = sqlite_internal::InitializeWriter(
-      w->db, path, *state, options.synchronous == Options::Synchronous::kFull,
-      options.max_db_bytes);
-  if (!s.ok()) return s;
-  s = PrepareAll(w->db, {
-      {&w->begin, "BEGIN IMMEDIATE"},
-      {&w->commit, "COMMIT"},
-      {&w->rollback, "ROLLBACK"},
-      {&w->select_revision, "SELECT revision FROM sessions WHERE name = ?1"},
-      {&w->insert, "INSERT INTO sessions (name, value, revision) VALUES (?1, ?2, 1)"},
-      {&w->update, "UPDATE sessions SET value = ?2, revision = ?3 WHERE name = ?1"},
-      {&w->erase, "DELETE FROM sessions WHERE name = ?1"},
-      {&w->load_all, "SELECT name, value, revision FROM sessions ORDER BY name"},
-  });
-  if (!s.ok()) return s;
-  // Replaces SQLite's autocheckpoint (itself a wal hook), which would checkpoint inside the
-  // COMMIT of whichever thread writes.
-  sqlite3_wal_hook(w->db.get(), &SqliteStore::WalHook, store.get());
-  store->writer_ = std::move(w);
-  if (options.synchronous == Options::Synchronous::kNormal) {
-    store->wal_syncer_ =
-        std::make_unique<sqlite_internal::WalSyncer>(path + "-wal", &store->wal_syncs_);
-  }
-  store->committer_ = std::thread([raw = store.get()] { raw->CommitterLoop(); });
-  return store;
-}
 
 absl::StatusOr<int64_t> SqliteStore::Commit(const Mutation& m) {
   Pending p{&m};
@@ -311,6 +232,14 @@ void SqliteStore::WriteBatch(Pending* const* batch, size_t n) {
     batch[i]->result = Apply(*batch[i]->m, fatal);
     if (batch[i]->result.ok()) ++applied;
   }
+  // One more row write per transaction that changes something: the sequence number the
+  // COMMITTED file is compared with at start-up (kept here, never read back).
+  const int64_t seq = commit_seq_ + 1;
+  if (fatal.ok() && applied > 0) {
+    writer_->update_seq.BindInt(1, seq);
+    rc = StepOnce(writer_->update_seq);
+    if (rc != SQLITE_DONE) fatal = SqliteError(db, rc, absl::StrCat(path_, ": commit_seq"));
+  }
   if (fatal.ok()) {
     rc = StepOnce(writer_->commit);
     if (rc != SQLITE_DONE) fatal = SqliteError(db, rc, absl::StrCat(path_, ": COMMIT"));
@@ -323,6 +252,10 @@ void SqliteStore::WriteBatch(Pending* const* batch, size_t n) {
     return;
   }
   if (applied > 0) {
+    // Committed now; the callers are answered only after this, so the file never records less
+    // than what was acknowledged (short of a failed write, which Record logs).
+    commit_seq_ = seq;
+    high_water_->Record(seq);
     commits_.fetch_add(applied, std::memory_order_relaxed);
     transactions_.fetch_add(1, std::memory_order_relaxed);
   }

@@ -31,9 +31,12 @@
 //
 // Invariants: one writer at a time (writer_busy_): the thread that set it is the only one using
 // the connection, for a batch, a checkpoint or LoadAll. Open never modifies a file that is not
-// an lrsched database (see sqlite_schema.h). After Close, Commit fails UNAVAILABLE; every Commit
-// that was accepted before Close has its result (committed or not) reported before Close
-// returns.
+// an lrsched database (see sqlite_schema.h), nor one it refuses for missing commits. Each
+// write transaction that applies a mutation also increments the database's commit sequence
+// number, and <dir>/COMMITTED is rewritten with it after the COMMIT, before the batch's
+// callers are answered (sqlite_highwater.h). After Close, Commit fails UNAVAILABLE; every
+// Commit that was accepted before Close has its result (committed or not) reported before
+// Close returns.
 #ifndef LRSCHED_SERVER_SQLITE_STORE_H_
 #define LRSCHED_SERVER_SQLITE_STORE_H_
 
@@ -58,6 +61,7 @@ struct sqlite3;
 namespace lrsched {
 class DataDirLock;
 namespace sqlite_internal {
+class HighWaterFile;
 class WalSyncer;
 }  // namespace sqlite_internal
 
@@ -81,10 +85,18 @@ class SqliteStore final : public Store {
     // the distinct pages of the WAL and (NORMAL and FULL alike) fsyncs twice, holding up
     // commits meanwhile: larger values make them rarer, a larger WAL file the price.
     int checkpoint_pages = 4000;  // a 16 MiB WAL; SQLite's own default is 1000
+    // Start even though <dir>/COMMITTED shows that acknowledged commits are missing from the
+    // database (a cut or damaged -wal file), or is itself damaged: serve what the database
+    // holds, log a warning with both numbers and reset the file to the database's.
+    bool accept_data_loss = false;
   };
 
   // Opens or creates the store. Refuses (without touching the file) a file that is not an
   // lrsched database, one written by a newer schema, or a damaged one; see sqlite_schema.h.
+  // Refuses (DATA_LOSS, touching nothing) a database that lacks commits <dir>/COMMITTED
+  // records as acknowledged, unless accept_data_loss; see sqlite_highwater.h. Migrates a
+  // file of an older schema version. A failure for want of disk space says so
+  // (sqlite_disk_space.h).
   static absl::StatusOr<std::unique_ptr<SqliteStore>> Open(const Options& options);
 
   ~SqliteStore() override;  // Close()s
@@ -135,6 +147,9 @@ class SqliteStore final : public Store {
   struct Writer;  // the connection and its prepared statements
 
   SqliteStore(Options options, std::string path);
+  // Open's work, whose failures Open then explains (disk full).
+  static absl::StatusOr<std::unique_ptr<SqliteStore>> OpenImpl(const Options& options,
+                                                               const std::string& path);
   // Batches one writer writes before leaving the rest to the committer thread, so a caller
   // that became the writer under sustained load returns to its own work.
   static constexpr int kLeaderRounds = 4;
@@ -162,6 +177,10 @@ class SqliteStore final : public Store {
 
   // Touched only by the thread that owns writer_busy_ (and by Open before, Close after).
   std::unique_ptr<Writer> writer_;
+  // The commit sequence number of the last committed write transaction (sqlite_schema.h), and
+  // <dir>/COMMITTED, rewritten with it after each COMMIT (sqlite_highwater.h).
+  int64_t commit_seq_ = 0;
+  std::unique_ptr<sqlite_internal::HighWaterFile> high_water_;
   std::vector<Pending*> batch_;
   bool checkpoint_due_ = false;  // set by WalHook
   int checkpoint_at_;            // WAL frames that make one due (raised after a failure)

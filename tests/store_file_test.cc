@@ -78,6 +78,51 @@ TEST(SqliteStoreFileTest, NewerSchemaIsRefused) {
   ExpectRefused(dir, absl::StatusCode::kFailedPrecondition, "schema version 99 is newer");
 }
 
+// application_id 0x4C525343 ("LRSC") and a schema version, as lrsched stamps its files.
+constexpr char kLrschedV1[] = "PRAGMA application_id = 1280463683; PRAGMA user_version = 1; ";
+constexpr char kLrschedV2[] = "PRAGMA application_id = 1280463683; PRAGMA user_version = 2; ";
+constexpr char kSessionsTable[] =
+    "CREATE TABLE sessions (name TEXT PRIMARY KEY NOT NULL, value BLOB NOT NULL, "
+    "revision INTEGER NOT NULL); ";
+
+// lrsched's marker over other columns: refused read-only, before the read-write open would
+// switch the file to WAL, saying what differs.
+TEST(SqliteStoreFileTest, WrongColumnsAreRefused) {
+  TempDir dir;
+  MakeSqliteDb(dir.db(), absl::StrCat(kLrschedV1,
+                                      "CREATE TABLE sessions (name TEXT, other BLOB); "
+                                      "INSERT INTO sessions VALUES ('a', x'00')")
+                             .c_str());
+  ExpectRefused(dir, absl::StatusCode::kFailedPrecondition,
+                "table sessions has columns (name TEXT, other BLOB) where lrsched schema "
+                "version 1 has (name TEXT NOT NULL PRIMARY KEY, value BLOB NOT NULL, revision "
+                "INTEGER NOT NULL)");
+}
+
+TEST(SqliteStoreFileTest, ExtraTableIsRefused) {
+  TempDir dir;
+  MakeSqliteDb(dir.db(),
+               absl::StrCat(kLrschedV1, kSessionsTable, "CREATE TABLE extra (x)").c_str());
+  ExpectRefused(dir, absl::StatusCode::kFailedPrecondition,
+                "tables (extra, sessions) differ from lrsched schema version 1's (sessions)");
+}
+
+TEST(SqliteStoreFileTest, Version2WithoutMetaIsRefused) {
+  TempDir dir;
+  MakeSqliteDb(dir.db(), absl::StrCat(kLrschedV2, kSessionsTable).c_str());
+  ExpectRefused(dir, absl::StatusCode::kDataLoss,
+                "lrsched database (schema version 2) without meta table (tables: sessions)");
+}
+
+TEST(SqliteStoreFileTest, Version2WithoutCommitSeqIsRefused) {
+  TempDir dir;
+  MakeSqliteDb(dir.db(), absl::StrCat(kLrschedV2, kSessionsTable,
+                                      "CREATE TABLE meta (key TEXT PRIMARY KEY NOT NULL, "
+                                      "value INTEGER NOT NULL)")
+                             .c_str());
+  ExpectRefused(dir, absl::StatusCode::kDataLoss, "the meta table has no commit_seq row");
+}
+
 // Fills a store with enough sessions to span many pages and closes it (checkpointing the WAL
 // into the file, so the damage below hits real data).
 void FillAndClose(const TempDir& dir) {
