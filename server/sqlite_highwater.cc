@@ -4,7 +4,6 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include <array>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -14,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
+#include "server/crc32c.h"
 #include "server/log.h"
 #include "server/sqlite_db.h"
 
@@ -26,16 +26,6 @@ constexpr size_t kDigits = 20;  // INT64_MAX has 19
 constexpr size_t kBodySize = kPrefix.size() + kDigits;
 constexpr size_t kFileSize = kBodySize + kCrcTag.size() + 8 + 1;  // 8 hex digits and '\n'
 
-std::array<uint32_t, 256> MakeCrcTable() {
-  std::array<uint32_t, 256> table{};
-  for (uint32_t i = 0; i < 256; ++i) {
-    uint32_t c = i;
-    for (int k = 0; k < 8; ++k) c = (c & 1) ? (c >> 1) ^ 0x82F63B78u : c >> 1;  // reflected
-    table[i] = c;
-  }
-  return table;
-}
-
 absl::Status IoError(const std::string& path, const char* what, int err) {
   return MarkNoSpace(
       absl::UnavailableError(absl::StrCat(path, ": ", what, ": ", std::strerror(err))), err);
@@ -47,16 +37,9 @@ absl::Status DamagedFile(const std::string& path, std::string_view what) {
 
 }  // namespace
 
-uint32_t Crc32c(std::string_view data) {
-  static const std::array<uint32_t, 256> kTable = MakeCrcTable();
-  uint32_t crc = 0xFFFFFFFFu;
-  for (unsigned char b : data) crc = kTable[(crc ^ b) & 0xFF] ^ (crc >> 8);
-  return crc ^ 0xFFFFFFFFu;
-}
-
 std::string EncodeHighWater(int64_t seq) {
   std::string body = absl::StrFormat("%s%020d", kPrefix, seq);
-  return absl::StrFormat("%s%s%08x\n", body, kCrcTag, Crc32c(body));
+  return absl::StrFormat("%s%s%08x\n", body, kCrcTag, crc32c::Value(body));
 }
 
 absl::StatusOr<int64_t> ParseHighWater(std::string_view text, const std::string& path) {
@@ -76,9 +59,9 @@ absl::StatusOr<int64_t> ParseHighWater(std::string_view text, const std::string&
     if (v < 0) return DamagedFile(path, "checksum field is not lowercase hexadecimal");
     stored = stored << 4 | static_cast<uint32_t>(v);
   }
-  if (stored != Crc32c(body)) {
+  if (stored != crc32c::Value(body)) {
     return DamagedFile(
-        path, absl::StrFormat("checksum %08x does not match its text, %08x", stored, Crc32c(body)));
+        path, absl::StrFormat("checksum %08x does not match its text, %08x", stored, crc32c::Value(body)));
   }
   // The checksum matched, so a bad digit means a file written by something else.
   constexpr int64_t kMax = std::numeric_limits<int64_t>::max();

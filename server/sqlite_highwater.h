@@ -35,9 +35,6 @@ namespace lrsched::sqlite_internal {
 
 inline constexpr char kHighWaterFileName[] = "COMMITTED";
 
-// CRC-32C (Castagnoli), as iSCSI and ext4 use it.
-uint32_t Crc32c(std::string_view data);
-
 // The file's whole text for `seq` (>= 0), always the same length.
 std::string EncodeHighWater(int64_t seq);
 // The number in `text`; DATA_LOSS naming `path` and what is wrong for anything but
