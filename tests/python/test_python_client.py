@@ -694,3 +694,48 @@ def test_retries_across_a_server_restart(tmp_path):
             assert [g["lr"] for g in opt.param_groups] == ref.lr[4]
     finally:
         srv.stop()
+
+
+def test_retry_timeout_bounds_the_retries():
+    """Retry-safe calls to a server that stays down retry for retry_timeout seconds in all, then
+    raise Unavailable naming the time waited (README "Retries"); a plain step is sent once."""
+    assert lrsched.Client("127.0.0.1:1").retry_timeout == lrsched.client.DEFAULT_RETRY_TIMEOUT
+    for bad in (-1, float("nan"), float("inf"), None, "2"):
+        with pytest.raises(ValueError, match="retry_timeout"):
+            lrsched.Client("127.0.0.1:1", retry_timeout=bad)
+    with lrsched.Client("127.0.0.1:1", timeout=5.0, retry_timeout=1.5, backoff=0.05) as down:
+        t0 = time.monotonic()
+        with pytest.raises(lrsched.Unavailable) as e:
+            down.get_lr("x", window=4)
+        waited = time.monotonic() - t0
+        assert 1.5 <= waited < 3.5, waited
+        assert re.search(r"gave up on GetLR after \d+ attempts in 1\.\d s; retry_timeout=1\.5 s",
+                         str(e.value)), str(e.value)
+        t0 = time.monotonic()
+        with pytest.raises(lrsched.Unavailable) as e:
+            down.step("x")  # not retry-safe: one attempt, the plain gRPC message
+        assert time.monotonic() - t0 < 1.0 and "gave up" not in str(e.value)
+    with lrsched.Client("127.0.0.1:1", retry_timeout=0) as once:
+        t0 = time.monotonic()
+        with pytest.raises(lrsched.Unavailable, match=r"after 1 attempt in 0\.\d s"):
+            once.get_session("x")
+        assert time.monotonic() - t0 < 1.0
+    # A count bound, when given, ends the retries first.
+    with lrsched.Client("127.0.0.1:1", retry_timeout=30, retries=2, backoff=0.05) as few:
+        with pytest.raises(lrsched.Unavailable, match="after 3 attempts"):
+            few.get_session("x")
+
+
+def test_remote_scheduler_passes_retry_timeout_and_closes_as_a_context_manager(server):
+    name = fresh_name("ctx")
+    with RemoteLRScheduler(sgd(), COSINE, name=name, server=server.address,
+                           retry_timeout=3.5) as sched:
+        assert sched.client.retry_timeout == 3.5
+        sched.step()
+        assert sched.last_epoch == 1
+    assert sched.client._channel is None  # closed by __exit__
+    with lrsched.Client(server.address) as c:
+        assert c.get_session(name).last_epoch == 1
+    with pytest.raises(lrsched.Unavailable, match="retry_timeout=0.5 s"):
+        RemoteLRScheduler(sgd(), COSINE, name=fresh_name(), server="127.0.0.1:1",
+                          retry_timeout=0.5)

@@ -19,7 +19,7 @@ would under the torch scheduler the spec names.
 import json
 
 from lrsched import errors
-from lrsched.client import DEFAULT_TARGET, Client
+from lrsched.client import DEFAULT_RETRY_TIMEOUT, DEFAULT_TARGET, Client
 
 __all__ = ["RemoteLRScheduler", "OPTIMIZER_TYPES"]
 
@@ -103,7 +103,8 @@ class RemoteLRScheduler:
     and optionally "initial_lr", "momentum" or "betas"). scheduler: torch's class name and
     keyword arguments as a dict; lambdas are expression strings ({"type": "LambdaLR",
     "lr_lambda": "0.95 ** epoch"}). name: the session. server/client: where it lives (a Client
-    is created for `server` unless one is given; timeout/retries configure it).
+    is created for `server` unless one is given; timeout, retry_timeout and retries configure
+    it, see Client).
     optimizer_type: the torch optimizer class name to use instead of the inferred one.
     attach: if a session of that name exists with a *different* spec (for instance after
     optimizer.load_state_dict() changed the groups' lr), use it anyway instead of raising
@@ -116,15 +117,16 @@ class RemoteLRScheduler:
     """
 
     def __init__(self, optimizer, scheduler, *, name, server=DEFAULT_TARGET, client=None,
-                 attach=False, labels=None, optimizer_type=None, timeout=10.0, retries=8):
+                 attach=False, labels=None, optimizer_type=None, timeout=10.0,
+                 retry_timeout=DEFAULT_RETRY_TIMEOUT, retries=None):
         self.optimizer = optimizer
         self.name = name
         self.scheduler_config = scheduler
         self.optimizer_type = optimizer_type
         self.spec = build_spec(optimizer, scheduler, optimizer_type=optimizer_type)
         self._owns_client = client is None
-        self.client = client if client is not None else Client(server, timeout=timeout,
-                                                               retries=retries)
+        self.client = client if client is not None else Client(
+            server, timeout=timeout, retry_timeout=retry_timeout, retries=retries)
         #: Whether the last step() stepped the session (False: another rank already had).
         self.advanced = None
         try:
@@ -208,9 +210,16 @@ class RemoteLRScheduler:
         return session
 
     def close(self):
-        """Closes the client if this object created it."""
+        """Closes the client if this object created it. Idempotent. (Without it, the client is
+        closed when collected or at interpreter exit.)"""
         if self._owns_client and getattr(self, "client", None) is not None:
             self.client.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
     def __repr__(self):
         return (f"RemoteLRScheduler(name={self.name!r}, type={self.scheduler_type!r}, "
@@ -221,9 +230,14 @@ class RemoteLRScheduler:
     def _adopt(self, session):
         """Makes this object and the optimizer's param groups reflect `session`."""
         self._session = session
-        self.last_epoch = session.last_epoch
-        self._last_lr = session.lrs
-        for group, values in zip(self.optimizer.param_groups, session.groups):
+        self._set_values(session.last_epoch, session.groups)
+
+    def _set_values(self, epoch, groups):
+        """Makes last_epoch `epoch` and writes its values (GroupValues per group) into the
+        optimizer's param groups."""
+        self.last_epoch = epoch
+        self._last_lr = [g.lr for g in groups]
+        for group, values in zip(self.optimizer.param_groups, groups):
             group["lr"] = values.lr
             if values.momentum is None:
                 continue
