@@ -5,9 +5,10 @@
   (at construction or at the same step); with a real torch optimizer (when Debian's
   python3-torch is importable) it matches a real torch scheduler running side by side;
 - the Client: error mapping, paging, lookahead, watch, export/import, retries across a server
-  restart;
+  restart, retries bounded by retry_timeout;
 - RemoteLRScheduler: state_dict()/load_state_dict(), attach on a trainer restart, ranks that
-  step the same epoch advance the session once.
+  step the same epoch advance the session once, follow=True (one GetLR per window), the context
+  manager. (Exit without close(): test_python_exit.py.)
 
 Run by scripts/test.sh as `/usr/bin/python3 -m pytest tests/python` with LRSCHED_BIN_DIR set to
 the build directory (holding server/lrsched-server); the build also generates the package's
@@ -739,3 +740,96 @@ def test_remote_scheduler_passes_retry_timeout_and_closes_as_a_context_manager(s
     with pytest.raises(lrsched.Unavailable, match="retry_timeout=0.5 s"):
         RemoteLRScheduler(sgd(), COSINE, name=fresh_name(), server="127.0.0.1:1",
                           retry_timeout=0.5)
+
+
+class CountingClient(lrsched.Client):
+    """A Client that counts its GetLR and Step calls (what a follower costs)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.get_lrs = 0
+        self.steps = 0
+
+    def get_lr(self, *args, **kwargs):
+        self.get_lrs += 1
+        return super().get_lr(*args, **kwargs)
+
+    def step(self, *args, **kwargs):
+        self.steps += 1
+        return super().step(*args, **kwargs)
+
+
+def test_follow_reads_one_window_per_k_steps(server, client):
+    """follow=True (as the C++ RemoteSchedule's follow): step() makes no Step RPC and one GetLR
+    per `window` steps, and the param groups hold the stepping rank's values exactly."""
+    name = fresh_name("follow")
+    n, k = 10, 4
+    ref = client.simulate(build_spec(sgd(groups=2), COSINE), n + 1)
+    with CountingClient(server.address) as fc:
+        owner_opt, follower_opt = sgd(groups=2), sgd(groups=2)
+        owner = RemoteLRScheduler(owner_opt, COSINE, name=name, client=client)
+        follower = RemoteLRScheduler(follower_opt, COSINE, name=name, client=fc, follow=True,
+                                     window=k)
+        fc.get_lrs = 0
+        for i in range(1, n + 1):
+            # Alternate who goes first: the follower may be one step ahead of the session.
+            first, second = (owner, follower) if i % 2 else (follower, owner)
+            first.step()
+            second.step()
+            assert follower.last_epoch == owner.last_epoch == i
+            assert read_groups(follower_opt) == read_groups(owner_opt)
+            assert follower.get_last_lr() == owner.get_last_lr() == ref.lr[i]
+        assert fc.steps == 0 and owner.advanced
+        assert fc.get_lrs == math.ceil(n / k), fc.get_lrs  # epochs 1, 5 and 9
+        assert client.get_session(name).last_epoch == n
+
+
+def test_follow_ahead_behind_and_refused(server, client):
+    name = fresh_name("follow")
+    n = 7
+    ref = client.simulate(build_spec(sgd(), COSINE), n + 1)
+    with CountingClient(server.address) as fc:
+        # Nobody steps: a follower runs ahead of the session, past its window too (then one
+        # GetLR for the window and one for the epoch itself), with the exact lookahead values.
+        follower = RemoteLRScheduler(sgd(), COSINE, name=name, client=fc, follow=True, window=3)
+        for i in range(1, n + 1):
+            follower.step()
+            assert follower.last_epoch == i and follower.get_last_lr() == ref.lr[i]
+        assert fc.steps == 0 and client.get_session(name).last_epoch == 0
+
+        # Behind the session: the server keeps no past values.
+        owner = RemoteLRScheduler(sgd(), COSINE, name=name, client=client)
+        late = RemoteLRScheduler(sgd(), COSINE, name=name, client=fc, follow=True, window=2)
+        for _ in range(5):
+            owner.step()
+        opt_before = read_groups(late.optimizer)
+        with pytest.raises(lrsched.FailedPrecondition, match="at epoch 5, this follower behind"):
+            late.step()
+        assert late.last_epoch == 0 and read_groups(late.optimizer) == opt_before
+        assert late.refresh().last_epoch == 5  # rejoins at the session's epoch
+        late.step()
+        assert late.last_epoch == 6 and late.get_last_lr() == ref.lr[6]
+
+        with pytest.raises(ValueError, match="step\\(epoch\\) is not supported"):
+            late.step(epoch=3)
+        with pytest.raises(ValueError, match="window"):
+            RemoteLRScheduler(sgd(), COSINE, name=name, client=fc, follow=True, window=0)
+
+
+def test_follow_plateau_reads_the_current_values(server, client):
+    """ReduceLROnPlateau has no lookahead: a follower's step() reads the session's values now
+    (one GetLR each), whatever metric it is given."""
+    name = fresh_name("follow")
+    plateau = {"type": "ReduceLROnPlateau", "patience": 0, "factor": 0.5}
+    with CountingClient(server.address) as fc:
+        owner_opt, follower_opt = sgd(), sgd()
+        owner = RemoteLRScheduler(owner_opt, plateau, name=name, client=client)
+        follower = RemoteLRScheduler(follower_opt, plateau, name=name, client=fc, follow=True)
+        fc.get_lrs = 0
+        for i, loss in enumerate([1.0, 2.0, 3.0, 0.5], start=1):
+            owner.step(loss)
+            follower.step(123.0)  # ignored: the stepping rank's metric counts
+            assert follower.last_epoch == owner.last_epoch == i
+            assert read_groups(follower_opt) == read_groups(owner_opt)
+        assert owner.get_last_lr() == [0.025]  # two plateaus halved it twice
+        assert fc.get_lrs == 4 and fc.steps == 0
