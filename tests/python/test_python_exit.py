@@ -10,6 +10,9 @@ finished; the child must then exit within EXIT_LIMIT seconds:
 - retried calls that succeed: the server is down when the child starts calling and is started
   while it retries;
 - a server that stays down: the child's step() raises Unavailable after retry_timeout.
+In-process, the pieces that bound a call's life: retry_timeout (and retries) end the retries
+with an Unavailable naming the time waited; RemoteLRScheduler passes retry_timeout on and
+closes its client as a context manager.
 
 Needs LRSCHED_BIN_DIR (the build directory, holding server/lrsched-server); the build also
 generates the package's gRPC modules. Each test takes a few seconds; every wait is bounded.
@@ -18,8 +21,6 @@ import os
 import pathlib
 import queue
 import re
-import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -27,70 +28,20 @@ import time
 
 import pytest
 
+from pyclient_server import Server, free_port, skip_reason
+
+if skip_reason():
+    pytest.skip(skip_reason(), allow_module_level=True)
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
-BIN_DIR = os.environ.get("LRSCHED_BIN_DIR")
-SERVER_BIN = os.path.join(BIN_DIR, "server", "lrsched-server") if BIN_DIR else None
+# The package is used from the source tree, as the README says (PYTHONPATH=client/python).
+sys.path.insert(0, str(ROOT / "client" / "python"))
+import lrsched  # noqa: E402
+from lrsched.torch import RemoteLRScheduler  # noqa: E402
+
 PYTHON = "/usr/bin/python3"
-
-if not BIN_DIR:
-    pytest.skip("LRSCHED_BIN_DIR is not set (the CMake build directory; run scripts/test.sh)",
-                allow_module_level=True)
-if not os.access(SERVER_BIN, os.X_OK):
-    pytest.skip(f"no server binary at {SERVER_BIN} (build the lrsched-server target)",
-                allow_module_level=True)
-
 EXIT_LIMIT = 2.0  # seconds from the child's last marker to its exit
 HARD_LIMIT = 30.0  # seconds any wait here may take before the test fails (and kills)
-START_TIMEOUT = 20  # seconds for a server to log event=listening
-
-
-def free_port():
-    """A port free on 127.0.0.1 now. (The server must come up on a port the child already
-    dials, so it cannot pick its own with port 0.)"""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """One lrsched-server on 127.0.0.1:`port`, its log in `log_path`."""
-
-    def __init__(self, tmp_path, port):
-        self.data_dir = tmp_path / "data"
-        self.log_path = tmp_path / "server.log"
-        self.port = port
-        self.proc = None
-
-    def start(self):
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                [SERVER_BIN, f"--listen=127.0.0.1:{self.port}", f"--data_dir={self.data_dir}",
-                 "--sqlite_synchronous=normal", "--shutdown_grace=1s"],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log)
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if re.search(r"event=listening .*?addr=127\.0\.0\.1:%d\b" % self.port,
-                         self.log_path.read_text(errors="replace")):
-                return self
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.02)
-        log = self.log_path.read_text(errors="replace")
-        self.stop()
-        raise AssertionError(f"lrsched-server did not start listening:\n{log}")
-
-    def stop(self):
-        if self.proc is None:
-            return
-        proc, self.proc = self.proc, None
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(10)
-                return
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        proc.wait(10)
 
 
 class Child:
@@ -263,3 +214,67 @@ def test_exit_after_the_server_stays_down_without_close(tmp_path, keep):
     finally:
         child.kill()
         server.stop()
+
+
+def test_retry_timeout_bounds_the_retries():
+    """Retry-safe calls to a server that stays down retry for retry_timeout seconds in all, then
+    raise Unavailable naming the time waited (README "Retries"); a plain step is sent once."""
+    assert lrsched.Client("127.0.0.1:1").retry_timeout == lrsched.client.DEFAULT_RETRY_TIMEOUT
+    for bad in (-1, float("nan"), float("inf"), None, "2"):
+        with pytest.raises(ValueError, match="retry_timeout"):
+            lrsched.Client("127.0.0.1:1", retry_timeout=bad)
+    with lrsched.Client("127.0.0.1:1", timeout=5.0, retry_timeout=1.5, backoff=0.05) as down:
+        t0 = time.monotonic()
+        with pytest.raises(lrsched.Unavailable) as e:
+            down.get_lr("x", window=4)
+        waited = time.monotonic() - t0
+        assert 1.5 <= waited < 3.5, waited
+        assert re.search(r"gave up on GetLR after \d+ attempts in 1\.\d s; retry_timeout=1\.5 s",
+                         str(e.value)), str(e.value)
+        t0 = time.monotonic()
+        with pytest.raises(lrsched.Unavailable) as e:
+            down.step("x")  # not retry-safe: one attempt, the plain gRPC message
+        assert time.monotonic() - t0 < 1.0 and "gave up" not in str(e.value)
+    with lrsched.Client("127.0.0.1:1", retry_timeout=0) as once:
+        t0 = time.monotonic()
+        with pytest.raises(lrsched.Unavailable, match=r"after 1 attempt in 0\.\d s"):
+            once.get_session("x")
+        assert time.monotonic() - t0 < 1.0
+    # A count bound, when given, ends the retries first.
+    with lrsched.Client("127.0.0.1:1", retry_timeout=30, retries=2, backoff=0.05) as few:
+        with pytest.raises(lrsched.Unavailable, match="after 3 attempts"):
+            few.get_session("x")
+
+
+class Opt:
+    """Not torch: just `param_groups`."""
+
+    def __init__(self):
+        self.param_groups = [{"lr": 0.1, "momentum": 0.9}]
+
+
+COSINE = {"type": "CosineAnnealingLR", "T_max": 10}
+
+
+@pytest.fixture
+def server(tmp_path):
+    s = Server(tmp_path, free_port()).start()
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+def test_remote_scheduler_passes_retry_timeout_and_closes_as_a_context_manager(server):
+    name = "ctx/1"
+    with RemoteLRScheduler(Opt(), COSINE, name=name, server=server.address,
+                           retry_timeout=3.5) as sched:
+        assert sched.client.retry_timeout == 3.5
+        sched.step()
+        assert sched.last_epoch == 1
+    assert sched.client._channel is None  # closed by __exit__
+    with lrsched.Client(server.address) as c:
+        assert c.get_session(name).last_epoch == 1
+    with pytest.raises(lrsched.Unavailable, match="retry_timeout=0.5 s"):
+        RemoteLRScheduler(Opt(), COSINE, name="ctx/2", server="127.0.0.1:1",
+                          retry_timeout=0.5)
