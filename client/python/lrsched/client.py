@@ -5,15 +5,24 @@ plain values of `lrsched.values` (dataclasses, never protobuf messages). A faile
 `lrsched.errors` class for its status code.
 
 Retries: UNAVAILABLE (server down, restarting, unreachable) is retried with jittered exponential
-backoff, but only for calls that cannot apply twice: the reads (get_session, list_sessions,
+backoff for at most `retry_timeout` seconds in all (then Unavailable says how long it waited),
+but only for calls that cannot apply twice: the reads (get_session, list_sessions,
 get_lr, simulate, export_state), create_session (a repeated create with the same spec returns
 the existing session, by contract) and step *with* `if_epoch` (a repeat finds the epoch moved
 and changes nothing). A plain step, delete_session and import_state are sent once: an
 UNAVAILABLE reply may come after the server applied them.
+
+Exit: a channel that retried leaves gRPC threads behind, and a channel still open when the
+interpreter shuts down can block its exit forever (grpc's channel __del__ waits on them). So
+every channel the client opens is closed by close(), by the garbage collection of the client,
+and at interpreter exit, whichever comes first (weakref.finalize), never left to grpc's __del__.
 """
 import json
+import math
 import random
 import threading
+import time
+import weakref
 
 import grpc
 
@@ -22,9 +31,12 @@ from lrsched._proto import pb, pb_grpc
 from lrsched.values import (ExportedState, LRValues, Session, SimulateResult, StepResult,
                             encode_nonfinite)
 
-__all__ = ["Client", "DEFAULT_TARGET"]
+__all__ = ["Client", "DEFAULT_TARGET", "DEFAULT_RETRY_TIMEOUT"]
 
 DEFAULT_TARGET = "127.0.0.1:50051"
+# Seconds a retry-safe call keeps retrying UNAVAILABLE before it raises (README: "Retries").
+# About what the former 8 retries added up to: a restarting server is usually back by then.
+DEFAULT_RETRY_TIMEOUT = 10.0
 
 # gRPC reconnects with exponential backoff from 1 s up to 120 s by default; a restarted server
 # would then stay unreachable long after it is back. Keep the channel's own backoff short: the
@@ -36,6 +48,18 @@ _CHANNEL_OPTIONS = [
     # Session documents and Simulate traces can be large (the server allows up to its limits).
     ("grpc.max_receive_message_length", 64 * 1024 * 1024),
 ]
+
+
+def _close_channel(channel):
+    """Closes a channel this client opened, once gRPC's connectivity thread (started by the
+    subscription in Client._pause) has stopped: that thread ends within 0.2 s of the last
+    unsubscribe, and a channel closed under it makes the thread die with a traceback on stderr.
+    (`_connectivity_state.polling` is grpc's own flag for that thread; without it, close now.)"""
+    state = getattr(channel, "_connectivity_state", None)
+    deadline = time.monotonic() + 1.0
+    while getattr(state, "polling", False) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    channel.close()
 
 
 def _spec_text(spec):
@@ -53,31 +77,45 @@ class Client:
     target: "host:port" (default 127.0.0.1:50051). timeout: seconds per RPC attempt (None: no
     deadline). credentials: grpc.ChannelCredentials for TLS (e.g. grpc.ssl_channel_credentials());
     without them the channel is insecure. token: sent as `authorization: Bearer <token>` metadata
-    on every call (for an authenticating proxy in front of the server). retries: how many times
-    a retry-safe call is repeated after UNAVAILABLE (0: never), waiting backoff, 2*backoff, ...
-    (at most max_backoff, with jitter) in between. channel: an existing grpc.Channel to use
-    instead (target and credentials are then ignored; the client does not close it).
+    on every call (for an authenticating proxy in front of the server). retry_timeout: seconds a
+    retry-safe call keeps retrying after UNAVAILABLE, counted from its first attempt (0: never
+    retry); once they have passed it raises Unavailable naming the time it waited. A retried
+    attempt's deadline is cut to what is left of it, so such a call returns or raises within
+    timeout + retry_timeout. retries: at most this many retries as well (None: as many as
+    retry_timeout allows; 0: never). Between attempts it waits backoff, 2*backoff, ... (at most
+    max_backoff, with jitter). channel: an existing grpc.Channel to use instead (target and
+    credentials are then ignored; the client does not close it, so the caller must).
 
-    Thread-safe (gRPC channels are). Use as a context manager or call close().
+    Thread-safe (gRPC channels are). Use as a context manager or call close(); a client that is
+    neither closed nor collected is closed at interpreter exit.
     """
 
     def __init__(self, target=DEFAULT_TARGET, *, timeout=10.0, credentials=None, token=None,
-                 retries=8, backoff=0.1, max_backoff=4.0, channel=None, options=()):
-        if retries < 0:
+                 retry_timeout=DEFAULT_RETRY_TIMEOUT, retries=None, backoff=0.1, max_backoff=4.0,
+                 channel=None, options=()):
+        if retries is not None and retries < 0:
             raise ValueError(f"retries must not be negative, got {retries}")
+        if not isinstance(retry_timeout, (int, float)) or not 0 <= retry_timeout < math.inf:
+            raise ValueError(f"retry_timeout must be a finite number of seconds >= 0, got "
+                             f"{retry_timeout!r}")
         self.target = target
         self.timeout = timeout
+        self.retry_timeout = float(retry_timeout)
         self.retries = retries
         self.backoff = backoff
         self.max_backoff = max_backoff
         self._metadata = (("authorization", f"Bearer {token}"),) if token else None
-        self._owns_channel = channel is None
+        self._finalizer = None
         if channel is None:
             opts = _CHANNEL_OPTIONS + list(options)
             if credentials is not None:
                 channel = grpc.secure_channel(target, credentials, options=opts)
             else:
                 channel = grpc.insecure_channel(target, options=opts)
+            # Closes the channel when this client is collected or at interpreter exit (weakref
+            # runs its finalizers from an atexit hook, while gRPC's threads still run), unless
+            # close() did first. It holds the channel, never the client.
+            self._finalizer = weakref.finalize(self, _close_channel, channel)
         self._channel = channel
         self._stub = pb_grpc.LrSchedulerStub(channel)
 
@@ -85,8 +123,8 @@ class Client:
 
     def close(self):
         """Closes the channel (if the client opened it). Idempotent."""
-        if self._owns_channel and self._channel is not None:
-            self._channel.close()
+        if self._finalizer is not None:
+            self._finalizer()  # closes the channel once, then never again
         self._channel = None
 
     def __enter__(self):
@@ -101,20 +139,36 @@ class Client:
     # -- plumbing ----------------------------------------------------------------------------
 
     def _call(self, method, request, *, retry):
-        """Calls the unary `method`, retrying UNAVAILABLE when `retry`; raises LrschedError."""
+        """Calls the unary `method`, retrying UNAVAILABLE when `retry` (for retry_timeout
+        seconds, or `retries` times); raises LrschedError."""
         fn = getattr(self._stub, method)
+        start = time.monotonic()
         attempt = 0
+        timeout = self.timeout
         while True:
             try:
-                return fn(request, timeout=self.timeout, metadata=self._metadata)
+                return fn(request, timeout=timeout, metadata=self._metadata)
             except grpc.RpcError as e:
                 err = errors.from_rpc_error(e)
-                if not (retry and isinstance(err, errors.Unavailable) and attempt < self.retries):
+                capped = timeout is not None and (self.timeout is None or timeout < self.timeout)
+                if not retry or not (isinstance(err, errors.Unavailable) or (
+                        capped and isinstance(err, errors.DeadlineExceeded))):
                     raise err from None
+                waited = time.monotonic() - start
+                left = self.retry_timeout - waited
+                if left <= 0 or (self.retries is not None and attempt >= self.retries):
+                    raise errors.Unavailable(
+                        f"{err.details} (lrsched client: gave up on {method} after "
+                        f"{attempt + 1} attempt{'s' if attempt else ''} in {waited:.1f} s; "
+                        f"retry_timeout={self.retry_timeout:g} s)") from None
             # Jitter spreads out the retries of many ranks hitting one restarting server.
             delay = min(self.max_backoff, self.backoff * (2 ** attempt))
-            self._pause(delay * random.uniform(0.5, 1.0))
+            self._pause(min(left, delay * random.uniform(0.5, 1.0)))
             attempt += 1
+            # The next attempt ends by the retry deadline (a black-holed address would
+            # otherwise hold each attempt for the whole per-call timeout).
+            left = max(0.05, self.retry_timeout - (time.monotonic() - start))
+            timeout = left if self.timeout is None else min(self.timeout, left)
 
     def _pause(self, seconds):
         """Waits `seconds` before a retry while keeping the channel reconnecting, and returns

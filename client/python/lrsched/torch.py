@@ -13,13 +13,15 @@ imports absolute names, so it never shadows the real `torch`.)
 
 Invariants: after construction and after every step()/load_state_dict()/refresh(), each param
 group's "lr" (and "momentum", or "betas"[0] for Adam-family groups) holds exactly the double the
-session reports, and `last_epoch` is the session's last_epoch: the optimizer looks exactly as it
-would under the torch scheduler the spec names.
+session reports for `last_epoch`, and (unless follow=True) `last_epoch` is the session's
+last_epoch: the optimizer looks exactly as it would under the torch scheduler the spec names.
+A follower's `last_epoch` is its own count of step() calls, which may run ahead of the session
+(its values come from the session's lookahead); see RemoteLRScheduler.
 """
 import json
 
 from lrsched import errors
-from lrsched.client import DEFAULT_TARGET, Client
+from lrsched.client import DEFAULT_RETRY_TIMEOUT, DEFAULT_TARGET, Client
 
 __all__ = ["RemoteLRScheduler", "OPTIMIZER_TYPES"]
 
@@ -103,11 +105,24 @@ class RemoteLRScheduler:
     and optionally "initial_lr", "momentum" or "betas"). scheduler: torch's class name and
     keyword arguments as a dict; lambdas are expression strings ({"type": "LambdaLR",
     "lr_lambda": "0.95 ** epoch"}). name: the session. server/client: where it lives (a Client
-    is created for `server` unless one is given; timeout/retries configure it).
+    is created for `server` unless one is given; timeout, retry_timeout and retries configure
+    it, see Client).
     optimizer_type: the torch optimizer class name to use instead of the inferred one.
     attach: if a session of that name exists with a *different* spec (for instance after
     optimizer.load_state_dict() changed the groups' lr), use it anyway instead of raising
     AlreadyExists. labels: the session's labels, when it is created.
+
+    follow: for ranks that read but never step the session (another rank does). step() then
+    makes no Step RPC: it moves this object to the next epoch and writes that epoch's values,
+    taken from a lookahead window of `window` epochs fetched with one GetLR, into the param
+    groups, so a follower costs one RPC per `window` steps. The window holds the server's exact
+    values, so followers get the same bits as the stepping rank. Followers assume plain step()
+    calls (step(epoch=...) raises ValueError; a metric is ignored: the stepping rank's counts).
+    A follower may run ahead of the session (lookahead is exact for plain steps), but not
+    behind it: the server keeps no past values, so step() then raises FailedPrecondition. For
+    ReduceLROnPlateau (no lookahead) each step() reads the session's current values (one GetLR).
+    A follower does not see changes that are not plain steps (load_state_dict() by another
+    rank) until refresh(), which also sets its epoch to the session's.
 
     Construction creates the session (or, same spec, finds the one an earlier run created:
     a restarted trainer continues from the session's epoch) and writes its values into the
@@ -116,15 +131,22 @@ class RemoteLRScheduler:
     """
 
     def __init__(self, optimizer, scheduler, *, name, server=DEFAULT_TARGET, client=None,
-                 attach=False, labels=None, optimizer_type=None, timeout=10.0, retries=8):
+                 attach=False, labels=None, optimizer_type=None, timeout=10.0,
+                 retry_timeout=DEFAULT_RETRY_TIMEOUT, retries=None, follow=False, window=64):
+        if not isinstance(window, int) or not 1 <= window <= 10000:
+            raise ValueError(f"RemoteLRScheduler: window must be an int in 1..10000, got "
+                             f"{window!r}")
+        self.follow = bool(follow)
+        self.window = window
+        self._window = []  # follower: EpochValues for consecutive epochs (a GetLR's window)
         self.optimizer = optimizer
         self.name = name
         self.scheduler_config = scheduler
         self.optimizer_type = optimizer_type
         self.spec = build_spec(optimizer, scheduler, optimizer_type=optimizer_type)
         self._owns_client = client is None
-        self.client = client if client is not None else Client(server, timeout=timeout,
-                                                               retries=retries)
+        self.client = client if client is not None else Client(
+            server, timeout=timeout, retry_timeout=retry_timeout, retries=retries)
         #: Whether the last step() stepped the session (False: another rank already had).
         self.advanced = None
         try:
@@ -156,6 +178,9 @@ class RemoteLRScheduler:
         session's state, which is the state that step produced."""
         if metrics is not None and epoch is None and self.scheduler_type != "ReduceLROnPlateau":
             metrics, epoch = None, metrics
+        if self.follow:
+            self._follow_step(epoch)
+            return
         result = self.client.step(self.name, metric=metrics, epoch=epoch,
                                   if_epoch=self.last_epoch)
         self.advanced = result.advanced
@@ -208,9 +233,16 @@ class RemoteLRScheduler:
         return session
 
     def close(self):
-        """Closes the client if this object created it."""
+        """Closes the client if this object created it. Idempotent. (Without it, the client is
+        closed when collected or at interpreter exit.)"""
         if self._owns_client and getattr(self, "client", None) is not None:
             self.client.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
     def __repr__(self):
         return (f"RemoteLRScheduler(name={self.name!r}, type={self.scheduler_type!r}, "
@@ -221,9 +253,16 @@ class RemoteLRScheduler:
     def _adopt(self, session):
         """Makes this object and the optimizer's param groups reflect `session`."""
         self._session = session
-        self.last_epoch = session.last_epoch
-        self._last_lr = session.lrs
-        for group, values in zip(self.optimizer.param_groups, session.groups):
+        # A follower's window may predate this state (a load_state_dict, a step(epoch)).
+        self._window = []
+        self._set_values(session.last_epoch, session.groups)
+
+    def _set_values(self, epoch, groups):
+        """Makes last_epoch `epoch` and writes its values (GroupValues per group) into the
+        optimizer's param groups."""
+        self.last_epoch = epoch
+        self._last_lr = [g.lr for g in groups]
+        for group, values in zip(self.optimizer.param_groups, groups):
             group["lr"] = values.lr
             if values.momentum is None:
                 continue
@@ -232,6 +271,42 @@ class RemoteLRScheduler:
                 group["betas"] = (values.momentum, *tuple(group["betas"])[1:])
             elif "momentum" in group:
                 group["momentum"] = values.momentum
+
+    def _follow_step(self, epoch):
+        """step() of a follower: no Step RPC; the next epoch's values from the window."""
+        if epoch is not None:
+            raise ValueError("RemoteLRScheduler(follow=True): step(epoch) is not supported; a "
+                             "follower follows plain step() calls (use refresh() to re-read)")
+        if not self._session.deterministic:
+            # No lookahead: the session's current values, whoever steps it.
+            values = self.client.get_lr(self.name)
+            self._set_values(values.last_epoch, values.groups)
+            return
+        e = self.last_epoch + 1
+        groups = self._from_window(e)
+        if groups is None:
+            # The window starts at the session's current epoch; a follower ahead of the
+            # stepping rank reads the values ahead of it (exact for plain steps).
+            fetched = self.client.get_lr(self.name, window=self.window)
+            self._window = fetched.window
+            groups = self._from_window(e)
+            if groups is None and e > fetched.last_epoch:
+                # More than `window` epochs ahead (nobody steps the session): the window
+                # cannot shift, so read this epoch alone.
+                groups = self.client.get_lr(self.name, ahead=e - fetched.last_epoch).groups
+            elif groups is None:
+                raise errors.FailedPrecondition(
+                    f"RemoteLRScheduler(follow=True): session {self.name!r} is at epoch "
+                    f"{fetched.last_epoch}, this follower behind it at {e} (the server keeps "
+                    f"no past values; refresh() to rejoin at the session's epoch)")
+        self._set_values(e, groups)
+
+    def _from_window(self, e):
+        """The groups for epoch `e` from the follower's window, or None if it is not there."""
+        if not self._window:
+            return None
+        i = e - self._window[0].epoch
+        return self._window[i].groups if 0 <= i < len(self._window) else None
 
     def _copy_construction_keys(self):
         """Writes initial_lr (and OneCycleLR's max_lr, ...) as torch's constructor leaves them in
