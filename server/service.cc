@@ -109,7 +109,11 @@ absl::StatusOr<std::unique_ptr<Schedule>> ScheduleFromImport(const v1::ImportSta
 }  // namespace
 
 LrSchedulerService::LrSchedulerService(Registry* registry, ServiceOptions options)
-    : registry_(registry), options_(options), observer_(options.metrics) {}
+    : registry_(registry),
+      options_(options),
+      observer_(options.metrics) {
+  ParseCheckAllMethods();
+}
 
 void LrSchedulerService::Finish(grpc::ServerUnaryReactor* reactor, FinishedCall call,
                                 const absl::Status& s) const {

@@ -110,6 +110,19 @@ class LrSchedulerService final : public v1::LrScheduler::CallbackService {
   // OK, or the refusal of a caller that may not call `method` (see ServiceOptions::authorizer).
   absl::Status Authorize(const grpc::ServerContextBase* ctx, const char* method) const;
 
+  // Requests that do not parse (service_parse.cc). The constructor replaces grpc++'s handler
+  // of every method with one that refuses them itself (parse_checked_handler.h).
+  template <class Request, class Response>
+  using UnaryMethod = grpc::ServerUnaryReactor* (LrSchedulerService::*)(
+      grpc::CallbackServerContext*, const Request*, Response*);
+  void ParseCheckAllMethods();
+  template <class Request, class Response>
+  void ParseChecked(const char* method, UnaryMethod<Request, Response> serve);
+  // The refusal of a `method` call whose body is not a `type`: the authorization's, else
+  // INVALID_ARGUMENT "could not parse request ...".
+  absl::Status Unparsed(const grpc::ServerContextBase* ctx, const char* method,
+                        const std::string& type) const;
+
   Registry* const registry_;
   const ServiceOptions options_;
   const CallObserver observer_;
