@@ -96,6 +96,11 @@ int RunLocalSimulate(const std::string& path) {
     std::cout << ConstructionErrorJson(std::string(schedule.status().message())).dump() << "\n";
     return kExitOk;
   }
+  absl::Status size = CheckSimulateSize(*input);
+  if (!size.ok()) {
+    std::cerr << "lrsched: " << size.message() << "\n";
+    return kExitUsage;
+  }
   Trace trace;
   absl::Status s = lrsched::Simulate(**schedule, input->steps, input->metrics, input->epochs,
                                      &trace);
