@@ -349,6 +349,18 @@ def test_second_server_on_the_same_data_dir_is_refused(server, tmp_path):
         again.close()
 
 
+def test_help_lists_the_servers_own_flags():
+    out = subprocess.run([server_bin(), "--help"], capture_output=True, text=True,
+                         timeout=CALL_TIMEOUT)
+    text = out.stdout + out.stderr
+    assert "lrsched-server [--listen=HOST:PORT]" in text
+    for flag in ("--listen", "--data_dir", "--max_simulate_steps", "--tokens_file",
+                 "--metrics_listen", "--store", "--etcd_endpoints"):
+        assert flag in text, flag
+    assert "No flags matched" not in text
+    assert "--flagfile" not in text and "--fromenv" not in text
+
+
 def test_bad_flags_fail_to_start(tmp_path):
     for flags in (["--sqlite_synchronous=sometimes"], ["--sqlite_checkpoint_pages=0"],
                   ["--tls_cert=/nonexistent"],
