@@ -7,8 +7,8 @@
 // (parse_checked_handler.h).
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "grpc/support/log.h"
 #include "google/protobuf/descriptor.h"
+#include "grpc/support/log.h"
 #include "server/convert.h"
 #include "server/parse_checked_handler.h"
 #include "server/service.h"
@@ -38,8 +38,7 @@ absl::Status LrSchedulerService::Unparsed(const grpc::ServerContextBase* ctx, co
 }
 
 template <class Request, class Response>
-void LrSchedulerService::ParseChecked(const char* method,
-                                      UnaryMethod<Request, Response> serve) {
+void LrSchedulerService::ParseChecked(const char* method, UnaryMethod<Request, Response> serve) {
   MarkMethodCallback(
       MethodIndex(method),
       new ParseCheckedUnaryHandler<Request, Response>(
@@ -70,14 +69,13 @@ void LrSchedulerService::ParseCheckAllMethods() {
   using WatchHandler = ParseCheckedWriterHandler<v1::WatchRequest, v1::Session>;
   MarkMethodCallback(
       MethodIndex("Watch"),
-      new WatchHandler(
-          [this](grpc::CallbackServerContext* ctx, const v1::WatchRequest* req) {
-            return Watch(ctx, req);
-          },
-          [this](grpc::CallbackServerContext* ctx, const v1::WatchRequest*) {
-            absl::Status s = Unparsed(ctx, "Watch", v1::WatchRequest::descriptor()->full_name());
-            return new FinishedWriteReactor<v1::Session>(ToGrpc(s));
-          }));
+      new WatchHandler([this](grpc::CallbackServerContext* ctx,
+                              const v1::WatchRequest* req) { return Watch(ctx, req); },
+                       [this](grpc::CallbackServerContext* ctx, const v1::WatchRequest*) {
+                         absl::Status s =
+                             Unparsed(ctx, "Watch", v1::WatchRequest::descriptor()->full_name());
+                         return new FinishedWriteReactor<v1::Session>(ToGrpc(s));
+                       }));
 }
 
 }  // namespace lrsched

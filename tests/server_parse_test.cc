@@ -32,9 +32,9 @@ const std::vector<std::string> kMethods = {
 // Bodies no request message parses from: a length-delimited field 1 running past the end; a
 // truncated tag varint; field 1 (a string in every request) holding invalid UTF-8, which
 // proto3 refuses.
-const std::vector<std::string> kGarbage = {std::string("\x0a\x05" "ab", 4),
-                                           std::string("\xff\xff\xff", 3),
-                                           std::string("\x0a\x01\xff", 3)};
+const std::vector<std::string> kGarbage = {std::string{'\x0a', '\x05', 'a', 'b'},
+                                           std::string{'\xff', '\xff', '\xff'},
+                                           std::string{'\x0a', '\x01', '\xff'}};
 
 // One call of /lrsched.v1.LrScheduler/`method` whose body is `body`, with an optional token.
 grpc::Status RawCall(const std::shared_ptr<grpc::Channel>& channel, const std::string& method,
@@ -45,9 +45,8 @@ grpc::Status RawCall(const std::shared_ptr<grpc::Channel>& channel, const std::s
   auto ctx = Ctx();
   if (!token.empty()) ctx->AddMetadata("authorization", absl::StrCat("Bearer ", token));
   std::promise<grpc::Status> done;
-  stub.UnaryCall(ctx.get(), absl::StrCat("/lrsched.v1.LrScheduler/", method),
-                 grpc::StubOptions(), &req, &resp,
-                 [&done](grpc::Status s) { done.set_value(s); });
+  stub.UnaryCall(ctx.get(), absl::StrCat("/lrsched.v1.LrScheduler/", method), grpc::StubOptions(),
+                 &req, &resp, [&done](grpc::Status s) { done.set_value(s); });
   return done.get_future().get();
 }
 
@@ -73,9 +72,9 @@ TEST(UnparsableRequestTest, EveryMethodSaysInvalidArgumentNamingIt) {
 
   const std::string text = h.server()->metrics()->Render();
   for (const std::string& method : kMethods) {
-    EXPECT_THAT(text, HasSubstr(absl::StrCat("lrsched_rpc_total{method=\"lrsched.v1.LrScheduler/",
-                                             method, "\",code=\"INVALID_ARGUMENT\"} ",
-                                             kGarbage.size(), "\n")));
+    EXPECT_THAT(text,
+                HasSubstr(absl::StrCat("lrsched_rpc_total{method=\"lrsched.v1.LrScheduler/", method,
+                                       "\",code=\"INVALID_ARGUMENT\"} ", kGarbage.size(), "\n")));
   }
   EXPECT_THAT(text, ::testing::Not(HasSubstr("UNIMPLEMENTED")));
 }
@@ -118,8 +117,8 @@ TEST(UnparsableRequestTest, AuthorizationComesFirst) {
               grpc::StatusCode::UNAUTHENTICATED);
     grpc::Status s = RawCall(h.channel(), method, kGarbage[0], kReader);
     const bool reader_may = RequiredRole(method) == Role::kReader;
-    EXPECT_EQ(s.error_code(), reader_may ? grpc::StatusCode::INVALID_ARGUMENT
-                                         : grpc::StatusCode::PERMISSION_DENIED)
+    EXPECT_EQ(s.error_code(),
+              reader_may ? grpc::StatusCode::INVALID_ARGUMENT : grpc::StatusCode::PERMISSION_DENIED)
         << s.error_message();
   }
 }
