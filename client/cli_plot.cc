@@ -59,8 +59,10 @@ int AddFile(const std::string& path, std::vector<PlotSeries>* out) {
     return Fail(absl::InvalidArgumentError(absl::StrCat(path, ": ", schedule.status().message())),
                 kExitUsage);
   }
+  absl::Status s = CheckSimulateSize(*input);
+  if (!s.ok()) return Fail(s, kExitUsage);
   Trace trace;
-  absl::Status s = Simulate(**schedule, input->steps, input->metrics, input->epochs, &trace);
+  s = Simulate(**schedule, input->steps, input->metrics, input->epochs, &trace);
   if (!s.ok()) return Fail(s, kExitUsage);
   if (!trace.error.ok()) {
     std::cerr << "lrsched: warning: " << path << ": the trace stops at step "

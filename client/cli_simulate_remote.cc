@@ -78,7 +78,9 @@ int RunRemoteSimulate(const std::string& path) {
   if (!in.ok()) return Fail(in.status(), kExitUsage);
   auto input = ReadSimulateInput(*in, absl::GetFlag(FLAGS_steps));
   if (!input.ok()) return Fail(input.status(), kExitUsage);
-  absl::Status s = CheckLengths(*input);
+  // Before connecting: a trace past the server's limit would step for hours, one RPC a step.
+  absl::Status s = CheckSimulateSize(*input);
+  if (s.ok()) s = CheckLengths(*input);
   if (!s.ok()) return Fail(s, kExitUsage);
 
   auto client = ConnectFromFlags();

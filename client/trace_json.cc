@@ -1,9 +1,11 @@
 // Copyright lrsched authors.
 #include "client/trace_json.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
+#include "scheduler/schedule.h"
 
 namespace lrsched {
 
@@ -69,6 +71,22 @@ absl::StatusOr<SimulateInput> ReadSimulateInput(const json& in, int64_t steps_ov
   if (s.ok()) s = ReadNumbers(in, "epochs", &out.epochs);
   if (!s.ok()) return s;
   return out;
+}
+
+absl::Status CheckSimulateSize(const SimulateInput& in) {
+  int64_t groups = 1;
+  auto schedule = Schedule::Create(in.spec);
+  if (schedule.ok()) {
+    groups = std::max<int64_t>(1, static_cast<int64_t>((*schedule)->param_groups().size()));
+  }
+  // Divide rather than multiply: steps may be near INT64_MAX.
+  if (in.steps > kMaxSimulateValues / groups) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "steps: ", in.steps, " steps x ", groups, " param group", groups == 1 ? "" : "s",
+        " is more than the limit of ", kMaxSimulateValues,
+        " values (lrsched-server's default --max_simulate_steps); simulate fewer steps"));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace lrsched

@@ -9,7 +9,12 @@
 #ifndef LRSCHED_CLIENT_TRACE_JSON_H_
 #define LRSCHED_CLIENT_TRACE_JSON_H_
 
+#include <cstdint>
 #include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
 
 #include "nlohmann/json.hpp"
 #include "scheduler/trace.h"
@@ -34,6 +39,17 @@ struct SimulateInput {
   std::vector<double> epochs;
 };
 absl::StatusOr<SimulateInput> ReadSimulateInput(const nlohmann::json& in, int64_t steps_override);
+
+// The most steps x param groups one `simulate` (or `plot` of a file) computes: lrsched-server's
+// default --max_simulate_steps (server/server_main.cc), which the server cannot share (it links
+// nothing of the client): keep the two equal. The local simulate applies it too, so a file that
+// runs locally also runs with --server, and neither tries a trace it cannot hold.
+inline constexpr int64_t kMaxSimulateValues = 1'000'000;
+
+// OK, or INVALID_ARGUMENT naming "steps" when `in` would compute more than kMaxSimulateValues
+// values. Counts the spec's param groups by building it (1 if it does not build: the caller
+// reports that refusal). Cheap: nothing is stepped or allocated for the trace.
+absl::Status CheckSimulateSize(const SimulateInput& in);
 
 }  // namespace lrsched
 

@@ -16,11 +16,6 @@ using Hook = grpc::experimental::InterceptionHookPoints;
 
 constexpr absl::string_view kService = "lrsched.v1.LrScheduler";
 
-bool IsMutation(std::string_view method) {
-  return method == "Step" || method == "CreateSession" || method == "DeleteSession" ||
-         method == "ImportState";
-}
-
 // Counts every call that is not a unary LrScheduler call: Watch streams (latency: the stream's
 // lifetime), health checks, reflection.
 class RpcObserver final : public grpc::experimental::Interceptor {
@@ -43,6 +38,11 @@ class RpcObserver final : public grpc::experimental::Interceptor {
 };
 
 }  // namespace
+
+bool IsMutation(std::string_view method) {
+  return method == "Step" || method == "CreateSession" || method == "DeleteSession" ||
+         method == "ImportState";
+}
 
 void CallObserver::Finished(const FinishedCall& call) const {
   const absl::Duration latency = absl::Now() - call.start;

@@ -16,8 +16,9 @@
 //     health, reflection) as it ends.
 // The unary LrScheduler calls are the ones under load, and an interceptor costs each call it
 // sees gRPC's own bookkeeping of every batch: a few microseconds of a Step's ~120 µs of server
-// CPU (bench/README.md). A call gRPC refuses before any handler runs (a request that does not
-// parse) is seen by neither.
+// CPU (bench/README.md). A request that does not parse is refused by the service itself
+// (INVALID_ARGUMENT, service_parse.cc), so it is seen like any other call: counted with its
+// method, and in the access log when the method is a mutation (session="").
 //
 // Invariant: observing never changes a call: every interceptor hook Proceed()s unconditionally.
 #ifndef LRSCHED_SERVER_ACCESS_LOG_H_
@@ -35,6 +36,10 @@
 namespace lrsched {
 
 // One finished unary call of lrsched.v1.LrScheduler, as its handler saw it.
+// Whether `method` (a short name: "Step") writes to the store: CreateSession, DeleteSession,
+// Step, ImportState.
+bool IsMutation(std::string_view method);
+
 struct FinishedCall {
   std::string_view method;   // the method's name: "Step"
   std::string_view session;  // the request's session name ("" if none)

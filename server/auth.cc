@@ -139,8 +139,9 @@ absl::Status Authorizer::Check(absl::string_view header, absl::string_view metho
     return absl::UnauthenticatedError(
         "this server requires a token: send `authorization: Bearer TOKEN` metadata");
   }
-  std::array<unsigned char, 32> presented =
-      Digest(absl::StripAsciiWhitespace(header.substr(kScheme.size())));
+  // The token is everything after "Bearer ", byte for byte: a listed token never holds
+  // whitespace (ParseTokens), so " TOKEN" or "TOKEN " is another, unknown token.
+  std::array<unsigned char, 32> presented = Digest(header.substr(kScheme.size()));
   std::shared_ptr<const std::vector<TokenEntry>> tokens;
   {
     absl::MutexLock l(&mu_);

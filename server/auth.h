@@ -3,7 +3,11 @@
 // Optional bearer-token authorization for the LrScheduler service.
 //
 // A tokens file maps tokens to roles, one `TOKEN ROLE` per line; blank lines and lines whose
-// first non-blank character is '#' are ignored. Roles, each including the one before:
+// first non-blank character is '#' are ignored. Whitespace around a line (a CRLF file's CR
+// too) and between its two fields (spaces, tabs) is layout, never part of a token: a token is
+// printable ASCII without whitespace. A presented token is everything after `Bearer `, compared
+// byte for byte: with a space or tab before or after it, it is another, unknown token.
+// Roles, each including the one before:
 //   reader   GetSession, ListSessions, GetLR, Watch, Simulate, ExportState
 //   stepper  + Step
 //   admin    + CreateSession, DeleteSession, ImportState (everything)

@@ -1,6 +1,9 @@
 // Copyright lrsched authors.
 #include "server/server.h"
 
+#include <atomic>
+#include <memory>
+
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
@@ -101,6 +104,12 @@ absl::StatusOr<std::unique_ptr<LrschedServer>> LrschedServer::Start(const Server
   service_options.authorizer = config.authorizer;
   service_options.pool = s->pool_.get();
   service_options.metrics = s->metrics_.get();
+  // The health service says NOT_SERVING while the store refuses writes (write_health.h). It
+  // exists once the server is built; a change before that is not reported.
+  auto health = std::make_shared<std::atomic<grpc::HealthCheckServiceInterface*>>(nullptr);
+  service_options.on_store_writable = [health](bool writable) {
+    if (auto* h = health->load()) h->SetServingStatus(writable);
+  };
   s->service_ = std::make_unique<LrSchedulerService>(s->registry_.get(), service_options);
 
   // Both are process-wide switches that take effect for servers built afterwards.
@@ -129,6 +138,11 @@ absl::StatusOr<std::unique_ptr<LrschedServer>> LrschedServer::Start(const Server
     return absl::UnavailableError(absl::StrCat("cannot listen on ", config.listen));
   }
   s->address_ = BoundAddress(config.listen, s->port_);
+  if (auto* h = s->server_->GetHealthCheckService()) {
+    // Also by the service's own name, for clients that check the service they call.
+    h->SetServingStatus(v1::LrScheduler::service_full_name(), true);
+    health->store(h);
+  }
   return s;
 }
 
@@ -146,7 +160,8 @@ void LrschedServer::Shutdown(absl::Duration grace) {
   // Watch streams first: they would otherwise hold Shutdown until its deadline.
   registry_->Shutdown();
   auto* health = server_->GetHealthCheckService();
-  if (health != nullptr) health->SetServingStatus(false);
+  // NOT_SERVING for good: a write that succeeds during the grace period must not undo it.
+  if (health != nullptr) health->Shutdown();
   server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
   server_->Wait();
   // Every call is answered by now; the pool has nothing left but its idle threads.

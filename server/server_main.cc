@@ -20,6 +20,8 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
@@ -271,11 +273,32 @@ int Run() {
   return 0;
 }
 
+
+// `--help` lists the server's own flags (this file's and etcd_flags.cc's); absl's default
+// looks for a file named after the program, finds none and says "No flags matched".
+void ConfigureHelp() {
+  absl::FlagsUsageConfig config;
+  config.contains_help_flags = [](absl::string_view file) {
+    return absl::EndsWith(file, "server/server_main.cc") ||
+           absl::EndsWith(file, "server/etcd_flags.cc");
+  };
+  config.contains_helpshort_flags = config.contains_help_flags;
+  config.normalize_filename = [](absl::string_view file) {
+    size_t at = file.rfind("server/");
+    return std::string(at == absl::string_view::npos ? file : file.substr(at));
+  };
+  absl::SetFlagsUsageConfig(config);
+}
+
 }  // namespace
 }  // namespace lrsched
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage("lrsched-server [--listen=HOST:PORT] [--data_dir=DIR] ...");
+  absl::SetProgramUsageMessage(
+      "lrsched-server [--listen=HOST:PORT] [--data_dir=DIR | --store=etcd "
+      "--etcd_endpoints=HOST:PORT,...] [FLAGS]\n"
+      "Serves lrsched.v1.LrScheduler over gRPC (README.md has the details).");
+  lrsched::ConfigureHelp();
   // Debian's Abseil is built without NDEBUG, so every Mutex would otherwise record its lock
   // order in a process-wide graph: a global lock taken on each acquisition and ~0.5 KB per
   // mutex (each session has one). Release builds of Abseil never do this; the unit tests,

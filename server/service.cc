@@ -109,7 +109,12 @@ absl::StatusOr<std::unique_ptr<Schedule>> ScheduleFromImport(const v1::ImportSta
 }  // namespace
 
 LrSchedulerService::LrSchedulerService(Registry* registry, ServiceOptions options)
-    : registry_(registry), options_(options), observer_(options.metrics) {}
+    : registry_(registry),
+      options_(options),
+      observer_(options.metrics),
+      write_health_(options.on_store_writable) {
+  ParseCheckAllMethods();
+}
 
 void LrSchedulerService::Finish(grpc::ServerUnaryReactor* reactor, FinishedCall call,
                                 const absl::Status& s) const {
@@ -117,6 +122,7 @@ void LrSchedulerService::Finish(grpc::ServerUnaryReactor* reactor, FinishedCall 
   call.code = status.error_code();
   // Before the reply: a client that sees its reply and then scrapes sees its call counted.
   observer_.Finished(call);
+  write_health_.Note(call.method, call.code, /*wrote=*/call.advanced.value_or(true));
   reactor->Finish(std::move(status));
 }
 

@@ -27,6 +27,7 @@
 #include "server/metrics.h"
 #include "server/registry.h"
 #include "server/worker_pool.h"
+#include "server/write_health.h"
 
 namespace lrsched {
 
@@ -40,6 +41,9 @@ struct ServiceOptions {
   // Counts each unary call as it ends (access_log.h); null: no metrics. The access log is
   // written either way. Must outlive the service.
   Metrics* metrics = nullptr;
+  // Told when the store stops or starts taking writes, as mutations' outcomes show it
+  // (write_health.h); the server sets the health service's status from it. Empty: not watched.
+  std::function<void(bool writable)> on_store_writable;
 };
 
 class LrSchedulerService final : public v1::LrScheduler::CallbackService {
@@ -87,7 +91,7 @@ class LrSchedulerService final : public v1::LrScheduler::CallbackService {
                                   std::function<absl::Status()> body,
                                   const v1::Session* result = nullptr);
   // Logs and converts the outcome `s` of `call` (call.code is set from it), reports the call
-  // to the observer, and finishes it.
+  // to the observer and to write_health_, and finishes it.
   void Finish(grpc::ServerUnaryReactor* reactor, FinishedCall call, const absl::Status& s) const;
   // Inline for a read of memory, the pool for one that may go to the store (a consistent read
   // of a shared store, or one with no change feed running).
@@ -110,9 +114,23 @@ class LrSchedulerService final : public v1::LrScheduler::CallbackService {
   // OK, or the refusal of a caller that may not call `method` (see ServiceOptions::authorizer).
   absl::Status Authorize(const grpc::ServerContextBase* ctx, const char* method) const;
 
+  // Requests that do not parse (service_parse.cc). The constructor replaces grpc++'s handler
+  // of every method with one that refuses them itself (parse_checked_handler.h).
+  template <class Request, class Response>
+  using UnaryMethod = grpc::ServerUnaryReactor* (LrSchedulerService::*)(
+      grpc::CallbackServerContext*, const Request*, Response*);
+  void ParseCheckAllMethods();
+  template <class Request, class Response>
+  void ParseChecked(const char* method, UnaryMethod<Request, Response> serve);
+  // The refusal of a `method` call whose body is not a `type`: the authorization's, else
+  // INVALID_ARGUMENT "could not parse request ...".
+  absl::Status Unparsed(const grpc::ServerContextBase* ctx, const char* method,
+                        const std::string& type) const;
+
   Registry* const registry_;
   const ServiceOptions options_;
   const CallObserver observer_;
+  const WriteHealth write_health_;
 };
 
 }  // namespace lrsched

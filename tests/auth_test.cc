@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -92,6 +93,28 @@ TEST(TokensFile, CheckParsesTheHeaderAndReplaceSwapsTokens) {
   EXPECT_EQ(auth.Check(absl::StrCat("Bearer ", kAdmin), "GetLR").code(),
             absl::StatusCode::kUnauthenticated);
   EXPECT_TRUE(auth.Check("Bearer new-token-0123456789", "ImportState").ok());
+}
+
+TEST(TokensFile, PresentedTokensAreComparedExactly) {
+  Authorizer auth(TestTokens());
+  // The admin token's line is "  TOKEN\tadmin  ": the file's whitespace around fields is not
+  // part of the token...
+  EXPECT_TRUE(auth.Check(absl::StrCat("Bearer ", kAdmin), "ImportState").ok());
+  // ...and a presented token with any whitespace around it is another, unknown token.
+  for (const std::string& header :
+       {absl::StrCat("Bearer ", kReader, " "), absl::StrCat("Bearer  ", kReader),
+        absl::StrCat("Bearer ", kReader, "\t"), absl::StrCat("Bearer \t", kReader),
+        absl::StrCat("Bearer ", kReader, "\r\n"), absl::StrCat("Bearer ", kAdmin, "  ")}) {
+    absl::Status s = auth.Check(header, "GetLR");
+    EXPECT_EQ(s.code(), absl::StatusCode::kUnauthenticated) << absl::CEscape(header);
+    EXPECT_EQ(s.message(), "invalid token");
+  }
+  // A CRLF file: the CR is whitespace at the line's end, not part of the role or the token.
+  auto crlf = ParseTokens("crlf-token-0123456789 stepper\r\n", "crlf");
+  ASSERT_TRUE(crlf.ok()) << crlf.status();
+  auth.Replace(*crlf);
+  EXPECT_TRUE(auth.Check("Bearer crlf-token-0123456789", "Step").ok());
+  EXPECT_FALSE(auth.Check("Bearer crlf-token-0123456789\r", "Step").ok());
 }
 
 // --- a server with tokens -------------------------------------------------------------------

@@ -64,6 +64,19 @@ def test_help_documents_the_exit_codes():
     assert "lrsched plot" in ok("help") or "plot FILE" in ok("help")
 
 
+def test_help_lists_the_clis_own_flags():
+    out = subprocess.run([cli_bin(), "--help"], capture_output=True, text=True, timeout=30)
+    text = out.stdout + out.stderr
+    assert "usage: lrsched COMMAND" in text
+    for flag in ("--steps", "--server", "--token", "--if_epoch", "--timeout", "--tls_ca", "--out"):
+        assert flag in text, flag
+    assert "No flags matched" not in text
+    # Only ours: not Abseil's or gRPC's own (--helpfull shows those).
+    assert "--flagfile" not in text and "--fromenv" not in text
+    short = subprocess.run([cli_bin(), "--helpshort"], capture_output=True, text=True, timeout=30)
+    assert "--steps (simulate: number of steps" in short.stdout + short.stderr
+
+
 def test_session_lifecycle_json(server, spec):
     created = as_json("create", "life/a", f"--spec={spec}", "--labels=team=x", server=server)
     assert created["name"] == "life/a" and created["labels"] == {"team": "x"}

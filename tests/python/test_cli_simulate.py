@@ -103,3 +103,49 @@ def test_file_argument(tmp_path):
     out = subprocess.run([cli(), "simulate", str(f)], capture_output=True, text=True, timeout=30)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["lr"] == json.loads(line)["expected"]["lr"]
+
+
+TWO_GROUPS = {"optimizer": {"type": "SGD", "param_groups": [{"lr": 0.1}, {"lr": 0.01}]},
+              "scheduler": {"type": "StepLR", "step_size": 10}}
+
+
+@pytest.mark.parametrize("steps, args, groups", [
+    (10**12, [], 1),                      # the file's "steps": once std::bad_alloc (exit 134)
+    (3, ["--steps=1000001"], 1),          # --steps, one past the limit
+    (3, ["--steps=9223372036854775807"], 1),
+    (500001, [], 2),                      # steps x param groups counts
+])
+def test_past_the_servers_limit_is_refused_before_any_work(steps, args, groups):
+    spec = dict(COSINE_ONE if groups == 1 else TWO_GROUPS, steps=steps)
+    out = simulate(json.dumps(spec), *args, timeout=20)
+    assert out.returncode == 2, out.stderr
+    assert out.stdout == ""
+    assert out.stderr.startswith("lrsched: steps: ")
+    assert f"x {groups} param group" in out.stderr and "limit of 1000000 values" in out.stderr
+
+
+def test_the_limit_itself_is_allowed():
+    out = simulate(json.dumps(dict(TWO_GROUPS, steps=500000)), timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert len(json.loads(out.stdout)["lr"]) == 500000
+
+
+def test_remote_simulate_refuses_past_the_limit_before_connecting():
+    # Nothing listens on port 1: exit 2 (not 3, unreachable) shows nothing was tried remotely.
+    out = simulate(json.dumps(dict(COSINE_ONE, steps=10**12)), "--server=127.0.0.1:1",
+                   "--timeout=2s", timeout=20)
+    assert out.returncode == 2, out.stderr
+    assert "limit of 1000000 values" in out.stderr
+
+
+COSINE_ONE = {"optimizer": {"type": "SGD", "param_groups": [{"lr": 0.1}]},
+              "scheduler": {"type": "CosineAnnealingLR", "T_max": 10}}
+
+
+def test_plot_refuses_past_the_limit(tmp_path):
+    f = tmp_path / "big.json"
+    f.write_text(json.dumps(dict(COSINE_ONE, steps=10**12)))
+    out = subprocess.run([cli(), "plot", str(f), f"--out={tmp_path / 'p.svg'}"],
+                         capture_output=True, text=True, timeout=20)
+    assert out.returncode == 2 and "limit of 1000000 values" in out.stderr
+    assert not (tmp_path / "p.svg").exists()

@@ -8,7 +8,8 @@
     started afterwards serves it.
 
 etcd runs on 127.0.0.1 ports chosen free at run time and is stopped by the fixture; skipped when
-no etcd binary is installed (apt-get install etcd-server). Standard library only.
+no etcd binary is installed (apt-get install etcd-server). Every process is waited for with a
+gRPC health check (ready.py), not a log line: replicas under load answer late.
 """
 import json
 import os
@@ -20,6 +21,7 @@ import time
 
 import pytest
 
+from ready import wait_until_healthy
 from test_server_process import (COSINE, Server, golden_lines, lrsched, local_values)
 
 BIN_DIR = os.environ.get("LRSCHED_BIN_DIR")
@@ -49,15 +51,8 @@ def etcd(tmp_path_factory):
          "--initial-cluster", f"t={p}", "--log-level", "warn"],
         stdin=subprocess.DEVNULL, stdout=log, stderr=log)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", client), timeout=1).close()
-                break
-            except OSError:
-                assert proc.poll() is None, (d / "etcd.log").read_text()
-                assert time.monotonic() < deadline, "etcd did not listen within 30 s"
-                time.sleep(0.1)
+        wait_until_healthy(f"127.0.0.1:{client}", proc, log=(d / "etcd.log").read_text,
+                           what="etcd")
         yield f"127.0.0.1:{client}"
     finally:
         proc.kill()

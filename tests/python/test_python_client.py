@@ -44,8 +44,9 @@ sys.path.insert(0, str(ROOT / "client" / "python"))
 import grpc  # noqa: E402
 import lrsched  # noqa: E402
 from lrsched.torch import STATE_KEY, RemoteLRScheduler, build_spec  # noqa: E402
+from ready import READY_TIMEOUT, wait_until_healthy  # noqa: E402
 
-START_TIMEOUT = 20  # seconds for a server to log event=listening
+START_TIMEOUT = READY_TIMEOUT  # seconds for a server to answer a health check
 STOP_TIMEOUT = 10  # seconds between SIGTERM and SIGKILL
 LINEAR_START_FACTOR_CASE = "errors/LinearLR-start-factor"
 
@@ -54,7 +55,7 @@ LINEAR_START_FACTOR_CASE = "errors/LinearLR-start-factor"
 
 class ServerProcess:
     """One lrsched-server on 127.0.0.1 (port 0: any free one), its log in a file under the data
-    directory's parent. start() returns once it logged `event=listening addr=...`."""
+    directory's parent. start() returns once it answers a gRPC health check (ready.py)."""
 
     def __init__(self, data_dir, port=0):
         self.data_dir = pathlib.Path(data_dir)
@@ -78,16 +79,22 @@ class ServerProcess:
                  "--sqlite_synchronous=normal", "--shutdown_grace=2s"],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log)
         deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            m = re.search(r"event=listening .*?addr=127\.0\.0\.1:(\d+)", self.log())
-            if m:
-                self.port = int(m.group(1))
-                return self
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.02)
-        self.stop()
-        raise AssertionError(f"lrsched-server did not start listening:\n{self.log()}")
+        try:
+            # The log line tells the port chosen; the health check tells the server answers.
+            while True:
+                m = re.search(r"event=listening .*?addr=127\.0\.0\.1:(\d+)", self.log())
+                if m:
+                    break
+                assert self.proc.poll() is None and time.monotonic() < deadline, \
+                    f"lrsched-server did not start listening:\n{self.log()}"
+                time.sleep(0.02)
+            self.port = int(m.group(1))
+            wait_until_healthy(self.address, self.proc, deadline, log=self.log,
+                               what="lrsched-server")
+        except BaseException:
+            self.stop()
+            raise
+        return self
 
     def stop(self):
         """SIGTERM, then SIGKILL if it has not exited within STOP_TIMEOUT. Returns the exit code."""

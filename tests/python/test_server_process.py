@@ -9,7 +9,8 @@
 plus the CLI's session commands and mutual TLS.
 
 Run by scripts/test.sh as `/usr/bin/python3 -m pytest tests/python` with LRSCHED_BIN_DIR set to the
-build directory (holding server/lrsched-server and client/lrsched). Standard library only.
+build directory (holding server/lrsched-server and client/lrsched). Standard library, plus
+python3-grpcio for the readiness check (ready.py).
 """
 import json
 import os
@@ -21,7 +22,10 @@ import subprocess
 import threading
 import time
 
+import grpc
 import pytest
+
+from ready import READY_TIMEOUT, wait_until_healthy
 
 DATA = pathlib.Path(__file__).resolve().parent.parent / "data"
 BIN_DIR = os.environ.get("LRSCHED_BIN_DIR")
@@ -42,17 +46,21 @@ def cli_bin():
 
 
 class Server:
-    """One lrsched-server process on 127.0.0.1:<free port>; stderr is drained by a thread."""
+    """One lrsched-server process on 127.0.0.1:<free port>; stderr is drained by a thread.
+    `credentials` (grpc.ChannelCredentials): how to reach a TLS server's health check."""
 
-    def __init__(self, data_dir, *flags):
+    def __init__(self, data_dir, *flags, credentials=None):
         self.data_dir = str(data_dir)
         self.flags = list(flags)
+        self.credentials = credentials
         self.proc = None
         self.addr = None
         self.lines = []
         self._listening = threading.Event()
 
-    def start(self, timeout=20):
+    def start(self, timeout=READY_TIMEOUT):
+        """Returns once the server answers a health check (within `timeout` in all)."""
+        deadline = time.monotonic() + timeout
         self.lines = []
         self._listening.clear()
         self.addr = None
@@ -61,9 +69,15 @@ class Server:
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
             text=True)
         threading.Thread(target=self._drain, args=(self.proc,), daemon=True).start()
-        if not self._listening.wait(timeout):
+        try:
+            # The log line tells the port chosen; the health check tells the server answers.
+            if not self._listening.wait(max(0, deadline - time.monotonic())):
+                raise AssertionError("server did not log event=listening:\n" + self.log())
+            wait_until_healthy(self.addr, self.proc, deadline, self.credentials, self.log,
+                               "lrsched-server")
+        except BaseException:
             self.kill()
-            raise AssertionError("server did not log event=listening:\n" + "".join(self.lines))
+            raise
         return self
 
     def _drain(self, proc):
@@ -349,6 +363,18 @@ def test_second_server_on_the_same_data_dir_is_refused(server, tmp_path):
         again.close()
 
 
+def test_help_lists_the_servers_own_flags():
+    out = subprocess.run([server_bin(), "--help"], capture_output=True, text=True,
+                         timeout=CALL_TIMEOUT)
+    text = out.stdout + out.stderr
+    assert "lrsched-server [--listen=HOST:PORT]" in text
+    for flag in ("--listen", "--data_dir", "--max_simulate_steps", "--tokens_file",
+                 "--metrics_listen", "--store", "--etcd_endpoints"):
+        assert flag in text, flag
+    assert "No flags matched" not in text
+    assert "--flagfile" not in text and "--fromenv" not in text
+
+
 def test_bad_flags_fail_to_start(tmp_path):
     for flags in (["--sqlite_synchronous=sometimes"], ["--sqlite_checkpoint_pages=0"],
                   ["--tls_cert=/nonexistent"],
@@ -380,8 +406,11 @@ def test_mutual_tls(tmp_path):
                 cwd=d)
     spec = d / "spec.json"
     spec.write_text(json.dumps(COSINE))
+    creds = grpc.ssl_channel_credentials(root_certificates=(d / "ca.pem").read_bytes(),
+                                         private_key=(d / "client.key").read_bytes(),
+                                         certificate_chain=(d / "client.pem").read_bytes())
     server = Server(d / "data", f"--tls_cert={d / 'server.pem'}", f"--tls_key={d / 'server.key'}",
-                    f"--tls_client_ca={d / 'ca.pem'}")
+                    f"--tls_client_ca={d / 'ca.pem'}", credentials=creds)
     server.start()
     try:
         tls = [f"--tls_ca={d / 'ca.pem'}", f"--tls_cert={d / 'client.pem'}",

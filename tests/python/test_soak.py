@@ -29,6 +29,8 @@ import urllib.request
 
 import pytest
 
+from ready import READY_TIMEOUT, wait_until_healthy
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
 BIN_DIR = os.environ.get("LRSCHED_BIN_DIR")
 SERVER_BIN = os.path.join(BIN_DIR, "server", "lrsched-server") if BIN_DIR else None
@@ -45,7 +47,6 @@ SOAK_SECONDS = float(os.environ.get("SOAK_SECONDS", "60"))
 CLIENTS = 32
 KEEP_PER_CLIENT = 2
 TOKEN = "soak-admin-token-0123456789abcdef"
-START_TIMEOUT = 20
 SPECS = [
     {"optimizer": {"type": "SGD", "param_groups": [{"lr": 0.1, "momentum": 0.9}, {"lr": 0.2}]},
      "scheduler": {"type": "CosineAnnealingLR", "T_max": 1000, "eta_min": 0.001}},
@@ -77,19 +78,25 @@ class Server:
                  "--sqlite_synchronous=normal", "--metrics_listen=127.0.0.1:0",
                  f"--tokens_file={self.tokens}"],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log)
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            text = self.log()
-            m = re.search(r"event=listening addr=(\S+)", text)
-            p = re.search(r"event=metrics_listening port=(\d+)", text)
-            if m and p:
-                self.addr, self.metrics_port = m.group(1), int(p.group(1))
-                return self
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.02)
-        self.kill()
-        raise AssertionError("lrsched-server did not start:\n" + self.log())
+        deadline = time.monotonic() + READY_TIMEOUT
+        try:
+            # The log lines tell the ports chosen; the health check tells the server answers.
+            while True:
+                text = self.log()
+                m = re.search(r"event=listening addr=(\S+)", text)
+                p = re.search(r"event=metrics_listening port=(\d+)", text)
+                if m and p:
+                    break
+                assert self.proc.poll() is None and time.monotonic() < deadline, \
+                    "lrsched-server did not start:\n" + text
+                time.sleep(0.02)
+            self.addr, self.metrics_port = m.group(1), int(p.group(1))
+            wait_until_healthy(self.addr, self.proc, deadline, log=self.log,
+                               what="lrsched-server")
+        except BaseException:
+            self.kill()
+            raise
+        return self
 
     def log(self):
         return self.log_path.read_text(errors="replace")
