@@ -138,6 +138,16 @@ int Fail(const char* event, const absl::Status& s) {
 }
 
 int Run() {
+  // Block the shutdown signals before any thread exists (building the TLS credentials starts
+  // gRPC's threads), so every thread inherits the mask and only sigwait() receives them: a
+  // SIGTERM right after start-up would otherwise kill the process instead of stopping it.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);  // re-read --tokens_file
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
   log::Level level;
   if (!log::ParseLevel(absl::GetFlag(FLAGS_log_level), &level)) {
     return Fail("bad_flag", absl::InvalidArgumentError("--log_level: debug, info, warning or error"));
@@ -193,14 +203,6 @@ int Run() {
     }
   }
 
-  // Block the shutdown signals before any thread exists, so every thread inherits the mask and
-  // only sigwait() below receives them.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGHUP);  // re-read --tokens_file
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   // --store=etcd (server/etcd_flags.h): sessions in etcd, shared with other replicas; then
   // `store` holds no SQLite store and `active` is the etcd one.

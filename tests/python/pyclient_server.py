@@ -12,6 +12,8 @@ import socket
 import subprocess
 import time
 
+from ready import wait_until_healthy
+
 BIN_DIR = os.environ.get("LRSCHED_BIN_DIR")
 SERVER_BIN = os.path.join(BIN_DIR, "server", "lrsched-server") if BIN_DIR else None
 START_TIMEOUT = 20  # seconds for a server to log event=listening
@@ -50,7 +52,7 @@ class Server:
         return f"127.0.0.1:{self.port}"
 
     def start(self):
-        """Starts it and returns self once it logged that it listens on the port."""
+        """Starts it and returns self once it listens on the port and answers a health check."""
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 [SERVER_BIN, f"--listen=127.0.0.1:{self.port}", f"--data_dir={self.data_dir}",
@@ -60,6 +62,9 @@ class Server:
         while time.monotonic() < deadline:
             if re.search(r"event=listening .*?addr=127\.0\.0\.1:%d\b" % self.port,
                          self.log_path.read_text(errors="replace")):
+                # Listening is not yet answering on a loaded machine (ready.py).
+                wait_until_healthy(self.address, proc=self.proc,
+                                   log=lambda: self.log_path.read_text(errors="replace"))
                 return self
             if self.proc.poll() is not None:
                 break

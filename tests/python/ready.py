@@ -7,7 +7,7 @@ which lrsched-server and etcd both serve) until it answers SERVING, within one b
 wait (READY_TIMEOUT), and gives up at once if the process exits.
 
 Used by every test that starts such a process (test_server_process, test_python_client,
-test_auth_process, test_soak, test_etcd_process). Needs python3-grpcio only (no generated code:
+pyclient_server, test_auth_process, test_soak, test_etcd_process). Needs python3-grpcio only (no generated code:
 the request and the reply are encoded by hand).
 """
 import time
