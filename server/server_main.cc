@@ -35,12 +35,24 @@ ABSL_FLAG(std::string, listen, "127.0.0.1:50051", "address to serve on (port 0: 
 ABSL_FLAG(std::string, data_dir, "./data", "directory of the session database (created if missing)");
 ABSL_FLAG(int64_t, max_sessions, 100000, "most sessions the server holds");
 ABSL_FLAG(int32_t, worker_threads, 128,
-          "threads running calls that may block (commits, long lookaheads, simulations); at most "
-          "this many Step commits share one SQLite transaction");
+          "threads running calls that may block (commits, shared-store reads); at most this "
+          "many Step commits share one SQLite transaction");
 ABSL_FLAG(int64_t, max_queued_calls, 4096,
           "calls waiting for a worker thread beyond which new ones get RESOURCE_EXHAUSTED");
 ABSL_FLAG(int64_t, max_simulate_steps, 1000000,
           "most steps x param groups one Simulate call may compute");
+ABSL_FLAG(int64_t, max_call_cost, lrsched::kDefaultMaxCallCost,
+          "most work one call may ask for: steps (Simulate's steps, GetLR's ahead or window) x "
+          "the schedule's cost per step (~1 unit per lambda instruction per group; ~1 ns each)");
+ABSL_FLAG(int64_t, max_reply_bytes, lrsched::kDefaultMaxReplyBytes,
+          "largest reply one call may build (Simulate's trace, GetLR's window), estimated "
+          "before the work starts");
+ABSL_FLAG(int32_t, heavy_threads, 2,
+          "threads running heavy calls (Simulate, long lookaheads, ImportState), apart from "
+          "--worker_threads so they never delay the other calls");
+ABSL_FLAG(int64_t, max_heavy_queued, 64,
+          "heavy calls waiting for a heavy-call thread beyond which new ones get "
+          "RESOURCE_EXHAUSTED");
 ABSL_FLAG(std::string, tls_cert, "", "PEM certificate chain file: serve TLS (with --tls_key)");
 ABSL_FLAG(std::string, tls_key, "", "PEM private key file for --tls_cert");
 ABSL_FLAG(std::string, tls_client_ca, "",
@@ -160,6 +172,20 @@ int Run() {
                                 "least 1"));
   }
   config.max_queued_calls = static_cast<size_t>(absl::GetFlag(FLAGS_max_queued_calls));
+  config.heavy_threads = absl::GetFlag(FLAGS_heavy_threads);
+  if (config.heavy_threads < 1 || config.heavy_threads > 1024 ||
+      absl::GetFlag(FLAGS_max_heavy_queued) < 1) {
+    return Fail("bad_flag", absl::InvalidArgumentError(
+                                "--heavy_threads must be 1 to 1024 and --max_heavy_queued at "
+                                "least 1"));
+  }
+  config.max_heavy_queued = static_cast<size_t>(absl::GetFlag(FLAGS_max_heavy_queued));
+  config.max_call_cost = absl::GetFlag(FLAGS_max_call_cost);
+  config.max_reply_bytes = absl::GetFlag(FLAGS_max_reply_bytes);
+  if (config.max_call_cost < 1 || config.max_reply_bytes < 1) {
+    return Fail("bad_flag", absl::InvalidArgumentError(
+                                "--max_call_cost and --max_reply_bytes must be at least 1"));
+  }
   if (config.max_sessions < 0 || config.max_simulate_steps < 0) {
     return Fail("bad_flag", absl::InvalidArgumentError(
                                 "--max_sessions and --max_simulate_steps must not be negative"));

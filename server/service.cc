@@ -1,7 +1,8 @@
 // Copyright lrsched authors.
 //
 // The unary session methods of LrSchedulerService. Each one validates its request completely
-// before touching the registry; Simulate is in service_simulate.cc, Watch in service_watch.cc.
+// before touching the registry; GetLR is in service_lookahead.cc, Simulate in
+// service_simulate.cc, Watch in service_watch.cc.
 #include "server/service.h"
 
 #include <algorithm>
@@ -37,9 +38,11 @@ grpc::Status Done(std::string_view method, std::string_view name, const absl::St
   return ToGrpc(s);
 }
 
-absl::Status Overloaded() {
+absl::Status Overloaded(bool heavy) {
   return absl::ResourceExhaustedError(
-      "server overloaded: too many calls waiting; retry with backoff");
+      heavy ? "server overloaded: too many heavy calls (Simulate, long lookaheads, ImportState) "
+              "waiting; retry with backoff"
+            : "server overloaded: too many calls waiting; retry with backoff");
 }
 
 // Page tokens are the last name returned, web-safe base64 encoded: opaque to clients, and
@@ -142,10 +145,21 @@ grpc::ServerUnaryReactor* LrSchedulerService::Serve(grpc::CallbackServerContext*
     finish(allowed);
   } else if (where == Where::kInline) {
     finish(body());
-  } else if (!options_.pool->Submit([finish, body = std::move(body)]() mutable {
-               finish(body());
-             })) {
-    finish(Overloaded());
+  } else {
+    const bool heavy = where == Where::kHeavy;
+    WorkerPool* pool = heavy ? options_.heavy_pool : options_.pool;
+    if (!pool->Submit([finish, ctx, heavy, body = std::move(body)]() mutable {
+          // A heavy call may wait in its queue for seconds: if its client has given up
+          // meanwhile (deadline, cancellation), spend nothing on it.
+          if (heavy && ctx->IsCancelled()) {
+            finish(absl::CancelledError("the call was cancelled, or its deadline passed, while "
+                                        "it waited for a heavy-call thread"));
+            return;
+          }
+          finish(body());
+        })) {
+      finish(Overloaded(heavy));
+    }
   }
   return reactor;
 }
@@ -268,7 +282,7 @@ grpc::ServerUnaryReactor* LrSchedulerService::Step(grpc::CallbackServerContext* 
     if (!options_.pool->Submit([this, reactor, finish, req, step, if_epoch] {
           finish(reactor, registry_->Step(req->name(), step, if_epoch));
         })) {
-      finish(reactor, Overloaded());
+      finish(reactor, Overloaded(/*heavy=*/false));
     }
   };
   if (!registry_->TryStepAsync(req->name(), step, if_epoch,
@@ -299,45 +313,6 @@ absl::Status LrSchedulerService::ParseStep(const v1::StepRequest& req, StepReque
   return s;
 }
 
-grpc::ServerUnaryReactor* LrSchedulerService::GetLR(grpc::CallbackServerContext* ctx,
-                                                    const v1::GetLRRequest* req,
-                                                    v1::GetLRResponse* resp) {
-  // A lookahead of up to a few thousand steps costs microseconds; beyond that it is work.
-  constexpr int64_t kInlineSteps = 4096;
-  Where where = ReadWhere(req->consistent());
-  if (req->ahead() > kInlineSteps || req->window() > kInlineSteps) where = Where::kPool;
-  return Serve(ctx, "GetLR", req->name(), where,
-               [this, ctx, req, resp] { return DoGetLR(ctx, *req, resp); });
-}
-
-absl::Status LrSchedulerService::DoGetLR(grpc::CallbackServerContext* ctx,
-                                         const v1::GetLRRequest& req, v1::GetLRResponse* resp) {
-  absl::Status s = ValidateName(req.name());
-  if (s.ok() && (req.ahead() < 0 || req.ahead() > kMaxAhead)) {
-    s = absl::InvalidArgumentError(
-        absl::StrCat("ahead: expected 0 to ", kMaxAhead, ", got ", req.ahead()));
-  }
-  if (s.ok() && (req.window() < 0 || req.window() > kMaxWindow)) {
-    s = absl::InvalidArgumentError(
-        absl::StrCat("window: expected 0 to ", kMaxWindow, ", got ", req.window()));
-  }
-  if (!s.ok()) return s;
-  auto la = registry_->LookAhead(req.name(), req.ahead(), req.window(),
-                                 [ctx] { return ctx->IsCancelled(); },
-                                 ReadOptions{req.consistent()});
-  if (!la.ok()) return la.status();
-  resp->set_name(req.name());
-  resp->set_last_epoch(la->last_epoch);
-  resp->set_revision(la->revision);
-  for (const GroupValue& g : la->groups) ToProto(g, resp->add_groups());
-  for (const EpochGroups& w : la->window) {
-    v1::EpochValues* ev = resp->add_window();
-    ev->set_epoch(w.epoch);
-    for (const GroupValue& g : w.groups) ToProto(g, ev->add_groups());
-  }
-  return absl::OkStatus();
-}
-
 grpc::ServerUnaryReactor* LrSchedulerService::ExportState(grpc::CallbackServerContext* ctx,
                                                           const v1::ExportStateRequest* req,
                                                           v1::ExportStateResponse* resp) {
@@ -359,7 +334,7 @@ grpc::ServerUnaryReactor* LrSchedulerService::ImportState(grpc::CallbackServerCo
                                                           const v1::ImportStateRequest* req,
                                                           v1::Session* resp) {
   return Serve(
-      ctx, "ImportState", req->name(), Where::kPool,
+      ctx, "ImportState", req->name(), Where::kHeavy,  // parses and builds up to 4 MB of JSON
       [this, req, resp] { return DoImportState(*req, resp); }, resp);
 }
 
