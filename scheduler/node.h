@@ -175,8 +175,8 @@ inline constexpr int kMaxNesting = 4;
 // step (virtual calls, status checks, the epoch bookkeeping), of its work per param group (a
 // formula, perhaps a cos or a pow; the finiteness check; the write to the group), of one
 // expression instruction, and of one node of a std::map copied. Calibrated against measured
-// step times: a chain of 60 MultiplicativeLR with 1000-character lambdas costs ~130000 units
-// and steps in ~140 us; CosineAnnealingLR with 4 groups costs 192 and steps in ~100-170 ns.
+// step times: a chain of 60 MultiplicativeLR with 1000-character lambdas costs ~250000 units
+// and steps in 150-400 us; CosineAnnealingLR with 4 groups costs 192 and steps in ~100-170 ns.
 inline constexpr int64_t kNodeCost = 64;
 inline constexpr int64_t kGroupCost = 32;
 inline constexpr int64_t kInstrCost = 8;

@@ -94,7 +94,7 @@ class Schedule {
   // param groups x the size of each lambda), fixed at construction, so that a server can bound
   // a call's work (steps x step_cost()) before doing any of it. A unit is about a nanosecond
   // (the constants in node.h); a CosineAnnealingLR with 4 groups costs 192, a
-  // ChainedScheduler of 60 MultiplicativeLR with 1000-character lambdas ~130000. >= 1.
+  // ChainedScheduler of 60 MultiplicativeLR with 1000-character lambdas ~250000. >= 1.
   int64_t step_cost() const { return step_cost_; }
   // The spec it was built from, as canonical JSON text (keys sorted; numbers as nlohmann dumps
   // them, which parse back to the same values). Kept as text only, shared by every Clone: a
