@@ -6,6 +6,7 @@
 // chunks of about kCancelCheckCost units of work, checking between chunks whether the client
 // is still waiting (deadline, cancellation).
 #include <algorithm>
+#include <limits>
 
 #include "absl/strings/str_cat.h"
 #include "scheduler/trace.h"
@@ -97,8 +98,10 @@ absl::Status LrSchedulerService::DoSimulate(grpc::CallbackServerContext* ctx,
   // Reserved once, within the limit just checked: growing by doubling would hold up to three
   // times the reply while copying. Pages are only touched as values arrive, so a call
   // cancelled early has not claimed the whole reply.
-  resp->mutable_lr()->Reserve(static_cast<int>(steps * groups));
-  if (sched.has_momentum()) resp->mutable_momentum()->Reserve(static_cast<int>(steps * groups));
+  if (steps * groups <= std::numeric_limits<int>::max()) {  // a flag may allow more
+    resp->mutable_lr()->Reserve(static_cast<int>(steps * groups));
+    if (sched.has_momentum()) resp->mutable_momentum()->Reserve(static_cast<int>(steps * groups));
+  }
   // A chunk is a few ms of work, whatever one step costs.
   const int64_t chunk_steps = std::clamp<int64_t>(kCancelCheckCost / per_step, 1, kMaxChunkSteps);
   Trace part;
