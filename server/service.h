@@ -12,11 +12,12 @@
 // once with RESOURCE_EXHAUSTED (retryable overload), as a well-run server sheds load rather
 // than queueing without bound.
 //
-// Heavy calls (Simulate, a lookahead costing more than kLightCost, ImportState) run on a pool
-// of their own, small and with its own queue, so however many arrive they never hold a thread
-// Create, Step or Delete needs. Each is bounded before any work starts: its cost, steps x
+// Heavy calls (Simulate, ImportState, a lookahead costing more than kLightCost, a Step of a
+// schedule whose step alone costs more) run on a pool of their own, small and with its own
+// queue, so however many arrive they never hold a thread Create, Delete or an ordinary Step
+// needs. Simulate and lookaheads are bounded before any work starts: their cost, steps x
 // Schedule::step_cost() (the spec's work per step, not just the step count), must be within
-// max_call_cost, and its reply's size within max_reply_bytes (RESOURCE_EXHAUSTED naming the
+// max_call_cost, and their reply's size within max_reply_bytes (RESOURCE_EXHAUSTED naming the
 // field and the numbers). Long loops poll for the client's deadline or cancellation every
 // kCancelCheckCost units of work.
 #ifndef LRSCHED_SERVER_SERVICE_H_
@@ -40,7 +41,7 @@ namespace lrsched {
 
 inline constexpr int64_t kDefaultMaxCallCost = 1'000'000'000;
 inline constexpr int64_t kDefaultMaxReplyBytes = int64_t{64} << 20;
-// A lookahead costing more than this (~1-2 ms of work) is a heavy call.
+// A lookahead or a step costing more than this (~1-2 ms of work) is a heavy call.
 inline constexpr int64_t kLightCost = int64_t{1} << 20;
 
 struct ServiceOptions {

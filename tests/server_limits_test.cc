@@ -3,8 +3,9 @@
 // Bounded work per call: Simulate and GetLR are refused RESOURCE_EXHAUSTED, before any work,
 // when steps x the schedule's step cost exceeds --max_call_cost or the reply would exceed
 // --max_reply_bytes, with a message naming the field and the numbers; ordinary calls stay
-// allowed under the defaults; heavy calls run on a pool of their own, so a full heavy pool
-// refuses heavy calls promptly and never delays Create, Step, Delete or a short GetLR.
+// allowed under the defaults; heavy calls (a costly step among them) run on a pool of their
+// own, so a full heavy pool refuses heavy calls promptly and never delays Create, Step, Delete
+// or a short GetLR.
 #include <thread>
 #include <vector>
 
@@ -199,6 +200,38 @@ TEST(ServerLimitsTest, HeavyCallsHaveTheirOwnPoolAndQueue) {
   ASSERT_TRUE(Eventually([&] { return h.server()->heavy_busy() == 0; }));
   v1::SimulateResponse r;
   EXPECT_TRUE(Simulate(h.stub(), CostlySpec(), 10, &r).ok());
+}
+
+// A step that alone is real work (here 60 long lambdas over 64 groups, ~20-40 ms) is a heavy
+// call too: refused while the heavy pool is full, when an ordinary step is not.
+TEST(ServerLimitsTest, CostlyStepIsAHeavyCall) {
+  ServerConfig config;
+  config.heavy_threads = 1;
+  config.max_heavy_queued = 1;
+  config.max_call_cost = int64_t{1} << 62;
+  ServerHarness h(StoreKind::kMemory, config);
+  ASSERT_TRUE(Create(h.stub(), "wide", CostlySpec(64)).ok());
+  ASSERT_TRUE(Create(h.stub(), "plain", kCosineSpec).ok());
+  std::vector<std::thread> heavy;
+  for (int i = 0; i < 2; ++i) {
+    heavy.emplace_back([&] {
+      v1::SimulateResponse r;
+      EXPECT_FALSE(Simulate(*h.NewStub(), CostlySpec(), 1'000'000, &r, absl::Seconds(5)).ok());
+    });
+    ASSERT_TRUE(Eventually([&] {
+      return h.server()->heavy_busy() == 1 && h.server()->heavy_queued() == static_cast<size_t>(i);
+    }));
+  }
+  grpc::Status refused = Step(h.stub(), "wide");
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << refused.error_message();
+  EXPECT_THAT(refused.error_message(), HasSubstr("heavy calls"));
+  EXPECT_TRUE(Step(h.stub(), "plain").ok());
+  for (std::thread& t : heavy) t.join();
+  ASSERT_TRUE(Eventually([&] { return h.server()->heavy_busy() == 0; }));
+  v1::StepResponse r;
+  ASSERT_TRUE(Step(h.stub(), "wide", &r).ok());
+  EXPECT_TRUE(r.advanced());
+  EXPECT_EQ(r.session().last_epoch(), 1);  // the refused step changed nothing
 }
 
 }  // namespace
