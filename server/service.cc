@@ -296,14 +296,16 @@ grpc::ServerUnaryReactor* LrSchedulerService::Step(grpc::CallbackServerContext* 
       finish(reactor, Overloaded(heavy));
     }
   };
-  if (heavy || !registry_->TryStepAsync(req->name(), step, if_epoch,
-                               [reactor, finish, on_pool](absl::StatusOr<StepOutcome> out) {
-                                 if (Registry::MustStepBlocking(out.status())) {
-                                   on_pool();
-                                 } else {
-                                   finish(reactor, std::move(out));
-                                 }
-                               })) {
+  if (heavy) {
+    on_pool();
+  } else if (!registry_->TryStepAsync(req->name(), step, if_epoch,
+                                      [reactor, finish, on_pool](absl::StatusOr<StepOutcome> out) {
+                                        if (Registry::MustStepBlocking(out.status())) {
+                                          on_pool();
+                                        } else {
+                                          finish(reactor, std::move(out));
+                                        }
+                                      })) {
     on_pool();
   }
   return reactor;

@@ -43,10 +43,10 @@ absl::Status LrSchedulerService::DoGetLR(grpc::CallbackServerContext* ctx,
         absl::StrCat("window: expected 0 to ", kMaxWindow, ", got ", req.window()));
   }
   if (!s.ok()) return s;
-  auto la = registry_->LookAhead(req.name(), req.ahead(), req.window(),
-                                 [ctx] { return ctx->IsCancelled(); },
-                                 ReadOptions{req.consistent()},
-                                 LookaheadLimits{options_.max_call_cost, options_.max_reply_bytes});
+  auto la = registry_->LookAhead(
+      req.name(), req.ahead(), req.window(), [ctx] { return ctx->IsCancelled(); },
+      ReadOptions{req.consistent()},
+      LookaheadLimits{options_.max_call_cost, options_.max_reply_bytes});
   if (!la.ok()) return la.status();
   resp->set_name(req.name());
   resp->set_last_epoch(la->last_epoch);

@@ -29,7 +29,9 @@ std::string CostlySpec(int groups = 1) {
   while (lambda.size() < 990) lambda += "+epoch%7";
   lambda += ")";
   json subs = json::array();
-  for (int i = 0; i < 60; ++i) subs.push_back({{"type", "MultiplicativeLR"}, {"lr_lambda", lambda}});
+  for (int i = 0; i < 60; ++i) {
+    subs.push_back({{"type", "MultiplicativeLR"}, {"lr_lambda", lambda}});
+  }
   json g = json::array();
   for (int i = 0; i < groups; ++i) g.push_back({{"lr", 0.1}, {"momentum", 0.9}});
   return json{{"optimizer", {{"type", "SGD"}, {"param_groups", g}}},

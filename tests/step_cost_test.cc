@@ -76,9 +76,7 @@ TEST(StepCostTest, ChainsAddSequencesTakeTheLargest) {
   EXPECT_GE(chain, 60 * child);
   EXPECT_LT(chain, 60 * 2 * child);
   // A sequence steps one child at a time.
-  json seq = {{"type", "SequentialLR"},
-              {"schedulers", {kCosine, costly}},
-              {"milestones", {5}}};
+  json seq = {{"type", "SequentialLR"}, {"schedulers", {kCosine, costly}}, {"milestones", {5}}};
   const int64_t sequence = Cost(seq);
   EXPECT_GE(sequence, child);
   EXPECT_LE(sequence, child + Cost(kCosine));
