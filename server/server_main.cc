@@ -10,6 +10,7 @@
 // --shutdown_grace), flush and close the store, exit 0. The signals are blocked in every thread
 // and taken by sigwait() in main, so no work happens inside a signal handler.
 // Exit codes: 0 after a graceful shutdown, 1 when the server cannot start.
+#include <malloc.h>
 #include <signal.h>
 
 #include <cstdio>
@@ -287,6 +288,12 @@ int main(int argc, char** argv) {
   // mutex (each session has one). Release builds of Abseil never do this; the unit tests,
   // which construct their own servers, keep it on to catch lock-order inversions.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  // Heavy calls build large replies (a 1000-step x 1000-group Simulate: two 8 MB arrays, then
+  // 16 MB encoded). Once the first such block is freed glibc raises its mmap threshold and
+  // serves the next ones from per-thread arenas, which keep what is freed: 128 of those calls
+  // left 0.8 GB resident for good. A fixed threshold maps every block over 1 MiB on its own and
+  // unmaps it when freed (measured: 117 MB peak, 25 MB after, for the same 128 calls).
+  mallopt(M_MMAP_THRESHOLD, 1 << 20);
   std::vector<char*> args = absl::ParseCommandLine(argc, argv);
   if (args.size() > 1) {
     std::fprintf(stderr, "lrsched-server: unexpected argument %s\n", args[1]);

@@ -1,17 +1,18 @@
 """Heavy calls against a real lrsched-server process: bounded work, a pool of their own.
 
-With 130 maximal heavy calls in flight (half GetLR lookaheads of a ChainedScheduler of 60
-MultiplicativeLR with 1000-character lambdas, as far ahead as --max_call_cost admits; half
+With 130 maximal heavy calls in flight (one in ten GetLR lookaheads of a ChainedScheduler of 60
+MultiplicativeLR with 1000-character lambdas, as far ahead as --max_call_cost admits; the rest
 Simulate of 1000 steps x 1000 param groups, 26 KB requests and 16 MB replies), a Create, a Step
 and a Delete each answer in under 200 ms, and the server's resident memory stays under 512 MB
-(read from /proc/<pid>/status). Every heavy call is answered. The lookahead's bound comes from
+(read from /proc/<pid>/status), and under half that once the calls are over. Every heavy call
+is answered. The lookahead's bound comes from
 the server's own refusal, which must name the field and the numbers.
 
 --max_call_cost is 1e8 here (not the default 1e9) so that the 130 calls take seconds, not
 minutes, on a small machine; each call is still the largest the server admits.
 
 Run by scripts/test.sh as `/usr/bin/python3 -m pytest tests/python` with LRSCHED_BIN_DIR set to
-the build directory. Every wait is bounded; the file runs in about ten seconds.
+the build directory. Every wait is bounded; the file runs in 10-30 seconds.
 """
 import concurrent.futures
 import json
@@ -174,6 +175,9 @@ def test_heavy_calls_never_starve_light_ones(tmp_path):
             assert max(times) < LIGHT_LIMIT, (method, times)
         assert len(results) == HEAVY_CALLS and all(ok for ok, _ in results), results
         assert hwm < RSS_LIMIT, hwm
+        # The replies' buffers went back to the system (glibc's arenas kept ~0.6 GB without the
+        # server's fixed mmap threshold).
+        assert after < RSS_LIMIT // 2, after
     finally:
         rss.done.set()
         light_ch.close()
@@ -181,8 +185,8 @@ def test_heavy_calls_never_starve_light_ones(tmp_path):
 
 
 def heavy_load(address, ahead):
-    """The child process: sends HEAVY_CALLS heavy calls at once, half maximal lookaheads of
-    "costly", half maximal Simulates, and prints "sent"; when a line arrives on stdin (the
+    """The child process: sends HEAVY_CALLS heavy calls at once, one in ten maximal lookaheads
+    of "costly", the rest maximal Simulates, and prints "sent"; when a line arrives on stdin (the
     parent's light calls are done), the number of calls still unanswered; then a JSON list of
     [ok, seconds], one per call."""
     ch = channel(address)
@@ -192,7 +196,7 @@ def heavy_load(address, ahead):
 
     def call(i):
         t0 = time.monotonic()
-        if i % 2:
+        if i % 10 == 0:
             r = heavy.GetLR(pb.GetLRRequest(name="costly", ahead=ahead), timeout=HEAVY_TIMEOUT)
             ok = r.last_epoch == 0 and len(r.groups) == 1
         else:
