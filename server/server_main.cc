@@ -44,13 +44,13 @@ ABSL_FLAG(int64_t, max_simulate_steps, 1000000,
           "most steps x param groups one Simulate call may compute");
 ABSL_FLAG(int64_t, max_call_cost, lrsched::kDefaultMaxCallCost,
           "most work one call may ask for: steps (Simulate's steps, GetLR's ahead or window) x "
-          "the schedule's cost per step (~1 unit per lambda instruction per group; ~1 ns each)");
+          "the schedule's estimated cost per step (units of about 1 ns of work)");
 ABSL_FLAG(int64_t, max_reply_bytes, lrsched::kDefaultMaxReplyBytes,
           "largest reply one call may build (Simulate's trace, GetLR's window), estimated "
           "before the work starts");
 ABSL_FLAG(int32_t, heavy_threads, 2,
-          "threads running heavy calls (Simulate, long lookaheads, ImportState), apart from "
-          "--worker_threads so they never delay the other calls");
+          "threads running heavy calls (Simulate, ImportState, costly lookaheads and steps), "
+          "apart from --worker_threads so they never delay the other calls");
 ABSL_FLAG(int64_t, max_heavy_queued, 64,
           "heavy calls waiting for a heavy-call thread beyond which new ones get "
           "RESOURCE_EXHAUSTED");
@@ -291,8 +291,8 @@ int main(int argc, char** argv) {
   // Heavy calls build large replies (a 1000-step x 1000-group Simulate: two 8 MB arrays, then
   // 16 MB encoded). Once the first such block is freed glibc raises its mmap threshold and
   // serves the next ones from per-thread arenas, which keep what is freed: 128 of those calls
-  // left 0.8 GB resident for good. A fixed threshold maps every block over 1 MiB on its own and
-  // unmaps it when freed (measured: 117 MB peak, 25 MB after, for the same 128 calls).
+  // left 0.6-0.8 GB resident for good. A fixed threshold maps every block over 1 MiB on its own
+  // and unmaps it when freed (measured: ~100 MB peak, ~30 MB after, for the same calls).
   mallopt(M_MMAP_THRESHOLD, 1 << 20);
   std::vector<char*> args = absl::ParseCommandLine(argc, argv);
   if (args.size() > 1) {
