@@ -118,4 +118,6 @@ absl::StatusOr<double> Expr::Eval(int64_t arg) const { return Run(program_->code
 
 const std::string& Expr::source() const { return program_->source; }
 
+int64_t Expr::cost() const { return static_cast<int64_t>(program_->code.instrs.size()); }
+
 }  // namespace lrsched

@@ -49,6 +49,9 @@ class Expr {
   absl::StatusOr<double> Eval(int64_t arg) const;
 
   const std::string& source() const;
+  // Instructions one Eval runs at most (every jump goes forward), the measure of its cost
+  // (Schedule::step_cost()).
+  int64_t cost() const;
 
   Expr(const Expr&) = default;
   Expr& operator=(const Expr&) = default;

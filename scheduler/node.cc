@@ -37,6 +37,14 @@ void AppendStateNums(const std::vector<double>& v, std::string* out) {
 
 void SchedulerNode::AppendStateDict(std::string* out) const { out->append(StateDict().dump()); }
 
+int64_t SchedulerNode::StepCost(size_t groups) const {
+  return kNodeCost + kGroupCost * static_cast<int64_t>(groups);
+}
+
+int64_t SchedulerNode::CopyCost(size_t groups) const {
+  return kNodeCost + kGroupCost * static_cast<int64_t>(groups);
+}
+
 bool ReadStateNum(const json& v, double* out) {
   if (v.is_number() && !v.is_boolean()) {
     *out = v.get<double>();

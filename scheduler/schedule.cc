@@ -1,6 +1,8 @@
 // Copyright lrsched authors.
 #include "scheduler/schedule.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "scheduler/fields.h"
 #include "scheduler/json_text.h"
@@ -77,6 +79,7 @@ absl::StatusOr<std::unique_ptr<Schedule>> Schedule::Create(const json& spec) {
 }
 
 absl::Status Schedule::Finish() {
+  step_cost_ = std::max<int64_t>(1, root_->StepCost(opt_.groups.size()));
   for (size_t i = 0; i < opt_.groups.size(); ++i) {
     if (!std::isfinite(opt_.groups[i].lr)) {
       return absl::InvalidArgumentError(
@@ -90,6 +93,7 @@ std::unique_ptr<Schedule> Schedule::Clone() const {
   std::unique_ptr<Schedule> out(new Schedule());
   out->spec_text_ = spec_text_;
   out->type_ = type_;
+  out->step_cost_ = step_cost_;
   out->opt_ = opt_;
   out->root_ = root_->Clone();
   return out;

@@ -90,6 +90,12 @@ class Schedule {
   // torch's `last_epoch` of the scheduler (the first child's for ChainedScheduler).
   int64_t last_epoch() const;
   const std::string& scheduler_type() const { return type_; }
+  // What one Step costs, in cost units: an estimate from the spec's shape (scheduler nodes x
+  // param groups x the size of each lambda), fixed at construction, so that a server can bound
+  // a call's work (steps x step_cost()) before doing any of it. A unit is about a nanosecond
+  // (the constants in node.h); a CosineAnnealingLR with 4 groups costs 192, a
+  // ChainedScheduler of 60 MultiplicativeLR with 1000-character lambdas ~250000. >= 1.
+  int64_t step_cost() const { return step_cost_; }
   // The spec it was built from, as canonical JSON text (keys sorted; numbers as nlohmann dumps
   // them, which parse back to the same values). Kept as text only, shared by every Clone: a
   // parsed tree costs several times the memory, and servers holding many sessions read the
@@ -109,6 +115,7 @@ class Schedule {
 
   std::shared_ptr<const std::string> spec_text_;  // never null once built
   std::string type_;
+  int64_t step_cost_ = 1;
   Optimizer opt_;
   std::unique_ptr<internal::SchedulerNode> root_;
 };

@@ -55,6 +55,13 @@ std::vector<Expr> ReadLambdas(Fields& f, size_t groups) {
 
 json NullLambdas(size_t n) { return json(std::vector<json>(n, nullptr)); }
 
+// A node evaluating one lambda per group on each step.
+int64_t LambdasCost(const SchedulerNode& node, const std::vector<Expr>& lambdas, size_t groups) {
+  int64_t cost = node.SchedulerNode::StepCost(groups);
+  for (const Expr& e : lambdas) cost += kInstrCost * e.cost();
+  return cost;
+}
+
 absl::Status EvalLambda(const Expr& e, int64_t epoch, size_t group, double* out) {
   auto r = e.Eval(epoch);
   if (!r.ok()) {
@@ -70,6 +77,7 @@ class LambdaLR : public ValueNode<LambdaLR> {
  public:
   std::vector<Expr> lambdas;
   const char* type() const override { return "LambdaLR"; }
+  int64_t StepCost(size_t groups) const override { return LambdasCost(*this, lambdas, groups); }
   absl::Status GetLr(const Optimizer&, double* out) override {
     for (size_t i = 0; i < base_lrs_.size(); ++i) {
       double f;
@@ -86,6 +94,7 @@ class MultiplicativeLR : public ValueNode<MultiplicativeLR> {
  public:
   std::vector<Expr> lambdas;
   const char* type() const override { return "MultiplicativeLR"; }
+  int64_t StepCost(size_t groups) const override { return LambdasCost(*this, lambdas, groups); }
   absl::Status GetLr(const Optimizer& opt, double* out) override {
     for (size_t i = 0; i < base_lrs_.size(); ++i) {
       if (last_epoch_ > 0) {
@@ -130,6 +139,11 @@ class MultiStepLR : public ValueNode<MultiStepLR> {
   std::map<int64_t, int64_t> counts;    // the Counter
   double gamma = 0.1;
   const char* type() const override { return "MultiStepLR"; }
+  // Copying the state copies the milestones too.
+  int64_t CopyCost(size_t groups) const override {
+    return SchedulerNode::CopyCost(groups) + static_cast<int64_t>(sorted.size()) +
+           kMapNodeCost * static_cast<int64_t>(counts.size());
+  }
   absl::Status GetLr(const Optimizer& opt, double* out) override {
     auto it = counts.find(last_epoch_);
     double p = 1;

@@ -27,6 +27,9 @@ class CyclicLR : public ValueNode<CyclicLR> {
   bool cycle_momentum = true;
 
   const char* type() const override { return "CyclicLR"; }
+  int64_t StepCost(size_t groups) const override {
+    return SchedulerNode::StepCost(groups) + (scale_fn ? kInstrCost * scale_fn->cost() : 0);
+  }
 
   absl::Status Scale(int64_t x, double* out) const {
     if (scale_fn) {

@@ -145,6 +145,17 @@ class SequentialLR : public SchedulerNode {
     for (const auto& c : o.children) children.push_back(c->Clone());
   }
   const char* type() const override { return "SequentialLR"; }
+  // One child steps at a time; a copy copies them all.
+  int64_t StepCost(size_t groups) const override {
+    int64_t most = 0;
+    for (const auto& c : children) most = std::max(most, c->StepCost(groups));
+    return SchedulerNode::StepCost(groups) + most;
+  }
+  int64_t CopyCost(size_t groups) const override {
+    int64_t cost = SchedulerNode::CopyCost(groups) + static_cast<int64_t>(milestones.size());
+    for (const auto& c : children) cost += c->CopyCost(groups);
+    return cost;
+  }
   bool takes_epoch() const override { return false; }
   int64_t* mutable_last_epoch() override { return &last_epoch_; }
   int64_t last_epoch() const override { return last_epoch_; }
@@ -243,6 +254,17 @@ class ChainedScheduler : public SchedulerNode {
     backup_groups_ = groups;
   }
   const char* type() const override { return "ChainedScheduler"; }
+  // Every child steps, after a backup copy of each (see Step).
+  int64_t StepCost(size_t groups) const override {
+    int64_t cost = SchedulerNode::StepCost(groups);
+    for (const auto& c : children) cost += c->StepCost(groups) + c->CopyCost(groups);
+    return cost;
+  }
+  int64_t CopyCost(size_t groups) const override {
+    int64_t cost = SchedulerNode::CopyCost(groups);
+    for (const auto& c : children) cost += c->CopyCost(groups);
+    return cost;
+  }
   bool takes_epoch() const override { return false; }
   // ChainedScheduler has no last_epoch in torch; its children step together, so the first
   // child's counts the steps.

@@ -41,6 +41,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <map>
 #include <memory>
 #include <optional>
@@ -88,6 +89,19 @@ struct Lookahead {
   std::vector<GroupValue> groups;   // at last_epoch + ahead
   std::vector<EpochGroups> window;  // now, then after 1, 2, ... more steps
 };
+
+// What one lookahead may cost (the service's --max_call_cost and --max_reply_bytes): its work,
+// steps x Schedule::step_cost(), and its window's memory, kLookaheadValueBytes per group value.
+// Past either, LookAhead answers RESOURCE_EXHAUSTED naming ahead or window.
+struct LookaheadLimits {
+  int64_t max_cost = std::numeric_limits<int64_t>::max();
+  int64_t max_reply_bytes = std::numeric_limits<int64_t>::max();
+};
+// A window's group value as held until sent: the C++ value, its reply message, its encoding.
+inline constexpr int64_t kLookaheadValueBytes = 96;
+// Work (in Schedule::step_cost() units) between two checks whether a long call's client is
+// still waiting: a few ms.
+inline constexpr int64_t kCancelCheckCost = int64_t{1} << 21;
 
 struct ExportedState {
   std::string state_json;
@@ -182,10 +196,14 @@ class Registry {
                     std::optional<int64_t> if_epoch, StepCallback done);
   static bool MustStepBlocking(const absl::Status& s);
   // Values `ahead` steps ahead and a window of `window` epochs, computed on a copy outside the
-  // session's lock; `cancelled` is polled during long lookaheads.
+  // session's lock; `cancelled` is polled during long lookaheads (every few ms of work).
   absl::StatusOr<Lookahead> LookAhead(const std::string& name, int64_t ahead, int32_t window,
                                       const std::function<bool()>& cancelled,
-                                      const ReadOptions& options = {});
+                                      const ReadOptions& options = {},
+                                      const LookaheadLimits& limits = {});
+  // The session's Schedule::step_cost() as held in memory (no store read: a hint for routing
+  // a call, not a read to rely on); NOT_FOUND if memory has no such session.
+  absl::StatusOr<int64_t> StepCost(const std::string& name);
   absl::StatusOr<ExportedState> Export(const std::string& name);
   // Creates `name` from `schedule`, or replaces the existing session when `replace`. Labels
   // default to the replaced session's (or none).

@@ -96,10 +96,12 @@ absl::StatusOr<ListPage> Registry::ListFromStore(const ListQuery& query) {
 absl::StatusOr<Lookahead> Registry::LookAhead(const std::string& name, int64_t ahead,
                                              int32_t window,
                                              const std::function<bool()>& cancelled,
-                                             const ReadOptions& options) {
+                                             const ReadOptions& options,
+                                             const LookaheadLimits& limits) {
   if (absl::Status ready = PrepareRead(name, options); !ready.ok()) return ready;
   Lookahead out;
   std::unique_ptr<Schedule> copy;
+  const int64_t steps = std::max<int64_t>(ahead, static_cast<int64_t>(window) - 1);
   {
     std::shared_ptr<Entry> e = Find(name);
     if (e == nullptr) return Missing(name);
@@ -112,12 +114,27 @@ absl::StatusOr<Lookahead> Registry::LookAhead(const std::string& name, int64_t a
       if (window == 1) out.window.push_back({out.last_epoch, out.groups});
       return out;
     }
-    const int64_t values = static_cast<int64_t>(window) *
-                           static_cast<int64_t>(e->schedule->param_groups().size());
+    const int64_t groups = static_cast<int64_t>(e->schedule->param_groups().size());
+    const int64_t values = static_cast<int64_t>(window) * groups;
     if (values > kMaxWindowValues) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "window: ", window, " epochs x ", e->schedule->param_groups().size(),
-          " param groups is more than ", kMaxWindowValues, " values"));
+          "window: ", window, " epochs x ", groups, " param groups is more than ",
+          kMaxWindowValues, " values"));
+    }
+    if (values > limits.max_reply_bytes / kLookaheadValueBytes) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "window: ", window, " epochs x ", groups, " param groups x ", kLookaheadValueBytes,
+          " bytes is more than this server's reply limit of ", limits.max_reply_bytes,
+          " bytes (--max_reply_bytes)"));
+    }
+    // Bounded by what the work costs, not by the step count alone: a step of a chain of
+    // long lambdas costs a thousand times one of CosineAnnealingLR.
+    const int64_t per_step = e->schedule->step_cost();
+    if (steps > limits.max_cost / per_step) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          ahead >= steps ? "ahead" : "window", ": ", steps, " steps x ", per_step,
+          " cost units per step of this session's schedule is more than this server's limit of ",
+          limits.max_cost, " per call (--max_call_cost)"));
     }
     if (!e->schedule->deterministic()) {
       return absl::FailedPreconditionError(absl::StrCat(
@@ -132,9 +149,10 @@ absl::StatusOr<Lookahead> Registry::LookAhead(const std::string& name, int64_t a
     out.window.reserve(static_cast<size_t>(window));
     out.window.push_back({out.last_epoch, out.groups});
   }
-  const int64_t steps = std::max<int64_t>(ahead, static_cast<int64_t>(window) - 1);
+  // Polls for cancellation (deadline, client gone) every few ms of work, whatever a step costs.
+  const int64_t check_every = std::max<int64_t>(1, kCancelCheckCost / copy->step_cost());
   for (int64_t i = 1; i <= steps; ++i) {
-    if (i % 4096 == 0 && cancelled && cancelled()) {
+    if (i % check_every == 0 && cancelled && cancelled()) {
       return absl::CancelledError("lookahead: the call was cancelled");
     }
     absl::Status s = copy->Step({});
@@ -147,6 +165,14 @@ absl::StatusOr<Lookahead> Registry::LookAhead(const std::string& name, int64_t a
     if (i == ahead) out.groups = GroupValues(*copy);
   }
   return out;
+}
+
+absl::StatusOr<int64_t> Registry::StepCost(const std::string& name) {
+  std::shared_ptr<Entry> e = Find(name);
+  if (e == nullptr) return absl::NotFoundError(absl::StrCat("session \"", name, "\" not found"));
+  absl::MutexLock l(&e->mu);
+  if (!e->live) return absl::NotFoundError(absl::StrCat("session \"", name, "\" not found"));
+  return e->schedule->step_cost();
 }
 
 absl::StatusOr<ExportedState> Registry::Export(const std::string& name) {

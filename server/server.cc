@@ -58,6 +58,8 @@ absl::StatusOr<std::unique_ptr<LrschedServer>> LrschedServer::Start(const Server
   }
   s->pool_ = std::make_unique<WorkerPool>(
       WorkerPool::Options{config.worker_threads, config.max_queued_calls});
+  s->heavy_pool_ = std::make_unique<WorkerPool>(
+      WorkerPool::Options{config.heavy_threads, config.max_heavy_queued});
   if (!config.metrics_listen.empty()) {
     s->metrics_ = std::make_unique<Metrics>();
     Registry* registry = s->registry_.get();
@@ -92,6 +94,13 @@ absl::StatusOr<std::unique_ptr<LrschedServer>> LrschedServer::Start(const Server
                           [pool] { return static_cast<double>(pool->queued()); });
     s->metrics_->AddGauge("lrsched_workers_busy", "Worker threads running a call.", "gauge",
                           [pool] { return static_cast<double>(pool->busy()); });
+    WorkerPool* heavy = s->heavy_pool_.get();
+    s->metrics_->AddGauge("lrsched_heavy_calls_queued",
+                          "Heavy calls (Simulate, long lookaheads, ImportState) waiting for a "
+                          "heavy-call thread.",
+                          "gauge", [heavy] { return static_cast<double>(heavy->queued()); });
+    s->metrics_->AddGauge("lrsched_heavy_workers_busy", "Heavy-call threads running a call.",
+                          "gauge", [heavy] { return static_cast<double>(heavy->busy()); });
     auto http = MetricsHttpServer::Start(config.metrics_listen, s->metrics_.get());
     if (!http.ok()) {
       s->stopped_ = true;  // nothing to shut down yet
@@ -103,6 +112,9 @@ absl::StatusOr<std::unique_ptr<LrschedServer>> LrschedServer::Start(const Server
   service_options.max_simulate_steps = config.max_simulate_steps;
   service_options.authorizer = config.authorizer;
   service_options.pool = s->pool_.get();
+  service_options.heavy_pool = s->heavy_pool_.get();
+  service_options.max_call_cost = config.max_call_cost;
+  service_options.max_reply_bytes = config.max_reply_bytes;
   service_options.metrics = s->metrics_.get();
   // The health service says NOT_SERVING while the store refuses writes (write_health.h). It
   // exists once the server is built; a change before that is not reported.
@@ -166,6 +178,7 @@ void LrschedServer::Shutdown(absl::Duration grace) {
   server_->Wait();
   // Every call is answered by now; the pool has nothing left but its idle threads.
   pool_->Shutdown();
+  heavy_pool_->Shutdown();
   registry_->StopFeed();  // before the store it reads from closes
   store_->Close();
   // After the store: a scrape during shutdown still answers (and reads only in-memory state).

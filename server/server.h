@@ -44,11 +44,19 @@ struct ServerConfig {
   // uses the callback API and the worker pool below).
   int max_threads = 512;
   // Threads that run the calls that may block (mutations waiting for their commit, reads from
-  // a shared store, long lookaheads and simulations); at most this many commits group into one
+  // a shared store; heavy calls have their own, below); at most this many commits group into one
   // SQLite transaction. Calls beyond max_queued_calls waiting for one are refused
   // RESOURCE_EXHAUSTED.
   int worker_threads = 128;
   size_t max_queued_calls = 4096;
+  // Threads, and queue, of the heavy calls (Simulate, long lookaheads, ImportState), kept
+  // apart so they never delay the others (service.h); calls beyond max_heavy_queued waiting
+  // are refused RESOURCE_EXHAUSTED.
+  int heavy_threads = 2;
+  size_t max_heavy_queued = 64;
+  // Per-call bounds on work and reply size (ServiceOptions).
+  int64_t max_call_cost = kDefaultMaxCallCost;
+  int64_t max_reply_bytes = kDefaultMaxReplyBytes;
   // Bearer-token authorization (server/auth.h); null: every call is allowed. Must outlive the
   // server.
   const Authorizer* authorizer = nullptr;
@@ -80,6 +88,9 @@ class LrschedServer {
   int metrics_port() const;
   // Calls waiting for a worker thread (tests, metrics).
   size_t pool_queued() const { return pool_ != nullptr ? pool_->queued() : 0; }
+  // Heavy calls waiting for a heavy-call thread, and running (tests, metrics).
+  size_t heavy_queued() const { return heavy_pool_ != nullptr ? heavy_pool_->queued() : 0; }
+  int64_t heavy_busy() const { return heavy_pool_ != nullptr ? heavy_pool_->busy() : 0; }
 
   // Idempotent.
   void Shutdown(absl::Duration grace);
@@ -90,6 +101,7 @@ class LrschedServer {
   Store* store_ = nullptr;
   std::unique_ptr<Registry> registry_;
   std::unique_ptr<WorkerPool> pool_;
+  std::unique_ptr<WorkerPool> heavy_pool_;
   std::unique_ptr<LrSchedulerService> service_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<Metrics> metrics_;

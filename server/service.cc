@@ -1,7 +1,8 @@
 // Copyright lrsched authors.
 //
 // The unary session methods of LrSchedulerService. Each one validates its request completely
-// before touching the registry; Simulate is in service_simulate.cc, Watch in service_watch.cc.
+// before touching the registry; GetLR is in service_lookahead.cc, Simulate in
+// service_simulate.cc, Watch in service_watch.cc.
 #include "server/service.h"
 
 #include <algorithm>
@@ -37,9 +38,11 @@ grpc::Status Done(std::string_view method, std::string_view name, const absl::St
   return ToGrpc(s);
 }
 
-absl::Status Overloaded() {
+absl::Status Overloaded(bool heavy) {
   return absl::ResourceExhaustedError(
-      "server overloaded: too many calls waiting; retry with backoff");
+      heavy ? "server overloaded: too many heavy calls (Simulate, long lookaheads, ImportState) "
+              "waiting; retry with backoff"
+            : "server overloaded: too many calls waiting; retry with backoff");
 }
 
 // Page tokens are the last name returned, web-safe base64 encoded: opaque to clients, and
@@ -148,10 +151,21 @@ grpc::ServerUnaryReactor* LrSchedulerService::Serve(grpc::CallbackServerContext*
     finish(allowed);
   } else if (where == Where::kInline) {
     finish(body());
-  } else if (!options_.pool->Submit([finish, body = std::move(body)]() mutable {
-               finish(body());
-             })) {
-    finish(Overloaded());
+  } else {
+    const bool heavy = where == Where::kHeavy;
+    WorkerPool* pool = heavy ? options_.heavy_pool : options_.pool;
+    if (!pool->Submit([finish, ctx, heavy, body = std::move(body)]() mutable {
+          // A heavy call may wait in its queue for seconds: if its client has given up
+          // meanwhile (deadline, cancellation), spend nothing on it.
+          if (heavy && ctx->IsCancelled()) {
+            finish(absl::CancelledError("the call was cancelled, or its deadline passed, while "
+                                        "it waited for a heavy-call thread"));
+            return;
+          }
+          finish(body());
+        })) {
+      finish(Overloaded(heavy));
+    }
   }
   return reactor;
 }
@@ -269,22 +283,35 @@ grpc::ServerUnaryReactor* LrSchedulerService::Step(grpc::CallbackServerContext* 
     finish(reactor, s);
     return reactor;
   }
+  // A step that is real work (a chain of 64 long lambdas over 1024 groups, an 80 KB spec,
+  // steps in ~0.3 s) is a heavy call: on the heavy pool, never on gRPC's thread or a worker.
+  absl::StatusOr<int64_t> cost = registry_->StepCost(req->name());
+  const bool heavy = cost.ok() && *cost > kLightCost;
   // The blocking path: Step re-reads a shared store and retries lost compares.
-  auto on_pool = [this, reactor, finish, req, step, if_epoch] {
-    if (!options_.pool->Submit([this, reactor, finish, req, step, if_epoch] {
+  auto on_pool = [this, ctx, reactor, finish, req, step, if_epoch, heavy] {
+    WorkerPool* pool = heavy ? options_.heavy_pool : options_.pool;
+    if (!pool->Submit([this, ctx, reactor, finish, req, step, if_epoch, heavy] {
+          if (heavy && ctx->IsCancelled()) {  // its client gave up while it was queued
+            finish(reactor, absl::CancelledError("the call was cancelled, or its deadline "
+                                                 "passed, while it waited for a heavy-call "
+                                                 "thread"));
+            return;
+          }
           finish(reactor, registry_->Step(req->name(), step, if_epoch));
         })) {
-      finish(reactor, Overloaded());
+      finish(reactor, Overloaded(heavy));
     }
   };
-  if (!registry_->TryStepAsync(req->name(), step, if_epoch,
-                               [reactor, finish, on_pool](absl::StatusOr<StepOutcome> out) {
-                                 if (Registry::MustStepBlocking(out.status())) {
-                                   on_pool();
-                                 } else {
-                                   finish(reactor, std::move(out));
-                                 }
-                               })) {
+  if (heavy) {
+    on_pool();
+  } else if (!registry_->TryStepAsync(req->name(), step, if_epoch,
+                                      [reactor, finish, on_pool](absl::StatusOr<StepOutcome> out) {
+                                        if (Registry::MustStepBlocking(out.status())) {
+                                          on_pool();
+                                        } else {
+                                          finish(reactor, std::move(out));
+                                        }
+                                      })) {
     on_pool();
   }
   return reactor;
@@ -303,45 +330,6 @@ absl::Status LrSchedulerService::ParseStep(const v1::StepRequest& req, StepReque
   }
   if (req.has_if_epoch()) *if_epoch = req.if_epoch();
   return s;
-}
-
-grpc::ServerUnaryReactor* LrSchedulerService::GetLR(grpc::CallbackServerContext* ctx,
-                                                    const v1::GetLRRequest* req,
-                                                    v1::GetLRResponse* resp) {
-  // A lookahead of up to a few thousand steps costs microseconds; beyond that it is work.
-  constexpr int64_t kInlineSteps = 4096;
-  Where where = ReadWhere(req->consistent());
-  if (req->ahead() > kInlineSteps || req->window() > kInlineSteps) where = Where::kPool;
-  return Serve(ctx, "GetLR", req->name(), where,
-               [this, ctx, req, resp] { return DoGetLR(ctx, *req, resp); });
-}
-
-absl::Status LrSchedulerService::DoGetLR(grpc::CallbackServerContext* ctx,
-                                         const v1::GetLRRequest& req, v1::GetLRResponse* resp) {
-  absl::Status s = ValidateName(req.name());
-  if (s.ok() && (req.ahead() < 0 || req.ahead() > kMaxAhead)) {
-    s = absl::InvalidArgumentError(
-        absl::StrCat("ahead: expected 0 to ", kMaxAhead, ", got ", req.ahead()));
-  }
-  if (s.ok() && (req.window() < 0 || req.window() > kMaxWindow)) {
-    s = absl::InvalidArgumentError(
-        absl::StrCat("window: expected 0 to ", kMaxWindow, ", got ", req.window()));
-  }
-  if (!s.ok()) return s;
-  auto la = registry_->LookAhead(req.name(), req.ahead(), req.window(),
-                                 [ctx] { return ctx->IsCancelled(); },
-                                 ReadOptions{req.consistent()});
-  if (!la.ok()) return la.status();
-  resp->set_name(req.name());
-  resp->set_last_epoch(la->last_epoch);
-  resp->set_revision(la->revision);
-  for (const GroupValue& g : la->groups) ToProto(g, resp->add_groups());
-  for (const EpochGroups& w : la->window) {
-    v1::EpochValues* ev = resp->add_window();
-    ev->set_epoch(w.epoch);
-    for (const GroupValue& g : w.groups) ToProto(g, ev->add_groups());
-  }
-  return absl::OkStatus();
 }
 
 grpc::ServerUnaryReactor* LrSchedulerService::ExportState(grpc::CallbackServerContext* ctx,
@@ -365,7 +353,7 @@ grpc::ServerUnaryReactor* LrSchedulerService::ImportState(grpc::CallbackServerCo
                                                           const v1::ImportStateRequest* req,
                                                           v1::Session* resp) {
   return Serve(
-      ctx, "ImportState", req->name(), Where::kPool,
+      ctx, "ImportState", req->name(), Where::kHeavy,  // parses and builds up to 4 MB of JSON
       [this, req, resp] { return DoImportState(*req, resp); }, resp);
 }
 

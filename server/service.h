@@ -6,11 +6,20 @@
 // Every method uses gRPC's callback API. A call whose work is short and never waits (a read of
 // in-memory state, for a store this process alone writes) runs inline on gRPC's thread; any
 // call that may wait (a mutation waiting for its durable commit, a read that goes to a shared
-// store, a long lookahead or simulation) runs on a WorkerPool, so gRPC's few threads are never
-// blocked and a commit in progress holds one pool thread, not a connection; with SQLite a Step
-// holds no thread at all while its commit waits (Registry::TryStepAsync). When the pool's
-// queue is full the call is refused at once with RESOURCE_EXHAUSTED (retryable overload), as
-// a well-run server sheds load rather than queueing without bound.
+// store) runs on a WorkerPool, so gRPC's few threads are never blocked and a commit in progress
+// holds one pool thread, not a connection; with SQLite a Step holds no thread at all while its
+// commit waits (Registry::TryStepAsync). When the pool's queue is full the call is refused at
+// once with RESOURCE_EXHAUSTED (retryable overload), as a well-run server sheds load rather
+// than queueing without bound.
+//
+// Heavy calls (Simulate, ImportState, a lookahead costing more than kLightCost, a Step of a
+// schedule whose step alone costs more) run on a pool of their own, small and with its own
+// queue, so however many arrive they never hold a thread Create, Delete or an ordinary Step
+// needs. Simulate and lookaheads are bounded before any work starts: their cost, steps x
+// Schedule::step_cost() (the spec's work per step, not just the step count), must be within
+// max_call_cost, and their reply's size within max_reply_bytes (RESOURCE_EXHAUSTED naming the
+// field and the numbers). Long loops poll for the client's deadline or cancellation every
+// kCancelCheckCost units of work.
 #ifndef LRSCHED_SERVER_SERVICE_H_
 #define LRSCHED_SERVER_SERVICE_H_
 
@@ -31,13 +40,28 @@
 
 namespace lrsched {
 
+inline constexpr int64_t kDefaultMaxCallCost = 1'000'000'000;
+inline constexpr int64_t kDefaultMaxReplyBytes = int64_t{64} << 20;
+// A lookahead or a step costing more than this (~1-2 ms of work) is a heavy call.
+inline constexpr int64_t kLightCost = int64_t{1} << 20;
+
 struct ServiceOptions {
   // Simulate computes at most this many steps x param groups.
   int64_t max_simulate_steps = 1'000'000;
+  // The most work one call may ask for, in Schedule::step_cost() units x steps: Simulate's
+  // steps, GetLR's ahead and window. The default is about a second of one core's work: 1e6
+  // steps of a plain schedule with a dozen groups fit, 1e6 steps of a chain of 60 long
+  // lambdas (~140 s) do not.
+  int64_t max_call_cost = kDefaultMaxCallCost;
+  // The largest reply one call may build (Simulate's trace, GetLR's window), estimated
+  // before the work starts.
+  int64_t max_reply_bytes = kDefaultMaxReplyBytes;
   // Checks each call's bearer token (server/auth.h); null: no authorization.
   const Authorizer* authorizer = nullptr;
   // Runs the calls that may block (see above). Must outlive the service; required.
   WorkerPool* pool = nullptr;
+  // Runs the heavy calls (see above). Must outlive the service; required.
+  WorkerPool* heavy_pool = nullptr;
   // Counts each unary call as it ends (access_log.h); null: no metrics. The access log is
   // written either way. Must outlive the service.
   Metrics* metrics = nullptr;
@@ -81,7 +105,8 @@ class LrSchedulerService final : public v1::LrScheduler::CallbackService {
                                                const v1::WatchRequest* req) override;
 
  private:
-  enum class Where { kInline, kPool };
+  // kInline: on gRPC's thread; kPool: on options_.pool; kHeavy: on options_.heavy_pool.
+  enum class Where { kInline, kPool, kHeavy };
   // Authorizes the call, runs `body` where `where` says, and finishes the call with its
   // outcome (see Finish). `body` may use the request and the response: both live until the
   // call is finished, and so must `name` (the request's, or a literal). `result`: the session

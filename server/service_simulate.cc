@@ -1,9 +1,12 @@
 // Copyright lrsched authors.
 //
-// LrSchedulerService::Simulate: a trace of a spec without a session. The work is bounded
-// before it starts (steps x param groups <= --max_simulate_steps) and runs in chunks, checking
-// between chunks whether the client is still waiting (deadline, cancellation).
+// LrSchedulerService::Simulate: a trace of a spec without a session, on the heavy-call pool.
+// The work is bounded before it starts (steps x param groups <= --max_simulate_steps, the reply
+// within --max_reply_bytes, steps x the spec's step cost within --max_call_cost) and runs in
+// chunks of about kCancelCheckCost units of work, checking between chunks whether the client
+// is still waiting (deadline, cancellation).
 #include <algorithm>
+#include <limits>
 
 #include "absl/strings/str_cat.h"
 #include "scheduler/trace.h"
@@ -15,7 +18,7 @@
 namespace lrsched {
 namespace {
 
-constexpr int64_t kChunkSteps = 16384;
+constexpr int64_t kMaxChunkSteps = 16384;
 
 absl::Status CheckNumbers(const google::protobuf::RepeatedField<double>& values,
                           const char* field, int64_t steps) {
@@ -42,7 +45,7 @@ absl::Span<const double> Chunk(const google::protobuf::RepeatedField<double>& va
 grpc::ServerUnaryReactor* LrSchedulerService::Simulate(grpc::CallbackServerContext* ctx,
                                                        const v1::SimulateRequest* req,
                                                        v1::SimulateResponse* resp) {
-  return Serve(ctx, "Simulate", "", Where::kPool,
+  return Serve(ctx, "Simulate", "", Where::kHeavy,
                [this, ctx, req, resp] { return DoSimulate(ctx, *req, resp); });
 }
 
@@ -75,14 +78,36 @@ absl::Status LrSchedulerService::DoSimulate(grpc::CallbackServerContext* ctx,
         "steps: ", steps, " steps x ", groups, " param groups is more than this server's limit of ",
         options_.max_simulate_steps, " values"));
   }
+  const int64_t value_bytes = sched.has_momentum() ? 16 : 8;  // lr and momentum, packed
+  if (steps * groups > options_.max_reply_bytes / value_bytes) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "steps: ", steps, " steps x ", groups, " param groups x ", value_bytes,
+        " bytes is more than this server's reply limit of ", options_.max_reply_bytes,
+        " bytes (--max_reply_bytes)"));
+  }
+  const int64_t per_step = sched.step_cost();
+  if (steps > options_.max_call_cost / per_step) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "steps: ", steps, " steps x ", per_step,
+        " cost units per step of spec_json's schedule is more than this server's limit of ",
+        options_.max_call_cost, " per call (--max_call_cost)"));
+  }
   resp->set_groups(static_cast<int32_t>(groups));
   resp->set_has_momentum(sched.has_momentum());
   resp->set_error_at_step(-1);
-  // No up-front reservation: a call cancelled early should not have claimed the whole reply.
+  // Reserved once, within the limit just checked: growing by doubling would hold up to three
+  // times the reply while copying. Pages are only touched as values arrive, so a call
+  // cancelled early has not claimed the whole reply.
+  if (steps * groups <= std::numeric_limits<int>::max()) {  // a flag may allow more
+    resp->mutable_lr()->Reserve(static_cast<int>(steps * groups));
+    if (sched.has_momentum()) resp->mutable_momentum()->Reserve(static_cast<int>(steps * groups));
+  }
+  // A chunk is a few ms of work, whatever one step costs.
+  const int64_t chunk_steps = std::clamp<int64_t>(kCancelCheckCost / per_step, 1, kMaxChunkSteps);
   Trace part;
-  for (int64_t offset = 0; offset < steps; offset += kChunkSteps) {
+  for (int64_t offset = 0; offset < steps; offset += chunk_steps) {
     if (ctx->IsCancelled()) return absl::CancelledError("simulate: cancelled");
-    const int64_t n = std::min(kChunkSteps, steps - offset);
+    const int64_t n = std::min(chunk_steps, steps - offset);
     s = lrsched::Simulate(sched, n, Chunk(req->metrics(), offset, n),
                           Chunk(req->epochs(), offset, n), &part);
     if (!s.ok()) return s;  // bad arguments; checked above, so not expected

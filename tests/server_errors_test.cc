@@ -264,6 +264,8 @@ TEST_F(ServerErrorsTest, FailedCommitsRollBack) {
 TEST_F(ServerErrorsTest, DeadlinesAreHonoured) {
   ServerConfig config;
   config.max_simulate_steps = 50'000'000;
+  config.max_call_cost = int64_t{1} << 62;  // only the deadline ends this call
+  config.max_reply_bytes = int64_t{1} << 30;
   ServerHarness big(StoreKind::kMemory, config);
   v1::SimulateRequest sim;
   sim.set_spec_json(kLambdaSpec);
