@@ -141,7 +141,10 @@ grpc::ServerUnaryReactor* LrSchedulerService::Serve(grpc::CallbackServerContext*
                                                     std::function<absl::Status()> body,
                                                     const v1::Session* result) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  FinishedCall call{method, name, absl::Now()};
+  FinishedCall call;  // members by name: aggregate init would leave epoch/advanced to a warning
+  call.method = method;
+  call.session = name;
+  call.start = absl::Now();
   auto finish = [this, reactor, call, result](const absl::Status& s) mutable {
     if (s.ok() && result != nullptr) call.epoch = result->last_epoch();
     Finish(reactor, call, s);
@@ -265,7 +268,10 @@ grpc::ServerUnaryReactor* LrSchedulerService::Step(grpc::CallbackServerContext* 
   const absl::Time start = absl::Now();
   auto finish = [this, req, resp, start](grpc::ServerUnaryReactor* reactor,
                                          absl::StatusOr<StepOutcome> out) {
-    FinishedCall call{"Step", req->name(), start};
+    FinishedCall call;
+    call.method = "Step";
+    call.session = req->name();
+    call.start = start;
     if (out.ok()) {
       ToProto(out->session, resp->mutable_session());
       resp->set_advanced(out->advanced);
