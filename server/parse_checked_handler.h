@@ -25,13 +25,13 @@
 
 namespace lrsched {
 
-template <class Request, class Response>
-class ParseCheckedUnaryHandler final : public grpc::internal::MethodHandler {
+// `Inner` is grpc++'s handler for the method's kind; both wrapped handlers are built from the
+// same kind of reactor getter (Inner's constructor argument).
+template <class Inner>
+class ParseCheckedHandler final : public grpc::internal::MethodHandler {
  public:
-  using Getter = std::function<grpc::ServerUnaryReactor*(grpc::CallbackServerContext*,
-                                                         const Request*, Response*)>;
-
-  ParseCheckedUnaryHandler(Getter serve, Getter refuse)
+  template <class Serve, class Refuse>
+  ParseCheckedHandler(Serve serve, Refuse refuse)
       : serve_(std::move(serve)), refuse_(std::move(refuse)) {}
 
   void* Deserialize(grpc_call* call, grpc_byte_buffer* req, grpc::Status* status,
@@ -52,38 +52,16 @@ class ParseCheckedUnaryHandler final : public grpc::internal::MethodHandler {
   }
 
  private:
-  grpc::internal::CallbackUnaryHandler<Request, Response> serve_;
-  grpc::internal::CallbackUnaryHandler<Request, Response> refuse_;
+  Inner serve_;
+  Inner refuse_;
 };
 
 template <class Request, class Response>
-class ParseCheckedWriterHandler final : public grpc::internal::MethodHandler {
- public:
-  using Getter = std::function<grpc::ServerWriteReactor<Response>*(grpc::CallbackServerContext*,
-                                                                   const Request*)>;
-
-  ParseCheckedWriterHandler(Getter serve, Getter refuse)
-      : serve_(std::move(serve)), refuse_(std::move(refuse)) {}
-
-  void* Deserialize(grpc_call* call, grpc_byte_buffer* req, grpc::Status* status,
-                    void** handler_data) override {
-    return serve_.Deserialize(call, req, status, handler_data);
-  }
-
-  void RunHandler(const HandlerParameter& param) override {
-    if (param.status.ok()) {
-      serve_.RunHandler(param);
-      return;
-    }
-    refuse_.RunHandler(HandlerParameter(param.call, param.server_context, param.request,
-                                        grpc::Status::OK, param.internal_data,
-                                        param.call_requester));
-  }
-
- private:
-  grpc::internal::CallbackServerStreamingHandler<Request, Response> serve_;
-  grpc::internal::CallbackServerStreamingHandler<Request, Response> refuse_;
-};
+using ParseCheckedUnaryHandler =
+    ParseCheckedHandler<grpc::internal::CallbackUnaryHandler<Request, Response>>;
+template <class Request, class Response>
+using ParseCheckedWriterHandler =
+    ParseCheckedHandler<grpc::internal::CallbackServerStreamingHandler<Request, Response>>;
 
 // A server-streaming reactor that only finishes its call with `status`, then deletes itself.
 template <class Response>

@@ -92,16 +92,6 @@ class EtcdReplicasTest : public ::testing::Test {
   Replica a_, b_;
 };
 
-// Polls `cond` every 20 ms for up to 10 s: reads on one replica follow another's commits
-// through etcd's Watch, a few milliseconds late.
-bool Eventually(const std::function<bool()>& cond) {
-  for (int i = 0; i < 500; ++i) {
-    if (cond()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return cond();
-}
-
 std::vector<double> Lrs(const v1::Session& s) {
   std::vector<double> out;
   for (const auto& g : s.groups()) out.push_back(g.lr());

@@ -109,6 +109,15 @@ std::unique_ptr<v1::LrScheduler::Stub> ServerHarness::NewStub() const {
       grpc::CreateCustomChannel(server_->address(), grpc::InsecureChannelCredentials(), args));
 }
 
+bool Eventually(const std::function<bool()>& done, absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (!done()) {
+    if (absl::Now() > deadline) return false;
+    absl::SleepFor(absl::Milliseconds(2));
+  }
+  return true;
+}
+
 std::unique_ptr<grpc::ClientContext> Ctx(absl::Duration timeout) {
   auto ctx = std::make_unique<grpc::ClientContext>();
   ctx->set_deadline(absl::ToChronoTime(absl::Now() + timeout));

@@ -9,6 +9,7 @@
 #ifndef LRSCHED_TESTS_SERVER_HARNESS_H_
 #define LRSCHED_TESTS_SERVER_HARNESS_H_
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -56,6 +57,9 @@ class ServerHarness {
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::LrScheduler::Stub> stub_;
 };
+
+// Polls `done` every 2 ms for up to `timeout`; true as soon as it holds.
+bool Eventually(const std::function<bool()>& done, absl::Duration timeout = absl::Seconds(10));
 
 // A context with a deadline (10 s unless given).
 std::unique_ptr<grpc::ClientContext> Ctx(absl::Duration timeout = absl::Seconds(10));

@@ -139,17 +139,6 @@ TEST(ServerLimitsTest, LookaheadWindowReplyBounded) {
   EXPECT_EQ(r.window_size(), 100);
 }
 
-// Polls `done` for up to 10 s.
-template <typename F>
-bool Eventually(F done) {
-  absl::Time deadline = absl::Now() + absl::Seconds(10);
-  while (!done()) {
-    if (absl::Now() > deadline) return false;
-    absl::SleepFor(absl::Milliseconds(2));
-  }
-  return true;
-}
-
 TEST(ServerLimitsTest, HeavyCallsHaveTheirOwnPoolAndQueue) {
   ServerConfig config;
   config.worker_threads = 2;

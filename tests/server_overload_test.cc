@@ -14,17 +14,6 @@
 namespace lrsched::testing {
 namespace {
 
-// Polls `done` for up to 10 s.
-template <typename F>
-bool Eventually(F done) {
-  absl::Time deadline = absl::Now() + absl::Seconds(10);
-  while (!done()) {
-    if (absl::Now() > deadline) return false;
-    absl::SleepFor(absl::Milliseconds(2));
-  }
-  return true;
-}
-
 TEST(ServerOverloadTest, RefusesBeyondWorkersAndQueueThenRecovers) {
   ServerConfig config;
   config.worker_threads = 1;

@@ -19,7 +19,6 @@ import json
 import os
 import pathlib
 import re
-import signal
 import subprocess
 import sys
 import threading
@@ -28,19 +27,14 @@ import time
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
-BIN_DIR = os.environ.get("LRSCHED_BIN_DIR")
-SERVER_BIN = os.path.join(BIN_DIR, "server", "lrsched-server") if BIN_DIR else None
-
-if not BIN_DIR:
+if not os.environ.get("LRSCHED_BIN_DIR"):
     pytest.skip("LRSCHED_BIN_DIR is not set (the CMake build directory; run scripts/test.sh)",
-                allow_module_level=True)
-if not os.access(SERVER_BIN, os.X_OK):
-    pytest.skip(f"no server binary at {SERVER_BIN} (build the lrsched-server target)",
                 allow_module_level=True)
 
 sys.path.insert(0, str(ROOT / "client" / "python"))
 import grpc  # noqa: E402
 from lrsched._proto import pb, pb_grpc  # noqa: E402
+from test_server_process import Server as ProcessServer  # noqa: E402
 
 MAX_CALL_COST = 100_000_000
 HEAVY_CALLS = 130
@@ -67,37 +61,15 @@ def status_kb(pid, key):
     raise AssertionError(f"no {key} in /proc/{pid}/status")
 
 
-class Server:
+class Server(ProcessServer):
+    """test_server_process's Server (health-checked start), started at once on a fresh data
+    directory with `flags`, its address as .address."""
+
     def __init__(self, tmp_path, *flags):
-        self.log_path = tmp_path / "server.log"
-        with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(
-                [SERVER_BIN, "--listen=127.0.0.1:0", f"--data_dir={tmp_path / 'data'}",
-                 "--sqlite_synchronous=normal", "--shutdown_grace=2s", *flags],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            m = re.search(r"event=listening .*?addr=(127\.0\.0\.1:\d+)", self.log())
-            if m:
-                self.address = m.group(1)
-                return
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.02)
-        self.stop()
-        raise AssertionError(f"lrsched-server did not start listening:\n{self.log()}")
-
-    def log(self):
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                return self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-        return self.proc.wait(10)
+        super().__init__(tmp_path / "data", "--sqlite_synchronous=normal", "--shutdown_grace=2s",
+                         *flags)
+        self.start()
+        self.address = self.addr
 
 
 def channel(address):
