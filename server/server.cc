@@ -35,8 +35,8 @@ absl::StatusOr<std::unique_ptr<LrschedServer>> LrschedServer::Start(const Server
   absl::Status loaded = s->registry_->Load(LoadOptions{config.damaged_records});
   if (!loaded.ok()) {
     s->stopped_ = true;  // nothing to shut down yet
-    std::string msg = absl::StrCat(config.store_location.empty() ? "" : config.store_location,
-                                   config.store_location.empty() ? "" : ": ", loaded.message());
+    std::string msg(loaded.message());
+    if (!config.store_location.empty()) msg = absl::StrCat(config.store_location, ": ", msg);
     if (absl::IsDataLoss(loaded)) {
       absl::StrAppend(&msg, "; to serve the other sessions and set this one aside (it answers ",
                       "DATA_LOSS until deleted), start with --damaged_records=quarantine");
