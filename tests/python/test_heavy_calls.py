@@ -36,6 +36,8 @@ import grpc  # noqa: E402
 from lrsched._proto import pb, pb_grpc  # noqa: E402
 from test_server_process import Server as ProcessServer  # noqa: E402
 
+# Set by scripts/test.sh for the ASan + UBSan build's run.
+SANITIZED = os.environ.get("LRSCHED_SANITIZED") == "1"
 MAX_CALL_COST = 100_000_000
 HEAVY_CALLS = 130
 LIGHT_LIMIT = 0.2  # seconds, each of Create, Step, Delete
@@ -148,8 +150,10 @@ def test_heavy_calls_never_starve_light_ones(tmp_path):
         assert len(results) == HEAVY_CALLS and all(ok for ok, _ in results), results
         assert hwm < RSS_LIMIT, hwm
         # The replies' buffers went back to the system (glibc's arenas kept ~0.6 GB without the
-        # server's fixed mmap threshold).
-        assert after < RSS_LIMIT // 2, after
+        # server's fixed mmap threshold). Not under ASan (scripts/test.sh's sanitized stage), whose
+        # own allocator keeps freed memory in quarantine: there RSS measures the sanitizer.
+        if not SANITIZED:
+            assert after < RSS_LIMIT // 2, after
     finally:
         rss.done.set()
         light_ch.close()

@@ -233,7 +233,11 @@ def test_soak(tmp_path, capsys):
         with lrsched.Client(server.addr, token=TOKEN) as c:
             check(c)
 
-        assert rss_end - rss_warm <= max(32 * 1024, rss_warm // 2), (
-            f"server memory grew from {rss_warm} KiB to {rss_end} KiB")
+        # Not under ASan (LRSCHED_SANITIZED, scripts/test.sh's sanitized stage): its quarantine,
+        # shadow memory and fake stacks per thread make RSS measure the sanitizer (1.1 GB after
+        # the warm-up on 2026-12-03); the normal build's run holds the bound.
+        if os.environ.get("LRSCHED_SANITIZED") != "1":
+            assert rss_end - rss_warm <= max(32 * 1024, rss_warm // 2), (
+                f"server memory grew from {rss_warm} KiB to {rss_end} KiB")
     finally:
         server.kill()
