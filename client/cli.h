@@ -74,6 +74,9 @@ int ExitCodeFor(const absl::Status& s);
 // Connects with --server, --timeout, --token (or $LRSCHED_TOKEN) and the TLS flags.
 absl::StatusOr<std::unique_ptr<Client>> ConnectFromFlags();
 
+// The JSON in file `path` ("-": standard input), parsed with the engine's bounds;
+// INVALID_ARGUMENT "cannot read PATH" or naming what does not parse.
+absl::StatusOr<nlohmann::json> ReadJsonFile(const std::string& path);
 // The {"optimizer", "scheduler"} part of a spec file (a golden line's other keys are dropped).
 absl::StatusOr<std::string> SpecFromFile(const std::string& path);
 

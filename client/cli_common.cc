@@ -102,10 +102,14 @@ absl::StatusOr<std::unique_ptr<Client>> ConnectFromFlags() {
   return Client::Connect(o);
 }
 
-absl::StatusOr<std::string> SpecFromFile(const std::string& path) {
+absl::StatusOr<nlohmann::json> ReadJsonFile(const std::string& path) {
   std::string text;
   if (!ReadAll(path, &text)) return absl::InvalidArgumentError(absl::StrCat("cannot read ", path));
-  auto in = ParseJson(text, path);
+  return ParseJson(text, path);
+}
+
+absl::StatusOr<std::string> SpecFromFile(const std::string& path) {
+  auto in = ReadJsonFile(path);
   if (!in.ok()) return in.status();
   if (!in->is_object()) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": expected a JSON object"));

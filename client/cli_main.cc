@@ -96,16 +96,8 @@ int Usage() {
 }
 
 int RunLocalSimulate(const std::string& path) {
-  std::string text;
-  if (!ReadAll(path, &text)) {
-    std::cerr << "lrsched: cannot read " << path << "\n";
-    return kExitUsage;
-  }
-  auto in = ParseJson(text, path);
-  if (!in.ok()) {
-    std::cerr << "lrsched: " << in.status().message() << "\n";
-    return kExitUsage;
-  }
+  auto in = ReadJsonFile(path);
+  if (!in.ok()) return Fail(in.status(), kExitUsage);
   auto input = ReadSimulateInput(*in, absl::GetFlag(FLAGS_steps));
   if (!input.ok()) {
     std::cerr << "lrsched: " << input.status().message() << "\n";

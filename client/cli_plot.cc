@@ -48,9 +48,7 @@ void AddTrace(const std::string& label, const Trace& t, double x0,
 
 // A local spec file: exit code 0, or kExitUsage with the message printed.
 int AddFile(const std::string& path, std::vector<PlotSeries>* out) {
-  std::string text;
-  if (!ReadAll(path, &text)) return Fail(absl::InvalidArgumentError("cannot read " + path), kExitUsage);
-  auto in = ParseJson(text, path);
+  auto in = ReadJsonFile(path);
   if (!in.ok()) return Fail(in.status(), kExitUsage);
   auto input = ReadSimulateInput(*in, absl::GetFlag(FLAGS_steps));
   if (!input.ok()) return Fail(input.status(), kExitUsage);

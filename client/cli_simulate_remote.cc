@@ -69,12 +69,7 @@ absl::Status CheckLengths(const SimulateInput& in) {
 }  // namespace
 
 int RunRemoteSimulate(const std::string& path) {
-  std::string text;
-  if (!ReadAll(path, &text)) {
-    std::cerr << "lrsched: cannot read " << path << "\n";
-    return kExitUsage;
-  }
-  auto in = ParseJson(text, path);
+  auto in = ReadJsonFile(path);
   if (!in.ok()) return Fail(in.status(), kExitUsage);
   auto input = ReadSimulateInput(*in, absl::GetFlag(FLAGS_steps));
   if (!input.ok()) return Fail(input.status(), kExitUsage);

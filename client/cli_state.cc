@@ -16,12 +16,6 @@
 namespace lrsched::cli {
 namespace {
 
-absl::StatusOr<nlohmann::json> ReadJsonFile(const std::string& path) {
-  std::string text;
-  if (!ReadAll(path, &text)) return absl::InvalidArgumentError(absl::StrCat("cannot read ", path));
-  return ParseJson(text, path);
-}
-
 // The ImportStateRequest's source from the flags (INVALID_ARGUMENT: a usage error).
 absl::Status SourceFromFlags(v1::ImportStateRequest* req) {
   const std::string state = absl::GetFlag(FLAGS_state);

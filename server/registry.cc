@@ -1,7 +1,10 @@
 // Copyright lrsched authors.
 //
-// The registry's mutations (create, step, import, delete), start-up load and watches. Reads
-// that work on copies (list, lookahead, export) are in registry_query.cc.
+// The registry's map of entries, its mutations but steps (create, import, delete) and watches.
+// Elsewhere: steps in registry_step.cc; the start-up load in registry_load.cc (and the rewrite
+// of old records in registry_migrate.cc); reads that work on copies (list, lookahead, export) in
+// registry_query.cc; a shared store's re-reads and change feed in registry_sync.cc and
+// registry_feed.cc; damaged records in registry_damaged.cc.
 #include "server/registry.h"
 
 #include <algorithm>
@@ -30,15 +33,17 @@ class Unlocker {
 
 absl::Status StoreFailure(const absl::Status& s) {
   std::string msg = absl::StrCat("storage: ", std::string(s.message()));
-  switch (s.code()) {
-    case absl::StatusCode::kUnavailable:
-      return absl::UnavailableError(msg);
-    case absl::StatusCode::kFailedPrecondition:
-    case absl::StatusCode::kAborted:
-      return absl::AbortedError(msg);
-    default:
-      return absl::InternalError(msg);
-  }
+  if (absl::IsUnavailable(s)) return absl::UnavailableError(msg);
+  if (IsLostCompare(s)) return absl::AbortedError(msg);
+  return absl::InternalError(msg);
+}
+
+absl::Status Registry::NotFound(const std::string& name) {
+  return absl::NotFoundError(absl::StrCat("session \"", name, "\" not found"));
+}
+
+absl::Status Registry::Deleted(const std::string& name) {
+  return absl::NotFoundError(absl::StrCat("session \"", name, "\" was deleted"));
 }
 
 Registry::Registry(Store* store, int64_t max_sessions)
@@ -220,7 +225,7 @@ absl::Status Registry::Delete(const std::string& name, std::optional<int64_t> if
   if (FeedActive()) Bury(name, *rev);
   absl::MutexLock l(&e->mu);
   e->live = false;
-  EndWatchersLocked(*e, absl::NotFoundError(absl::StrCat("session \"", name, "\" was deleted")));
+  EndWatchersLocked(*e, Deleted(name));
   e->schedule.reset();
   Unmap(name, e);
   return absl::OkStatus();

@@ -255,8 +255,12 @@ class Registry {
   // The entry mapped to `name` (live or not), or nullptr.
   std::shared_ptr<Entry> Find(const std::string& name) const;
   // What a call naming a session that has no live entry answers: DATA_LOSS when its record is
-  // set aside as damaged, NOT_FOUND otherwise.
+  // set aside as damaged, NotFound otherwise.
   absl::Status Missing(const std::string& name) const;
+  // The one wording of each: a session that does not exist, and the end of a deleted session's
+  // watch streams.
+  static absl::Status NotFound(const std::string& name);
+  static absl::Status Deleted(const std::string& name);
 
   // Damaged records (registry_damaged.cc). Quarantine sets `name`'s record (at store
   // `revision`) aside, dropping its entry if it had one (watchers end with DATA_LOSS), and logs

@@ -13,7 +13,7 @@ absl::Status Registry::Missing(const std::string& name) const {
   if (damaged_count_.load(std::memory_order_relaxed) > 0) {
     if (std::optional<Damage> d = FindDamage(name)) return d->why;
   }
-  return absl::NotFoundError(absl::StrCat("session \"", name, "\" not found"));
+  return NotFound(name);
 }
 
 std::optional<Registry::Damage> Registry::FindDamage(const std::string& name) const {

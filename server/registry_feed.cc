@@ -145,8 +145,7 @@ absl::StatusOr<int64_t> Registry::Reload() {
     absl::MutexLock l(&e->mu);
     if (!e->live || e->store_revision >= at) continue;
     e->live = false;
-    EndWatchersLocked(*e, absl::NotFoundError(absl::StrCat("session \"", name,
-                                                           "\" was deleted")));
+    EndWatchersLocked(*e, Deleted(name));
     e->schedule.reset();
     Unmap(name, e);
     ++dropped;
@@ -199,9 +198,7 @@ void Registry::LogCommitFailure(const char* op, const std::string& name,
                                 const absl::Status& s) const {
   // With several replicas a lost compare-and-swap is the ordinary end of a race (the caller
   // re-reads and decides again): not worth a warning per occurrence.
-  const bool lost_compare = s.code() == absl::StatusCode::kFailedPrecondition ||
-                            s.code() == absl::StatusCode::kAborted;
-  if (store_->shared() && lost_compare) {
+  if (store_->shared() && IsLostCompare(s)) {
     log::Debug("commit_failed").Kv("op", op).Kv("name", name).Err(s);
   } else {
     log::Warning("commit_failed").Kv("op", op).Kv("name", name).Err(s);

@@ -106,7 +106,7 @@ absl::StatusOr<Lookahead> Registry::LookAhead(const std::string& name, int64_t a
     std::shared_ptr<Entry> e = Find(name);
     if (e == nullptr) return Missing(name);
     absl::MutexLock l(&e->mu);
-    if (!e->live) return absl::NotFoundError(absl::StrCat("session \"", name, "\" not found"));
+    if (!e->live) return NotFound(name);
     out.last_epoch = e->schedule->last_epoch();
     out.revision = e->meta.revision;
     out.groups = GroupValues(*e->schedule);
@@ -169,9 +169,9 @@ absl::StatusOr<Lookahead> Registry::LookAhead(const std::string& name, int64_t a
 
 absl::StatusOr<int64_t> Registry::StepCost(const std::string& name) {
   std::shared_ptr<Entry> e = Find(name);
-  if (e == nullptr) return absl::NotFoundError(absl::StrCat("session \"", name, "\" not found"));
+  if (e == nullptr) return NotFound(name);
   absl::MutexLock l(&e->mu);
-  if (!e->live) return absl::NotFoundError(absl::StrCat("session \"", name, "\" not found"));
+  if (!e->live) return NotFound(name);
   return e->schedule->step_cost();
 }
 
@@ -180,7 +180,7 @@ absl::StatusOr<ExportedState> Registry::Export(const std::string& name) {
   std::shared_ptr<Entry> e = Find(name);
   if (e == nullptr) return Missing(name);
   absl::MutexLock l(&e->mu);
-  if (!e->live) return absl::NotFoundError(absl::StrCat("session \"", name, "\" not found"));
+  if (!e->live) return NotFound(name);
   ExportedState out;
   nlohmann::json state = e->schedule->ExportState();
   state["name"] = e->meta.name;

@@ -13,13 +13,6 @@
 #include "server/registry.h"
 
 namespace lrsched {
-namespace {
-
-absl::Status NotFound(const std::string& name) {
-  return absl::NotFoundError(absl::StrCat("session \"", name, "\" not found"));
-}
-
-}  // namespace
 
 Registry::PendingStep Registry::BeginStep(const std::string& name, const Entry& e,
                                           const StepRequest& request,
@@ -157,7 +150,7 @@ bool Registry::TryStepAsync(const std::string& name, const StepRequest& request,
     if (!rev.ok()) {
       // Nothing to roll back: the new state lives only in `pending`, which is dropped.
       e->write_mu.Unlock();
-      if (shared && rev.status().code() == absl::StatusCode::kFailedPrecondition) {
+      if (shared && IsLostCompare(rev.status())) {
         done(StepBlocking(rev.status()));  // another replica stepped first: decide afresh
         return;
       }

@@ -33,8 +33,7 @@ absl::Status Registry::Install(const std::string& name, const Store::ReadResult&
     // after the read (newer revision) stays.
     if (e->live && e->store_revision < rec.read_revision) {
       e->live = false;
-      EndWatchersLocked(*e, absl::NotFoundError(absl::StrCat("session \"", name,
-                                                             "\" was deleted")));
+      EndWatchersLocked(*e, Deleted(name));
       e->schedule.reset();
       Unmap(name, e);
     }

@@ -1,7 +1,9 @@
 // Copyright lrsched authors.
 //
 // lrsched-server: serves lrsched.v1.LrScheduler over gRPC, sessions stored in SQLite under
-// --data_dir. Logs one key=value line per event on stderr; the first line after start-up is
+// --data_dir (the default) or in etcd (--store=etcd, server/etcd_flags.h). Owns the server's
+// flags but the --store and --etcd_* ones. Logs one key=value line per event on stderr; the
+// first line after start-up is
 //   ... event=listening addr=HOST:PORT
 // with the port actually bound (useful with --listen=127.0.0.1:0).
 //
@@ -9,7 +11,8 @@
 // SIGTERM or SIGINT: stop accepting calls, end Watch streams, let in-flight calls finish (up to
 // --shutdown_grace), flush and close the store, exit 0. The signals are blocked in every thread
 // and taken by sigwait() in main, so no work happens inside a signal handler.
-// Exit codes: 0 after a graceful shutdown, 1 when the server cannot start.
+// Exit codes: 0 after a graceful shutdown, 1 when the server cannot start (a bad flag, a store
+// that cannot be opened or holds a damaged record, an address in use).
 #include <malloc.h>
 #include <signal.h>
 

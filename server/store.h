@@ -39,6 +39,14 @@ struct Mutation {
   std::optional<int64_t> expected_revision;
 };
 
+// Whether a commit failed only because the key's revision was not the expected one: another
+// writer got there first. Stores answer FAILED_PRECONDITION (above); the registry reports it to
+// its callers as ABORTED (StoreFailure), which counts too. With several replicas this is the
+// routine end of a race (re-read and decide again); anything else is a real failure.
+inline bool IsLostCompare(const absl::Status& s) {
+  return absl::IsFailedPrecondition(s) || absl::IsAborted(s);
+}
+
 class Store {
  public:
   virtual ~Store() = default;
