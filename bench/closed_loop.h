@@ -31,7 +31,7 @@ struct RunResult {
   double seconds = 0;
   std::vector<int64_t> latency_ns;  // sorted, successful calls of the measured window
   std::string first_error;
-  size_t request_bytes = 0;   // serialized size of the last request / response seen
+  size_t request_bytes = 0;  // serialized size of the last request / response seen
   size_t response_bytes = 0;
   double max_at_s = 0;  // when the slowest call completed, seconds into the measured window
   double qps() const { return seconds > 0 ? static_cast<double>(ok) / seconds : 0; }
@@ -131,7 +131,8 @@ class ClosedLoop {
 
   void Done(Slot* s, const grpc::Status& st) {
     const Clock::time_point now = Clock::now();
-    const int64_t ns = std::chrono::duration_cast<std::chrono::nanoseconds>(now - s->started).count();
+    const int64_t ns =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(now - s->started).count();
     if (measuring_.load()) {
       if (st.ok()) {
         s->latency_ns.push_back(ns);

@@ -35,8 +35,8 @@ using nlohmann::json;
 void BM_Step(benchmark::State& state, json config) {
   std::optional<double> metric;
   if (config.contains("metric")) metric = config["metric"].get<double>();
-  auto s = Schedule::Create(json{{"optimizer", config["optimizer"]},
-                                 {"scheduler", config["scheduler"]}});
+  auto s = Schedule::Create(
+      json{{"optimizer", config["optimizer"]}, {"scheduler", config["scheduler"]}});
   if (!s.ok()) {
     state.SkipWithError(std::string(s.status().message()).c_str());
     return;
@@ -51,8 +51,9 @@ void BM_Step(benchmark::State& state, json config) {
     }
     benchmark::DoNotOptimize((*s)->param_groups()[0].lr);
   }
-  state.counters["allocs_per_step"] = benchmark::Counter(
-      static_cast<double>(g_allocs.load() - allocs_before) / static_cast<double>(state.iterations()));
+  state.counters["allocs_per_step"] =
+      benchmark::Counter(static_cast<double>(g_allocs.load() - allocs_before) /
+                         static_cast<double>(state.iterations()));
 }
 
 void BM_Simulate1M_CosineAnnealingLR(benchmark::State& state) {
@@ -64,7 +65,8 @@ void BM_Simulate1M_CosineAnnealingLR(benchmark::State& state) {
     (void)Simulate(**s, 1'000'000, {}, {}, &t);
     benchmark::DoNotOptimize(t.lr.data());
   }
-  state.counters["steps_per_s"] = benchmark::Counter(1e6 * state.iterations(), benchmark::Counter::kIsRate);
+  state.counters["steps_per_s"] =
+      benchmark::Counter(1e6 * state.iterations(), benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_Simulate1M_CosineAnnealingLR)->Unit(benchmark::kMillisecond);
 

@@ -69,28 +69,42 @@ bool Parse(int argc, char** argv, Flags* f) {
       return false;
     }
     std::string k = a.substr(2, eq - 2), v = a.substr(eq + 1);
-    if (k == "addr") f->addr = v;
-    else if (k == "rpc") f->rpc = v;
-    else if (k == "concurrency") f->concurrency = std::atoi(v.c_str());
-    else if (k == "channels") f->channels = std::atoi(v.c_str());
-    else if (k == "sessions") f->sessions = std::atoi(v.c_str());
-    else if (k == "prefix") f->prefix = v;
-    else if (k == "warmup_ms") f->warmup_ms = std::atoi(v.c_str());
-    else if (k == "duration_ms") f->duration_ms = std::atoi(v.c_str());
-    else if (k == "request_bytes") f->request_bytes = std::atoi(v.c_str());
-    else if (k == "response_bytes") f->response_bytes = std::atoi(v.c_str());
-    else if (k == "value_bytes") f->value_bytes = std::atoi(v.c_str());
-    else if (k == "value_like") f->value_like = v;
-    else if (k == "label") f->label = v;
-    else if (k == "create") f->create = v != "0";
+    if (k == "addr")
+      f->addr = v;
+    else if (k == "rpc")
+      f->rpc = v;
+    else if (k == "concurrency")
+      f->concurrency = std::atoi(v.c_str());
+    else if (k == "channels")
+      f->channels = std::atoi(v.c_str());
+    else if (k == "sessions")
+      f->sessions = std::atoi(v.c_str());
+    else if (k == "prefix")
+      f->prefix = v;
+    else if (k == "warmup_ms")
+      f->warmup_ms = std::atoi(v.c_str());
+    else if (k == "duration_ms")
+      f->duration_ms = std::atoi(v.c_str());
+    else if (k == "request_bytes")
+      f->request_bytes = std::atoi(v.c_str());
+    else if (k == "response_bytes")
+      f->response_bytes = std::atoi(v.c_str());
+    else if (k == "value_bytes")
+      f->value_bytes = std::atoi(v.c_str());
+    else if (k == "value_like")
+      f->value_like = v;
+    else if (k == "label")
+      f->label = v;
+    else if (k == "create")
+      f->create = v != "0";
     else {
       std::fprintf(stderr, "loadgen: unknown flag --%s\n", k.c_str());
       return false;
     }
   }
   if (f->concurrency < 1 || f->concurrency > 4096 || f->channels < 1 || f->channels > 64 ||
-      f->duration_ms < 100 || f->duration_ms > 600000 || f->warmup_ms < 0 ||
-      f->value_bytes < 0 || f->value_bytes > (1 << 20) ||
+      f->duration_ms < 100 || f->duration_ms > 600000 || f->warmup_ms < 0 || f->value_bytes < 0 ||
+      f->value_bytes > (1 << 20) ||
       (f->rpc != "getlr" && f->rpc != "step" && f->rpc != "echo" && f->rpc != "etcd_txn" &&
        f->rpc != "etcd_put")) {
     std::fprintf(stderr, "loadgen: flags out of range\n");
@@ -187,8 +201,7 @@ int main(int argc, char** argv) {
     eb::EchoRequest probe;
     probe.set_response_bytes(content(f.response_bytes, 0));
     const std::string payload(
-        static_cast<size_t>(content(f.request_bytes, static_cast<int>(probe.ByteSizeLong()))),
-        'q');
+        static_cast<size_t>(content(f.request_bytes, static_cast<int>(probe.ByteSizeLong()))), 'q');
     ClosedLoop<eb::EchoRequest, eb::EchoResponse> loop(
         f.concurrency,
         [&](int slot, grpc::ClientContext* ctx, const eb::EchoRequest* req, eb::EchoResponse* resp,
@@ -247,6 +260,7 @@ int main(int argc, char** argv) {
       r.percentile_us(0.90), r.percentile_us(0.99),
       r.latency_ns.empty() ? 0.0 : r.latency_ns.back() / 1000.0, r.max_at_s, r.request_bytes,
       r.response_bytes, value_bytes);
-  if (!r.first_error.empty()) std::fprintf(stderr, "loadgen: first error %s\n", r.first_error.c_str());
+  if (!r.first_error.empty())
+    std::fprintf(stderr, "loadgen: first error %s\n", r.first_error.c_str());
   return r.ok > 0 ? 0 : 1;
 }

@@ -21,8 +21,8 @@ namespace {
 using nlohmann::json;
 
 std::unique_ptr<Schedule> Make(benchmark::State& state, const json& config) {
-  auto s = Schedule::Create(json{{"optimizer", config["optimizer"]},
-                                 {"scheduler", config["scheduler"]}});
+  auto s = Schedule::Create(
+      json{{"optimizer", config["optimizer"]}, {"scheduler", config["scheduler"]}});
   if (!s.ok()) {
     state.SkipWithError(std::string(s.status().message()).c_str());
     return nullptr;

@@ -37,7 +37,6 @@
 #include "absl/synchronization/mutex.h"
 #include "etcdserverpb/rpc.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
-
 #include "nlohmann/json.hpp"
 #include "server/etcd_store.h"
 #include "server/log.h"
@@ -103,8 +102,8 @@ bool CopyToEtcd(lrsched::SqliteStore* store, const std::string& endpoint,
     return absl::OkStatus();
   };
   const auto t0 = std::chrono::steady_clock::now();
-  absl::Status s = store->LoadAll(
-      [&](std::string_view name, std::string_view value, int64_t) -> absl::Status {
+  absl::Status s =
+      store->LoadAll([&](std::string_view name, std::string_view value, int64_t) -> absl::Status {
         const size_t size = prefix.size() + name.size() + value.size();
         if (txn.success_size() == kMaxOps || (bytes > 0 && bytes + size > kMaxBytes)) {
           if (absl::Status f = flush(); !f.ok()) return f;
@@ -243,8 +242,7 @@ int main(int argc, char** argv) {
     });
   }
   for (auto& t : pool) t.join();
-  const double secs =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::printf("sessions=%zu wrote_in_s=%.1f\n", registry.size(), secs);
   if (!failed && store_kind == "etcd" && !CopyToEtcd(store->get(), etcd_endpoint, etcd_prefix)) {
     failed = true;

@@ -66,11 +66,15 @@ int Fail(const absl::Status& s, int code) {
 
 int ExitCodeFor(const absl::Status& s) {
   switch (s.code()) {
-    case absl::StatusCode::kOk: return kExitOk;
+    case absl::StatusCode::kOk:
+      return kExitOk;
     case absl::StatusCode::kUnavailable:
-    case absl::StatusCode::kDeadlineExceeded: return kExitUnavailable;
-    case absl::StatusCode::kNotFound: return kExitNotFound;
-    default: return kExitFailed;
+    case absl::StatusCode::kDeadlineExceeded:
+      return kExitUnavailable;
+    case absl::StatusCode::kNotFound:
+      return kExitNotFound;
+    default:
+      return kExitFailed;
   }
 }
 

@@ -114,8 +114,8 @@ int RunLocalSimulate(const std::string& path) {
     return kExitUsage;
   }
   Trace trace;
-  absl::Status s = lrsched::Simulate(**schedule, input->steps, input->metrics, input->epochs,
-                                     &trace);
+  absl::Status s =
+      lrsched::Simulate(**schedule, input->steps, input->metrics, input->epochs, &trace);
   if (!s.ok()) {
     std::cerr << "lrsched: " << s.message() << "\n";
     return kExitUsage;

@@ -32,8 +32,7 @@ std::string Stem(const std::string& path) {
 }
 
 // Splits a trace into one series per param group.
-void AddTrace(const std::string& label, const Trace& t, double x0,
-              std::vector<PlotSeries>* out) {
+void AddTrace(const std::string& label, const Trace& t, double x0, std::vector<PlotSeries>* out) {
   for (size_t g = 0; g < t.groups; ++g) {
     PlotSeries s;
     s.label = t.groups > 1 ? absl::StrCat(label, " (group ", g, ")") : label;
@@ -63,8 +62,8 @@ int AddFile(const std::string& path, std::vector<PlotSeries>* out) {
   s = Simulate(**schedule, input->steps, input->metrics, input->epochs, &trace);
   if (!s.ok()) return Fail(s, kExitUsage);
   if (!trace.error.ok()) {
-    std::cerr << "lrsched: warning: " << path << ": the trace stops at step "
-              << trace.error_at_step << ": " << trace.error.message() << "\n";
+    std::cerr << "lrsched: warning: " << path << ": the trace stops at step " << trace.error_at_step
+              << ": " << trace.error.message() << "\n";
   }
   std::string label = Stem(path);
   if (in->is_object() && in->contains("name") && (*in)["name"].is_string()) {
@@ -111,10 +110,10 @@ int RunPlot(const std::vector<std::string>& args) {
   const std::string out_path = absl::GetFlag(FLAGS_out);
   const std::vector<std::string> sessions = absl::GetFlag(FLAGS_session);
   if (out_path.empty() || (args.size() < 2 && sessions.empty())) {
-    return Fail(absl::InvalidArgumentError(
-                    "usage: lrsched plot FILE... [--session=NAME,... --server=ADDR] "
-                    "--out=OUT.svg [--steps=N] [--title=T]"),
-                kExitUsage);
+    return Fail(
+        absl::InvalidArgumentError("usage: lrsched plot FILE... [--session=NAME,... --server=ADDR] "
+                                   "--out=OUT.svg [--steps=N] [--title=T]"),
+        kExitUsage);
   }
   std::vector<PlotSeries> series;
   for (size_t i = 1; i < args.size(); ++i) {

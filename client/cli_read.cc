@@ -2,10 +2,10 @@
 //
 // The `lrsched` subcommands that read a server without changing it: lr (GetLR, with lookahead
 // and windows), watch (the Watch stream, one line per change) and health (grpc.health.v1).
+#include <unistd.h>
+
 #include <csignal>
 #include <iostream>
-
-#include <unistd.h>
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
@@ -65,8 +65,8 @@ int RunLr(const std::vector<std::string>& args) {
       rows.push_back({absl::StrCat(e.epoch()), row["lr"].dump(), ValuesText(row, "momentum")});
     }
   } else {
-    rows.push_back({absl::StrCat(r->last_epoch() + ahead), now["lr"].dump(),
-                    ValuesText(now, "momentum")});
+    rows.push_back(
+        {absl::StrCat(r->last_epoch() + ahead), now["lr"].dump(), ValuesText(now, "momentum")});
   }
   PrintTable(rows);
   return kExitOk;

@@ -26,11 +26,10 @@ std::string LabelsText(const v1::Session& s) {
 // One session as "key  value" lines.
 void PrintSession(const v1::Session& s) {
   nlohmann::json j = SessionJson(s);
-  std::vector<std::vector<std::string>> rows = {
-      {"name", s.name()},
-      {"type", s.scheduler_type()},
-      {"last_epoch", absl::StrCat(s.last_epoch())},
-      {"lr", Values(j["lr"])}};
+  std::vector<std::vector<std::string>> rows = {{"name", s.name()},
+                                                {"type", s.scheduler_type()},
+                                                {"last_epoch", absl::StrCat(s.last_epoch())},
+                                                {"lr", Values(j["lr"])}};
   if (j.contains("momentum")) rows.push_back({"momentum", Values(j["momentum"])});
   rows.push_back({"deterministic", s.deterministic() ? "yes" : "no"});
   rows.push_back({"revision", absl::StrCat(s.revision())});
@@ -104,7 +103,8 @@ int RunStep(const std::vector<std::string>& args) {
 
 int RunGet(const std::vector<std::string>& args) {
   if (args.size() != 2) {
-    return Fail(absl::InvalidArgumentError("usage: lrsched get NAME [--json] [--consistent]"), kExitUsage);
+    return Fail(absl::InvalidArgumentError("usage: lrsched get NAME [--json] [--consistent]"),
+                kExitUsage);
   }
   auto client = ConnectFromFlags();
   if (!client.ok()) return Fail(client.status(), kExitUsage);
@@ -115,7 +115,8 @@ int RunGet(const std::vector<std::string>& args) {
 
 int RunList(const std::vector<std::string>& args) {
   if (args.size() != 1) {
-    return Fail(absl::InvalidArgumentError("usage: lrsched list [--json] [--consistent]"), kExitUsage);
+    return Fail(absl::InvalidArgumentError("usage: lrsched list [--json] [--consistent]"),
+                kExitUsage);
   }
   auto client = ConnectFromFlags();
   if (!client.ok()) return Fail(client.status(), kExitUsage);

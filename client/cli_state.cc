@@ -75,10 +75,10 @@ int RunExport(const std::vector<std::string>& args) {
 
 int RunImport(const std::vector<std::string>& args) {
   if (args.size() != 2) {
-    return Fail(absl::InvalidArgumentError(
-                    "usage: lrsched import NAME (--state=FILE | --torch-spec=FILE "
-                    "--torch-state=FILE) [--replace] [--labels=k=v,...] [--json]"),
-                kExitUsage);
+    return Fail(
+        absl::InvalidArgumentError("usage: lrsched import NAME (--state=FILE | --torch-spec=FILE "
+                                   "--torch-state=FILE) [--replace] [--labels=k=v,...] [--json]"),
+        kExitUsage);
   }
   v1::ImportStateRequest req;
   req.set_name(args[1]);
@@ -86,8 +86,9 @@ int RunImport(const std::vector<std::string>& args) {
   for (const std::string& kv : absl::GetFlag(FLAGS_labels)) {
     size_t eq = kv.find('=');
     if (eq == std::string::npos) {
-      return Fail(absl::InvalidArgumentError(absl::StrCat("--labels: expected key=value, got ", kv)),
-                  kExitUsage);
+      return Fail(
+          absl::InvalidArgumentError(absl::StrCat("--labels: expected key=value, got ", kv)),
+          kExitUsage);
     }
     (*req.mutable_labels())[kv.substr(0, eq)] = kv.substr(eq + 1);
   }

@@ -40,10 +40,14 @@ absl::Status FromGrpcStatus(const grpc::Status& s) {
 
 const char* HealthStatusName(HealthStatus s) {
   switch (s) {
-    case HealthStatus::kServing: return "SERVING";
-    case HealthStatus::kNotServing: return "NOT_SERVING";
-    case HealthStatus::kServiceUnknown: return "SERVICE_UNKNOWN";
-    default: return "UNKNOWN";
+    case HealthStatus::kServing:
+      return "SERVING";
+    case HealthStatus::kNotServing:
+      return "NOT_SERVING";
+    case HealthStatus::kServiceUnknown:
+      return "SERVICE_UNKNOWN";
+    default:
+      return "UNKNOWN";
   }
 }
 
@@ -192,9 +196,8 @@ absl::Status Client::DeleteSession(const std::string& name, std::optional<int64_
   req.set_name(name);
   if (if_revision) req.set_if_revision(*if_revision);
   v1::DeleteSessionResponse resp;
-  return Call("DeleteSession", false, [&](grpc::ClientContext* ctx) {
-    return stub_->DeleteSession(ctx, req, &resp);
-  });
+  return Call("DeleteSession", false,
+              [&](grpc::ClientContext* ctx) { return stub_->DeleteSession(ctx, req, &resp); });
 }
 
 absl::StatusOr<v1::StepResponse> Client::Step(const std::string& name, const StepArgs& args) {
@@ -204,9 +207,8 @@ absl::StatusOr<v1::StepResponse> Client::Step(const std::string& name, const Ste
   if (args.epoch) req.set_epoch(*args.epoch);
   if (args.if_epoch) req.set_if_epoch(*args.if_epoch);
   v1::StepResponse resp;
-  absl::Status s = Call("Step", args.if_epoch.has_value(), [&](grpc::ClientContext* ctx) {
-    return stub_->Step(ctx, req, &resp);
-  });
+  absl::Status s = Call("Step", args.if_epoch.has_value(),
+                        [&](grpc::ClientContext* ctx) { return stub_->Step(ctx, req, &resp); });
   return Reply(s, std::move(resp));
 }
 
@@ -218,9 +220,8 @@ absl::StatusOr<v1::GetLRResponse> Client::GetLR(const std::string& name, int64_t
   req.set_ahead(ahead);
   req.set_window(window);
   v1::GetLRResponse resp;
-  absl::Status s = Call("GetLR", true, [&](grpc::ClientContext* ctx) {
-    return stub_->GetLR(ctx, req, &resp);
-  });
+  absl::Status s =
+      Call("GetLR", true, [&](grpc::ClientContext* ctx) { return stub_->GetLR(ctx, req, &resp); });
   return Reply(s, std::move(resp));
 }
 
@@ -287,9 +288,8 @@ absl::StatusOr<HealthStatus> Client::Health(const std::string& service) {
   grpc::health::v1::HealthCheckRequest req;
   req.set_service(service);
   grpc::health::v1::HealthCheckResponse resp;
-  absl::Status s = Call("Health", true, [&](grpc::ClientContext* ctx) {
-    return stub->Check(ctx, req, &resp);
-  });
+  absl::Status s =
+      Call("Health", true, [&](grpc::ClientContext* ctx) { return stub->Check(ctx, req, &resp); });
   if (!s.ok()) return s;
   return static_cast<HealthStatus>(resp.status());
 }

@@ -6,8 +6,7 @@
 namespace lrsched {
 namespace {
 
-std::vector<v1::GroupValues> Groups(
-    const google::protobuf::RepeatedPtrField<v1::GroupValues>& g) {
+std::vector<v1::GroupValues> Groups(const google::protobuf::RepeatedPtrField<v1::GroupValues>& g) {
   return std::vector<v1::GroupValues>(g.begin(), g.end());
 }
 

@@ -1,9 +1,9 @@
 // Copyright lrsched authors.
 //
 // A small hand-written SVG line chart for learning-rate curves: one or two stacked panels
-// (learning rate; momentum where any curve's momentum changes) sharing the x axis, with "nice" round tick
-// values, grid lines, axis labels, a legend and a title. No plotting library: the output is
-// plain SVG 1.1 that browsers, rsvg-convert and LaTeX (via conversion) render the same.
+// (learning rate; momentum where any curve's momentum changes) sharing the x axis, with "nice"
+// round tick values, grid lines, axis labels, a legend and a title. No plotting library: the output
+// is plain SVG 1.1 that browsers, rsvg-convert and LaTeX (via conversion) render the same.
 //
 // Invariants of the output: one <polyline class="curve"> per series and panel it has values
 // for, the legend as <text class="legend"> entries in series order, axes as <line

@@ -15,7 +15,6 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-
 #include "nlohmann/json.hpp"
 #include "scheduler/trace.h"
 

@@ -38,12 +38,18 @@ absl::StatusOr<double> Run(const Code& code, int64_t arg) {
   while (pc < n) {
     const Instr& in = instrs[pc];
     switch (in.op) {
-      case Op::kConst: stack[sp++] = code.consts[in.a]; break;
-      case Op::kArg: stack[sp++] = Value::Int(arg); break;
+      case Op::kConst:
+        stack[sp++] = code.consts[in.a];
+        break;
+      case Op::kArg:
+        stack[sp++] = Value::Int(arg);
+        break;
       case Op::kNeg:
         if (absl::Status s = pynum::Negate(stack[sp - 1]); !s.ok()) return s;
         break;
-      case Op::kNot: stack[sp - 1] = Value::Int(pynum::Truthy(stack[sp - 1]) ? 0 : 1); break;
+      case Op::kNot:
+        stack[sp - 1] = Value::Int(pynum::Truthy(stack[sp - 1]) ? 0 : 1);
+        break;
       case Op::kBinary:
         --sp;
         if (absl::Status s =
@@ -80,7 +86,9 @@ absl::StatusOr<double> Run(const Code& code, int64_t arg) {
           continue;
         }
         break;
-      case Op::kJump: pc += in.a; continue;
+      case Op::kJump:
+        pc += in.a;
+        continue;
       case Op::kCall:
         sp -= in.a;
         if (absl::Status s = pynum::Call(static_cast<pynum::Fn>(in.sub), &stack[sp], in.a);

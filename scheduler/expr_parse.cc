@@ -60,17 +60,24 @@ class Parser {
     for (const Instr& in : code_->instrs) {
       switch (in.op) {
         case Op::kConst:
-        case Op::kArg: ++depth; break;
+        case Op::kArg:
+          ++depth;
+          break;
         case Op::kBinary:
         case Op::kCompare:
         case Op::kCompareOrJump:
         case Op::kJumpIfFalseOrPop:
         case Op::kJumpIfTrueOrPop:
-        case Op::kPopJumpIfFalse: --depth; break;
-        case Op::kCall: depth -= in.a - 1; break;
+        case Op::kPopJumpIfFalse:
+          --depth;
+          break;
+        case Op::kCall:
+          depth -= in.a - 1;
+          break;
         case Op::kNeg:
         case Op::kNot:
-        case Op::kJump: break;
+        case Op::kJump:
+          break;
       }
       // Scanning linearly over-counts (both arms of a conditional), which is safe.
       code_->max_stack = std::max(code_->max_stack, depth);

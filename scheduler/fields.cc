@@ -91,12 +91,12 @@ int64_t Fields::Int(const char* key, std::optional<int64_t> def, int64_t min, in
   }
   if (v->is_number_integer()) {
     // Compare in the JSON's own type so that huge values cannot wrap.
-    bool fits = v->is_number_unsigned() ? v->get<uint64_t>() <= static_cast<uint64_t>(kMaxInt)
-                                        : true;
+    bool fits =
+        v->is_number_unsigned() ? v->get<uint64_t>() <= static_cast<uint64_t>(kMaxInt) : true;
     int64_t i = fits ? v->get<int64_t>() : max;
     if (!fits || i < min || i > max) {
-      Fail(PathOf(key), absl::StrCat("must be an integer in [", min, ", ", max, "], got ",
-                                     Describe(*v)));
+      Fail(PathOf(key),
+           absl::StrCat("must be an integer in [", min, ", ", max, "], got ", Describe(*v)));
       return def.value_or(0);
     }
     return i;
@@ -104,8 +104,8 @@ int64_t Fields::Int(const char* key, std::optional<int64_t> def, int64_t min, in
   double d = v->get<double>();
   if (!std::isfinite(d) || d != std::floor(d) || d < static_cast<double>(min) ||
       d > static_cast<double>(max)) {
-    Fail(PathOf(key), absl::StrCat("must be an integer in [", min, ", ", max, "], got ",
-                                   Describe(*v)));
+    Fail(PathOf(key),
+         absl::StrCat("must be an integer in [", min, ", ", max, "], got ", Describe(*v)));
     return def.value_or(0);
   }
   return static_cast<int64_t>(d);
@@ -137,13 +137,13 @@ std::string Fields::Enum(const char* key, std::optional<std::string> def,
       if (s == a) return s;
     }
   }
-  Fail(PathOf(key), absl::StrCat("expected one of ", absl::StrJoin(allowed, ", "), "; got ",
-                                 Describe(*v)));
+  Fail(PathOf(key),
+       absl::StrCat("expected one of ", absl::StrJoin(allowed, ", "), "; got ", Describe(*v)));
   return def.value_or("");
 }
 
-std::vector<double> Fields::FloatPerGroup(const char* key, std::optional<double> def,
-                                          size_t groups, double min, double max) {
+std::vector<double> Fields::FloatPerGroup(const char* key, std::optional<double> def, size_t groups,
+                                          double min, double max) {
   const json* v = Get(key);
   if (v == nullptr) {
     if (!def) Fail(PathOf(key), "required");
@@ -151,8 +151,8 @@ std::vector<double> Fields::FloatPerGroup(const char* key, std::optional<double>
   }
   if (!v->is_array()) return std::vector<double>(groups, NumberAt(*v, PathOf(key), min, max));
   if (v->size() != groups) {
-    Fail(PathOf(key), absl::StrCat("expected ", groups, " values (one per param group), got ",
-                                   v->size()));
+    Fail(PathOf(key),
+         absl::StrCat("expected ", groups, " values (one per param group), got ", v->size()));
     return std::vector<double>(groups, 0);
   }
   std::vector<double> out;
@@ -191,8 +191,8 @@ std::vector<int64_t> Fields::IntList(const char* key, int64_t min, int64_t max) 
 void Fields::Expect(const char* key, const json& want) {
   const json* v = Get(key);
   if (v != nullptr && *v != want) {
-    Fail(PathOf(key), absl::StrCat("is ", Describe(*v), " but the schedule's spec says ",
-                                   Describe(want)));
+    Fail(PathOf(key),
+         absl::StrCat("is ", Describe(*v), " but the schedule's spec says ", Describe(want)));
   }
 }
 

@@ -21,9 +21,12 @@ json StateNums(const std::vector<double>& v) {
 }
 
 void AppendStateNum(double v, std::string* out) {
-  if (std::isnan(v)) out->append("\"nan\"");
-  else if (std::isinf(v)) out->append(v > 0 ? "\"inf\"" : "\"-inf\"");
-  else json_text::AppendDouble(v, out);
+  if (std::isnan(v))
+    out->append("\"nan\"");
+  else if (std::isinf(v))
+    out->append(v > 0 ? "\"inf\"" : "\"-inf\"");
+  else
+    json_text::AppendDouble(v, out);
 }
 
 void AppendStateNums(const std::vector<double>& v, std::string* out) {
@@ -52,10 +55,14 @@ bool ReadStateNum(const json& v, double* out) {
   }
   if (v.is_string()) {
     const std::string& s = v.get_ref<const std::string&>();
-    if (s == "inf" || s == "Infinity") *out = INFINITY;
-    else if (s == "-inf" || s == "-Infinity") *out = -INFINITY;
-    else if (s == "nan" || s == "NaN") *out = NAN;
-    else return false;
+    if (s == "inf" || s == "Infinity")
+      *out = INFINITY;
+    else if (s == "-inf" || s == "-Infinity")
+      *out = -INFINITY;
+    else if (s == "nan" || s == "NaN")
+      *out = NAN;
+    else
+      return false;
     return true;
   }
   return false;
@@ -72,9 +79,9 @@ absl::Status LRScheduler::Attach(Optimizer& opt, int64_t last_epoch, const std::
     if (last_epoch == -1) {
       if (!g.initial_lr) g.initial_lr = g.lr;  // torch: group.setdefault('initial_lr', lr)
     } else if (!g.initial_lr) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "optimizer.param_groups[", i, "].initial_lr: required when resuming (", path,
-          ".last_epoch = ", last_epoch, "), as torch requires it"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("optimizer.param_groups[", i, "].initial_lr: required when resuming (", path,
+                       ".last_epoch = ", last_epoch, "), as torch requires it"));
     }
   }
   base_lrs_.clear();
@@ -114,9 +121,9 @@ absl::Status LRScheduler::Step(Optimizer& opt, const StepArgs& args) {
   } else {
     double e = *args.epoch;
     if (!(e >= 0 && e <= static_cast<double>(kMaxInt)) || e != std::floor(e)) {
-      s = absl::InvalidArgumentError(absl::StrCat(
-          "epoch: ", type(), ".step(epoch) takes an integer in [0, ", kMaxInt, "], got ",
-          FormatNumber(e)));
+      s = absl::InvalidArgumentError(absl::StrCat("epoch: ", type(),
+                                                  ".step(epoch) takes an integer in [0, ", kMaxInt,
+                                                  "], got ", FormatNumber(e)));
     } else {
       last_epoch_ = static_cast<int64_t>(e);
       s = HasClosedForm() ? ClosedFormLr(opt, values) : GetLr(opt, values);
@@ -139,9 +146,9 @@ absl::Status LRScheduler::Commit(Optimizer& opt) {
           " at epoch ", last_epoch_, "; refusing a non-finite learning rate"));
     }
     if (cycles_momentum_ && !std::isfinite(momentum_out_[i])) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          type(), ": the momentum of param group ", i, " would become ",
-          FormatNumber(momentum_out_[i]), " at epoch ", last_epoch_));
+      return absl::InvalidArgumentError(
+          absl::StrCat(type(), ": the momentum of param group ", i, " would become ",
+                       FormatNumber(momentum_out_[i]), " at epoch ", last_epoch_));
     }
   }
   for (size_t i = 0; i < n; ++i) {
@@ -149,8 +156,10 @@ absl::Status LRScheduler::Commit(Optimizer& opt) {
     g.lr = scratch_[i];
     last_lr_[i] = scratch_[i];
     if (cycles_momentum_) {
-      if (use_beta1_) (*g.betas)[0] = momentum_out_[i];
-      else g.momentum = momentum_out_[i];
+      if (use_beta1_)
+        (*g.betas)[0] = momentum_out_[i];
+      else
+        g.momentum = momentum_out_[i];
     }
   }
   return absl::OkStatus();
@@ -202,25 +211,25 @@ absl::Status LRScheduler::LoadStateDict(const json& sd, const std::string& path)
   if (f.Has("base_lrs")) base_lrs_ = f.FloatPerGroup("base_lrs", std::nullopt, n);
   last_epoch_ = f.Int("last_epoch", std::nullopt, -1, kMaxInt);
   step_count_ = f.Int("_step_count", step_count_, 0, kMaxInt);
-  if (f.Has("_last_lr")) last_lr_ = f.FloatPerGroup("_last_lr", std::nullopt, n, -kAnyFinite, kAnyFinite);
+  if (f.Has("_last_lr"))
+    last_lr_ = f.FloatPerGroup("_last_lr", std::nullopt, n, -kAnyFinite, kAnyFinite);
   f.Bool("verbose", false);
   f.Bool("_get_lr_called_within_step", false);
   return f.Finish();
 }
 
-absl::StatusOr<std::unique_ptr<SchedulerNode>> BuildNode(const json& spec,
-                                                         const std::string& path, Optimizer& opt,
-                                                         int depth) {
+absl::StatusOr<std::unique_ptr<SchedulerNode>> BuildNode(const json& spec, const std::string& path,
+                                                         Optimizer& opt, int depth) {
   if (depth > kMaxNesting) {
     return absl::InvalidArgumentError(
         absl::StrCat(path, ": schedulers nest at most ", kMaxNesting, " deep"));
   }
   Fields f(spec, path);
-  std::string type = f.Enum("type", std::nullopt,
-                            {"LambdaLR", "MultiplicativeLR", "StepLR", "MultiStepLR", "ConstantLR",
-                             "LinearLR", "ExponentialLR", "PolynomialLR", "CosineAnnealingLR",
-                             "ChainedScheduler", "SequentialLR", "ReduceLROnPlateau", "CyclicLR",
-                             "OneCycleLR", "CosineAnnealingWarmRestarts"});
+  std::string type = f.Enum(
+      "type", std::nullopt,
+      {"LambdaLR", "MultiplicativeLR", "StepLR", "MultiStepLR", "ConstantLR", "LinearLR",
+       "ExponentialLR", "PolynomialLR", "CosineAnnealingLR", "ChainedScheduler", "SequentialLR",
+       "ReduceLROnPlateau", "CyclicLR", "OneCycleLR", "CosineAnnealingWarmRestarts"});
   if (!f.status().ok()) return f.status();
   f.Bool("verbose", false);
   absl::StatusOr<std::unique_ptr<SchedulerNode>> node;

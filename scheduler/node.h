@@ -101,7 +101,7 @@ class LRScheduler : public SchedulerNode {
   int64_t last_epoch() const override { return last_epoch_; }
   const std::vector<double>& last_lr() const override { return last_lr_; }
 
- // The rest is for the scheduler implementations and their builders (this header is internal).
+  // The rest is for the scheduler implementations and their builders (this header is internal).
   // torch's _LRScheduler.__init__ up to (not including) the initial step: initial_lr
   // (setdefault, or required when resuming), base_lrs and last_epoch.
   absl::Status Attach(Optimizer& opt, int64_t last_epoch, const std::string& path);
@@ -111,7 +111,6 @@ class LRScheduler : public SchedulerNode {
   // _get_closed_form_lr(); only called where HasClosedForm().
   virtual bool HasClosedForm() const { return false; }
   virtual absl::Status ClosedFormLr(const Optimizer& opt, double* out);
-
 
   // The constructor's arguments as torch's state_dict shows them (fixed for a schedule).
   virtual json Config() const { return json::object(); }
@@ -124,10 +123,10 @@ class LRScheduler : public SchedulerNode {
 
   std::vector<double> base_lrs_;
   std::vector<double> last_lr_;
-  std::vector<double> scratch_;        // get_lr's values before they are written to the groups
-  std::vector<double> momentum_out_;   // the same for momentum, where cycles_momentum_
+  std::vector<double> scratch_;       // get_lr's values before they are written to the groups
+  std::vector<double> momentum_out_;  // the same for momentum, where cycles_momentum_
   bool cycles_momentum_ = false;
-  bool use_beta1_ = false;             // momentum goes to betas[0] (Adam family)
+  bool use_beta1_ = false;  // momentum goes to betas[0] (Adam family)
   int64_t last_epoch_ = -1;
   int64_t step_count_ = 0;
 };
@@ -156,9 +155,8 @@ absl::StatusOr<std::unique_ptr<SchedulerNode>> StartNode(std::unique_ptr<T> node
 
 // Builds the node for `spec` (an object with "type") on `opt`, running torch's constructor,
 // initial step included. `depth` counts enclosing composite schedulers.
-absl::StatusOr<std::unique_ptr<SchedulerNode>> BuildNode(const json& spec,
-                                                         const std::string& path, Optimizer& opt,
-                                                         int depth);
+absl::StatusOr<std::unique_ptr<SchedulerNode>> BuildNode(const json& spec, const std::string& path,
+                                                         Optimizer& opt, int depth);
 
 // Per-family builders, called by BuildNode with the spec's fields.
 absl::StatusOr<std::unique_ptr<SchedulerNode>> BuildBasic(const std::string& type, Fields& f,

@@ -18,7 +18,7 @@ namespace lrsched {
 struct ParamGroup {
   double lr = 0.0;
   std::optional<double> initial_lr;
-  std::optional<double> momentum;             // SGD, RMSprop: group["momentum"]
+  std::optional<double> momentum;              // SGD, RMSprop: group["momentum"]
   std::optional<std::array<double, 2>> betas;  // Adam family: group["betas"]
   // Written by OneCycleLR (and read back on resume).
   std::optional<double> max_lr;
@@ -32,9 +32,9 @@ struct ParamGroup {
     return momentum;
   }
   bool operator==(const ParamGroup& o) const {
-    return lr == o.lr && initial_lr == o.initial_lr && momentum == o.momentum &&
-           betas == o.betas && max_lr == o.max_lr && min_lr == o.min_lr &&
-           max_momentum == o.max_momentum && base_momentum == o.base_momentum;
+    return lr == o.lr && initial_lr == o.initial_lr && momentum == o.momentum && betas == o.betas &&
+           max_lr == o.max_lr && min_lr == o.min_lr && max_momentum == o.max_momentum &&
+           base_momentum == o.base_momentum;
   }
 };
 
@@ -43,7 +43,7 @@ struct ParamGroup {
 struct Optimizer {
   static constexpr size_t kMaxParamGroups = 1024;
 
-  std::string type;               // "SGD", "Adam", ...
+  std::string type;                // "SGD", "Adam", ...
   bool defaults_momentum = false;  // 'momentum' in optimizer.defaults
   bool defaults_betas = false;     // 'betas' in optimizer.defaults
   std::vector<ParamGroup> groups;

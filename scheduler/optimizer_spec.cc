@@ -21,11 +21,11 @@ struct OptimizerKind {
 
 const std::map<std::string, OptimizerKind>& Kinds() {
   static const auto* kinds = new std::map<std::string, OptimizerKind>{
-      {"SGD", {std::nullopt, true, false}},  {"Adam", {1e-3, false, true}},
-      {"AdamW", {1e-3, false, true}},        {"Adamax", {2e-3, false, true}},
-      {"NAdam", {2e-3, false, true}},        {"RAdam", {1e-3, false, true}},
-      {"RMSprop", {1e-2, true, false}},      {"Adagrad", {1e-2, false, false}},
-      {"Adadelta", {1.0, false, false}},     {"ASGD", {1e-2, false, false}},
+      {"SGD", {std::nullopt, true, false}}, {"Adam", {1e-3, false, true}},
+      {"AdamW", {1e-3, false, true}},       {"Adamax", {2e-3, false, true}},
+      {"NAdam", {2e-3, false, true}},       {"RAdam", {1e-3, false, true}},
+      {"RMSprop", {1e-2, true, false}},     {"Adagrad", {1e-2, false, false}},
+      {"Adadelta", {1.0, false, false}},    {"ASGD", {1e-2, false, false}},
       {"Rprop", {1e-2, false, false}},
   };
   return *kinds;
@@ -33,16 +33,33 @@ const std::map<std::string, OptimizerKind>& Kinds() {
 
 // Optimizer hyper-parameters that schedulers never read; accepted so that a torch optimizer's
 // state_dict()["param_groups"] or constructor kwargs can be passed as they are.
-constexpr const char* kIgnoredKeys[] = {
-    "params",    "weight_decay", "dampening",  "nesterov",      "eps",     "amsgrad",
-    "maximize",  "foreach",      "capturable", "differentiable", "fused",  "alpha",
-    "centered",  "lr_decay",     "rho",        "lambd",         "t0",      "etas",
-    "step_sizes", "momentum_decay", "initial_accumulator_value", "decoupled_weight_decay"};
+constexpr const char* kIgnoredKeys[] = {"params",
+                                        "weight_decay",
+                                        "dampening",
+                                        "nesterov",
+                                        "eps",
+                                        "amsgrad",
+                                        "maximize",
+                                        "foreach",
+                                        "capturable",
+                                        "differentiable",
+                                        "fused",
+                                        "alpha",
+                                        "centered",
+                                        "lr_decay",
+                                        "rho",
+                                        "lambd",
+                                        "t0",
+                                        "etas",
+                                        "step_sizes",
+                                        "momentum_decay",
+                                        "initial_accumulator_value",
+                                        "decoupled_weight_decay"};
 
 // Reads [beta1, beta2], each in [0, 1] (torch checks 0 <= beta < 1; 1.0 is let through here as
 // it is harmless to a scheduler).
-void ReadBetas(const json& b, Fields& errors, const std::string& path,
-               std::array<double, 2>* out, double max = 1) {
+void ReadBetas(const json& b, Fields& errors, const std::string& path, std::array<double, 2>* out,
+               double max = 1) {
   if (!b.is_array() || b.size() != 2) {
     errors.Fail(path, "expected [beta1, beta2]");
     return;
@@ -64,15 +81,15 @@ void ReadGroup(Fields& g, ParamGroup& group, const OptimizerKind& kind, const st
   group.lr = g.Float("lr", lr_default, restoring ? -any : 0, restoring ? any : 1e300);
   for (const char* k : kIgnoredKeys) g.Ignore(k);
   if (g.Has("initial_lr")) group.initial_lr = g.Float("initial_lr", std::nullopt, 0);
-  for (auto [key, field] : {std::pair{"max_lr", &ParamGroup::max_lr},
-                            std::pair{"min_lr", &ParamGroup::min_lr},
-                            std::pair{"max_momentum", &ParamGroup::max_momentum},
-                            std::pair{"base_momentum", &ParamGroup::base_momentum}}) {
+  for (auto [key, field] :
+       {std::pair{"max_lr", &ParamGroup::max_lr}, std::pair{"min_lr", &ParamGroup::min_lr},
+        std::pair{"max_momentum", &ParamGroup::max_momentum},
+        std::pair{"base_momentum", &ParamGroup::base_momentum}}) {
     if (g.Has(key)) group.*field = g.Float(key, std::nullopt);
   }
   if (kind.momentum) {
-    group.momentum = g.Float("momentum", momentum_default, restoring ? -any : 0,
-                             restoring ? any : 1);
+    group.momentum =
+        g.Float("momentum", momentum_default, restoring ? -any : 0, restoring ? any : 1);
   } else if (g.Has("momentum")) {
     g.Fail(g.PathOf("momentum"), absl::StrCat(type, " has no momentum"));
   }
@@ -108,11 +125,9 @@ absl::StatusOr<Optimizer> ParseOptimizer(const json& spec) {
   }
   const json* groups = f.Raw("param_groups", true);
   if (groups != nullptr) {
-    if (!groups->is_array() || groups->empty() ||
-        groups->size() > Optimizer::kMaxParamGroups) {
+    if (!groups->is_array() || groups->empty() || groups->size() > Optimizer::kMaxParamGroups) {
       f.Fail(f.PathOf("param_groups"),
-             absl::StrCat("expected a list of 1 to ", Optimizer::kMaxParamGroups,
-                          " param groups"));
+             absl::StrCat("expected a list of 1 to ", Optimizer::kMaxParamGroups, " param groups"));
     } else {
       for (size_t i = 0; i < groups->size() && f.status().ok(); ++i) {
         Fields g((*groups)[i], absl::StrCat("optimizer.param_groups[", i, "]"));
@@ -130,8 +145,8 @@ absl::StatusOr<Optimizer> ParseOptimizer(const json& spec) {
 
 absl::Status LoadParamGroups(const json& groups, Optimizer& opt) {
   if (!groups.is_array() || groups.size() != opt.groups.size()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "param_groups: expected a list of ", opt.groups.size(), " param groups"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("param_groups: expected a list of ", opt.groups.size(), " param groups"));
   }
   const OptimizerKind& kind = Kinds().at(opt.type);
   for (size_t i = 0; i < groups.size(); ++i) {

@@ -23,9 +23,7 @@ absl::Status Fn1(pynum::Fn fn, double a, pynum::Value* v) {
 
 }  // namespace
 
-absl::Status DivSlow(double a, double b, double* out) {
-  return Bin(pynum::BinOp::kDiv, a, b, out);
-}
+absl::Status DivSlow(double a, double b, double* out) { return Bin(pynum::BinOp::kDiv, a, b, out); }
 absl::Status Mod(double a, double b, double* out) { return Bin(pynum::BinOp::kMod, a, b, out); }
 absl::Status Pow(double a, double b, double* out) { return Bin(pynum::BinOp::kPow, a, b, out); }
 

@@ -27,10 +27,10 @@ inline absl::Status Div(double a, double b, double* out) {  // a / b
   }
   return DivSlow(a, b, out);
 }
-absl::Status Mod(double a, double b, double* out);     // a % b, floored
-absl::Status Pow(double a, double b, double* out);     // a ** b (float_pow)
-absl::Status Cos(double a, double* out);               // math.cos
-absl::Status Log(double a, double* out);               // math.log
+absl::Status Mod(double a, double b, double* out);  // a % b, floored
+absl::Status Pow(double a, double b, double* out);  // a ** b (float_pow)
+absl::Status Cos(double a, double* out);            // math.cos
+absl::Status Log(double a, double* out);            // math.log
 // Python's `int(x)` truncation and math.floor for finite doubles that fit in int64.
 absl::Status FloorToInt(double a, int64_t* out);
 

@@ -44,12 +44,18 @@ int CompareIntDouble(int64_t i, double d) {
 bool Holds(int three_way, CmpOp op) {
   if (three_way == kUnordered) return op == CmpOp::kNe;
   switch (op) {
-    case CmpOp::kLt: return three_way < 0;
-    case CmpOp::kLe: return three_way <= 0;
-    case CmpOp::kGt: return three_way > 0;
-    case CmpOp::kGe: return three_way >= 0;
-    case CmpOp::kEq: return three_way == 0;
-    case CmpOp::kNe: return three_way != 0;
+    case CmpOp::kLt:
+      return three_way < 0;
+    case CmpOp::kLe:
+      return three_way <= 0;
+    case CmpOp::kGt:
+      return three_way > 0;
+    case CmpOp::kGe:
+      return three_way >= 0;
+    case CmpOp::kEq:
+      return three_way == 0;
+    case CmpOp::kNe:
+      return three_way != 0;
   }
   return false;
 }
@@ -246,12 +252,18 @@ bool Compare(const Value& a, CmpOp op, const Value& b) {
   if (!a.is_float && !b.is_float) return Holds(a.i < b.i ? -1 : (a.i > b.i ? 1 : 0), op);
   if (a.is_float && b.is_float) {
     switch (op) {
-      case CmpOp::kLt: return a.f < b.f;
-      case CmpOp::kLe: return a.f <= b.f;
-      case CmpOp::kGt: return a.f > b.f;
-      case CmpOp::kGe: return a.f >= b.f;
-      case CmpOp::kEq: return a.f == b.f;
-      case CmpOp::kNe: return a.f != b.f;
+      case CmpOp::kLt:
+        return a.f < b.f;
+      case CmpOp::kLe:
+        return a.f <= b.f;
+      case CmpOp::kGt:
+        return a.f > b.f;
+      case CmpOp::kGe:
+        return a.f >= b.f;
+      case CmpOp::kEq:
+        return a.f == b.f;
+      case CmpOp::kNe:
+        return a.f != b.f;
     }
     return false;
   }
@@ -297,9 +309,15 @@ absl::Status Binary(BinOp op, Value& a, const Value& b) {
   const double y = b.AsDouble();
   double r = 0.0;
   switch (op) {
-    case BinOp::kAdd: r = x + y; break;
-    case BinOp::kSub: r = x - y; break;
-    case BinOp::kMul: r = x * y; break;
+    case BinOp::kAdd:
+      r = x + y;
+      break;
+    case BinOp::kSub:
+      r = x - y;
+      break;
+    case BinOp::kMul:
+      r = x * y;
+      break;
     case BinOp::kDiv:
       if (y == 0.0) return PyError("ZeroDivisionError", "float division by zero");
       r = x / y;
@@ -358,14 +376,22 @@ absl::Status Call(Fn fn, Value* args, int nargs) {
         return Negate(v);
       }
       return absl::OkStatus();
-    case Fn::kFloor: return v.is_float ? ToInt(std::floor(v.f), v) : absl::OkStatus();
-    case Fn::kCeil: return v.is_float ? ToInt(std::ceil(v.f), v) : absl::OkStatus();
-    case Fn::kExp: return Math1(Exp, true, v);
-    case Fn::kSqrt: return Math1(Sqrt, false, v);
-    case Fn::kSin: return Math1(Sin, false, v);
-    case Fn::kCos: return Math1(Cos, false, v);
-    case Fn::kTan: return Math1(Tan, false, v);
-    case Fn::kTanh: return Math1(Tanh, false, v);
+    case Fn::kFloor:
+      return v.is_float ? ToInt(std::floor(v.f), v) : absl::OkStatus();
+    case Fn::kCeil:
+      return v.is_float ? ToInt(std::ceil(v.f), v) : absl::OkStatus();
+    case Fn::kExp:
+      return Math1(Exp, true, v);
+    case Fn::kSqrt:
+      return Math1(Sqrt, false, v);
+    case Fn::kSin:
+      return Math1(Sin, false, v);
+    case Fn::kCos:
+      return Math1(Cos, false, v);
+    case Fn::kTan:
+      return Math1(Tan, false, v);
+    case Fn::kTanh:
+      return Math1(Tanh, false, v);
     case Fn::kLog: {
       // math_log_impl: log(x) / log(base), the division being Python's float true division.
       if (absl::Status s = LogHelper(v); !s.ok()) return s;

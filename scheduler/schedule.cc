@@ -21,9 +21,8 @@ constexpr int kStateVersion = 1;
 
 absl::StatusOr<json> ParseJson(std::string_view text, std::string_view what) {
   if (text.size() > kMaxJsonBytes) {
-    return absl::InvalidArgumentError(absl::StrCat(std::string(what), ": ", text.size(),
-                                                   " bytes, more than the limit of ",
-                                                   kMaxJsonBytes));
+    return absl::InvalidArgumentError(absl::StrCat(
+        std::string(what), ": ", text.size(), " bytes, more than the limit of ", kMaxJsonBytes));
   }
   // Bound the nesting before the parser sees it: depth is what makes JSON expensive to hold.
   int depth = 0;
@@ -31,14 +30,16 @@ absl::StatusOr<json> ParseJson(std::string_view text, std::string_view what) {
   for (size_t i = 0; i < text.size(); ++i) {
     char c = text[i];
     if (in_string) {
-      if (c == '\\') ++i;
-      else if (c == '"') in_string = false;
+      if (c == '\\')
+        ++i;
+      else if (c == '"')
+        in_string = false;
     } else if (c == '"') {
       in_string = true;
     } else if (c == '[' || c == '{') {
       if (++depth > kMaxJsonDepth) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            std::string(what), ": nested deeper than ", kMaxJsonDepth, " levels (at byte ", i, ")"));
+        return absl::InvalidArgumentError(absl::StrCat(std::string(what), ": nested deeper than ",
+                                                       kMaxJsonDepth, " levels (at byte ", i, ")"));
       }
     } else if (c == ']' || c == '}') {
       --depth;
@@ -50,8 +51,7 @@ absl::StatusOr<json> ParseJson(std::string_view text, std::string_view what) {
   } catch (const json::exception& e) {
     std::string why = e.what();
     if (auto p = why.find("] "); p != std::string::npos) why = why.substr(p + 2);
-    return absl::InvalidArgumentError(
-        absl::StrCat(std::string(what), ": not valid JSON: ", why));
+    return absl::InvalidArgumentError(absl::StrCat(std::string(what), ": not valid JSON: ", why));
   }
 }
 
@@ -101,8 +101,7 @@ std::unique_ptr<Schedule> Schedule::Clone() const {
 
 absl::Status Schedule::Step(const StepRequest& request) {
   if (request.epoch && !root_->takes_epoch()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("epoch: ", type_, ".step() takes no epoch"));
+    return absl::InvalidArgumentError(absl::StrCat("epoch: ", type_, ".step() takes no epoch"));
   }
   // Every node's Step is all-or-nothing, so there is nothing to undo here.
   return root_->Step(opt_, internal::StepArgs{request.epoch, request.metric});

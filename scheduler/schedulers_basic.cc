@@ -38,9 +38,9 @@ std::vector<Expr> ReadLambdas(Fields& f, size_t groups) {
   };
   if (v->is_array()) {
     if (v->size() != groups) {
-      f.Fail(f.PathOf("lr_lambda"),
-             absl::StrCat("expected ", groups, " lr_lambdas (one per param group), got ",
-                          v->size()));
+      f.Fail(
+          f.PathOf("lr_lambda"),
+          absl::StrCat("expected ", groups, " lr_lambdas (one per param group), got ", v->size()));
       return {};
     }
     for (size_t i = 0; i < v->size(); ++i) {
@@ -135,8 +135,8 @@ class StepLR : public ValueNode<StepLR> {
 
 class MultiStepLR : public ValueNode<MultiStepLR> {
  public:
-  std::vector<int64_t> sorted;          // sorted(Counter.elements())
-  std::map<int64_t, int64_t> counts;    // the Counter
+  std::vector<int64_t> sorted;        // sorted(Counter.elements())
+  std::map<int64_t, int64_t> counts;  // the Counter
   double gamma = 0.1;
   const char* type() const override { return "MultiStepLR"; }
   // Copying the state copies the milestones too.
@@ -226,15 +226,17 @@ class LinearLR : public ValueNode<LinearLR> {
   }
   bool HasClosedForm() const override { return true; }
   absl::Status ClosedFormLr(const Optimizer&, double* out) override {
-    double num = (end_factor - start_factor) *
-                 static_cast<double>(std::min(total_iters, last_epoch_));
+    double num =
+        (end_factor - start_factor) * static_cast<double>(std::min(total_iters, last_epoch_));
     double q;
     LRS_RETURN_IF_ERROR(py::Div(num, static_cast<double>(total_iters), &q));
     for (size_t i = 0; i < base_lrs_.size(); ++i) out[i] = base_lrs_[i] * (start_factor + q);
     return absl::OkStatus();
   }
-  json Config() const override { return json{{"start_factor", start_factor}, {"end_factor", end_factor},
-            {"total_iters", total_iters}}; }
+  json Config() const override {
+    return json{
+        {"start_factor", start_factor}, {"end_factor", end_factor}, {"total_iters", total_iters}};
+  }
 };
 
 class ExponentialLR : public ValueNode<ExponentialLR> {

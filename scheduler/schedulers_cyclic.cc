@@ -36,8 +36,7 @@ class CyclicLR : public ValueNode<CyclicLR> {
       auto r = scale_fn->Eval(x);
       if (!r.ok()) {
         return absl::InvalidArgumentError(absl::StrCat("scale_fn (", scale_fn->source(),
-                                                       ") at x = ", x, ": ",
-                                                       r.status().message()));
+                                                       ") at x = ", x, ": ", r.status().message()));
       }
       *out = *r;
       return absl::OkStatus();
@@ -108,7 +107,7 @@ class OneCycleLR : public ValueNode<OneCycleLR> {
  public:
   struct Phase {
     double end_step;
-    bool end_is_int;  // torch stores the last phase's end as an int
+    bool end_is_int;                       // torch stores the last phase's end as an int
     int start_lr, end_lr, start_m, end_m;  // group keys, see KeyName()
   };
   int64_t total_steps = 0;
@@ -124,11 +123,16 @@ class OneCycleLR : public ValueNode<OneCycleLR> {
   }
   static double KeyValue(const ParamGroup& g, int k) {
     switch (k) {
-      case 0: return *g.initial_lr;
-      case 1: return *g.max_lr;
-      case 2: return *g.min_lr;
-      case 3: return *g.max_momentum;
-      default: return *g.base_momentum;
+      case 0:
+        return *g.initial_lr;
+      case 1:
+        return *g.max_lr;
+      case 2:
+        return *g.min_lr;
+      case 3:
+        return *g.max_momentum;
+      default:
+        return *g.base_momentum;
     }
   }
   double Anneal(double start, double end, double pct) const {
@@ -140,9 +144,10 @@ class OneCycleLR : public ValueNode<OneCycleLR> {
   absl::Status GetLr(const Optimizer& opt, double* out) override {
     const int64_t step_num = last_epoch_;
     if (step_num > total_steps) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "OneCycleLR: tried to step ", step_num + 1, " times; the specified number of total "
-          "steps is ", total_steps));
+      return absl::InvalidArgumentError(absl::StrCat("OneCycleLR: tried to step ", step_num + 1,
+                                                     " times; the specified number of total "
+                                                     "steps is ",
+                                                     total_steps));
     }
     for (size_t g = 0; g < opt.groups.size(); ++g) {
       const ParamGroup& group = opt.groups[g];
@@ -151,8 +156,8 @@ class OneCycleLR : public ValueNode<OneCycleLR> {
         const Phase& p = phases[i];
         if (static_cast<double>(step_num) <= p.end_step || i == phases.size() - 1) {
           double pct;
-          LRS_RETURN_IF_ERROR(py::Div(static_cast<double>(step_num) - start_step,
-                                      p.end_step - start_step, &pct));
+          LRS_RETURN_IF_ERROR(
+              py::Div(static_cast<double>(step_num) - start_step, p.end_step - start_step, &pct));
           out[g] = Anneal(KeyValue(group, p.start_lr), KeyValue(group, p.end_lr), pct);
           if (cycle_momentum) {
             momentum_out_[g] = Anneal(KeyValue(group, p.start_m), KeyValue(group, p.end_m), pct);
@@ -168,14 +173,16 @@ class OneCycleLR : public ValueNode<OneCycleLR> {
   json Config() const override {
     json ph = json::array();
     for (const Phase& p : phases) {
-      ph.push_back({{"end_step", p.end_is_int ? json(static_cast<int64_t>(p.end_step))
-                                              : json(p.end_step)},
-                    {"start_lr", KeyName(p.start_lr)},
-                    {"end_lr", KeyName(p.end_lr)},
-                    {"start_momentum", KeyName(p.start_m)},
-                    {"end_momentum", KeyName(p.end_m)}});
+      ph.push_back(
+          {{"end_step", p.end_is_int ? json(static_cast<int64_t>(p.end_step)) : json(p.end_step)},
+           {"start_lr", KeyName(p.start_lr)},
+           {"end_lr", KeyName(p.end_lr)},
+           {"start_momentum", KeyName(p.start_m)},
+           {"end_momentum", KeyName(p.end_m)}});
     }
-    json c{{"total_steps", total_steps}, {"_schedule_phases", ph}, {"anneal_func", nullptr},
+    json c{{"total_steps", total_steps},
+           {"_schedule_phases", ph},
+           {"anneal_func", nullptr},
            {"cycle_momentum", cycle_momentum}};
     if (cycle_momentum) c["use_beta1"] = use_beta1;
     return c;
@@ -241,9 +248,9 @@ class CosineAnnealingWarmRestarts : public ValueNode<CosineAnnealingWarmRestarts
     } else {
       double e = *epoch;
       if (!(e >= 0) || !(e <= static_cast<double>(kMaxInt))) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "epoch: expected a non-negative epoch of at most ", kMaxInt, ", got ",
-            FormatNumber(e)));
+        return absl::InvalidArgumentError(
+            absl::StrCat("epoch: expected a non-negative epoch of at most ", kMaxInt, ", got ",
+                         FormatNumber(e)));
       }
       if (e >= static_cast<double>(T_0)) {
         if (T_mult == 1) {
@@ -275,15 +282,16 @@ class CosineAnnealingWarmRestarts : public ValueNode<CosineAnnealingWarmRestarts
   }
   void AddExtraState(json& sd) const override {
     sd["T_i"] = T_i;
-    if (T_cur == std::floor(T_cur)) sd["T_cur"] = static_cast<int64_t>(T_cur);
-    else sd["T_cur"] = T_cur;
+    if (T_cur == std::floor(T_cur))
+      sd["T_cur"] = static_cast<int64_t>(T_cur);
+    else
+      sd["T_cur"] = T_cur;
   }
   void LoadExtraState(Fields& f) override {
     T_i = f.Int("T_i", T_i, 1);
     T_cur = f.Float("T_cur", T_cur, -1, static_cast<double>(kMaxInt));
   }
 };
-
 
 absl::StatusOr<std::unique_ptr<SchedulerNode>> BuildCyclicLR(Fields& f, Optimizer& opt,
                                                              int64_t last_epoch) {
@@ -292,8 +300,7 @@ absl::StatusOr<std::unique_ptr<SchedulerNode>> BuildCyclicLR(Fields& f, Optimize
   std::vector<double> base_lrs = f.FloatPerGroup("base_lr", std::nullopt, n, 0);
   node->max_lrs = f.FloatPerGroup("max_lr", std::nullopt, n, 0);
   double up = f.Float("step_size_up", 2000, 1e-9, 1e15);
-  double down = f.Has("step_size_down") ? f.Float("step_size_down", std::nullopt, 1e-9, 1e15)
-                                        : up;
+  double down = f.Has("step_size_down") ? f.Float("step_size_down", std::nullopt, 1e-9, 1e15) : up;
   f.Ignore("step_size_down");
   node->mode = f.Enum("mode", "triangular", {"triangular", "triangular2", "exp_range"});
   node->gamma = f.Float("gamma", 1.0, 0);
@@ -302,8 +309,10 @@ absl::StatusOr<std::unique_ptr<SchedulerNode>> BuildCyclicLR(Fields& f, Optimize
       f.Fail(f.PathOf("scale_fn"), "expected a Python expression as a string");
     } else {
       auto x = Expr::Compile(fn->get_ref<const std::string&>(), {"x", "step"});
-      if (!x.ok()) f.Fail(f.PathOf("scale_fn"), std::string(x.status().message()));
-      else node->scale_fn = *std::move(x);
+      if (!x.ok())
+        f.Fail(f.PathOf("scale_fn"), std::string(x.status().message()));
+      else
+        node->scale_fn = *std::move(x);
     }
     node->scale_mode = f.Enum("scale_mode", "cycle", {"cycle", "iterations"});
   } else {
@@ -321,10 +330,10 @@ absl::StatusOr<std::unique_ptr<SchedulerNode>> BuildCyclicLR(Fields& f, Optimize
   }
   if (node->cycle_momentum) {
     if (!opt.defaults_momentum) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          f.PathOf("cycle_momentum"), ": optimizer ", opt.type,
-          " has no momentum to cycle (torch 1.13's CyclicLR needs 'momentum' in the "
-          "optimizer's defaults); set cycle_momentum to false"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(f.PathOf("cycle_momentum"), ": optimizer ", opt.type,
+                       " has no momentum to cycle (torch 1.13's CyclicLR needs 'momentum' in the "
+                       "optimizer's defaults); set cycle_momentum to false"));
     }
     if (last_epoch == -1) {
       for (size_t i = 0; i < n; ++i) opt.groups[i].momentum = base_m[i];
@@ -390,9 +399,9 @@ absl::StatusOr<std::unique_ptr<SchedulerNode>> BuildOneCycleLR(Fields& f, Optimi
   }
   if (node->cycle_momentum) {
     if (!opt.defaults_momentum && !opt.defaults_betas) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          f.PathOf("cycle_momentum"), ": optimizer ", opt.type,
-          " has neither momentum nor betas to cycle; set cycle_momentum to false"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(f.PathOf("cycle_momentum"), ": optimizer ", opt.type,
+                       " has neither momentum nor betas to cycle; set cycle_momentum to false"));
     }
     node->use_beta1 = opt.defaults_betas;
     node->cycles_momentum_ = true;
@@ -400,8 +409,10 @@ absl::StatusOr<std::unique_ptr<SchedulerNode>> BuildOneCycleLR(Fields& f, Optimi
     if (last_epoch == -1) {
       for (size_t i = 0; i < n; ++i) {
         ParamGroup& g = opt.groups[i];
-        if (node->use_beta1) (*g.betas)[0] = max_m[i];
-        else g.momentum = max_m[i];
+        if (node->use_beta1)
+          (*g.betas)[0] = max_m[i];
+        else
+          g.momentum = max_m[i];
         g.max_momentum = max_m[i];
         g.base_momentum = base_m[i];
       }
@@ -415,9 +426,9 @@ absl::StatusOr<std::unique_ptr<SchedulerNode>> BuildOneCycleLR(Fields& f, Optimi
       missing = !g.max_momentum ? "max_momentum" : !g.base_momentum ? "base_momentum" : nullptr;
     }
     if (missing) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "optimizer.param_groups[", i, "].", missing, ": required when resuming OneCycleLR (",
-          f.path(), ".last_epoch = ", last_epoch, ")"));
+      return absl::InvalidArgumentError(absl::StrCat("optimizer.param_groups[", i, "].", missing,
+                                                     ": required when resuming OneCycleLR (",
+                                                     f.path(), ".last_epoch = ", last_epoch, ")"));
     }
   }
   return StartNode(std::move(node), opt, last_epoch, f.path());

@@ -15,8 +15,7 @@ namespace lrsched::internal {
 namespace {
 
 // `,"_schedulers":[...]}`: the children's state_dicts and the composite's closing brace.
-void AppendChildren(const std::vector<std::unique_ptr<SchedulerNode>>& children,
-                    std::string* out) {
+void AppendChildren(const std::vector<std::unique_ptr<SchedulerNode>>& children, std::string* out) {
   out->append(",\"_schedulers\":[");
   for (size_t i = 0; i < children.size(); ++i) {
     if (i > 0) out->push_back(',');
@@ -60,8 +59,8 @@ class ReduceLROnPlateau : public ValueNode<ReduceLROnPlateau, SchedulerNode> {
       double e = *args.epoch;
       if (!(e >= 0 && e <= static_cast<double>(kMaxInt)) || e != std::floor(e)) {
         return absl::InvalidArgumentError(absl::StrCat(
-            "epoch: ReduceLROnPlateau.step(metric, epoch) takes an integer epoch in [0, ",
-            kMaxInt, "], got ", FormatNumber(e)));
+            "epoch: ReduceLROnPlateau.step(metric, epoch) takes an integer epoch in [0, ", kMaxInt,
+            "], got ", FormatNumber(e)));
       }
       epoch = static_cast<int64_t>(e);
     } else if (last_epoch_ >= kMaxInt) {
@@ -125,7 +124,8 @@ class ReduceLROnPlateau : public ValueNode<ReduceLROnPlateau, SchedulerNode> {
       if (!ReadStateNum(*b, &best)) f.Fail(f.PathOf("best"), "expected a number");
     }
     if (f.Has("_last_lr")) {
-      last_lr_ = f.FloatPerGroup("_last_lr", std::nullopt, last_lr_.size(), -kAnyFinite, kAnyFinite);
+      last_lr_ =
+          f.FloatPerGroup("_last_lr", std::nullopt, last_lr_.size(), -kAnyFinite, kAnyFinite);
       stepped = true;
     }
     return f.Finish();
@@ -172,15 +172,13 @@ class SequentialLR : public SchedulerNode {
 
   absl::Status Step(Optimizer& opt, const StepArgs& args) override {
     if (args.epoch || args.metric) {
-      return absl::InvalidArgumentError(
-          "SequentialLR.step() takes neither an epoch nor a metric");
+      return absl::InvalidArgumentError("SequentialLR.step() takes neither an epoch nor a metric");
     }
     if (last_epoch_ >= kMaxInt) {
       return absl::InvalidArgumentError(absl::StrCat("last_epoch: cannot step past ", kMaxInt));
     }
     const int64_t epoch = last_epoch_ + 1;
-    size_t idx = std::upper_bound(milestones.begin(), milestones.end(), epoch) -
-                 milestones.begin();
+    size_t idx = std::upper_bound(milestones.begin(), milestones.end(), epoch) - milestones.begin();
     SchedulerNode& s = *children[idx];
     StepArgs child_args;
     if (idx > 0 && milestones[idx - 1] == epoch) child_args.epoch = 0;
@@ -214,7 +212,9 @@ class SequentialLR : public SchedulerNode {
     Fields f(sd, path);
     f.Expect("_milestones", json(milestones));
     last_epoch_ = f.Int("last_epoch", std::nullopt, 0, kMaxInt);
-    if (f.Has("_last_lr")) last_lr_ = f.FloatPerGroup("_last_lr", std::nullopt, last_lr_.size(), -kAnyFinite, kAnyFinite);
+    if (f.Has("_last_lr"))
+      last_lr_ =
+          f.FloatPerGroup("_last_lr", std::nullopt, last_lr_.size(), -kAnyFinite, kAnyFinite);
     LoadChildren(f, children);
     return f.Finish();
   }
@@ -228,8 +228,8 @@ class SequentialLR : public SchedulerNode {
       return;
     }
     for (size_t i = 0; i < children.size(); ++i) {
-      f.Fail(children[i]->LoadStateDict(
-          (*subs)[i], absl::StrCat(f.PathOf("_schedulers"), "[", i, "]")));
+      f.Fail(children[i]->LoadStateDict((*subs)[i],
+                                        absl::StrCat(f.PathOf("_schedulers"), "[", i, "]")));
     }
   }
 };
@@ -308,7 +308,9 @@ class ChainedScheduler : public SchedulerNode {
   }
   absl::Status LoadStateDict(const json& sd, const std::string& path) override {
     Fields f(sd, path);
-    if (f.Has("_last_lr")) last_lr_ = f.FloatPerGroup("_last_lr", std::nullopt, last_lr_.size(), -kAnyFinite, kAnyFinite);
+    if (f.Has("_last_lr"))
+      last_lr_ =
+          f.FloatPerGroup("_last_lr", std::nullopt, last_lr_.size(), -kAnyFinite, kAnyFinite);
     SequentialLR::LoadChildren(f, children);
     return f.Finish();
   }
@@ -365,9 +367,8 @@ absl::StatusOr<std::unique_ptr<SchedulerNode>> BuildComposite(const std::string&
     const std::string child_type = (*child)->type();
     if (child_type == "ReduceLROnPlateau" ||
         (sequential && (child_type == "SequentialLR" || child_type == "ChainedScheduler"))) {
-      return absl::InvalidArgumentError(absl::StrCat(path, ": ", child_type,
-                                                     " cannot be nested in ", type,
-                                                     " (torch 1.13 fails on it)"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          path, ": ", child_type, " cannot be nested in ", type, " (torch 1.13 fails on it)"));
     }
     children.push_back(*std::move(child));
   }
@@ -387,7 +388,7 @@ absl::StatusOr<std::unique_ptr<SchedulerNode>> BuildComposite(const std::string&
   node->children = std::move(children);
   node->milestones = std::move(milestones);
   node->last_epoch_ = last_epoch + 1;
-  for (ParamGroup& g : opt.groups) g.lr = *g.initial_lr;  // reset to the initial values
+  for (ParamGroup& g : opt.groups) g.lr = *g.initial_lr;         // reset to the initial values
   for (auto& c : node->children) *c->mutable_last_epoch() -= 1;  // undo their initial steps
   LRS_RETURN_IF_ERROR(node->children[0]->InitialStep(opt));
   node->last_lr_ = node->children[0]->last_lr();

@@ -9,6 +9,7 @@ pkgs=(
   python3 python3-grpcio python3-protobuf python3-pytest
   etcd-server etcd-client     # --store=etcd: its tests start real etcd; scripts/ha-demo.sh
   clang libclang-rt-14-dev   # scripts/fuzz.sh: libFuzzer (-fsanitize=fuzzer) comes with clang's runtime
+  clang-format-14            # scripts/check-tree.sh: the tree is checked for format
 )
 # Extra packages for optional parts (e.g. LRSCHED_EXTRA_PKGS="python3-torch").
 if [[ -n "${LRSCHED_EXTRA_PKGS:-}" ]]; then read -r -a extra <<<"$LRSCHED_EXTRA_PKGS"; pkgs+=("${extra[@]}"); fi

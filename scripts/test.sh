@@ -5,6 +5,7 @@
 #      against the sanitized server and CLI (with LRSCHED_SANITIZED=1, which drops the tests'
 #      bounds on the server's RSS: under ASan it measures the sanitizer's own memory);
 #   3. scripts/fuzz.sh: each libFuzzer target for FUZZ_SECONDS (here 30 by default) seconds.
+#   0. scripts/check-tree.sh: format and include rules (seconds).
 # Prints each suite's closing summary and exits non-zero if any suite fails.
 #   All three run by default (issue #5). LRSCHED_CI_SANITIZE=0 and LRSCHED_CI_FUZZ=0 skip stages
 #   2 and 3 for a quick local run (stage 1 alone: ~5 min on 2 cores).
@@ -23,6 +24,10 @@ cd "$(dirname "$0")/.."
 scripts/build.sh || exit 1
 build=${BUILD_DIR:-build}
 summary=()
+
+# The tree's own rules (format, each folder's include rule): seconds, and a red CI if broken.
+scripts/check-tree.sh
+summary+=("tree check exit code: $?")
 
 # run_suites NAME BUILD_DIR: ctest and pytest of one build tree; records their exit codes.
 run_suites() {

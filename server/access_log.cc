@@ -48,8 +48,7 @@ void CallObserver::Finished(const FinishedCall& call) const {
   const absl::Duration latency = absl::Now() - call.start;
   if (metrics_ != nullptr) {
     const absl::string_view method(call.method.data(), call.method.size());
-    metrics_->ObserveRpc(absl::StrCat(kService, "/", method), static_cast<int>(call.code),
-                         latency);
+    metrics_->ObserveRpc(absl::StrCat(kService, "/", method), static_cast<int>(call.code), latency);
   }
   if (!IsMutation(call.method)) return;
   log::Line line(log::Level::kInfo, "access");

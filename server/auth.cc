@@ -23,11 +23,10 @@ struct MethodRole {
   Role role;
 };
 constexpr MethodRole kMethodRoles[] = {
-    {"GetSession", Role::kReader},     {"ListSessions", Role::kReader},
-    {"GetLR", Role::kReader},          {"Watch", Role::kReader},
-    {"Simulate", Role::kReader},       {"ExportState", Role::kReader},
-    {"Step", Role::kStepper},          {"CreateSession", Role::kAdmin},
-    {"DeleteSession", Role::kAdmin},   {"ImportState", Role::kAdmin},
+    {"GetSession", Role::kReader}, {"ListSessions", Role::kReader}, {"GetLR", Role::kReader},
+    {"Watch", Role::kReader},      {"Simulate", Role::kReader},     {"ExportState", Role::kReader},
+    {"Step", Role::kStepper},      {"CreateSession", Role::kAdmin}, {"DeleteSession", Role::kAdmin},
+    {"ImportState", Role::kAdmin},
 };
 
 // Short tokens can be guessed; 16 characters is what `openssl rand -hex 8` prints.
@@ -84,8 +83,8 @@ absl::StatusOr<std::vector<TokenEntry>> ParseTokens(absl::string_view text,
     auto fail = [&](absl::string_view why) {
       return absl::InvalidArgumentError(absl::StrCat(source, ":", line_no, ": ", why));
     };
-    std::vector<absl::string_view> fields = absl::StrSplit(line, absl::ByAnyChar(" \t"),
-                                                          absl::SkipEmpty());
+    std::vector<absl::string_view> fields =
+        absl::StrSplit(line, absl::ByAnyChar(" \t"), absl::SkipEmpty());
     if (fields.size() != 2) return fail("expected TOKEN ROLE (two fields)");
     TokenEntry e;
     if (!ParseRole(fields[1], &e.role)) {
@@ -163,8 +162,7 @@ absl::Status Authorizer::Check(absl::string_view header, absl::string_view metho
   return absl::OkStatus();
 }
 
-absl::Status Authorizer::Check(const grpc::ServerContextBase& ctx,
-                               absl::string_view method) const {
+absl::Status Authorizer::Check(const grpc::ServerContextBase& ctx, absl::string_view method) const {
   const auto& md = ctx.client_metadata();
   auto it = md.find("authorization");
   absl::string_view header;

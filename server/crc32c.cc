@@ -34,7 +34,7 @@ uint32_t Portable(uint32_t crc, const unsigned char* p, size_t n) {
 // Compiled for SSE 4.2 alone, so the rest of the build keeps its baseline instruction set; it
 // runs only where the CPU reports the instructions.
 __attribute__((target("sse4.2"))) uint32_t Hardware(uint32_t crc, const unsigned char* p,
-                                                     size_t n) {
+                                                    size_t n) {
   uint64_t c = crc;
   for (; n >= 8; n -= 8, p += 8) {
     uint64_t word;

@@ -30,10 +30,10 @@ absl::StatusOr<std::unique_ptr<DataDirLock>> DataDirLock::Acquire(const std::str
     }
     std::string holder(buf, n > 0 ? static_cast<size_t>(n) : 0);
     absl::StripAsciiWhitespace(&holder);
-    return absl::FailedPreconditionError(absl::StrCat(
-        path, ": locked by another process",
-        holder.empty() ? std::string() : absl::StrCat(" (pid ", holder, ")"),
-        "; is another lrsched-server using data directory ", dir, "?"));
+    return absl::FailedPreconditionError(
+        absl::StrCat(path, ": locked by another process",
+                     holder.empty() ? std::string() : absl::StrCat(" (pid ", holder, ")"),
+                     "; is another lrsched-server using data directory ", dir, "?"));
   }
   // The pid is only a hint for that message: a failure to write it is not an error.
   std::string pid = absl::StrCat(getpid(), "\n");

@@ -33,8 +33,8 @@ absl::StatusOr<bool> StoreFlagIsEtcd() {
 
 absl::StatusOr<std::unique_ptr<EtcdStore>> OpenEtcdStoreFromFlags() {
   EtcdStore::Options o;
-  for (absl::string_view e : absl::StrSplit(absl::GetFlag(FLAGS_etcd_endpoints), ',',
-                                            absl::SkipWhitespace())) {
+  for (absl::string_view e :
+       absl::StrSplit(absl::GetFlag(FLAGS_etcd_endpoints), ',', absl::SkipWhitespace())) {
     o.endpoints.emplace_back(e);
   }
   o.prefix = absl::GetFlag(FLAGS_etcd_prefix);

@@ -63,13 +63,13 @@ absl::StatusOr<std::unique_ptr<EtcdStore>> EtcdStore::Open(const Options& option
   if (!options.tls_ca_file.empty()) {
     grpc::SslCredentialsOptions ssl;
     if (!ReadFile(options.tls_ca_file, &ssl.pem_root_certs)) {
-      return absl::InvalidArgumentError(absl::StrCat("etcd TLS CA: cannot read ", options.tls_ca_file));
+      return absl::InvalidArgumentError(
+          absl::StrCat("etcd TLS CA: cannot read ", options.tls_ca_file));
     }
-    if (!options.tls_cert_file.empty() &&
-        (!ReadFile(options.tls_cert_file, &ssl.pem_cert_chain) ||
-         !ReadFile(options.tls_key_file, &ssl.pem_private_key))) {
-      return absl::InvalidArgumentError(absl::StrCat("etcd TLS: cannot read ", options.tls_cert_file,
-                                                     " or ", options.tls_key_file));
+    if (!options.tls_cert_file.empty() && (!ReadFile(options.tls_cert_file, &ssl.pem_cert_chain) ||
+                                           !ReadFile(options.tls_key_file, &ssl.pem_private_key))) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "etcd TLS: cannot read ", options.tls_cert_file, " or ", options.tls_key_file));
     }
     creds = grpc::SslCredentials(ssl);
   }
@@ -104,21 +104,20 @@ std::string EtcdStore::Key(std::string_view name) const {
 }
 
 absl::Status EtcdStore::Classify(const char* what, const Endpoint& ep, const grpc::Status& s,
-                                std::vector<std::string>* failures) const {
+                                 std::vector<std::string>* failures) const {
   if (s.ok()) return absl::OkStatus();
   if (s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
-    return absl::UnavailableError(absl::StrCat("etcd ", what, " at ", ep.address,
-                                               ": no answer within ",
-                                               absl::FormatDuration(options_.timeout),
-                                               " (outcome unknown, not acknowledged)"));
+    return absl::UnavailableError(absl::StrCat(
+        "etcd ", what, " at ", ep.address, ": no answer within ",
+        absl::FormatDuration(options_.timeout), " (outcome unknown, not acknowledged)"));
   }
   if (s.error_code() != grpc::StatusCode::UNAVAILABLE) {
     return absl::Status(ToAbsl(s.error_code()),
                         absl::StrCat("etcd ", what, " at ", ep.address, ": ", s.error_message()));
   }
   failures->push_back(absl::StrCat(ep.address, ": ", s.error_message()));
-  return absl::UnavailableError(absl::StrCat("etcd unavailable (", what, "): ",
-                                             absl::StrJoin(*failures, "; ")));
+  return absl::UnavailableError(
+      absl::StrCat("etcd unavailable (", what, "): ", absl::StrJoin(*failures, "; ")));
 }
 
 absl::Status EtcdStore::Call(
@@ -131,7 +130,8 @@ absl::Status EtcdStore::Call(
   for (size_t i = 0; i < n; ++i) {
     Endpoint& ep = *endpoints_[(start + i) % n];
     grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + absl::ToChronoMilliseconds(options_.timeout));
+    ctx.set_deadline(std::chrono::system_clock::now() +
+                     absl::ToChronoMilliseconds(options_.timeout));
     grpc::Status s = call(*ep.kv, &ctx);
     if (s.ok()) {
       if (i != 0) current_.store((start + i) % n);
@@ -178,14 +178,14 @@ absl::StatusOr<int64_t> EtcdStore::TxnResult(const Mutation& m, const pb::TxnRes
     if (resp.responses_size() > 0 && resp.responses(0).response_range().kvs_size() > 0) {
       have = resp.responses(0).response_range().kvs(0).mod_revision();
     }
-    return absl::FailedPreconditionError(absl::StrCat(
-        "session \"", m.name, "\": expected revision ", *m.expected_revision,
-        ", current revision ", have, have == 0 ? " (does not exist)" : ""));
+    return absl::FailedPreconditionError(
+        absl::StrCat("session \"", m.name, "\": expected revision ", *m.expected_revision,
+                     ", current revision ", have, have == 0 ? " (does not exist)" : ""));
   }
   commits_.fetch_add(1);
   if (m.kind == Mutation::Kind::kDelete) {
-    const bool deleted = resp.responses_size() > 0 &&
-                         resp.responses(0).response_delete_range().deleted() > 0;
+    const bool deleted =
+        resp.responses_size() > 0 && resp.responses(0).response_delete_range().deleted() > 0;
     return deleted ? resp.header().revision() : 0;
   }
   return resp.header().revision();

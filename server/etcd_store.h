@@ -48,8 +48,8 @@ namespace lrsched {
 class EtcdStore final : public Store {
  public:
   struct Options {
-    std::vector<std::string> endpoints;  // host:port, at least one
-    std::string prefix = "/lrsched/";    // non-empty; every key lives under it
+    std::vector<std::string> endpoints;         // host:port, at least one
+    std::string prefix = "/lrsched/";           // non-empty; every key lives under it
     absl::Duration timeout = absl::Seconds(5);  // per etcd call
     // TLS to etcd: a CA file turns it on; a client certificate and key are optional (mTLS).
     std::string tls_ca_file;

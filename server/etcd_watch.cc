@@ -133,9 +133,9 @@ EtcdWatch::StreamEnd EtcdWatch::RunStream(size_t i, absl::Status* why) {
   if (stream.Write(req)) {
     while (stream.Read(&resp)) {
       if (resp.compact_revision() != 0) {
-        *why = absl::OutOfRangeError(absl::StrCat(
-            "etcd compacted revision ", next_revision_, " away (compacted up to ",
-            resp.compact_revision(), "): re-listing"));
+        *why = absl::OutOfRangeError(absl::StrCat("etcd compacted revision ", next_revision_,
+                                                  " away (compacted up to ",
+                                                  resp.compact_revision(), "): re-listing"));
         end = StreamEnd::kCompacted;
         break;
       }
@@ -174,8 +174,8 @@ EtcdWatch::StreamEnd EtcdWatch::RunStream(size_t i, absl::Status* why) {
     if (stop_) return StreamEnd::kStopped;
   }
   if (end == StreamEnd::kBroken && why->ok()) {
-    *why = absl::UnavailableError(absl::StrCat("etcd watch at ", address, " ended: ",
-                                               s.ok() ? "closed by etcd" : s.error_message()));
+    *why = absl::UnavailableError(absl::StrCat(
+        "etcd watch at ", address, " ended: ", s.ok() ? "closed by etcd" : s.error_message()));
   }
   return end;
 }

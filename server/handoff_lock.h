@@ -28,7 +28,8 @@ class ABSL_LOCKABLE HandoffLock {
 
   void Lock() ABSL_EXCLUSIVE_LOCK_FUNCTION() {
     absl::MutexLock l(&mu_);
-    mu_.Await(absl::Condition(+[](bool* held) { return !*held; }, &held_));
+    mu_.Await(absl::Condition(
+        +[](bool* held) { return !*held; }, &held_));
     held_ = true;
   }
   bool TryLock() ABSL_EXCLUSIVE_TRYLOCK_FUNCTION(true) {

@@ -42,10 +42,14 @@ BufferedFdWriter& Stderr() {
 
 const char* LevelName(Level level) {
   switch (level) {
-    case Level::kDebug: return "debug";
-    case Level::kInfo: return "info";
-    case Level::kWarning: return "warning";
-    case Level::kError: return "error";
+    case Level::kDebug:
+      return "debug";
+    case Level::kInfo:
+      return "info";
+    case Level::kWarning:
+      return "warning";
+    case Level::kError:
+      return "error";
   }
   return "info";
 }
@@ -66,11 +70,21 @@ void AppendValue(std::string* out, std::string_view v) {
   out->push_back('"');
   for (unsigned char c : v) {
     switch (c) {
-      case '"': out->append("\\\""); break;
-      case '\\': out->append("\\\\"); break;
-      case '\n': out->append("\\n"); break;
-      case '\r': out->append("\\r"); break;
-      case '\t': out->append("\\t"); break;
+      case '"':
+        out->append("\\\"");
+        break;
+      case '\\':
+        out->append("\\\\");
+        break;
+      case '\n':
+        out->append("\\n");
+        break;
+      case '\r':
+        out->append("\\r");
+        break;
+      case '\t':
+        out->append("\\t");
+        break;
       default:
         if (c < ' ' || c == 0x7f) {
           out->append(absl::StrFormat("\\x%02x", c));
@@ -96,8 +110,8 @@ void AppendTimestamp(std::string* out, absl::Time now) {
     second -= 1;
   }
   if (second != cached_second) {
-    cached_prefix = absl::FormatTime("%Y-%m-%dT%H:%M:%S", absl::FromUnixSeconds(second),
-                                     absl::UTCTimeZone());
+    cached_prefix =
+        absl::FormatTime("%Y-%m-%dT%H:%M:%S", absl::FromUnixSeconds(second), absl::UTCTimeZone());
     cached_second = second;
   }
   out->append(cached_prefix);

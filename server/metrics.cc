@@ -35,9 +35,8 @@ const std::vector<int>& CodesByName() {
   static const std::vector<int>* const codes = [] {
     auto* v = new std::vector<int>(17);
     for (int i = 0; i < 17; ++i) (*v)[i] = i;
-    std::sort(v->begin(), v->end(), [](int a, int b) {
-      return std::string_view(StatusCodeName(a)) < StatusCodeName(b);
-    });
+    std::sort(v->begin(), v->end(),
+              [](int a, int b) { return std::string_view(StatusCodeName(a)) < StatusCodeName(b); });
     return v;
   }();
   return *codes;
@@ -82,12 +81,23 @@ void RenderHistogram(std::string& out, absl::string_view name, absl::string_view
 }  // namespace
 
 const char* StatusCodeName(int code) {
-  static const char* const kNames[] = {
-      "OK",        "CANCELLED",          "UNKNOWN",         "INVALID_ARGUMENT",
-      "DEADLINE_EXCEEDED", "NOT_FOUND",  "ALREADY_EXISTS",  "PERMISSION_DENIED",
-      "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
-      "UNIMPLEMENTED", "INTERNAL",       "UNAVAILABLE",     "DATA_LOSS",
-      "UNAUTHENTICATED"};
+  static const char* const kNames[] = {"OK",
+                                       "CANCELLED",
+                                       "UNKNOWN",
+                                       "INVALID_ARGUMENT",
+                                       "DEADLINE_EXCEEDED",
+                                       "NOT_FOUND",
+                                       "ALREADY_EXISTS",
+                                       "PERMISSION_DENIED",
+                                       "RESOURCE_EXHAUSTED",
+                                       "FAILED_PRECONDITION",
+                                       "ABORTED",
+                                       "OUT_OF_RANGE",
+                                       "UNIMPLEMENTED",
+                                       "INTERNAL",
+                                       "UNAVAILABLE",
+                                       "DATA_LOSS",
+                                       "UNAUTHENTICATED"};
   if (code < 0 || code > 16) return "UNKNOWN";
   return kNames[code];
 }

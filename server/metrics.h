@@ -58,8 +58,7 @@ class Metrics {
   // One store transaction of `size` mutations that took `latency`.
   void ObserveStoreBatch(int64_t size, absl::Duration latency);
   // A value read at each scrape. `type` is "gauge" or "counter".
-  void AddGauge(std::string name, std::string help, std::string type,
-                std::function<double()> read);
+  void AddGauge(std::string name, std::string help, std::string type, std::function<double()> read);
 
   // The whole exposition text.
   std::string Render() const;

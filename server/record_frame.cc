@@ -77,12 +77,10 @@ absl::StatusOr<OpenedRecord> OpenRecord(std::string_view record) {
   uint32_t stored = 0;
   if (format != kRecordFormat || record.size() < kRecordHeaderBytes ||
       record.substr(kRecordMagic.size() + 1, kCrcKey.size()) != kCrcKey ||
-      record[kRecordHeaderBytes - 1] != '\n' ||
-      !ParseHex8(record.substr(kCrcAt, 8), &stored)) {
+      record[kRecordHeaderBytes - 1] != '\n' || !ParseHex8(record.substr(kCrcAt, 8), &stored)) {
     return absl::DataLossError(
         absl::StrCat("record: damaged header \"",
-                     absl::CHexEscape(Absl(record.substr(0, kRecordHeaderBytes))),
-                     "\""));
+                     absl::CHexEscape(Absl(record.substr(0, kRecordHeaderBytes))), "\""));
   }
   std::string_view body = record.substr(kRecordHeaderBytes);
   const uint32_t actual = crc32c::Value(body);

@@ -97,8 +97,7 @@ SessionSnapshot Registry::SnapshotLocked(const Entry& e) {
   return MakeSnapshot(e.meta, e.schedule->spec_text(), *e.schedule);
 }
 
-absl::StatusOr<SessionSnapshot> Registry::Publish(const std::shared_ptr<Entry>& e,
-                                                  SessionMeta meta,
+absl::StatusOr<SessionSnapshot> Registry::Publish(const std::shared_ptr<Entry>& e, SessionMeta meta,
                                                   std::unique_ptr<Schedule> schedule) {
   auto record = EncodeRecord(meta, *schedule);
   if (!record.ok()) {
@@ -146,8 +145,7 @@ SessionSnapshot Registry::InstallCommitted(Entry& e, int64_t store_revision, Ses
 }
 
 absl::StatusOr<SessionSnapshot> Registry::Create(const std::string& name,
-                                                 const nlohmann::json& spec,
-                                                 const Labels& labels) {
+                                                 const nlohmann::json& spec, const Labels& labels) {
   auto schedule = Schedule::Create(spec);
   if (!schedule.ok()) {
     // Whatever the engine's code, a spec it cannot build is the request's fault.
@@ -177,14 +175,13 @@ absl::StatusOr<SessionSnapshot> Registry::Create(const std::string& name,
     if (existing->schedule->spec() == spec && existing->meta.labels == labels) {
       return SnapshotLocked(*existing);
     }
-    return absl::AlreadyExistsError(absl::StrCat(
-        "session \"", name, "\" exists with a different ",
-        existing->schedule->spec() == spec ? "set of labels" : "spec"));
+    return absl::AlreadyExistsError(
+        absl::StrCat("session \"", name, "\" exists with a different ",
+                     existing->schedule->spec() == spec ? "set of labels" : "spec"));
   }
 }
 
-absl::StatusOr<SessionSnapshot> Registry::Get(const std::string& name,
-                                              const ReadOptions& options) {
+absl::StatusOr<SessionSnapshot> Registry::Get(const std::string& name, const ReadOptions& options) {
   if (absl::Status ready = PrepareRead(name, options); !ready.ok()) return ready;
   std::shared_ptr<Entry> e = Find(name);
   if (e == nullptr) return Missing(name);
@@ -211,9 +208,9 @@ absl::Status Registry::Delete(const std::string& name, std::optional<int64_t> if
   HandoffLock::Hold w(&e->write_mu);
   if (!e->live) return Missing(name);
   if (if_revision && *if_revision != e->meta.revision) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "if_revision: session \"", name, "\" is at revision ", e->meta.revision, ", not ",
-        *if_revision));
+    return absl::FailedPreconditionError(absl::StrCat("if_revision: session \"", name,
+                                                      "\" is at revision ", e->meta.revision,
+                                                      ", not ", *if_revision));
   }
   Mutation m{Mutation::Kind::kDelete, name, "", e->store_revision};
   absl::StatusOr<int64_t> rev = store_->Commit(m);
@@ -296,8 +293,8 @@ absl::Status Registry::Watch(const std::string& name, std::shared_ptr<WatchSink>
                                    [](const auto& w) { return w->Closed(); }),
                     e->watchers.end());
   if (e->watchers.size() >= kMaxWatchersPerSession) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "session \"", name, "\" has its limit of ", kMaxWatchersPerSession, " watchers"));
+    return absl::ResourceExhaustedError(absl::StrCat("session \"", name, "\" has its limit of ",
+                                                     kMaxWatchersPerSession, " watchers"));
   }
   sink->OnSnapshot(std::make_shared<const SessionSnapshot>(SnapshotLocked(*e)));
   e->watchers.push_back(std::move(sink));

@@ -112,9 +112,9 @@ struct ExportedState {
 
 struct ListQuery {
   std::string name_prefix;
-  Labels labels;               // all must match
-  int32_t page_size = 100;     // > 0
-  std::string after;           // only names greater than this
+  Labels labels;            // all must match
+  int32_t page_size = 100;  // > 0
+  std::string after;        // only names greater than this
 };
 struct ListPage {
   std::vector<SessionSnapshot> sessions;
@@ -149,7 +149,7 @@ struct FeedStatus {
   bool healthy = true;   // false while it is broken (store unreachable, re-listing)
   int64_t revision = 0;  // the store revision memory is current to, as far as the feed knows
   absl::Time broken_since = absl::InfinitePast();  // when it broke (if !healthy)
-  absl::Status error;                             // why (if !healthy)
+  absl::Status error;                              // why (if !healthy)
 };
 
 class Registry {
@@ -303,9 +303,8 @@ class Registry {
     SessionMeta meta;
     std::unique_ptr<Schedule> next;
   };
-  static PendingStep BeginStep(const std::string& name, const Entry& e,
-                               const StepRequest& request, std::optional<int64_t> if_epoch,
-                               bool from_memory);
+  static PendingStep BeginStep(const std::string& name, const Entry& e, const StepRequest& request,
+                               std::optional<int64_t> if_epoch, bool from_memory);
   // Shared stores only (Store::shared(), e.g. etcd with several replicas): re-reads `name`
   // from the store and installs, replaces or drops the in-memory entry accordingly
   // (registry_sync.cc). OK and nothing done for a store this process alone writes.

@@ -26,8 +26,7 @@ std::optional<Registry::Damage> Registry::FindDamage(const std::string& name) co
 void Registry::Quarantine(const std::string& name, int64_t revision, const absl::Status& why) {
   const absl::Status status = absl::DataLossError(
       absl::StrCat("session \"", name, "\": its stored record (store revision ", revision,
-                   ") is damaged and set aside: ", why.message(),
-                   "; DeleteSession discards it"));
+                   ") is damaged and set aside: ", why.message(), "; DeleteSession discards it"));
   // Whatever this replica served for the name is no longer what the store holds.
   if (std::shared_ptr<Entry> e = Find(name)) {
     HandoffLock::Hold w(&e->write_mu);

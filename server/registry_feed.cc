@@ -109,21 +109,21 @@ absl::StatusOr<int64_t> Registry::Reload() {
   absl::MutexLock load(&load_mu_);
   const absl::Time t0 = absl::Now();
   std::unordered_set<std::string> seen;
-  absl::Status s = store_->LoadAll([&](std::string_view name, std::string_view value,
-                                       int64_t revision) -> absl::Status {
-    std::string n(name);
-    Store::ReadResult rec;
-    rec.found = true;
-    rec.value = std::string(value);
-    rec.revision = revision;
-    rec.read_revision = revision;
-    absl::Status st = Install(n, rec, /*from_feed=*/true);
-    if (!st.ok()) {
-      log::Error("feed_change_not_applied").Kv("name", n).Kv("revision", revision).Err(st);
-    }
-    seen.insert(std::move(n));
-    return absl::OkStatus();
-  });
+  absl::Status s = store_->LoadAll(
+      [&](std::string_view name, std::string_view value, int64_t revision) -> absl::Status {
+        std::string n(name);
+        Store::ReadResult rec;
+        rec.found = true;
+        rec.value = std::string(value);
+        rec.revision = revision;
+        rec.read_revision = revision;
+        absl::Status st = Install(n, rec, /*from_feed=*/true);
+        if (!st.ok()) {
+          log::Error("feed_change_not_applied").Kv("name", n).Kv("revision", revision).Err(st);
+        }
+        seen.insert(std::move(n));
+        return absl::OkStatus();
+      });
   if (!s.ok()) return s;
   const int64_t at = store_->last_load_revision();
   if (at > feed_revision_.load()) feed_revision_.store(at);
@@ -189,9 +189,8 @@ absl::Status Registry::CheckFeedFresh() const {
   return absl::UnavailableError(absl::StrCat(
       "storage: this replica's change feed has been broken for ",
       absl::FormatDuration(absl::Trunc(broken, absl::Milliseconds(1))),
-      ", so its sessions may be that stale (more than the ",
-      absl::FormatDuration(max_staleness_), " allowed; last revision seen ",
-      feed_revision_.load(), "): ", feed_state_.error.message()));
+      ", so its sessions may be that stale (more than the ", absl::FormatDuration(max_staleness_),
+      " allowed; last revision seen ", feed_revision_.load(), "): ", feed_state_.error.message()));
 }
 
 void Registry::LogCommitFailure(const char* op, const std::string& name,

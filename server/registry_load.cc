@@ -134,8 +134,8 @@ absl::Status Registry::Load(const LoadOptions& options) {
           continue;
         }
         return absl::DataLossError(absl::StrCat("session \"", row.name, "\" (store revision ",
-                                                row.revision, "): ",
-                                                row.decoded.status().message()));
+                                                row.revision,
+                                                "): ", row.decoded.status().message()));
       }
       auto e = std::make_shared<Entry>();
       if (row.decoded->format < kRecordFormat) old_format.push_back(e);

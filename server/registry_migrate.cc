@@ -70,7 +70,8 @@ void Registry::MigrateRecords(const std::vector<std::shared_ptr<Entry>>& entries
     });
   }
   absl::MutexLock l(&mu);
-  mu.Await(absl::Condition(+[](int64_t* n) { return *n == 0; }, &in_flight));
+  mu.Await(absl::Condition(
+      +[](int64_t* n) { return *n == 0; }, &in_flight));
   log::Info("records_migrated")
       .Kv("count", done)
       .Kv("from_format", int64_t{1})

@@ -94,10 +94,10 @@ absl::StatusOr<ListPage> Registry::ListFromStore(const ListQuery& query) {
 }
 
 absl::StatusOr<Lookahead> Registry::LookAhead(const std::string& name, int64_t ahead,
-                                             int32_t window,
-                                             const std::function<bool()>& cancelled,
-                                             const ReadOptions& options,
-                                             const LookaheadLimits& limits) {
+                                              int32_t window,
+                                              const std::function<bool()>& cancelled,
+                                              const ReadOptions& options,
+                                              const LookaheadLimits& limits) {
   if (absl::Status ready = PrepareRead(name, options); !ready.ok()) return ready;
   Lookahead out;
   std::unique_ptr<Schedule> copy;
@@ -117,15 +117,15 @@ absl::StatusOr<Lookahead> Registry::LookAhead(const std::string& name, int64_t a
     const int64_t groups = static_cast<int64_t>(e->schedule->param_groups().size());
     const int64_t values = static_cast<int64_t>(window) * groups;
     if (values > kMaxWindowValues) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "window: ", window, " epochs x ", groups, " param groups is more than ",
-          kMaxWindowValues, " values"));
+      return absl::InvalidArgumentError(absl::StrCat("window: ", window, " epochs x ", groups,
+                                                     " param groups is more than ",
+                                                     kMaxWindowValues, " values"));
     }
     if (values > limits.max_reply_bytes / kLookaheadValueBytes) {
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "window: ", window, " epochs x ", groups, " param groups x ", kLookaheadValueBytes,
-          " bytes is more than this server's reply limit of ", limits.max_reply_bytes,
-          " bytes (--max_reply_bytes)"));
+      return absl::ResourceExhaustedError(
+          absl::StrCat("window: ", window, " epochs x ", groups, " param groups x ",
+                       kLookaheadValueBytes, " bytes is more than this server's reply limit of ",
+                       limits.max_reply_bytes, " bytes (--max_reply_bytes)"));
     }
     // Bounded by what the work costs, not by the step count alone: a step of a chain of
     // long lambdas costs a thousand times one of CosineAnnealingLR.
@@ -157,9 +157,9 @@ absl::StatusOr<Lookahead> Registry::LookAhead(const std::string& name, int64_t a
     }
     absl::Status s = copy->Step({});
     if (!s.ok()) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("lookahead: step ", i, " after last_epoch ", out.last_epoch,
-                       " is refused: ", std::string(s.message())));
+      return absl::FailedPreconditionError(absl::StrCat("lookahead: step ", i, " after last_epoch ",
+                                                        out.last_epoch,
+                                                        " is refused: ", std::string(s.message())));
     }
     if (i < window) out.window.push_back({copy->last_epoch(), GroupValues(*copy)});
     if (i == ahead) out.groups = GroupValues(*copy);

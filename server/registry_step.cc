@@ -71,10 +71,8 @@ absl::StatusOr<StepOutcome> Registry::Step(const std::string& name, const StepRe
   return out;
 }
 
-absl::StatusOr<StepOutcome> Registry::StepOnce(const std::string& name,
-                                               const StepRequest& request,
-                                               std::optional<int64_t> if_epoch,
-                                               bool from_memory) {
+absl::StatusOr<StepOutcome> Registry::StepOnce(const std::string& name, const StepRequest& request,
+                                               std::optional<int64_t> if_epoch, bool from_memory) {
   std::shared_ptr<Entry> e = Find(name);
   if (e == nullptr) {
     if (from_memory) return absl::AbortedError("memory may be stale: re-read");
@@ -136,8 +134,8 @@ bool Registry::TryStepAsync(const std::string& name, const StepRequest& request,
   absl::StatusOr<std::string> record =
       p.answer ? absl::StatusOr<std::string>("") : EncodeRecord(p.meta, *p.next);
   if (p.answer || !record.ok()) {
-    absl::StatusOr<StepOutcome> answer = p.answer ? *std::move(p.answer)
-                                                  : absl::StatusOr<StepOutcome>(record.status());
+    absl::StatusOr<StepOutcome> answer =
+        p.answer ? *std::move(p.answer) : absl::StatusOr<StepOutcome>(record.status());
     e->write_mu.Unlock();
     done(std::move(answer));
     return true;
@@ -145,8 +143,8 @@ bool Registry::TryStepAsync(const std::string& name, const StepRequest& request,
   Mutation m{Mutation::Kind::kPut, name, *std::move(record), e->store_revision};
   // std::function needs a copyable callable: the new state rides in a shared_ptr.
   auto pending = std::make_shared<PendingStep>(std::move(p));
-  store_->CommitAsync(std::move(m), [this, e, pending, shared, done = std::move(done)](
-                                        absl::StatusOr<int64_t> rev) {
+  store_->CommitAsync(std::move(m), [this, e, pending, shared,
+                                     done = std::move(done)](absl::StatusOr<int64_t> rev) {
     if (!rev.ok()) {
       // Nothing to roll back: the new state lives only in `pending`, which is dropped.
       e->write_mu.Unlock();

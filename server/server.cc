@@ -71,23 +71,17 @@ absl::StatusOr<std::unique_ptr<LrschedServer>> LrschedServer::Start(const Server
                           [registry] { return static_cast<double>(registry->damaged_count()); });
     if (store->shared()) {
       s->metrics_->AddGauge("lrsched_store_feed_healthy",
-                            "1 while the shared store's change feed works (or none runs).",
-                            "gauge", [registry] {
-                              return registry->feed_status().healthy ? 1.0 : 0.0;
-                            });
-      s->metrics_->AddGauge("lrsched_store_feed_revision",
-                            "Store revision the sessions in memory are current to.", "gauge",
-                            [registry] {
-                              return static_cast<double>(registry->feed_status().revision);
-                            });
-      s->metrics_->AddGauge("lrsched_store_feed_broken_seconds",
-                            "How long the change feed has been broken (0 while it works).",
-                            "gauge", [registry] {
-                              FeedStatus st = registry->feed_status();
-                              return st.healthy ? 0.0
-                                                : absl::ToDoubleSeconds(absl::Now() -
-                                                                        st.broken_since);
-                            });
+                            "1 while the shared store's change feed works (or none runs).", "gauge",
+                            [registry] { return registry->feed_status().healthy ? 1.0 : 0.0; });
+      s->metrics_->AddGauge(
+          "lrsched_store_feed_revision", "Store revision the sessions in memory are current to.",
+          "gauge", [registry] { return static_cast<double>(registry->feed_status().revision); });
+      s->metrics_->AddGauge(
+          "lrsched_store_feed_broken_seconds",
+          "How long the change feed has been broken (0 while it works).", "gauge", [registry] {
+            FeedStatus st = registry->feed_status();
+            return st.healthy ? 0.0 : absl::ToDoubleSeconds(absl::Now() - st.broken_since);
+          });
     }
     WorkerPool* pool = s->pool_.get();
     s->metrics_->AddGauge("lrsched_calls_queued", "Calls waiting for a worker thread.", "gauge",

@@ -38,7 +38,8 @@
 #include "server/sqlite_store.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051", "address to serve on (port 0: any free port)");
-ABSL_FLAG(std::string, data_dir, "./data", "directory of the session database (created if missing)");
+ABSL_FLAG(std::string, data_dir, "./data",
+          "directory of the session database (created if missing)");
 ABSL_FLAG(int64_t, max_sessions, 100000, "most sessions the server holds");
 ABSL_FLAG(int32_t, worker_threads, 128,
           "threads running calls that may block (commits, shared-store reads); at most this "
@@ -130,12 +131,11 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials() {
 void ObserveStore(SqliteStore* store, Metrics* metrics) {
   store->SetBatchObserver(
       [metrics](int64_t n, absl::Duration d) { metrics->ObserveStoreBatch(n, d); });
-  metrics->AddGauge("lrsched_store_queue", "Mutations waiting for the store's committer.",
-                    "gauge", [store] { return static_cast<double>(store->backlog().queued); });
-  metrics->AddGauge("lrsched_store_commits_total", "Mutations committed to the store.",
-                    "counter", [store] { return static_cast<double>(store->stats().commits); });
-  metrics->AddGauge("lrsched_store_transactions_total", "Store transactions committed.",
-                    "counter",
+  metrics->AddGauge("lrsched_store_queue", "Mutations waiting for the store's committer.", "gauge",
+                    [store] { return static_cast<double>(store->backlog().queued); });
+  metrics->AddGauge("lrsched_store_commits_total", "Mutations committed to the store.", "counter",
+                    [store] { return static_cast<double>(store->stats().commits); });
+  metrics->AddGauge("lrsched_store_transactions_total", "Store transactions committed.", "counter",
                     [store] { return static_cast<double>(store->stats().transactions); });
   metrics->AddGauge("lrsched_store_wal_checkpoints_total",
                     "WAL checkpoints (copies of the WAL into the database file).", "counter",
@@ -166,7 +166,8 @@ int Run() {
 
   log::Level level;
   if (!log::ParseLevel(absl::GetFlag(FLAGS_log_level), &level)) {
-    return Fail("bad_flag", absl::InvalidArgumentError("--log_level: debug, info, warning or error"));
+    return Fail("bad_flag",
+                absl::InvalidArgumentError("--log_level: debug, info, warning or error"));
   }
   log::SetMinLevel(level);
 
@@ -183,8 +184,8 @@ int Run() {
   store_opts.checkpoint_pages = absl::GetFlag(FLAGS_sqlite_checkpoint_pages);
   store_opts.accept_data_loss = absl::GetFlag(FLAGS_accept_data_loss);
   if (store_opts.checkpoint_pages < 1 || store_opts.checkpoint_pages > (1 << 24)) {
-    return Fail("bad_flag", absl::InvalidArgumentError(
-                                "--sqlite_checkpoint_pages: between 1 and 16777216"));
+    return Fail("bad_flag",
+                absl::InvalidArgumentError("--sqlite_checkpoint_pages: between 1 and 16777216"));
   }
   ServerConfig config;
   config.listen = absl::GetFlag(FLAGS_listen);
@@ -232,7 +233,6 @@ int Run() {
           .Kv("msg", "bearer tokens travel in clear text without --tls_cert/--tls_key");
     }
   }
-
 
   // --store=etcd (server/etcd_flags.h): sessions in etcd, shared with other replicas; then
   // `store` holds no SQLite store and `active` is the etcd one.
@@ -304,7 +304,6 @@ int Run() {
   log::Info("stopped").Kv("commits", stats.commits).Kv("transactions", stats.transactions);
   return 0;
 }
-
 
 // `--help` lists the server's own flags (this file's and etcd_flags.cc's); absl's default
 // looks for a file named after the program, finds none and says "No flags matched".

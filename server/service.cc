@@ -47,9 +47,7 @@ absl::Status Overloaded(bool heavy) {
 
 // Page tokens are the last name returned, web-safe base64 encoded: opaque to clients, and
 // validated like a name when they come back.
-std::string EncodePageToken(const std::string& name) {
-  return absl::WebSafeBase64Escape(name);
-}
+std::string EncodePageToken(const std::string& name) { return absl::WebSafeBase64Escape(name); }
 
 absl::StatusOr<std::string> DecodePageToken(const std::string& token) {
   std::string name;
@@ -66,13 +64,15 @@ absl::StatusOr<std::unique_ptr<Schedule>> ScheduleFromImport(const v1::ImportSta
     case v1::ImportStateRequest::kStateJson: {
       auto state = ParseJson(req.state_json(), "state_json");
       if (!state.ok()) return state.status();
-      if (!state->is_object()) return absl::InvalidArgumentError("state_json: expected a JSON object");
+      if (!state->is_object())
+        return absl::InvalidArgumentError("state_json: expected a JSON object");
       // An export adds name and labels to the engine's state; the name is the request's.
       state->erase("name");
       if (state->contains("labels")) {
         const json& l = (*state)["labels"];
         Labels from_state;
-        if (!l.is_object()) return absl::InvalidArgumentError("state_json.labels: expected an object");
+        if (!l.is_object())
+          return absl::InvalidArgumentError("state_json.labels: expected an object");
         for (auto it = l.begin(); it != l.end(); ++it) {
           if (!it.value().is_string()) {
             return absl::InvalidArgumentError(
@@ -137,8 +137,7 @@ absl::Status LrSchedulerService::Authorize(const grpc::ServerContextBase* ctx,
 
 grpc::ServerUnaryReactor* LrSchedulerService::Serve(grpc::CallbackServerContext* ctx,
                                                     const char* method, std::string_view name,
-                                                    Where where,
-                                                    std::function<absl::Status()> body,
+                                                    Where where, std::function<absl::Status()> body,
                                                     const v1::Session* result) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   FinishedCall call;  // members by name: aggregate init would leave epoch/advanced to a warning
@@ -161,8 +160,9 @@ grpc::ServerUnaryReactor* LrSchedulerService::Serve(grpc::CallbackServerContext*
           // A heavy call may wait in its queue for seconds: if its client has given up
           // meanwhile (deadline, cancellation), spend nothing on it.
           if (heavy && ctx->IsCancelled()) {
-            finish(absl::CancelledError("the call was cancelled, or its deadline passed, while "
-                                        "it waited for a heavy-call thread"));
+            finish(
+                absl::CancelledError("the call was cancelled, or its deadline passed, while "
+                                     "it waited for a heavy-call thread"));
             return;
           }
           finish(body());
@@ -227,8 +227,8 @@ absl::Status LrSchedulerService::DoListSessions(const v1::ListSessionsRequest& r
     s = absl::InvalidArgumentError(
         absl::StrCat("page_size: must not be negative, got ", req.page_size()));
   }
-  q.page_size = req.page_size() == 0 ? kDefaultPageSize
-                                     : std::min<int32_t>(req.page_size(), kMaxPageSize);
+  q.page_size =
+      req.page_size() == 0 ? kDefaultPageSize : std::min<int32_t>(req.page_size(), kMaxPageSize);
   if (s.ok() && !req.page_token().empty()) {
     auto after = DecodePageToken(req.page_token());
     if (after.ok()) q.after = *after;
@@ -376,8 +376,8 @@ absl::Status LrSchedulerService::DoImportState(const v1::ImportStateRequest& req
   auto schedule = ScheduleFromImport(req, &state_labels);
   if (!schedule.ok()) return schedule.status();
   if (!labels) labels = std::move(state_labels);
-  auto session = registry_->Import(req.name(), *std::move(schedule), std::move(labels),
-                                   req.replace());
+  auto session =
+      registry_->Import(req.name(), *std::move(schedule), std::move(labels), req.replace());
   if (!session.ok()) return session.status();
   log::Info("session_imported").Kv("name", req.name()).Kv("revision", session->meta.revision);
   ToProto(*session, resp);

@@ -126,8 +126,7 @@ class LrSchedulerService final : public v1::LrScheduler::CallbackService {
 
   // The methods' work, on whichever thread Serve picked.
   absl::Status DoCreateSession(const v1::CreateSessionRequest& req, v1::Session* resp);
-  absl::Status DoListSessions(const v1::ListSessionsRequest& req,
-                              v1::ListSessionsResponse* resp);
+  absl::Status DoListSessions(const v1::ListSessionsRequest& req, v1::ListSessionsResponse* resp);
   static absl::Status ParseStep(const v1::StepRequest& req, StepRequest* step,
                                 std::optional<int64_t>* if_epoch);
   absl::Status DoGetLR(grpc::CallbackServerContext* ctx, const v1::GetLRRequest& req,
@@ -142,8 +141,8 @@ class LrSchedulerService final : public v1::LrScheduler::CallbackService {
   // Requests that do not parse (service_parse.cc). The constructor replaces grpc++'s handler
   // of every method with one that refuses them itself (parse_checked_handler.h).
   template <class Request, class Response>
-  using UnaryMethod = grpc::ServerUnaryReactor* (LrSchedulerService::*)(
-      grpc::CallbackServerContext*, const Request*, Response*);
+  using UnaryMethod = grpc::ServerUnaryReactor* (
+      LrSchedulerService::*)(grpc::CallbackServerContext*, const Request*, Response*);
   void ParseCheckAllMethods();
   template <class Request, class Response>
   void ParseChecked(const char* method, UnaryMethod<Request, Response> serve);

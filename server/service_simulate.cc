@@ -20,8 +20,8 @@ namespace {
 
 constexpr int64_t kMaxChunkSteps = 16384;
 
-absl::Status CheckNumbers(const google::protobuf::RepeatedField<double>& values,
-                          const char* field, int64_t steps) {
+absl::Status CheckNumbers(const google::protobuf::RepeatedField<double>& values, const char* field,
+                          int64_t steps) {
   if (!values.empty() && values.size() < steps) {
     return absl::InvalidArgumentError(
         absl::StrCat(field, ": ", values.size(), " values for ", steps, " steps"));
@@ -58,8 +58,8 @@ absl::Status LrSchedulerService::DoSimulate(grpc::CallbackServerContext* ctx,
   if (steps < 0) {
     s = absl::InvalidArgumentError(absl::StrCat("steps: must not be negative, got ", steps));
   } else if (steps > options_.max_simulate_steps) {
-    s = absl::ResourceExhaustedError(absl::StrCat("steps: ", steps, " is more than this server's limit of ",
-                                                  options_.max_simulate_steps));
+    s = absl::ResourceExhaustedError(absl::StrCat(
+        "steps: ", steps, " is more than this server's limit of ", options_.max_simulate_steps));
   }
   if (s.ok()) s = CheckNumbers(req->metrics(), "metrics", steps);
   if (s.ok()) s = CheckNumbers(req->epochs(), "epochs", steps);
@@ -80,10 +80,10 @@ absl::Status LrSchedulerService::DoSimulate(grpc::CallbackServerContext* ctx,
   }
   const int64_t value_bytes = sched.has_momentum() ? 16 : 8;  // lr and momentum, packed
   if (steps * groups > options_.max_reply_bytes / value_bytes) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "steps: ", steps, " steps x ", groups, " param groups x ", value_bytes,
-        " bytes is more than this server's reply limit of ", options_.max_reply_bytes,
-        " bytes (--max_reply_bytes)"));
+    return absl::ResourceExhaustedError(
+        absl::StrCat("steps: ", steps, " steps x ", groups, " param groups x ", value_bytes,
+                     " bytes is more than this server's reply limit of ", options_.max_reply_bytes,
+                     " bytes (--max_reply_bytes)"));
   }
   const int64_t per_step = sched.step_cost();
   if (steps > options_.max_call_cost / per_step) {
@@ -112,7 +112,8 @@ absl::Status LrSchedulerService::DoSimulate(grpc::CallbackServerContext* ctx,
                           Chunk(req->epochs(), offset, n), &part);
     if (!s.ok()) return s;  // bad arguments; checked above, so not expected
     resp->mutable_lr()->Add(part.lr.begin(), part.lr.end());
-    if (part.has_momentum) resp->mutable_momentum()->Add(part.momentum.begin(), part.momentum.end());
+    if (part.has_momentum)
+      resp->mutable_momentum()->Add(part.momentum.begin(), part.momentum.end());
     if (!part.error.ok()) {
       resp->set_error(std::string(part.error.message()));
       resp->set_error_at_step(offset + part.error_at_step);

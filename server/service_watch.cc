@@ -90,7 +90,7 @@ class WatchChannel final : public WatchSink {
 
  private:
   struct Next {
-    WatchReactor* reactor = nullptr;  // null: nothing to do
+    WatchReactor* reactor = nullptr;               // null: nothing to do
     std::shared_ptr<const SessionSnapshot> write;  // else finish with `status`
     absl::Status status;
   };
@@ -172,7 +172,7 @@ void WatchChannel::Run(const Next& n) {
 }  // namespace
 
 grpc::ServerWriteReactor<v1::Session>* LrSchedulerService::Watch(grpc::CallbackServerContext* ctx,
-                                                                const v1::WatchRequest* req) {
+                                                                 const v1::WatchRequest* req) {
   auto* reactor = new WatchReactor();
   reactor->Start(registry_, *req, Authorize(ctx, "Watch"));
   return reactor;

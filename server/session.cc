@@ -12,9 +12,7 @@ using json = nlohmann::json;
 
 constexpr const char* kTimeFormat = "%Y-%m-%dT%H:%M:%E*SZ";
 
-std::string TimeText(absl::Time t) {
-  return absl::FormatTime(kTimeFormat, t, absl::UTCTimeZone());
-}
+std::string TimeText(absl::Time t) { return absl::FormatTime(kTimeFormat, t, absl::UTCTimeZone()); }
 
 }  // namespace
 
@@ -140,9 +138,8 @@ absl::StatusOr<std::string> EncodeRecord(const SessionMeta& meta, const Schedule
   text.push_back('}');
   SealRecord(&text);
   if (text.size() > kMaxRecordBytes) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat("session state: ", text.size(), " bytes, more than the limit of ",
-                     kMaxRecordBytes));
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "session state: ", text.size(), " bytes, more than the limit of ", kMaxRecordBytes));
   }
   return text;
 }

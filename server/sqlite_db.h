@@ -96,12 +96,11 @@ class Stmt {
   // An empty string must still bind as '' rather than NULL (both columns are NOT NULL), and
   // sqlite binds a null pointer as NULL, hence the "" for empty views.
   int BindText(int i, std::string_view s) {
-    return sqlite3_bind_text64(stmt_.get(), i, s.empty() ? "" : s.data(), s.size(),
-                               SQLITE_STATIC, SQLITE_UTF8);
+    return sqlite3_bind_text64(stmt_.get(), i, s.empty() ? "" : s.data(), s.size(), SQLITE_STATIC,
+                               SQLITE_UTF8);
   }
   int BindBlob(int i, std::string_view s) {
-    return sqlite3_bind_blob64(stmt_.get(), i, s.empty() ? "" : s.data(), s.size(),
-                               SQLITE_STATIC);
+    return sqlite3_bind_blob64(stmt_.get(), i, s.empty() ? "" : s.data(), s.size(), SQLITE_STATIC);
   }
   int BindInt(int i, int64_t v) { return sqlite3_bind_int64(stmt_.get(), i, v); }
 

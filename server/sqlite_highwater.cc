@@ -60,8 +60,8 @@ absl::StatusOr<int64_t> ParseHighWater(std::string_view text, const std::string&
     stored = stored << 4 | static_cast<uint32_t>(v);
   }
   if (stored != crc32c::Value(body)) {
-    return DamagedFile(
-        path, absl::StrFormat("checksum %08x does not match its text, %08x", stored, crc32c::Value(body)));
+    return DamagedFile(path, absl::StrFormat("checksum %08x does not match its text, %08x", stored,
+                                             crc32c::Value(body)));
   }
   // The checksum matched, so a bad digit means a file written by something else.
   constexpr int64_t kMax = std::numeric_limits<int64_t>::max();

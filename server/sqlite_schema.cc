@@ -55,8 +55,8 @@ absl::Status WithPath(const absl::Status& s, const std::string& path) {
 
 int32_t BigEndian32(const unsigned char* p) {
   return static_cast<int32_t>(static_cast<uint32_t>(p[0]) << 24 |
-                              static_cast<uint32_t>(p[1]) << 16 |
-                              static_cast<uint32_t>(p[2]) << 8 | static_cast<uint32_t>(p[3]));
+                              static_cast<uint32_t>(p[1]) << 16 | static_cast<uint32_t>(p[2]) << 8 |
+                              static_cast<uint32_t>(p[3]));
 }
 
 // Reads the 100-byte database header ourselves, so that a file that is plainly not SQLite, or
@@ -101,8 +101,7 @@ absl::StatusOr<FileState> InspectHeader(const std::string& path) {
   int err = errno;
   close(fd);
   if (n < 0) return absl::UnavailableError(absl::StrCat(path, ": read: ", std::strerror(err)));
-  if (n < static_cast<ssize_t>(sizeof header) ||
-      std::memcmp(header, "SQLite format 3", 16) != 0) {
+  if (n < static_cast<ssize_t>(sizeof header) || std::memcmp(header, "SQLite format 3", 16) != 0) {
     return Refuse(absl::StatusCode::kFailedPrecondition, path,
                   "not a SQLite database (no SQLite header)");
   }
@@ -163,15 +162,14 @@ absl::Status CheckTables(Db& db, const std::string& path, int64_t version) {
     if (!columns.ok()) return Annotate(columns.status(), path);
     if (columns->empty()) {
       return Refuse(absl::StatusCode::kDataLoss, path,
-                    absl::StrCat("lrsched database (schema version ", version, ") without ",
-                                 t.name, " table (tables: ",
-                                 tables->empty() ? "(none)" : *tables, ")"));
+                    absl::StrCat("lrsched database (schema version ", version, ") without ", t.name,
+                                 " table (tables: ", tables->empty() ? "(none)" : *tables, ")"));
     }
     if (*columns != t.columns) {
-      return Refuse(absl::StatusCode::kFailedPrecondition, path,
-                    absl::StrCat("table ", t.name, " has columns (", *columns,
-                                 ") where lrsched schema version ", version, " has (",
-                                 t.columns, ")"));
+      return Refuse(
+          absl::StatusCode::kFailedPrecondition, path,
+          absl::StrCat("table ", t.name, " has columns (", *columns,
+                       ") where lrsched schema version ", version, " has (", t.columns, ")"));
     }
   }
   if (*tables != absl::StrJoin(want_names, ", ")) {
@@ -193,9 +191,8 @@ absl::StatusOr<int64_t> ReadCommitSeq(Db& db, const std::string& path) {
   }
   if (rc != SQLITE_ROW) return WithPath(SqliteError(db.get(), rc, "read commit_seq"), path);
   if (sqlite3_column_type(q->get(), 0) != SQLITE_INTEGER || q->ColumnInt(0) < 0) {
-    return absl::DataLossError(
-        absl::StrCat(path, ": commit_seq is not a non-negative integer: '",
-                     std::string(q->ColumnText(0)), "'"));
+    return absl::DataLossError(absl::StrCat(path, ": commit_seq is not a non-negative integer: '",
+                                            std::string(q->ColumnText(0)), "'"));
   }
   return q->ColumnInt(0);
 }
@@ -215,10 +212,9 @@ absl::StatusOr<FileInfo> InspectFile(const std::string& path) {
   // when it closes (NO_CKPT_ON_CLOSE), which leaves both files byte-identical.
   std::error_code ec;
   bool has_wal = std::filesystem::exists(path + "-wal", ec);
-  absl::StatusOr<Db> db =
-      has_wal ? Db::Open(path, SQLITE_OPEN_READWRITE)
-              : Db::Open(FileUri(path, "mode=ro&immutable=1"),
-                         SQLITE_OPEN_READONLY | SQLITE_OPEN_URI);
+  absl::StatusOr<Db> db = has_wal ? Db::Open(path, SQLITE_OPEN_READWRITE)
+                                  : Db::Open(FileUri(path, "mode=ro&immutable=1"),
+                                             SQLITE_OPEN_READONLY | SQLITE_OPEN_URI);
   if (!db.ok()) {  // the message already names the file
     return WithMessage(db.status(), absl::StrCat(db.status().message(), kRefuse));
   }
@@ -248,10 +244,10 @@ absl::StatusOr<FileInfo> InspectFile(const std::string& path) {
                                ", tables: ", *tables, ")"));
   }
   if (*version > kSchemaVersion) {
-    return Refuse(absl::StatusCode::kFailedPrecondition, path,
-                  absl::StrCat("schema version ", *version,
-                               " is newer than this build of lrsched supports (", kSchemaVersion,
-                               "); upgrade lrsched"));
+    return Refuse(
+        absl::StatusCode::kFailedPrecondition, path,
+        absl::StrCat("schema version ", *version, " is newer than this build of lrsched supports (",
+                     kSchemaVersion, "); upgrade lrsched"));
   }
   if (*version < kOldestSchemaVersion) {
     return Refuse(absl::StatusCode::kDataLoss, path,

@@ -40,8 +40,7 @@ inline constexpr int64_t kOldestSchemaVersion = 1;
 
 // The statement that sets the commit sequence number inside a write transaction (?1: the new
 // number).
-inline constexpr char kUpdateCommitSeqSql[] =
-    "UPDATE meta SET value = ?1 WHERE key = 'commit_seq'";
+inline constexpr char kUpdateCommitSeqSql[] = "UPDATE meta SET value = ?1 WHERE key = 'commit_seq'";
 
 enum class FileState {
   kMissing,  // no file: create it

@@ -266,12 +266,12 @@ absl::StatusOr<int64_t> SqliteStore::Apply(const Mutation& m, absl::Status& fata
   // An error of one statement that SQLite undid by itself, with the transaction still open,
   // concerns this mutation only; anything else dooms the transaction.
   auto fail = [&](int rc, const char* what) -> absl::Status {
-    absl::Status s = SqliteError(db, rc, absl::StrCat(path_, ": ", what, " session \"", m.name,
-                                                      "\""));
+    absl::Status s =
+        SqliteError(db, rc, absl::StrCat(path_, ": ", what, " session \"", m.name, "\""));
     int primary = rc & 0xff;
-    bool local = (primary == SQLITE_TOOBIG || primary == SQLITE_CONSTRAINT ||
-                  primary == SQLITE_RANGE) &&
-                 !sqlite3_get_autocommit(db);
+    bool local =
+        (primary == SQLITE_TOOBIG || primary == SQLITE_CONSTRAINT || primary == SQLITE_RANGE) &&
+        !sqlite3_get_autocommit(db);
     if (!local) fatal = s;
     return s;
   };
@@ -292,9 +292,9 @@ absl::StatusOr<int64_t> SqliteStore::Apply(const Mutation& m, absl::Status& fata
 
   int64_t have = current.value_or(0);
   if (m.expected_revision.has_value() && *m.expected_revision != have) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "session \"", m.name, "\": expected revision ", *m.expected_revision,
-        ", current revision ", have, current.has_value() ? "" : " (does not exist)"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("session \"", m.name, "\": expected revision ", *m.expected_revision,
+                     ", current revision ", have, current.has_value() ? "" : " (does not exist)"));
   }
 
   if (m.kind == Mutation::Kind::kDelete) {

@@ -193,7 +193,7 @@ class SqliteStore final : public Store {
   mutable absl::Mutex mu_;
   std::deque<Pending*> queue_ ABSL_GUARDED_BY(mu_);
   int64_t writing_ ABSL_GUARDED_BY(mu_) = 0;
-  bool writer_busy_ ABSL_GUARDED_BY(mu_) = false;  // a thread is writing batches
+  bool writer_busy_ ABSL_GUARDED_BY(mu_) = false;           // a thread is writing batches
   bool checkpoint_requested_ ABSL_GUARDED_BY(mu_) = false;  // for the committer thread
   bool closing_ ABSL_GUARDED_BY(mu_) = false;
 

@@ -45,8 +45,8 @@ absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const Options& op
         absl::StrCat("SqliteStore: max_batch must be >= 1, got ", options.max_batch));
   }
   if (options.checkpoint_pages < 1) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "SqliteStore: checkpoint_pages must be >= 1, got ", options.checkpoint_pages));
+    return absl::InvalidArgumentError(
+        absl::StrCat("SqliteStore: checkpoint_pages must be >= 1, got ", options.checkpoint_pages));
   }
   std::string path = (std::filesystem::path(options.dir) / "lrsched.db").string();
   absl::StatusOr<std::unique_ptr<SqliteStore>> store = OpenImpl(options, path);
@@ -92,21 +92,21 @@ absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::OpenImpl(const Options
   absl::StatusOr<Db> db = Db::Open(path, SQLITE_OPEN_READWRITE | create);
   if (!db.ok()) return db.status();
   w->db = *std::move(db);
-  s = sqlite_internal::InitializeWriter(w->db, path, *info,
-                                        options.synchronous == Options::Synchronous::kFull,
-                                        options.max_db_bytes);
+  s = sqlite_internal::InitializeWriter(
+      w->db, path, *info, options.synchronous == Options::Synchronous::kFull, options.max_db_bytes);
   if (!s.ok()) return s;
-  s = PrepareAll(w->db, {
-      {&w->begin, "BEGIN IMMEDIATE"},
-      {&w->commit, "COMMIT"},
-      {&w->rollback, "ROLLBACK"},
-      {&w->select_revision, "SELECT revision FROM sessions WHERE name = ?1"},
-      {&w->insert, "INSERT INTO sessions (name, value, revision) VALUES (?1, ?2, 1)"},
-      {&w->update, "UPDATE sessions SET value = ?2, revision = ?3 WHERE name = ?1"},
-      {&w->erase, "DELETE FROM sessions WHERE name = ?1"},
-      {&w->load_all, "SELECT name, value, revision FROM sessions ORDER BY name"},
-      {&w->update_seq, sqlite_internal::kUpdateCommitSeqSql},
-  });
+  s = PrepareAll(
+      w->db, {
+                 {&w->begin, "BEGIN IMMEDIATE"},
+                 {&w->commit, "COMMIT"},
+                 {&w->rollback, "ROLLBACK"},
+                 {&w->select_revision, "SELECT revision FROM sessions WHERE name = ?1"},
+                 {&w->insert, "INSERT INTO sessions (name, value, revision) VALUES (?1, ?2, 1)"},
+                 {&w->update, "UPDATE sessions SET value = ?2, revision = ?3 WHERE name = ?1"},
+                 {&w->erase, "DELETE FROM sessions WHERE name = ?1"},
+                 {&w->load_all, "SELECT name, value, revision FROM sessions ORDER BY name"},
+                 {&w->update_seq, sqlite_internal::kUpdateCommitSeqSql},
+             });
   if (!s.ok()) return s;
   absl::StatusOr<int64_t> seq = sqlite_internal::ReadCommitSeq(w->db, path);
   if (!seq.ok()) return seq.status();

@@ -37,6 +37,7 @@ class WalSyncer {
 
   // Asks for one sync, soon; requests made while one is pending merge into it.
   void Request();
+
  private:
   void Run();
   bool WantsWork() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return requested_ || stop_; }

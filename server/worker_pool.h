@@ -32,8 +32,8 @@ namespace lrsched {
 class WorkerPool {
  public:
   struct Options {
-    int threads = 64;           // >= 1
-    size_t max_queued = 4096;   // tasks waiting for a thread; more are refused
+    int threads = 64;          // >= 1
+    size_t max_queued = 4096;  // tasks waiting for a thread; more are refused
   };
 
   explicit WorkerPool(Options options);

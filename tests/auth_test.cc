@@ -3,6 +3,8 @@
 // Bearer-token authorization (server/auth.h): the tokens file format, the method -> role table,
 // and every method of a real in-process server called with no token, a wrong one, and each
 // role's. Health checking stays open.
+#include "server/auth.h"
+
 #include <map>
 #include <string>
 #include <vector>
@@ -11,7 +13,6 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "server/auth.h"
 #include "tests/server_harness.h"
 
 namespace lrsched::testing {

@@ -3,12 +3,13 @@
 // lrsched::Client and RemoteSchedule (client/) against an in-process server: every call,
 // retries across a server restart on the same port, deadlines, bearer tokens, and
 // RemoteSchedule reproducing a local Schedule with one GetLR per K steps.
+#include "client/client.h"
+
 #include <atomic>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "client/client.h"
 #include "client/remote_schedule.h"
 #include "grpcpp/generic/async_generic_service.h"
 #include "grpcpp/server_builder.h"
@@ -100,8 +101,7 @@ TEST_F(ClientTest, EveryCall) {
   ASSERT_TRUE(st.ok());
   EXPECT_FALSE(st->advanced());
   EXPECT_EQ(st->session().last_epoch(), 1);
-  EXPECT_EQ(c.Step("c/a", Metric(0.5)).status().code(),
-            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(c.Step("c/a", Metric(0.5)).status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_TRUE(c.Step("c/b", Metric(0.5)).ok());
 
   auto lr = c.GetLR("c/a", 2, 4);
@@ -283,8 +283,7 @@ TEST_F(ClientTest, RemoteScheduleMatchesALocalSchedule) {
   o.server = harness_.address();
   auto follower_client = Client::Connect(o);
   ASSERT_TRUE(follower_client.ok());
-  auto follower = RemoteSchedule::Attach(follower_client->get(), "rs",
-                                         Follow(kWindow));
+  auto follower = RemoteSchedule::Attach(follower_client->get(), "rs", Follow(kWindow));
   ASSERT_TRUE(follower.ok()) << follower.status();
   const int64_t steps_before = client_->rpc_count("Step");
   for (int i = 0; i < kSteps; ++i) {

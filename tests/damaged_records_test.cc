@@ -106,8 +106,8 @@ class ZeroRevisionStore final : public Store {
  public:
   explicit ZeroRevisionStore(MemoryStore* inner) : inner_(inner) {}
   absl::StatusOr<int64_t> Commit(const Mutation& m) override { return inner_->Commit(m); }
-  absl::Status LoadAll(const std::function<absl::Status(std::string_view, std::string_view,
-                                                        int64_t)>& fn) override {
+  absl::Status LoadAll(
+      const std::function<absl::Status(std::string_view, std::string_view, int64_t)>& fn) override {
     return inner_->LoadAll([&](std::string_view name, std::string_view value, int64_t rev) {
       return fn(name, value, name == "b" ? 0 : rev);
     });

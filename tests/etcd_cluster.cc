@@ -119,8 +119,8 @@ absl::Status EtcdCluster::Spawn(int i, bool new_cluster) {
       bin, "--name", m.name, "--data-dir", m.data_dir, "--listen-client-urls", client,
       "--advertise-client-urls", client, "--listen-peer-urls", peer,
       "--initial-advertise-peer-urls", peer, "--initial-cluster", InitialCluster(),
-      "--initial-cluster-state", new_cluster ? "new" : "existing",
-      "--initial-cluster-token", absl::StrCat("lrsched-test-", getpid()),
+      "--initial-cluster-state", new_cluster ? "new" : "existing", "--initial-cluster-token",
+      absl::StrCat("lrsched-test-", getpid()),
       // Quick elections so fault tests stay short.
       "--heartbeat-interval", "50", "--election-timeout", "500", "--log-level", "warn"};
   const std::string log = absl::StrCat(dir_, "/", m.name, ".log");
@@ -178,8 +178,8 @@ absl::Status EtcdCluster::WaitReady(int i, absl::Duration timeout) const {
   std::string last;
   while (absl::Now() < deadline) {
     if (members_[i].pid > 0 && waitpid(members_[i].pid, nullptr, WNOHANG) == members_[i].pid) {
-      return absl::InternalError(absl::StrCat("etcd member ", i, " exited; see ", dir_, "/",
-                                              members_[i].name, ".log"));
+      return absl::InternalError(
+          absl::StrCat("etcd member ", i, " exited; see ", dir_, "/", members_[i].name, ".log"));
     }
     // A fresh channel per probe: gRPC's reconnect backoff (1 s, growing) on a reused channel
     // would add seconds to every test while etcd comes up.

@@ -41,8 +41,8 @@ class EtcdCluster {
   std::string endpoints() const;
   bool running(int i) const { return members_[i].pid > 0; }
 
-  void Kill(int i);     // SIGKILL + reap
-  void Stop(int i);     // SIGTERM + reap (bounded), then SIGKILL
+  void Kill(int i);  // SIGKILL + reap
+  void Stop(int i);  // SIGTERM + reap (bounded), then SIGKILL
   absl::Status Restart(int i, absl::Duration timeout = absl::Seconds(30));  // same data dir
   // The member index of the current raft leader, or -1. Uses `etcdctl endpoint status`
   // (Debian's etcd-client): leadership is not visible through the KV API.

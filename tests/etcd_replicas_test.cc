@@ -17,9 +17,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
-#include "gtest/gtest.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
+#include "gtest/gtest.h"
 #include "server/etcd_store.h"
 #include "server/server.h"
 #include "tests/etcd_cluster.h"
@@ -109,8 +109,8 @@ TEST_F(EtcdReplicasTest, CreateOnAStepOnBGetOnA) {
   auto consistent = a_.registry().Get("runs/x", ReadOptions{true});
   ASSERT_TRUE(consistent.ok()) << consistent.status();
   EXPECT_EQ(consistent->last_epoch, 1);
-  ASSERT_TRUE(Eventually(
-      [&] { return Get(a_.stub(), "runs/x", &got).ok() && got.last_epoch() == 1; }));
+  ASSERT_TRUE(
+      Eventually([&] { return Get(a_.stub(), "runs/x", &got).ok() && got.last_epoch() == 1; }));
   EXPECT_EQ(got.revision(), stepped.session().revision());
   EXPECT_EQ(Lrs(got), Lrs(stepped.session()));
   // The same create repeated on B returns the existing session; deleted on B, gone on A.
@@ -164,9 +164,9 @@ TEST_F(EtcdReplicasTest, ThirtyTwoRanksThroughBothReplicasAdvanceOncePerEpoch) {
         }
         for (int g = 0; g < groups; ++g) {
           if (resp.session().groups(g).lr() != sim.lr(e * groups + g)) {
-            errors[r] = absl::StrCat("epoch ", e, " group ", g, ": lr ",
-                                     resp.session().groups(g).lr(), " torch ",
-                                     sim.lr(e * groups + g));
+            errors[r] =
+                absl::StrCat("epoch ", e, " group ", g, ": lr ", resp.session().groups(g).lr(),
+                             " torch ", sim.lr(e * groups + g));
             return;
           }
         }
@@ -213,8 +213,8 @@ TEST_F(EtcdReplicasTest, EtcdStoppedIsUnavailableAndBackIsServing) {
   EXPECT_TRUE(resp.advanced());
   EXPECT_EQ(resp.session().last_epoch(), 2);
   v1::Session got;
-  EXPECT_TRUE(Eventually(
-      [&] { return Get(a_.stub(), "runs/f", &got).ok() && got.last_epoch() == 2; }));
+  EXPECT_TRUE(
+      Eventually([&] { return Get(a_.stub(), "runs/f", &got).ok() && got.last_epoch() == 2; }));
   EXPECT_EQ(got.last_epoch(), 2);
 }
 
@@ -260,9 +260,8 @@ TEST_F(EtcdReplicasTest, GarbageUnderThePrefixIsSetAsideNeverACrash) {
   // Deleting through one replica frees the name everywhere.
   ASSERT_TRUE(Delete(b_.stub(), "runs/g").ok());
   for (Replica* r : {&a_, &b_, &c}) {
-    EXPECT_TRUE(Eventually([&] {
-      return Get(r->stub(), "runs/g").error_code() == grpc::StatusCode::NOT_FOUND;
-    }));
+    EXPECT_TRUE(Eventually(
+        [&] { return Get(r->stub(), "runs/g").error_code() == grpc::StatusCode::NOT_FOUND; }));
   }
   EXPECT_TRUE(Create(c.stub(), "runs/g", kCosineSpec).ok());
   EXPECT_EQ(Get(a_.stub(), "evil").error_code(), grpc::StatusCode::DATA_LOSS);

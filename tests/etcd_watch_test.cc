@@ -159,8 +159,9 @@ TEST_F(EtcdWatchTest, ListAndGetLROnAFollowBWithoutTouchingA) {
     return ListNames(*a->stub) == std::vector<std::string>{"l/1", "l/2", "l/3"};
   }));
   ASSERT_TRUE(Delete(*b->stub, "l/2").ok());
-  EXPECT_TRUE(
-      WaitFor([&] { return ListNames(*a->stub) == std::vector<std::string>{"l/1", "l/3"}; }));
+  EXPECT_TRUE(WaitFor([&] {
+    return ListNames(*a->stub) == std::vector<std::string>{"l/1", "l/3"};
+  }));
   EXPECT_THAT(ListNames(*a->stub), ElementsAre("l/1", "l/3"));
 
   for (int k = 0; k < 3; ++k) ASSERT_TRUE(Step(*b->stub, "l/1").ok());

@@ -260,10 +260,17 @@ std::string Mutant(Rng& rng, Generator& gen) {
   for (int m = 1 + rng.Below(2); m > 0; --m) {
     const size_t at = rng.Below(static_cast<int>(toks.size()));
     switch (rng.Below(4)) {
-      case 0: toks.erase(toks.begin() + at); break;
-      case 1: toks.insert(toks.begin() + at, rng.Pick(kSoupTokens)); break;
-      case 2: toks[at] = rng.Pick(kSoupTokens); break;
-      default: toks.insert(toks.begin() + at, toks[rng.Below(static_cast<int>(toks.size()))]);
+      case 0:
+        toks.erase(toks.begin() + at);
+        break;
+      case 1:
+        toks.insert(toks.begin() + at, rng.Pick(kSoupTokens));
+        break;
+      case 2:
+        toks[at] = rng.Pick(kSoupTokens);
+        break;
+      default:
+        toks.insert(toks.begin() + at, toks[rng.Below(static_cast<int>(toks.size()))]);
     }
     if (toks.empty()) toks.push_back("1");
   }

@@ -52,9 +52,9 @@ TEST(JsonTextTest, DoublesRoundTripBitExactlyAndStayFloats) {
 }
 
 TEST(JsonTextTest, NonFiniteDoublesAreNullAsNlohmannWritesThem) {
-  for (double v : {std::numeric_limits<double>::infinity(),
-                   -std::numeric_limits<double>::infinity(),
-                   std::numeric_limits<double>::quiet_NaN()}) {
+  for (double v :
+       {std::numeric_limits<double>::infinity(), -std::numeric_limits<double>::infinity(),
+        std::numeric_limits<double>::quiet_NaN()}) {
     std::string text;
     AppendDouble(v, &text);
     EXPECT_EQ(text, json(v).dump());

@@ -176,7 +176,8 @@ TEST(BufferedFdWriterTest, AFailingDescriptorDropsTextAndKeepsGoing) {
   int fds[2];
   ASSERT_EQ(::pipe(fds), 0);
   ::close(fds[0]);  // no reader: writes fail with EPIPE (SIGPIPE is ignored below)
-  struct sigaction ignore {}, old {};
+  struct sigaction ignore {
+  }, old{};
   ignore.sa_handler = SIG_IGN;
   ::sigaction(SIGPIPE, &ignore, &old);
   {

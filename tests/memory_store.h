@@ -24,7 +24,8 @@ class MemoryStore final : public Store {
   absl::StatusOr<int64_t> Commit(const Mutation& m) override {
     absl::MutexLock l(&mu_);
     ++waiting_;
-    mu_.Await(absl::Condition(+[](bool* held) { return !*held; }, &held_));
+    mu_.Await(absl::Condition(
+        +[](bool* held) { return !*held; }, &held_));
     --waiting_;
     if (closed_) return absl::UnavailableError("store closed");
     if (fail_next_ > 0) {
@@ -34,8 +35,8 @@ class MemoryStore final : public Store {
     auto it = rows_.find(m.name);
     const int64_t current = it == rows_.end() ? 0 : it->second.second;
     if (m.expected_revision && *m.expected_revision != current) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          m.name, ": revision ", current, ", expected ", *m.expected_revision));
+      return absl::FailedPreconditionError(
+          absl::StrCat(m.name, ": revision ", current, ", expected ", *m.expected_revision));
     }
     ++stats_.commits;
     ++stats_.transactions;
@@ -47,8 +48,8 @@ class MemoryStore final : public Store {
     return current + 1;
   }
 
-  absl::Status LoadAll(const std::function<absl::Status(std::string_view, std::string_view,
-                                                        int64_t)>& fn) override {
+  absl::Status LoadAll(
+      const std::function<absl::Status(std::string_view, std::string_view, int64_t)>& fn) override {
     std::map<std::string, std::pair<std::string, int64_t>> copy;
     {
       absl::MutexLock l(&mu_);

@@ -4,6 +4,8 @@
 // port, some calls, then GET /metrics over HTTP: counters by method and code, latency
 // histograms, the sessions gauge and the store's group-commit histograms. Also the access log
 // (server/access_log.h): one line per mutation, with its outcome.
+#include "server/metrics.h"
+
 #include <httplib.h>
 
 #include <map>
@@ -17,7 +19,6 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/log.h"
-#include "server/metrics.h"
 #include "tests/server_harness.h"
 
 namespace lrsched::testing {
@@ -76,10 +77,9 @@ TEST(MetricsTest, ScrapeAfterCallsShowsCountersHistogramsAndGauges) {
 
   const std::string step = "method=\"lrsched.v1.LrScheduler/Step\"";
   EXPECT_EQ(s[absl::StrCat("lrsched_rpc_total{", step, ",code=\"OK\"}")], 5);
-  EXPECT_EQ(s["lrsched_rpc_total{method=\"lrsched.v1.LrScheduler/CreateSession\",code=\"OK\"}"],
-            2);
-  EXPECT_EQ(
-      s["lrsched_rpc_total{method=\"lrsched.v1.LrScheduler/GetSession\",code=\"NOT_FOUND\"}"], 1);
+  EXPECT_EQ(s["lrsched_rpc_total{method=\"lrsched.v1.LrScheduler/CreateSession\",code=\"OK\"}"], 2);
+  EXPECT_EQ(s["lrsched_rpc_total{method=\"lrsched.v1.LrScheduler/GetSession\",code=\"NOT_FOUND\"}"],
+            1);
 
   // The Step histogram: cumulative buckets ending at _count, a positive, plausible _sum.
   EXPECT_EQ(s[absl::StrCat("lrsched_rpc_duration_seconds_count{", step, "}")], 5);
@@ -106,8 +106,7 @@ TEST(MetricsTest, ScrapeAfterCallsShowsCountersHistogramsAndGauges) {
   EXPECT_EQ(s["lrsched_store_batch_size_sum"], 7);
   EXPECT_GE(s["lrsched_store_batch_size_count"], 1);
   EXPECT_LE(s["lrsched_store_batch_size_count"], 7);
-  EXPECT_EQ(s["lrsched_store_commit_duration_seconds_count"],
-            s["lrsched_store_batch_size_count"]);
+  EXPECT_EQ(s["lrsched_store_commit_duration_seconds_count"], s["lrsched_store_batch_size_count"]);
   EXPECT_GT(s["lrsched_store_commit_duration_seconds_sum"], 0);
 
   auto other = http.Get("/other");
@@ -150,7 +149,7 @@ TEST(AccessLogTest, OneLinePerMutationWithItsOutcome) {
       lines.push_back(line.substr(from, to - from));
     });
     {
-      ServerHarness h(kind);  // metrics off: the access log does not depend on them
+      ServerHarness h(kind);                // metrics off: the access log does not depend on them
       log::SetMinLevel(log::Level::kInfo);  // the harness keeps tests quiet
       ASSERT_TRUE(Create(h.stub(), "a/x", kCosineSpec).ok());
       v1::StepResponse r;

@@ -4,13 +4,14 @@
 // (server/crc32c.h): every flipped bit, cut or added byte of a record is refused with
 // DATA_LOSS, never decoded into another state; records of format 1 (before the frame) still
 // read.
+#include "server/record_frame.h"
+
 #include <random>
 #include <string>
 
 #include "absl/strings/str_replace.h"
 #include "gtest/gtest.h"
 #include "server/crc32c.h"
-#include "server/record_frame.h"
 #include "server/session.h"
 
 namespace lrsched {

@@ -33,7 +33,7 @@ std::string Appended(absl::Time t) {
 TEST(RecordTest, TimesAreWrittenAsFormatTimeWritesThem) {
   std::vector<absl::Time> times = {
       absl::UnixEpoch(), absl::Now(), absl::FromUnixSeconds(951782400),  // 2000-02-29
-      absl::FromUnixSeconds(4102444799),                                  // 2099-12-31 23:59:59
+      absl::FromUnixSeconds(4102444799),                                 // 2099-12-31 23:59:59
       absl::FromUnixMillis(1700000000100), absl::FromUnixMicros(1700000000000001),
       absl::FromUnixNanos(1700000000123456789), absl::FromUnixNanos(INT64_MAX),
       // The slow path: before 1970, finer than a nanosecond, infinite.

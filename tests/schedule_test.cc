@@ -3,10 +3,11 @@
 // The engine's refusals: every class of hostile or absurd spec is INVALID_ARGUMENT with a
 // message naming the field, and the engine keeps working afterwards. Plus behaviour the golden
 // traces do not show (step inputs, lookahead clones, deep JSON).
+#include "scheduler/schedule.h"
+
 #include <string>
 
 #include "gtest/gtest.h"
-#include "scheduler/schedule.h"
 #include "scheduler/trace.h"
 
 namespace lrsched {
@@ -16,7 +17,7 @@ using nlohmann::json;
 
 struct Bad {
   const char* what;
-  std::string spec;  // JSON text of {"optimizer", "scheduler"}
+  std::string spec;    // JSON text of {"optimizer", "scheduler"}
   const char* needle;  // must appear in the message
 };
 
@@ -27,7 +28,8 @@ std::string Sgd(const std::string& scheduler, const std::string& groups = R"J([{
 
 std::string Nested(int depth) {
   std::string s = R"J({"type": "StepLR", "step_size": 2})J";
-  for (int i = 0; i < depth; ++i) s = R"J({"type": "ChainedScheduler", "schedulers": [)J" + s + "]}";
+  for (int i = 0; i < depth; ++i)
+    s = R"J({"type": "ChainedScheduler", "schedulers": [)J" + s + "]}";
   return s;
 }
 
@@ -72,19 +74,23 @@ const Bad kBad[] = {
     {"huge int", Sgd(R"J({"type": "StepLR", "step_size": 99999999999999999999})J"),
      "scheduler.step_size"},
     {"fractional int", Sgd(R"J({"type": "StepLR", "step_size": 2.5})J"), "scheduler.step_size"},
-    {"huge last_epoch", Sgd(R"J({"type": "StepLR", "step_size": 2, "last_epoch": 1e18})J",
-                            R"J([{"lr": 0.1, "initial_lr": 0.1}])J"),
+    {"huge last_epoch",
+     Sgd(R"J({"type": "StepLR", "step_size": 2, "last_epoch": 1e18})J",
+         R"J([{"lr": 0.1, "initial_lr": 0.1}])J"),
      "scheduler.last_epoch"},
     {"negative lr", Sgd(R"J({"type": "StepLR", "step_size": 2})J", R"J([{"lr": -0.1}])J"),
      "optimizer.param_groups[0].lr"},
-    {"no groups", Sgd(R"J({"type": "StepLR", "step_size": 2})J", "[]"),
-     "optimizer.param_groups"},
-    {"too many groups", Sgd(R"J({"type": "StepLR", "step_size": 2})J",
-                            "[" + [] {
-                              std::string s;
-                              for (int i = 0; i < 1025; ++i) s += std::string(i ? "," : "") + R"J({"lr": 0.1})J";
-                              return s;
-                            }() + "]"),
+    {"no groups", Sgd(R"J({"type": "StepLR", "step_size": 2})J", "[]"), "optimizer.param_groups"},
+    {"too many groups",
+     Sgd(R"J({"type": "StepLR", "step_size": 2})J", "[" +
+                                                        [] {
+                                                          std::string s;
+                                                          for (int i = 0; i < 1025; ++i)
+                                                            s += std::string(i ? "," : "") +
+                                                                 R"J({"lr": 0.1})J";
+                                                          return s;
+                                                        }() +
+                                                        "]"),
      "optimizer.param_groups"},
     {"group not an object", Sgd(R"J({"type": "StepLR", "step_size": 2})J", "[3]"),
      "optimizer.param_groups[0]"},
@@ -110,14 +116,17 @@ const Bad kBad[] = {
      "scheduler.lr_lambda: column"},
     {"lambda with a call", Sgd(R"J({"type": "LambdaLR", "lr_lambda": "__import__('os')"})J"),
      "scheduler.lr_lambda"},
-    {"long lambda", Sgd(R"J({"type": "LambdaLR", "lr_lambda": ")J" + std::string(5000, '1') + R"J("})J"),
+    {"long lambda",
+     Sgd(R"J({"type": "LambdaLR", "lr_lambda": ")J" + std::string(5000, '1') + R"J("})J"),
      "scheduler.lr_lambda"},
-    {"deep lambda", Sgd(R"J({"type": "LambdaLR", "lr_lambda": ")J" + std::string(500, '(') + "1" +
-                        std::string(500, ')') + R"J("})J"),
+    {"deep lambda",
+     Sgd(R"J({"type": "LambdaLR", "lr_lambda": ")J" + std::string(500, '(') + "1" +
+         std::string(500, ')') + R"J("})J"),
      "scheduler.lr_lambda"},
     {"lambda not a string", Sgd(R"J({"type": "LambdaLR", "lr_lambda": 0.5})J"),
      "scheduler.lr_lambda"},
-    {"bad scale_fn", Sgd(R"J({"type": "CyclicLR", "base_lr": 0.1, "max_lr": 1, "scale_fn": "x +"})J"),
+    {"bad scale_fn",
+     Sgd(R"J({"type": "CyclicLR", "base_lr": 0.1, "max_lr": 1, "scale_fn": "x +"})J"),
      "scheduler.scale_fn"},
     {"nested too deep", Sgd(Nested(8)), "nest"},
     {"deep JSON", std::string(100, '[') + std::string(100, ']'), "nested deeper"},
@@ -126,8 +135,7 @@ const Bad kBad[] = {
      Sgd(R"J({"type": "SequentialLR", "milestones": [2], "schedulers": [
            {"type": "ReduceLROnPlateau"}, {"type": "StepLR", "step_size": 2}]})J"),
      "scheduler.schedulers[0]"},
-    {"unsorted milestones",
-     Sgd(R"J({"type": "SequentialLR", "milestones": [4, 2], "schedulers": [
+    {"unsorted milestones", Sgd(R"J({"type": "SequentialLR", "milestones": [4, 2], "schedulers": [
            {"type": "ConstantLR"}, {"type": "ConstantLR"}, {"type": "ConstantLR"}]})J"),
      "scheduler.milestones"},
     {"ConstantLR factor 0", Sgd(R"J({"type": "ConstantLR", "factor": 0})J"), "scheduler.factor"},
@@ -229,7 +237,8 @@ TEST(Optimizer, DefaultsFollowTorch) {
       "scheduler": {"type": "StepLR", "step_size": 1}})J");
   ASSERT_FALSE(sgd.ok());  // torch's SGD requires lr
   EXPECT_NE(sgd.status().message().find("optimizer.param_groups[0].lr"), std::string::npos);
-  auto ada = Make(R"J({"optimizer": {"type": "Adagrad", "lr": 0.5, "param_groups": [{"params": [0]}]},
+  auto ada =
+      Make(R"J({"optimizer": {"type": "Adagrad", "lr": 0.5, "param_groups": [{"params": [0]}]},
       "scheduler": {"type": "StepLR", "step_size": 1}})J");
   ASSERT_TRUE(ada.ok()) << ada.status();
   EXPECT_FALSE((*ada)->has_momentum());

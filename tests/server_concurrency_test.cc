@@ -189,8 +189,10 @@ TEST_P(ServerConcurrencyTest, RestartKeepsSessionsBitExactly) {
     const char* spec;
     int steps;
   };
-  const Case cases[] = {{"cos", kCosineSpec, 7}, {"plateau", kPlateauSpec, 5},
-                        {"onecycle", kOneCycleSpec, 3}, {"lambda", kLambdaSpec, 9},
+  const Case cases[] = {{"cos", kCosineSpec, 7},
+                        {"plateau", kPlateauSpec, 5},
+                        {"onecycle", kOneCycleSpec, 3},
+                        {"lambda", kLambdaSpec, 9},
                         {"steplr", kStepLRSpec, 4}};
   std::map<std::string, std::unique_ptr<Schedule>> refs;
   for (const Case& c : cases) {
@@ -278,8 +280,7 @@ TEST_P(ServerConcurrencyTest, RacingCreatesAndDeletesStayConsistent) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Stores, ServerConcurrencyTest,
-                         ::testing::Values(StoreKind::kMemory, StoreKind::kSqlite),
-                         StoreKindName);
+                         ::testing::Values(StoreKind::kMemory, StoreKind::kSqlite), StoreKindName);
 
 }  // namespace
 }  // namespace lrsched::testing

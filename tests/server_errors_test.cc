@@ -82,7 +82,8 @@ TEST_F(ServerErrorsTest, BadSpecs) {
   std::string big = R"({"optimizer": {"type": "SGD", "param_groups": [{"lr": 0.1}]}, "x": ")" +
                     std::string(70 * 1024, 'x') + "\"}";
   ExpectInvalid(Create(stub(), "s", big), "spec_json");
-  grpc::Status s = Create(stub(), "s", R"({"optimizer": {"type": "SGD", "param_groups": [{"lr": 0.1}]},
+  grpc::Status s =
+      Create(stub(), "s", R"({"optimizer": {"type": "SGD", "param_groups": [{"lr": 0.1}]},
       "scheduler": {"type": "NoSuchLR"}})");
   ExpectInvalid(s, "spec_json");
   EXPECT_THAT(s.error_message(), HasSubstr("scheduler.type"));
@@ -292,14 +293,15 @@ TEST_F(ServerErrorsTest, HealthCheckServes) {
   grpc::Slice empty("");
   request = grpc::ByteBuffer(&empty, 1);
   std::promise<grpc::Status> done;
-  generic.UnaryCall(&ctx, "/grpc.health.v1.Health/Check", grpc::StubOptions(), &request,
-                    &response, [&done](grpc::Status s) { done.set_value(s); });
+  generic.UnaryCall(&ctx, "/grpc.health.v1.Health/Check", grpc::StubOptions(), &request, &response,
+                    [&done](grpc::Status s) { done.set_value(s); });
   grpc::Status s = done.get_future().get();
   ASSERT_TRUE(s.ok()) << s.error_message();
   std::vector<grpc::Slice> slices;
   ASSERT_TRUE(response.Dump(&slices).ok());
   std::string bytes;
-  for (const auto& sl : slices) bytes += std::string(reinterpret_cast<const char*>(sl.begin()), sl.size());
+  for (const auto& sl : slices)
+    bytes += std::string(reinterpret_cast<const char*>(sl.begin()), sl.size());
   EXPECT_EQ(bytes, std::string("\x08\x01", 2));
 }
 
@@ -316,7 +318,8 @@ TEST(ServerReflectionTest, ListsTheService) {
   grpc::CompletionQueue cq;
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-  auto call = generic.PrepareCall(&ctx, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", &cq);
+  auto call = generic.PrepareCall(
+      &ctx, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", &cq);
   void* tag;
   bool ok;
   auto next = [&](intptr_t want) {
@@ -342,7 +345,8 @@ TEST(ServerReflectionTest, ListsTheService) {
   std::vector<grpc::Slice> slices;
   ASSERT_TRUE(response.Dump(&slices).ok());
   std::string bytes;
-  for (const auto& sl : slices) bytes += std::string(reinterpret_cast<const char*>(sl.begin()), sl.size());
+  for (const auto& sl : slices)
+    bytes += std::string(reinterpret_cast<const char*>(sl.begin()), sl.size());
   EXPECT_NE(bytes.find("lrsched.v1.LrScheduler"), std::string::npos);
   EXPECT_NE(bytes.find("grpc.health.v1.Health"), std::string::npos);
 }

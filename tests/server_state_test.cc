@@ -96,8 +96,7 @@ TEST_P(ServerStateTest, ExportOfMissingSessionIsNotFound) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Stores, ServerStateTest,
-                         ::testing::Values(StoreKind::kMemory, StoreKind::kSqlite),
-                         StoreKindName);
+                         ::testing::Values(StoreKind::kMemory, StoreKind::kSqlite), StoreKindName);
 
 }  // namespace
 }  // namespace lrsched::testing

@@ -76,8 +76,8 @@ TEST_P(ServerTest, CreateIsIdempotentForTheSameSpec) {
   // Same spec written differently: other key order, 10.0 for 10.
   json spec = json::parse(kCosineSpec);
   spec["scheduler"]["T_max"] = 10.0;
-  std::string reordered = R"({"scheduler": )" + spec["scheduler"].dump() +
-                          R"(, "optimizer": )" + spec["optimizer"].dump() + "}";
+  std::string reordered = R"({"scheduler": )" + spec["scheduler"].dump() + R"(, "optimizer": )" +
+                          spec["optimizer"].dump() + "}";
   ASSERT_TRUE(Create(stub(), "r", reordered, &again).ok());
   EXPECT_EQ(again.revision(), 2);  // the existing session, stepped once
   EXPECT_EQ(again.create_time().SerializeAsString(), first.create_time().SerializeAsString());
@@ -213,12 +213,10 @@ TEST_P(ServerTest, GetLRRefusesLookaheadWhereItCannot) {
   EXPECT_TRUE(stub().GetLR(Ctx().get(), req, &r).ok());  // now is fine
   EXPECT_EQ(r.window_size(), 1);
   req.set_ahead(1);
-  EXPECT_EQ(stub().GetLR(Ctx().get(), req, &r).error_code(),
-            grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(stub().GetLR(Ctx().get(), req, &r).error_code(), grpc::StatusCode::FAILED_PRECONDITION);
   req.set_ahead(0);
   req.set_window(2);
-  EXPECT_EQ(stub().GetLR(Ctx().get(), req, &r).error_code(),
-            grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(stub().GetLR(Ctx().get(), req, &r).error_code(), grpc::StatusCode::FAILED_PRECONDITION);
   // OneCycleLR refuses steps past total_steps: so does a lookahead past them.
   ASSERT_TRUE(Create(stub(), "one", kOneCycleSpec).ok());
   req.set_name("one");
@@ -331,8 +329,7 @@ TEST_P(ServerTest, SimulateMatchesTheEngine) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Stores, ServerTest,
-                         ::testing::Values(StoreKind::kMemory, StoreKind::kSqlite),
-                         StoreKindName);
+                         ::testing::Values(StoreKind::kMemory, StoreKind::kSqlite), StoreKindName);
 
 }  // namespace
 }  // namespace lrsched::testing

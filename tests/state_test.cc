@@ -38,7 +38,9 @@ void Continue(Schedule& s, const json& c, int64_t from, int64_t to, Recorded* ru
   run->state_dict = s.StateDict();
 }
 
-json Spec(const json& c) { return json{{"optimizer", c["optimizer"]}, {"scheduler", c["scheduler"]}}; }
+json Spec(const json& c) {
+  return json{{"optimizer", c["optimizer"]}, {"scheduler", c["scheduler"]}};
+}
 
 // Text round trip, as storage and the network carry it.
 json Reparse(const json& j) {
@@ -104,8 +106,8 @@ TEST_P(StateTest, ImportsTorchsOwnStateDict) {
   Continue(**ours, c, 0, steps, &ran);
   // torch's state_dict as the golden file recorded it; the param groups as torch's optimizer
   // holds them (their lr equals torch's, which the golden test checks).
-  auto restored = Schedule::Restore(Spec(c), (*ours)->ParamGroupsJson(),
-                                    c["expected"]["state_dict"]);
+  auto restored =
+      Schedule::Restore(Spec(c), (*ours)->ParamGroupsJson(), c["expected"]["state_dict"]);
   ASSERT_TRUE(restored.ok()) << restored.status();
   EXPECT_EQ((*restored)->StateDict(), c["expected"]["state_dict"]);
   for (int i = 0; i < 10; ++i) {
@@ -169,7 +171,8 @@ TEST(StateTest, RefusedStepChangesNothing) {
 }
 
 TEST(StateTest, RefusedLambdaStepChangesNothing) {
-  json spec = json::parse(R"J({"optimizer": {"type": "SGD", "param_groups": [{"lr": 0.1}, {"lr": 1}]},
+  json spec =
+      json::parse(R"J({"optimizer": {"type": "SGD", "param_groups": [{"lr": 0.1}, {"lr": 1}]},
       "scheduler": {"type": "LambdaLR", "lr_lambda": ["1", "1 / (epoch - 2)"]}})J");
   auto s = Schedule::Create(spec);
   ASSERT_TRUE(s.ok()) << s.status();

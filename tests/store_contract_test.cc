@@ -7,8 +7,8 @@
 // SQLite counts per key and etcd uses its global mod_revision. SQLite-specific behaviour
 // (exact revision numbers, group commit, files): store_test.cc.
 #include <algorithm>
-#include <map>
 #include <atomic>
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -141,8 +141,7 @@ TEST_P(StoreContractTest, CompareAndSwap) {
   absl::StatusOr<int64_t> r2 = s.Commit(Put("k", "2", *r1));
   ASSERT_TRUE(r2.ok()) << r2.status();
   EXPECT_GT(*r2, *r1);
-  EXPECT_EQ(s.Commit(Put("k", "lost", *r1)).status().code(),
-            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(s.Commit(Put("k", "lost", *r1)).status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(s.Commit(Del("k", *r1)).status().code(), absl::StatusCode::kFailedPrecondition);
   r = s.Commit(Put("new", "x", *r2));
   EXPECT_EQ(r.status().code(), absl::StatusCode::kFailedPrecondition);
@@ -289,10 +288,12 @@ TEST_P(StoreContractTest, CommitAsyncAnswersLikeCommit) {
   ASSERT_TRUE(got.WaitForNotificationWithTimeout(absl::Seconds(30)));
   EXPECT_EQ(lost.status().code(), absl::StatusCode::kFailedPrecondition);
   std::map<std::string, std::string> rows;
-  ASSERT_TRUE(store_->LoadAll([&](std::string_view n, std::string_view v, int64_t) {
-    rows[std::string(n)] = std::string(v);
-    return absl::OkStatus();
-  }).ok());
+  ASSERT_TRUE(store_
+                  ->LoadAll([&](std::string_view n, std::string_view v, int64_t) {
+                    rows[std::string(n)] = std::string(v);
+                    return absl::OkStatus();
+                  })
+                  .ok());
   EXPECT_EQ(rows.size(), static_cast<size_t>(kKeys));
   EXPECT_EQ(rows["k0"], "v0");
 
@@ -338,7 +339,8 @@ TEST_P(StoreContractTest, CommitAsyncFromACallbackIsWrittenAfterIt) {
   for (size_t i = 1; i < revisions.size(); ++i) EXPECT_GT(revisions[i], revisions[i - 1]);
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, StoreContractTest, ::testing::Values("sqlite", "sqlite_normal", "etcd"),
+INSTANTIATE_TEST_SUITE_P(Backends, StoreContractTest,
+                         ::testing::Values("sqlite", "sqlite_normal", "etcd"),
                          [](const auto& info) { return info.param; });
 
 }  // namespace

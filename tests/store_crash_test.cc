@@ -100,8 +100,7 @@ void CrashAndCheck(SqliteStore::Options::Synchronous sync) {
   close(fds[0]);
   int wstatus = 0;
   ASSERT_EQ(waitpid(pid, &wstatus, 0), pid);
-  ASSERT_TRUE(WIFSIGNALED(wstatus)) << "child exited early with status "
-                                    << WEXITSTATUS(wstatus);
+  ASSERT_TRUE(WIFSIGNALED(wstatus)) << "child exited early with status " << WEXITSTATUS(wstatus);
   ASSERT_GT(n, 0u) << "the child acknowledged nothing";
 
   absl::StatusOr<std::unique_ptr<SqliteStore>> store = SqliteStore::Open(options);
@@ -110,7 +109,8 @@ void CrashAndCheck(SqliteStore::Options::Synchronous sync) {
   ASSERT_TRUE((*store)
                   ->LoadAll([&](std::string_view name, std::string_view value, int64_t rev) {
                     int seq = -1;
-                    if (!absl::SimpleAtoi(std::string(value), &seq)) return absl::DataLossError("value");
+                    if (!absl::SimpleAtoi(std::string(value), &seq))
+                      return absl::DataLossError("value");
                     stored[std::string(name)] = {seq, rev};
                     return absl::OkStatus();
                   })

@@ -12,12 +12,12 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
 #include "server/data_dir_lock.h"
 #include "server/sqlite_store.h"
 #include "server/sqlite_wal_syncer.h"
 #include "tests/store_test_util.h"
-#include "gmock/gmock.h"
-#include "gtest/gtest.h"
 
 namespace lrsched::store_test {
 namespace {

@@ -58,8 +58,9 @@ void MakeSqliteDb(const std::string& path, const char* sql) {
 
 TEST(SqliteStoreFileTest, ForeignDatabaseIsRefused) {
   TempDir dir;
-  MakeSqliteDb(dir.db(), "CREATE TABLE foo (x); INSERT INTO foo VALUES (1); "
-                         "CREATE TABLE bar (y)");
+  MakeSqliteDb(dir.db(),
+               "CREATE TABLE foo (x); INSERT INTO foo VALUES (1); "
+               "CREATE TABLE bar (y)");
   ExpectRefused(dir, absl::StatusCode::kFailedPrecondition,
                 "not an lrsched database (application_id 0, tables: bar, foo)");
 }

@@ -30,9 +30,9 @@ TEST(SqliteStoreTest, PutAndLoadAllInNameOrder) {
   EXPECT_EQ(*store->Commit(Put("a", "A")), 1);
   EXPECT_EQ(*store->Commit(Put("c", std::string("\0x\0", 3))), 1);
   EXPECT_EQ(*store->Commit(Put("", "")), 1);  // empty name and value are still values
-  EXPECT_THAT(Load(*store), ::testing::ElementsAre(Row{"", "", 1}, Row{"a", "A", 1},
-                                                   Row{"b", "B", 1},
-                                                   Row{"c", std::string("\0x\0", 3), 1}));
+  EXPECT_THAT(Load(*store),
+              ::testing::ElementsAre(Row{"", "", 1}, Row{"a", "A", 1}, Row{"b", "B", 1},
+                                     Row{"c", std::string("\0x\0", 3), 1}));
   // LoadAll stops at the callback's first error and returns it.
   int calls = 0;
   absl::Status s = store->LoadAll([&](std::string_view, std::string_view, int64_t) {
@@ -101,7 +101,7 @@ TEST(SqliteStoreTest, ReopenKeepsRecordsAndRevisions) {
     ASSERT_TRUE(store->Commit(Put("b", "b")).ok());
     ASSERT_TRUE(store->Commit(Put("gone", "x")).ok());
     ASSERT_TRUE(store->Commit(Del("gone")).ok());
-  }  // the destructor closes
+  }                                             // the destructor closes
   EXPECT_FALSE(fs::exists(dir.db() + "-wal"));  // checkpointed into the file on close
   auto store = MustOpen(Opts(dir));
   ASSERT_TRUE(store);
@@ -161,7 +161,8 @@ TEST(SqliteStoreTest, CompareAndSwapWithinOneBatchChainsInArrivalOrder) {
     ASSERT_TRUE(WaitFor([&] {
       SqliteStore::Backlog b = store->backlog();
       return b.queued == want.queued && b.writing == want.writing;
-    })) << "mutation " << i << " never queued";
+    })) << "mutation "
+        << i << " never queued";
   }
   hold.Release();
   for (auto& t : threads) t.join();

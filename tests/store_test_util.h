@@ -70,7 +70,8 @@ inline void WriteBytes(const std::string& path, const std::string& bytes) {
 
 inline std::vector<std::string> ListDir(const std::string& dir) {
   std::vector<std::string> names;
-  for (const auto& e : std::filesystem::directory_iterator(dir)) names.push_back(e.path().filename());
+  for (const auto& e : std::filesystem::directory_iterator(dir))
+    names.push_back(e.path().filename());
   std::sort(names.begin(), names.end());
   return names;
 }

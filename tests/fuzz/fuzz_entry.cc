@@ -25,13 +25,12 @@ namespace {
 using nlohmann::json;
 
 // A broken invariant: say which and abort, so libFuzzer saves the input as a crash.
-#define FUZZ_CHECK(cond)                                                        \
-  do {                                                                          \
-    if (!(cond)) {                                                              \
-      std::fprintf(stderr, "%s:%d: FUZZ_CHECK failed: %s\n", __FILE__, __LINE__, \
-                   #cond);                                                      \
-      std::abort();                                                             \
-    }                                                                           \
+#define FUZZ_CHECK(cond)                                                                 \
+  do {                                                                                   \
+    if (!(cond)) {                                                                       \
+      std::fprintf(stderr, "%s:%d: FUZZ_CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
+      std::abort();                                                                      \
+    }                                                                                    \
   } while (0)
 
 constexpr int kSteps = 12;
@@ -104,8 +103,9 @@ void Exercise(Schedule& s, uint8_t salt) {
 
 void FuzzExpr(const uint8_t* data, size_t size) {
   static const std::vector<std::string> kVars = {"epoch", "step", "x"};
-  static const int64_t kArgs[] = {std::numeric_limits<int64_t>::min(), -1000000007, -3, -1, 0,
-                                  1, 2, 7, 1000000000000, std::numeric_limits<int64_t>::max()};
+  static const int64_t kArgs[] = {
+      std::numeric_limits<int64_t>::min(), -1000000007, -3, -1, 0, 1, 2, 7, 1000000000000,
+      std::numeric_limits<int64_t>::max()};
   auto e = Expr::Compile(Text(data, size), kVars);
   if (!e.ok()) {
     FUZZ_CHECK(absl::IsInvalidArgument(e.status()));

@@ -1,8 +1,9 @@
 // Copyright lrsched authors.
 //
 // The fuzzing entry points, one per input kind, shared by the libFuzzer targets
-// (fuzz_expr.cc, fuzz_spec.cc, fuzz_state.cc, fuzz_record.cc) and by tests/fuzz_regression_test.cc, which
-// replays the seed corpus and every saved crash through exactly the same code in a normal build.
+// (fuzz_expr.cc, fuzz_spec.cc, fuzz_state.cc, fuzz_record.cc) and by tests/fuzz_regression_test.cc,
+// which replays the seed corpus and every saved crash through exactly the same code in a normal
+// build.
 //
 // Each takes arbitrary bytes. Bad input must be refused with a status; anything else (a crash,
 // a sanitizer report, an escaping exception, a broken invariant) aborts the process.

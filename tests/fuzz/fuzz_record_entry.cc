@@ -20,12 +20,12 @@
 namespace lrsched::fuzz {
 namespace {
 
-#define RECORD_CHECK(cond)                                                          \
-  do {                                                                              \
-    if (!(cond)) {                                                                  \
+#define RECORD_CHECK(cond)                                                               \
+  do {                                                                                   \
+    if (!(cond)) {                                                                       \
       std::fprintf(stderr, "%s:%d: FUZZ_CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-      std::abort();                                                                 \
-    }                                                                               \
+      std::abort();                                                                      \
+    }                                                                                    \
   } while (0)
 
 // A good record of session `name` (a few steps into a cosine schedule).
