@@ -14,7 +14,7 @@ namespace {
 
 namespace pb = ::etcdserverpb;
 
-// etcd's "prefix" range end (as server/etcd_store.cc's EtcdPrefixEnd).
+// etcd's "prefix" range end (as server/store/etcd/etcd_store.cc's EtcdPrefixEnd).
 std::string PrefixEnd(std::string p) {
   while (!p.empty()) {
     unsigned char c = static_cast<unsigned char>(p.back());

@@ -2,8 +2,8 @@
 //
 // etcd_load: loadgen's bare etcd modes (bench/loadgen.cc --rpc=etcd_txn / etcd_put), the
 // ceiling for lrsched's Step on the etcd backend (bench/run_etcd_bench.sh). Calls go straight
-// to etcd's v3 KV API (proto/etcd/, the subset server/etcd_store.cc uses) through the same
-// closed loop (bench/closed_loop.h) as lrsched's RPCs.
+// to etcd's v3 KV API (proto/etcd/, the subset server/store/etcd/etcd_store.cc uses) through the
+// same closed loop (bench/closed_loop.h) as lrsched's RPCs.
 //
 //   etcd_txn: each call is one Txn shaped like EtcdStore::Commit of a Step: compare the key's
 //             mod_revision with the one this slot saw last, on success put the value, on

@@ -1,7 +1,7 @@
 // Copyright lrsched authors.
 //
-// The durable record every acknowledged Step writes (server/session.h EncodeRecord), for each
-// scheduler type in step_configs.json, and DecodeRecord (start-up reads one per session).
+// The durable record every acknowledged Step writes (server/registry/session.h EncodeRecord), for
+// each scheduler type in step_configs.json, and DecodeRecord (start-up reads one per session).
 // Encoding sits on Step's critical path: with synchronous=NORMAL it costs about as much CPU
 // as the SQLite write itself (bench/README.md, "Service").
 //
@@ -12,8 +12,8 @@
 #include "absl/time/clock.h"
 #include "benchmark/benchmark.h"
 #include "scheduler/schedule.h"
-#include "server/crc32c.h"
-#include "server/session.h"
+#include "server/registry/session.h"
+#include "server/store/crc32c.h"
 
 namespace lrsched {
 namespace {

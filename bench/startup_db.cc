@@ -2,9 +2,9 @@
 //
 // startup_db: writes a session database for the start-up benchmark (bench/startup_bench.sh).
 // Sessions are created through the server's own Registry over SqliteStore, so every record is
-// exactly what lrsched-server writes (server/session.h: ExportState + name, labels, revision,
-// times). Specs rotate over four realistic shapes (cosine, warm-up then cosine, OneCycle with
-// momentum, multi-step with two param groups), each with two labels, and every session is
+// exactly what lrsched-server writes (server/registry/session.h: ExportState + name, labels,
+// revision, times). Specs rotate over four realistic shapes (cosine, warm-up then cosine, OneCycle
+// with momentum, multi-step with two param groups), each with two labels, and every session is
 // stepped `--steps` times after its creation.
 //
 //   startup_db --dir=/tmp/lrsched-startup --sessions=100000 [--threads=8] [--steps=3]
@@ -15,8 +15,8 @@
 // SQLite database in --dir, then every record is copied byte for byte to etcd under
 // --etcd_prefix (the key lrsched-server --store=etcd reads: prefix + name) with batched Txns of
 // plain puts (at most 128 puts, etcd's default --max-txn-ops, and 1 MiB, under its 1.5 MiB
-// request limit). A record holds no store revision (server/session.h), so it is exactly what a
-// replica would have written; writing through EtcdStore instead would be 400k Txns (a create
+// request limit). A record holds no store revision (server/registry/session.h), so it is exactly
+// what a replica would have written; writing through EtcdStore instead would be 400k Txns (a create
 // and three steps per session), 1-2 minutes at the 4-7k Txns/s etcd managed on the build
 // machine, against seconds for the copy.
 // With --store=etcd --load_only=1 it writes nothing and splits a replica's start-up: the
@@ -38,10 +38,10 @@
 #include "etcdserverpb/rpc.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
 #include "nlohmann/json.hpp"
-#include "server/etcd_store.h"
-#include "server/log.h"
-#include "server/registry.h"
-#include "server/sqlite_store.h"
+#include "server/ops/log.h"
+#include "server/registry/registry.h"
+#include "server/store/etcd/etcd_store.h"
+#include "server/store/sqlite/sqlite_store.h"
 
 namespace {
 
@@ -148,7 +148,7 @@ int main(int argc, char** argv) {
                  "[--etcd_prefix=/lrsched/]]\n");
     return 2;
   }
-  lrsched::log::SetMinLevel(lrsched::log::Level::kWarning);
+  lrsched::logging::SetMinLevel(lrsched::logging::Level::kWarning);
   if (Flag(argc, argv, "deadlock_detection", "default") == std::string("off")) {
     absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   }

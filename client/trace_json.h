@@ -40,7 +40,7 @@ struct SimulateInput {
 absl::StatusOr<SimulateInput> ReadSimulateInput(const nlohmann::json& in, int64_t steps_override);
 
 // The most steps x param groups one `simulate` (or `plot` of a file) computes: lrsched-server's
-// default --max_simulate_steps (server/server_main.cc), which the server cannot share (it links
+// default --max_simulate_steps (server/main.cc), which the server cannot share (it links
 // nothing of the client): keep the two equal. The local simulate applies it too, so a file that
 // runs locally also runs with --server, and neither tries a trace it cannot hold.
 inline constexpr int64_t kMaxSimulateValues = 1'000'000;

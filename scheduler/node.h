@@ -65,7 +65,7 @@ class SchedulerNode {
   virtual json StateDict() const = 0;
   virtual absl::Status LoadStateDict(const json& sd, const std::string& path) = 0;
   // StateDict() as JSON text, appended to `out`; must parse to a tree equal to StateDict()
-  // (tests/state_test.cc checks every golden case). The default dumps StateDict(); nodes
+  // (tests/scheduler/state_test.cc checks every golden case). The default dumps StateDict(); nodes
   // stepped by servers write it directly, which costs a fraction of the tree.
   virtual void AppendStateDict(std::string* out) const;
 

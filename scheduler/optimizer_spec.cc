@@ -174,8 +174,8 @@ json ParamGroupJson(const ParamGroup& g) {
   return j;
 }
 
-// ParamGroupJson(g) as JSON text (the same keys: keep the two in step; tests/state_test.cc
-// compares them on every golden case).
+// ParamGroupJson(g) as JSON text (the same keys: keep the two in step;
+// tests/scheduler/state_test.cc compares them on every golden case).
 void AppendParamGroupText(const ParamGroup& g, std::string* out) {
   auto field = [out](const char* key, double v) {
     out->push_back(',');

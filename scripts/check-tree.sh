@@ -27,5 +27,38 @@ if ((${#bad[@]})); then
   failed=1
 fi
 
-echo "check-tree: ${#cxx[@]} C++ files checked, format $([[ ${#bad[@]} == 0 ]] && echo ok || echo FAILED)"
+# Include rules: FOLDER|FORBIDDEN (an extended regex matched against the quoted include path).
+# server/README.md explains the layers: ops <- store <- registry <- rpc <- main.cc.
+rules=(
+  'scheduler/|^(server|client|lrsched|grpcpp|grpc|etcdserverpb)/'
+  'server/ops/|^(server/(store|registry|rpc)/|grpcpp/|grpc/|lrsched/|etcdserverpb/)'
+  'server/store/|^(server/(registry|rpc)/|server/ops/(access_log|metrics|auth)\.h|lrsched/|scheduler/)'
+  'server/store/sqlite/|^(server/store/(etcd|testing)/|grpcpp/|grpc/|etcdserverpb/)'
+  'server/store/etcd/|^server/store/(sqlite|testing)/'
+  'server/registry/|^(server/rpc/|server/store/(sqlite|etcd|testing)/|server/ops/(access_log|metrics|auth)\.h|grpcpp/|grpc/|lrsched/|etcdserverpb/)'
+  'server/rpc/|^(server/store/(sqlite|etcd|testing)/|etcdserverpb/)'
+  'client/|^server/'
+)
+broken=()
+for rule in "${rules[@]}"; do
+  folder=${rule%%|*}
+  forbidden=${rule#*|}
+  while IFS= read -r hit; do
+    [[ -n $hit ]] && broken+=("$hit   (rule: $folder may not include $forbidden)")
+  done < <(git ls-files "$folder" | grep -E '\.(h|cc)$' | while read -r f; do
+    [[ -f $f ]] || continue
+    grep -nE '^#include "' "$f" | while IFS= read -r line; do
+      inc=${line#*\"}; inc=${inc%%\"*}
+      [[ $inc =~ $forbidden ]] && echo "$f:${line%%:*}: #include \"$inc\""
+    done
+  done)
+done
+if ((${#broken[@]})); then
+  echo "check-tree: includes that break a folder's rule:"
+  printf '  %s\n' "${broken[@]}"
+  failed=1
+fi
+
+echo "check-tree: ${#cxx[@]} C++ files checked, format $([[ ${#bad[@]} == 0 ]] && echo ok || echo FAILED)," \
+  "includes $([[ ${#broken[@]} == 0 ]] && echo ok || echo FAILED)"
 exit "$failed"

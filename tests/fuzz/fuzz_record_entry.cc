@@ -10,12 +10,12 @@
 #include <string>
 #include <string_view>
 
-#include "server/log.h"
-#include "server/record_frame.h"
-#include "server/registry.h"
-#include "server/session.h"
+#include "server/ops/log.h"
+#include "server/registry/record_frame.h"
+#include "server/registry/registry.h"
+#include "server/registry/session.h"
+#include "server/store/testing/memory_store.h"
 #include "tests/fuzz/fuzz_entry.h"
-#include "tests/memory_store.h"
 
 namespace lrsched::fuzz {
 namespace {
@@ -48,7 +48,7 @@ std::string GoodRecord(const std::string& name) {
 
 void FuzzRecord(const uint8_t* data, size_t size) {
   static const bool quiet = [] {
-    log::SetMinLevel(log::Level::kError);  // a record_damaged line per input is enough
+    logging::SetMinLevel(logging::Level::kError);  // a record_damaged line per input is enough
     return true;
   }();
   (void)quiet;
