@@ -28,4 +28,28 @@ if ((${#bad[@]})); then
 fi
 
 echo "check-tree: ${#cxx[@]} C++ files checked, format $([[ ${#bad[@]} == 0 ]] && echo ok || echo FAILED)"
+
+# includes: one rule a line, "FOLDER FORBIDDEN-PREFIX": no C++ file under FOLDER may #include a
+# header whose path starts with FORBIDDEN-PREFIX. Untracked files count too, so that a new file
+# is caught before it is added.
+include_rules=(
+  "server/ scheduler/internal/"  # the engine's public face only (scheduler/README.md)
+  "client/ scheduler/internal/"
+  "bench/ scheduler/internal/"
+)
+offending=()
+for rule in "${include_rules[@]}"; do
+  read -r folder prefix <<<"$rule"
+  pattern="^[[:space:]]*#[[:space:]]*include[[:space:]]*[\"<]${prefix//./\\.}"
+  while IFS= read -r hit; do
+    offending+=("$hit  ($folder may not include $prefix)")
+  done < <(git grep --untracked -nE "$pattern" -- "$folder*.h" "$folder*.cc")
+done
+if ((${#offending[@]})); then
+  echo "check-tree: forbidden includes (file:line):"
+  printf '  %s\n' "${offending[@]}"
+  failed=1
+fi
+echo "check-tree: ${#include_rules[@]} include rules checked, includes" \
+  "$([[ ${#offending[@]} == 0 ]] && echo ok || echo FAILED)"
 exit "$failed"
