@@ -3,7 +3,9 @@
 // Appending JSON text directly, for the state a server writes on every step (Schedule::
 // AppendStateMembers): building an nlohmann tree and dumping it costs several times more,
 // mostly in allocations. What these functions write parses back (with nlohmann or any JSON
-// parser) to exactly the values given, doubles bit for bit.
+// parser) to exactly the values given, doubles bit for bit. Part of the engine's public face
+// (scheduler/README.md): the server writes the rest of each record around
+// AppendStateMembers' text with the same functions.
 #ifndef LRSCHED_SCHEDULER_JSON_TEXT_H_
 #define LRSCHED_SCHEDULER_JSON_TEXT_H_
 

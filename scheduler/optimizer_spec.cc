@@ -5,13 +5,17 @@
 #include <map>
 
 #include "absl/strings/str_cat.h"
-#include "scheduler/fields.h"
+#include "scheduler/internal/fields.h"
+#include "scheduler/internal/param_groups.h"
 #include "scheduler/json_text.h"
-#include "scheduler/node.h"
 #include "scheduler/schedule.h"
 
 namespace lrsched {
 namespace {
+
+using json = nlohmann::json;
+using scheduler_internal::Fields;
+using scheduler_internal::kAnyFinite;
 
 struct OptimizerKind {
   std::optional<double> default_lr;  // nullopt: torch requires lr (SGD)
@@ -143,6 +147,8 @@ absl::StatusOr<Optimizer> ParseOptimizer(const json& spec) {
   return opt;
 }
 
+namespace scheduler_internal {
+
 absl::Status LoadParamGroups(const json& groups, Optimizer& opt) {
   if (!groups.is_array() || groups.size() != opt.groups.size()) {
     return absl::InvalidArgumentError(
@@ -174,8 +180,6 @@ json ParamGroupJson(const ParamGroup& g) {
   return j;
 }
 
-// ParamGroupJson(g) as JSON text (the same keys: keep the two in step;
-// tests/scheduler/state_test.cc compares them on every golden case).
 void AppendParamGroupText(const ParamGroup& g, std::string* out) {
   auto field = [out](const char* key, double v) {
     out->push_back(',');
@@ -201,4 +205,5 @@ void AppendParamGroupText(const ParamGroup& g, std::string* out) {
   out->push_back('}');
 }
 
+}  // namespace scheduler_internal
 }  // namespace lrsched

@@ -4,17 +4,20 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
-#include "scheduler/fields.h"
+#include "scheduler/internal/fields.h"
+#include "scheduler/internal/node.h"
+#include "scheduler/internal/param_groups.h"
 #include "scheduler/json_text.h"
-#include "scheduler/node.h"
 
 namespace lrsched {
-
-absl::Status LoadParamGroups(const json& groups, Optimizer& opt);  // optimizer_spec.cc
-json ParamGroupJson(const ParamGroup& g);
-void AppendParamGroupText(const ParamGroup& g, std::string* out);
-
 namespace {
+
+using json = nlohmann::json;
+using scheduler_internal::AppendParamGroupText;
+using scheduler_internal::Fields;
+using scheduler_internal::LoadParamGroups;
+using scheduler_internal::ParamGroupJson;
+
 constexpr const char* kStateFormat = "lrsched.schedule";
 constexpr int kStateVersion = 1;
 }  // namespace
@@ -69,7 +72,7 @@ absl::StatusOr<std::unique_ptr<Schedule>> Schedule::Create(const json& spec) {
   std::unique_ptr<Schedule> out(new Schedule());
   out->spec_text_ = std::make_shared<const std::string>(spec.dump());
   out->opt_ = *std::move(opt);
-  auto root = internal::BuildNode(*sched_spec, "scheduler", out->opt_, 0);
+  auto root = scheduler_internal::BuildNode(*sched_spec, "scheduler", out->opt_, 0);
   if (!root.ok()) return root.status();
   out->root_ = *std::move(root);
   out->type_ = out->root_->type();
@@ -104,7 +107,7 @@ absl::Status Schedule::Step(const StepRequest& request) {
     return absl::InvalidArgumentError(absl::StrCat("epoch: ", type_, ".step() takes no epoch"));
   }
   // Every node's Step is all-or-nothing, so there is nothing to undo here.
-  return root_->Step(opt_, internal::StepArgs{request.epoch, request.metric});
+  return root_->Step(opt_, scheduler_internal::StepArgs{request.epoch, request.metric});
 }
 
 bool Schedule::has_momentum() const { return opt_.defaults_momentum || opt_.defaults_betas; }

@@ -11,8 +11,9 @@
 // The spec uses torch's names: the optimizer's "type" (SGD, Adam, ...) and "param_groups"
 // (lr, initial_lr, momentum or betas); the scheduler's "type" (torch's class name) and its
 // keyword arguments, with "schedulers" for SequentialLR and ChainedScheduler and lambdas as
-// Python expression strings (see expr.h). Construction runs torch's constructor, initial step
-// included; a configuration torch refuses is refused (INVALID_ARGUMENT naming the field).
+// Python expression strings (the language: internal/expr.h). Construction runs torch's constructor,
+// initial step included; a configuration torch refuses is refused (INVALID_ARGUMENT naming the
+// field).
 //
 // Invariants: a Step that fails leaves the schedule exactly as it was (torch would have
 // advanced last_epoch; a service must not); a successful Step never allocates; every lr in
@@ -35,9 +36,11 @@
 
 namespace lrsched {
 
-namespace internal {
+// The root of a schedule's tree of torch scheduler objects (scheduler/internal/node.h), declared
+// here only so that Schedule can own one; callers never see it.
+namespace scheduler_internal {
 class SchedulerNode;
-}
+}  // namespace scheduler_internal
 
 // Limits on JSON read from outside (specs, states): size and nesting depth.
 inline constexpr size_t kMaxJsonBytes = 1 << 20;
@@ -93,7 +96,7 @@ class Schedule {
   // What one Step costs, in cost units: an estimate from the spec's shape (scheduler nodes x
   // param groups x the size of each lambda), fixed at construction, so that a server can bound
   // a call's work (steps x step_cost()) before doing any of it. A unit is about a nanosecond
-  // (the constants in node.h); a CosineAnnealingLR with 4 groups costs 192, a
+  // (the constants in internal/node.h); a CosineAnnealingLR with 4 groups costs 192, a
   // ChainedScheduler of 60 MultiplicativeLR with 1000-character lambdas ~250000. >= 1.
   int64_t step_cost() const { return step_cost_; }
   // The spec it was built from, as canonical JSON text (keys sorted; numbers as nlohmann dumps
@@ -117,7 +120,7 @@ class Schedule {
   std::string type_;
   int64_t step_cost_ = 1;
   Optimizer opt_;
-  std::unique_ptr<internal::SchedulerNode> root_;
+  std::unique_ptr<scheduler_internal::SchedulerNode> root_;
 };
 
 // Reads the optimizer part of a spec (exposed for tests and the server's validation).

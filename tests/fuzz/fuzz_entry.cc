@@ -16,13 +16,14 @@
 
 #include "absl/status/status.h"
 #include "nlohmann/json.hpp"
-#include "scheduler/expr.h"
+#include "scheduler/internal/expr.h"
 #include "scheduler/schedule.h"
 
 namespace lrsched::fuzz {
 namespace {
 
 using nlohmann::json;
+using scheduler_internal::Expr;
 
 // A broken invariant: say which and abort, so libFuzzer saves the input as a crash.
 #define FUZZ_CHECK(cond)                                                                 \

@@ -1,6 +1,7 @@
 // Copyright lrsched authors.
 //
-// libFuzzer target: lrsched::Expr::Compile + Eval of the input as an lr_lambda/scale_fn source.
+// libFuzzer target: Expr::Compile + Eval (scheduler/internal/expr.h) of the input as an
+// lr_lambda/scale_fn source.
 // Built by tests/fuzz/CMakeLists.txt (clang, LRSCHED_FUZZ=ON); run by scripts/fuzz.sh.
 #include <cstddef>
 #include <cstdint>

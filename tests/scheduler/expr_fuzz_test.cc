@@ -26,10 +26,12 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "gtest/gtest.h"
-#include "scheduler/expr.h"
+#include "scheduler/internal/expr.h"
 
 namespace lrsched {
 namespace {
+
+using scheduler_internal::Expr;
 
 const std::vector<std::string> kVars = {"epoch", "step", "x"};
 const int64_t kArgs[] = {-3, 0, 1, 7, 1000000000000};

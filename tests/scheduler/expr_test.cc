@@ -1,10 +1,10 @@
 // Copyright lrsched authors.
 //
-// Unit tests of Expr (scheduler/expr.h): syntax, CPython 3 semantics, errors and limits. Every
-// expected float was printed with float.hex by Debian's /usr/bin/python3 (3.11) evaluating the
-// same source in the environment torch_trace.py's `lam` gives a lambda, and is compared bit
-// for bit; expected error messages are Python's "ExceptionName: str(exception)".
-#include "scheduler/expr.h"
+// Unit tests of Expr (scheduler/internal/expr.h): syntax, CPython 3 semantics, errors and limits.
+// Every expected float was printed with float.hex by Debian's /usr/bin/python3 (3.11) evaluating
+// the same source in the environment torch_trace.py's `lam` gives a lambda, and is compared bit for
+// bit; expected error messages are Python's "ExceptionName: str(exception)".
+#include "scheduler/internal/expr.h"
 
 #include <atomic>
 #include <cmath>
@@ -39,6 +39,8 @@ void operator delete(void* p, std::size_t) noexcept { std::free(p); }
 
 namespace lrsched {
 namespace {
+
+using scheduler_internal::Expr;
 
 const std::vector<std::string> kVars = {"epoch", "step", "x"};
 constexpr double kInf = std::numeric_limits<double>::infinity();

@@ -15,12 +15,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/string_view.h"
-#include "scheduler/expr_internal.h"
+#include "scheduler/internal/expr_internal.h"
 
-namespace lrsched::expr_internal {
+namespace lrsched::scheduler_internal {
 namespace {
-
-using pynum::Value;
 
 bool IsDigit(char c) { return c >= '0' && c <= '9'; }
 bool IsNameStart(char c) { return absl::ascii_isalpha(c) || c == '_'; }
@@ -149,7 +147,7 @@ class Lexer {
     return Error(i, absl::StrCat("invalid ", kind, " literal"));
   }
 
-  absl::Status Number(size_t& i, Value* out) {
+  absl::Status Number(size_t& i, PyValue* out) {
     const size_t start = i;
     if (s_[i] == '0' && i + 1 < s_.size() &&
         absl::string_view("xXoObB").find(s_[i + 1]) != absl::string_view::npos) {
@@ -189,7 +187,7 @@ class Lexer {
       // exactly Python's 1e400 and 1e-400. The "C" locale keeps '.' the decimal point whatever
       // the process's locale.
       static const locale_t c_locale = newlocale(LC_ALL_MASK, "C", locale_t{});
-      *out = Value::Float(strtod_l(digits.c_str(), nullptr, c_locale));
+      *out = PyValue::Float(strtod_l(digits.c_str(), nullptr, c_locale));
       return absl::OkStatus();
     }
     if (digits.size() > 1 && digits[0] == '0' &&
@@ -201,7 +199,7 @@ class Lexer {
     return Accumulate(digits, 10, start, out);
   }
 
-  absl::Status RadixNumber(size_t& i, Value* out) {
+  absl::Status RadixNumber(size_t& i, PyValue* out) {
     const size_t start = i;
     const char prefix = absl::ascii_tolower(s_[i + 1]);
     const int radix = prefix == 'x' ? 16 : (prefix == 'o' ? 8 : 2);
@@ -227,7 +225,7 @@ class Lexer {
   }
 
   // Python ints are unbounded; ours are int64, so a larger literal is refused up front.
-  absl::Status Accumulate(absl::string_view digits, int radix, size_t pos, Value* out) {
+  absl::Status Accumulate(absl::string_view digits, int radix, size_t pos, PyValue* out) {
     int64_t v = 0;
     for (char d : digits) {
       if (__builtin_mul_overflow(v, int64_t{radix}, &v) ||
@@ -235,7 +233,7 @@ class Lexer {
         return Error(pos, "integer literal too large (the limit is 2**63 - 1)");
       }
     }
-    *out = Value::Int(v);
+    *out = PyValue::Int(v);
     return absl::OkStatus();
   }
 
@@ -264,4 +262,4 @@ absl::Status Tokenize(absl::string_view source, std::vector<Token>* tokens) {
   return status;
 }
 
-}  // namespace lrsched::expr_internal
+}  // namespace lrsched::scheduler_internal

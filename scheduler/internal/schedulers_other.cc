@@ -7,11 +7,11 @@
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
+#include "scheduler/internal/node.h"
+#include "scheduler/internal/pymath.h"
 #include "scheduler/json_text.h"
-#include "scheduler/node.h"
-#include "scheduler/pymath.h"
 
-namespace lrsched::internal {
+namespace lrsched::scheduler_internal {
 namespace {
 
 // `,"_schedulers":[...]}`: the children's state_dicts and the composite's closing brace.
@@ -80,7 +80,7 @@ class ReduceLROnPlateau : public ValueNode<ReduceLROnPlateau, SchedulerNode> {
     if (num_bad_epochs > patience) {
       for (size_t i = 0; i < opt.groups.size(); ++i) {
         double old_lr = opt.groups[i].lr;
-        double new_lr = py::Max(old_lr * factor, min_lrs[i]);
+        double new_lr = PyMax(old_lr * factor, min_lrs[i]);
         if (old_lr - new_lr > eps) opt.groups[i].lr = new_lr;
       }
       cooldown_counter = cooldown;
@@ -395,4 +395,4 @@ absl::StatusOr<std::unique_ptr<SchedulerNode>> BuildComposite(const std::string&
   return std::unique_ptr<SchedulerNode>(std::move(node));
 }
 
-}  // namespace lrsched::internal
+}  // namespace lrsched::scheduler_internal

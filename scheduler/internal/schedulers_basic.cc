@@ -9,15 +9,13 @@
 #include <map>
 
 #include "absl/strings/str_cat.h"
-#include "scheduler/expr.h"
-#include "scheduler/node.h"
-#include "scheduler/pymath.h"
-#include "scheduler/pynum.h"
+#include "scheduler/internal/expr.h"
+#include "scheduler/internal/node.h"
+#include "scheduler/internal/pymath.h"
+#include "scheduler/internal/pynum.h"
 
-namespace lrsched::internal {
+namespace lrsched::scheduler_internal {
 namespace {
-
-constexpr double kPi = pynum::kPi;  // math.pi
 
 // Reads `lr_lambda` (a string or one string per group) and compiles it.
 std::vector<Expr> ReadLambdas(Fields& f, size_t groups) {
@@ -126,7 +124,7 @@ class StepLR : public ValueNode<StepLR> {
   bool HasClosedForm() const override { return true; }
   absl::Status ClosedFormLr(const Optimizer&, double* out) override {
     double p;
-    LRS_RETURN_IF_ERROR(py::Pow(gamma, static_cast<double>(last_epoch_ / step_size), &p));
+    LRS_RETURN_IF_ERROR(PyPow(gamma, static_cast<double>(last_epoch_ / step_size), &p));
     for (size_t i = 0; i < base_lrs_.size(); ++i) out[i] = base_lrs_[i] * p;
     return absl::OkStatus();
   }
@@ -148,7 +146,7 @@ class MultiStepLR : public ValueNode<MultiStepLR> {
     auto it = counts.find(last_epoch_);
     double p = 1;
     if (it != counts.end()) {
-      LRS_RETURN_IF_ERROR(py::Pow(gamma, static_cast<double>(it->second), &p));
+      LRS_RETURN_IF_ERROR(PyPow(gamma, static_cast<double>(it->second), &p));
     }
     for (size_t i = 0; i < base_lrs_.size(); ++i) {
       out[i] = it == counts.end() ? opt.groups[i].lr : opt.groups[i].lr * p;
@@ -159,7 +157,7 @@ class MultiStepLR : public ValueNode<MultiStepLR> {
   absl::Status ClosedFormLr(const Optimizer&, double* out) override {
     auto k = std::upper_bound(sorted.begin(), sorted.end(), last_epoch_) - sorted.begin();
     double p;
-    LRS_RETURN_IF_ERROR(py::Pow(gamma, static_cast<double>(k), &p));
+    LRS_RETURN_IF_ERROR(PyPow(gamma, static_cast<double>(k), &p));
     for (size_t i = 0; i < base_lrs_.size(); ++i) out[i] = base_lrs_[i] * p;
     return absl::OkStatus();
   }
@@ -184,7 +182,7 @@ class ConstantLR : public ValueNode<ConstantLR> {
         out[i] = lr;
       } else {
         double inv;
-        LRS_RETURN_IF_ERROR(py::Div(1.0, factor, &inv));
+        LRS_RETURN_IF_ERROR(PyDiv(1.0, factor, &inv));
         out[i] = lr * inv;
       }
     }
@@ -218,7 +216,7 @@ class LinearLR : public ValueNode<LinearLR> {
         double den = static_cast<double>(total_iters) * start_factor +
                      static_cast<double>(last_epoch_ - 1) * d;
         double q;
-        LRS_RETURN_IF_ERROR(py::Div(d, den, &q));
+        LRS_RETURN_IF_ERROR(PyDiv(d, den, &q));
         out[i] = lr * (1. + q);
       }
     }
@@ -229,7 +227,7 @@ class LinearLR : public ValueNode<LinearLR> {
     double num =
         (end_factor - start_factor) * static_cast<double>(std::min(total_iters, last_epoch_));
     double q;
-    LRS_RETURN_IF_ERROR(py::Div(num, static_cast<double>(total_iters), &q));
+    LRS_RETURN_IF_ERROR(PyDiv(num, static_cast<double>(total_iters), &q));
     for (size_t i = 0; i < base_lrs_.size(); ++i) out[i] = base_lrs_[i] * (start_factor + q);
     return absl::OkStatus();
   }
@@ -252,7 +250,7 @@ class ExponentialLR : public ValueNode<ExponentialLR> {
   bool HasClosedForm() const override { return true; }
   absl::Status ClosedFormLr(const Optimizer&, double* out) override {
     double p;
-    LRS_RETURN_IF_ERROR(py::Pow(gamma, static_cast<double>(last_epoch_), &p));
+    LRS_RETURN_IF_ERROR(PyPow(gamma, static_cast<double>(last_epoch_), &p));
     for (size_t i = 0; i < base_lrs_.size(); ++i) out[i] = base_lrs_[i] * p;
     return absl::OkStatus();
   }
@@ -272,8 +270,8 @@ class PolynomialLR : public ValueNode<PolynomialLR> {
       double num = 1.0 - static_cast<double>(last_epoch_) / t;
       double den = 1.0 - static_cast<double>(last_epoch_ - 1) / t;
       double q;
-      LRS_RETURN_IF_ERROR(py::Div(num, den, &q));
-      LRS_RETURN_IF_ERROR(py::Pow(q, power, &decay));
+      LRS_RETURN_IF_ERROR(PyDiv(num, den, &q));
+      LRS_RETURN_IF_ERROR(PyPow(q, power, &decay));
     }
     for (size_t i = 0; i < base_lrs_.size(); ++i) {
       out[i] = keep ? opt.groups[i].lr : opt.groups[i].lr * decay;
@@ -283,9 +281,9 @@ class PolynomialLR : public ValueNode<PolynomialLR> {
   bool HasClosedForm() const override { return true; }
   absl::Status ClosedFormLr(const Optimizer&, double* out) override {
     double q, p;
-    LRS_RETURN_IF_ERROR(py::Div(static_cast<double>(std::min(total_iters, last_epoch_)),
-                                static_cast<double>(total_iters), &q));
-    LRS_RETURN_IF_ERROR(py::Pow(1.0 - q, power, &p));
+    LRS_RETURN_IF_ERROR(PyDiv(static_cast<double>(std::min(total_iters, last_epoch_)),
+                              static_cast<double>(total_iters), &q));
+    LRS_RETURN_IF_ERROR(PyPow(1.0 - q, power, &p));
     for (size_t i = 0; i < base_lrs_.size(); ++i) out[i] = base_lrs_[i] * p;
     return absl::OkStatus();
   }
@@ -341,7 +339,7 @@ class CosineAnnealingLR : public ValueNode<CosineAnnealingLR> {
         double num = 1 + CosAt(last_epoch_);
         double den = 1 + CosAt(last_epoch_ - 1);
         double q;
-        LRS_RETURN_IF_ERROR(py::Div(num, den, &q));
+        LRS_RETURN_IF_ERROR(PyDiv(num, den, &q));
         out[i] = q * (lr - eta_min) + eta_min;
       }
     }
@@ -445,4 +443,4 @@ absl::StatusOr<std::unique_ptr<SchedulerNode>> BuildBasic(const std::string& typ
   return absl::InvalidArgumentError(absl::StrCat(f.PathOf("type"), ": unknown type ", type));
 }
 
-}  // namespace lrsched::internal
+}  // namespace lrsched::scheduler_internal

@@ -8,15 +8,13 @@
 #include <optional>
 
 #include "absl/strings/str_cat.h"
-#include "scheduler/expr.h"
-#include "scheduler/node.h"
-#include "scheduler/pymath.h"
-#include "scheduler/pynum.h"
+#include "scheduler/internal/expr.h"
+#include "scheduler/internal/node.h"
+#include "scheduler/internal/pymath.h"
+#include "scheduler/internal/pynum.h"
 
-namespace lrsched::internal {
+namespace lrsched::scheduler_internal {
 namespace {
-
-constexpr double kPi = pynum::kPi;  // math.pi
 
 class CyclicLR : public ValueNode<CyclicLR> {
  public:
@@ -47,22 +45,22 @@ class CyclicLR : public ValueNode<CyclicLR> {
     }
     if (mode == "triangular2") {  // 1 / (2. ** (x - 1))
       double p;
-      LRS_RETURN_IF_ERROR(py::Pow(2., static_cast<double>(x - 1), &p));
-      return py::Div(1.0, p, out);
+      LRS_RETURN_IF_ERROR(PyPow(2., static_cast<double>(x - 1), &p));
+      return PyDiv(1.0, p, out);
     }
-    return py::Pow(gamma, static_cast<double>(x), out);  // exp_range: gamma ** x
+    return PyPow(gamma, static_cast<double>(x), out);  // exp_range: gamma ** x
   }
 
   absl::Status GetLr(const Optimizer&, double* out) override {
     const double e = static_cast<double>(last_epoch_);
     int64_t cycle;
-    LRS_RETURN_IF_ERROR(py::FloorToInt(1 + e / total_size, &cycle));
+    LRS_RETURN_IF_ERROR(PyFloorToInt(1 + e / total_size, &cycle));
     double x = 1. + e / total_size - static_cast<double>(cycle);
     double scale_factor;
     if (x <= step_ratio) {
-      LRS_RETURN_IF_ERROR(py::Div(x, step_ratio, &scale_factor));
+      LRS_RETURN_IF_ERROR(PyDiv(x, step_ratio, &scale_factor));
     } else {
-      LRS_RETURN_IF_ERROR(py::Div(x - 1, step_ratio - 1, &scale_factor));
+      LRS_RETURN_IF_ERROR(PyDiv(x - 1, step_ratio - 1, &scale_factor));
     }
     double scale;
     LRS_RETURN_IF_ERROR(Scale(scale_mode == "cycle" ? cycle : last_epoch_, &scale));
@@ -157,7 +155,7 @@ class OneCycleLR : public ValueNode<OneCycleLR> {
         if (static_cast<double>(step_num) <= p.end_step || i == phases.size() - 1) {
           double pct;
           LRS_RETURN_IF_ERROR(
-              py::Div(static_cast<double>(step_num) - start_step, p.end_step - start_step, &pct));
+              PyDiv(static_cast<double>(step_num) - start_step, p.end_step - start_step, &pct));
           out[g] = Anneal(KeyValue(group, p.start_lr), KeyValue(group, p.end_lr), pct);
           if (cycle_momentum) {
             momentum_out_[g] = Anneal(KeyValue(group, p.start_m), KeyValue(group, p.end_m), pct);
@@ -254,12 +252,12 @@ class CosineAnnealingWarmRestarts : public ValueNode<CosineAnnealingWarmRestarts
       }
       if (e >= static_cast<double>(T_0)) {
         if (T_mult == 1) {
-          LRS_RETURN_IF_ERROR(py::Mod(e, static_cast<double>(T_0), &T_cur));
+          LRS_RETURN_IF_ERROR(PyMod(e, static_cast<double>(T_0), &T_cur));
         } else {
           double tm = static_cast<double>(T_mult);
           double num, den;
-          LRS_RETURN_IF_ERROR(py::Log(e / static_cast<double>(T_0) * (tm - 1) + 1, &num));
-          LRS_RETURN_IF_ERROR(py::Log(tm, &den));
+          LRS_RETURN_IF_ERROR(PyLog(e / static_cast<double>(T_0) * (tm - 1) + 1, &num));
+          LRS_RETURN_IF_ERROR(PyLog(tm, &den));
           int64_t n = static_cast<int64_t>(std::trunc(num / den));  // int() truncates
           int64_t pow_n = 1;
           for (int64_t k = 0; k < n; ++k) LRS_RETURN_IF_ERROR(MulInt(pow_n, T_mult, &pow_n));
@@ -456,4 +454,4 @@ absl::StatusOr<std::unique_ptr<SchedulerNode>> BuildCyclic(const std::string& ty
   return BuildWarmRestarts(f, opt, last_epoch);
 }
 
-}  // namespace lrsched::internal
+}  // namespace lrsched::scheduler_internal

@@ -1,7 +1,9 @@
 // Copyright lrsched authors.
 //
 // Expr: a compiled Python-subset expression, the form in which lr_lambda (LambdaLR,
-// MultiplicativeLR) and scale_fn (CyclicLR) reach lrsched as strings.
+// MultiplicativeLR) and scale_fn (CyclicLR) reach lrsched as strings. Internal: the nodes of
+// those schedulers (schedulers_*.cc) compile and run them; a spec's author sees only the
+// language, below.
 //
 // The language is the subset in shared/golden/README.md, with Python 3 semantics:
 //   number literals (int and float, as Python spells them), + - * / % **, unary - and +,
@@ -18,8 +20,8 @@
 // always terminates quickly (there are no loops or calls other than the fixed functions), and
 // Eval never allocates on success. An Expr is immutable after Compile and safe to share
 // between threads.
-#ifndef LRSCHED_SCHEDULER_EXPR_H_
-#define LRSCHED_SCHEDULER_EXPR_H_
+#ifndef LRSCHED_SCHEDULER_INTERNAL_EXPR_H_
+#define LRSCHED_SCHEDULER_INTERNAL_EXPR_H_
 
 #include <cstdint>
 #include <memory>
@@ -29,7 +31,7 @@
 
 #include "absl/status/statusor.h"
 
-namespace lrsched {
+namespace lrsched::scheduler_internal {
 
 class Expr {
  public:
@@ -62,6 +64,6 @@ class Expr {
   std::shared_ptr<const Program> program_;
 };
 
-}  // namespace lrsched
+}  // namespace lrsched::scheduler_internal
 
-#endif  // LRSCHED_SCHEDULER_EXPR_H_
+#endif  // LRSCHED_SCHEDULER_INTERNAL_EXPR_H_

@@ -2,7 +2,7 @@
 //
 // Expr's public surface and its evaluator: a loop over the compiled instructions with a
 // fixed-size operand stack on the C++ stack, so that Eval neither allocates nor recurses.
-#include "scheduler/expr.h"
+#include "scheduler/internal/expr.h"
 
 #include <string>
 #include <utility>
@@ -10,27 +10,22 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
-#include "scheduler/expr_internal.h"
-#include "scheduler/pynum.h"
+#include "scheduler/internal/expr_internal.h"
+#include "scheduler/internal/pynum.h"
 
-namespace lrsched {
+namespace lrsched::scheduler_internal {
 
 struct Expr::Program {
   std::string source;
-  expr_internal::Code code;
+  Code code;
 };
 
 namespace {
 
-using expr_internal::Code;
-using expr_internal::Instr;
-using expr_internal::Op;
-using pynum::Value;
-
 absl::StatusOr<double> Run(const Code& code, int64_t arg) {
   // Uninitialised on purpose: Compile proved max_stack <= kStackCapacity, and every slot is
   // written before it is read.
-  Value stack[expr_internal::kStackCapacity];
+  PyValue stack[kStackCapacity];
   int sp = 0;
   const Instr* const instrs = code.instrs.data();
   const size_t n = code.instrs.size();
@@ -42,31 +37,30 @@ absl::StatusOr<double> Run(const Code& code, int64_t arg) {
         stack[sp++] = code.consts[in.a];
         break;
       case Op::kArg:
-        stack[sp++] = Value::Int(arg);
+        stack[sp++] = PyValue::Int(arg);
         break;
       case Op::kNeg:
-        if (absl::Status s = pynum::Negate(stack[sp - 1]); !s.ok()) return s;
+        if (absl::Status s = PyNegate(stack[sp - 1]); !s.ok()) return s;
         break;
       case Op::kNot:
-        stack[sp - 1] = Value::Int(pynum::Truthy(stack[sp - 1]) ? 0 : 1);
+        stack[sp - 1] = PyValue::Int(PyTruthy(stack[sp - 1]) ? 0 : 1);
         break;
       case Op::kBinary:
         --sp;
-        if (absl::Status s =
-                pynum::Binary(static_cast<pynum::BinOp>(in.sub), stack[sp - 1], stack[sp]);
+        if (absl::Status s = PyBinary(static_cast<PyBinOp>(in.sub), stack[sp - 1], stack[sp]);
             !s.ok()) {
           return s;
         }
         break;
       case Op::kCompare:
         --sp;
-        stack[sp - 1] = Value::Int(
-            pynum::Compare(stack[sp - 1], static_cast<pynum::CmpOp>(in.sub), stack[sp]) ? 1 : 0);
+        stack[sp - 1] =
+            PyValue::Int(PyCompare(stack[sp - 1], static_cast<PyCmpOp>(in.sub), stack[sp]) ? 1 : 0);
         break;
       case Op::kCompareOrJump:
         --sp;
-        if (!pynum::Compare(stack[sp - 1], static_cast<pynum::CmpOp>(in.sub), stack[sp])) {
-          stack[sp - 1] = Value::Int(0);
+        if (!PyCompare(stack[sp - 1], static_cast<PyCmpOp>(in.sub), stack[sp])) {
+          stack[sp - 1] = PyValue::Int(0);
           pc += in.a;
           continue;
         }
@@ -74,14 +68,14 @@ absl::StatusOr<double> Run(const Code& code, int64_t arg) {
         break;
       case Op::kJumpIfFalseOrPop:
       case Op::kJumpIfTrueOrPop:
-        if (pynum::Truthy(stack[sp - 1]) == (in.op == Op::kJumpIfTrueOrPop)) {
+        if (PyTruthy(stack[sp - 1]) == (in.op == Op::kJumpIfTrueOrPop)) {
           pc += in.a;
           continue;
         }
         --sp;
         break;
       case Op::kPopJumpIfFalse:
-        if (!pynum::Truthy(stack[--sp])) {
+        if (!PyTruthy(stack[--sp])) {
           pc += in.a;
           continue;
         }
@@ -91,8 +85,7 @@ absl::StatusOr<double> Run(const Code& code, int64_t arg) {
         continue;
       case Op::kCall:
         sp -= in.a;
-        if (absl::Status s = pynum::Call(static_cast<pynum::Fn>(in.sub), &stack[sp], in.a);
-            !s.ok()) {
+        if (absl::Status s = PyCall(static_cast<PyFn>(in.sub), &stack[sp], in.a); !s.ok()) {
           return s;
         }
         ++sp;
@@ -108,14 +101,13 @@ absl::StatusOr<double> Run(const Code& code, int64_t arg) {
 absl::StatusOr<Expr> Expr::Compile(std::string_view source,
                                    const std::vector<std::string>& variables) {
   if (source.size() > kMaxSourceLength) {
-    return expr_internal::SyntaxError(
-        kMaxSourceLength, absl::StrCat("expression longer than ", kMaxSourceLength, " characters (",
-                                       source.size(), ")"));
+    return SyntaxError(kMaxSourceLength, absl::StrCat("expression longer than ", kMaxSourceLength,
+                                                      " characters (", source.size(), ")"));
   }
   auto program = std::make_shared<Program>();
   program->source = std::string(source);
-  if (absl::Status s = expr_internal::CompileToCode(absl::string_view(source.data(), source.size()),
-                                                    variables, &program->code);
+  if (absl::Status s =
+          CompileToCode(absl::string_view(source.data(), source.size()), variables, &program->code);
       !s.ok()) {
     return s;
   }
@@ -128,4 +120,4 @@ const std::string& Expr::source() const { return program_->source; }
 
 int64_t Expr::cost() const { return static_cast<int64_t>(program_->code.instrs.size()); }
 
-}  // namespace lrsched
+}  // namespace lrsched::scheduler_internal

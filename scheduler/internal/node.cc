@@ -1,12 +1,12 @@
 // Copyright lrsched authors.
-#include "scheduler/node.h"
+#include "scheduler/internal/node.h"
 
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
 #include "scheduler/json_text.h"
 
-namespace lrsched::internal {
+namespace lrsched::scheduler_internal {
 
 json StateNum(double v) {
   if (std::isnan(v)) return "nan";
@@ -245,4 +245,4 @@ absl::StatusOr<std::unique_ptr<SchedulerNode>> BuildNode(const json& spec, const
   return node;
 }
 
-}  // namespace lrsched::internal
+}  // namespace lrsched::scheduler_internal

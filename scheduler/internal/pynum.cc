@@ -3,7 +3,7 @@
 // The operations follow CPython 3.11's Objects/longobject.c, Objects/floatobject.c,
 // Modules/mathmodule.c and Python/bltinmodule.c branch for branch; comments name the CPython
 // function mirrored. Nothing here may be reordered or fused: the build uses -ffp-contract=off.
-#include "scheduler/pynum.h"
+#include "scheduler/internal/pynum.h"
 
 #include <cerrno>
 #include <cmath>
@@ -12,7 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 
-namespace lrsched::pynum {
+namespace lrsched::scheduler_internal {
 namespace {
 
 __extension__ typedef unsigned __int128 Uint128;
@@ -41,20 +41,20 @@ int CompareIntDouble(int64_t i, double d) {
   return frac > 0 ? -1 : (frac < 0 ? 1 : 0);
 }
 
-bool Holds(int three_way, CmpOp op) {
-  if (three_way == kUnordered) return op == CmpOp::kNe;
+bool Holds(int three_way, PyCmpOp op) {
+  if (three_way == kUnordered) return op == PyCmpOp::kNe;
   switch (op) {
-    case CmpOp::kLt:
+    case PyCmpOp::kLt:
       return three_way < 0;
-    case CmpOp::kLe:
+    case PyCmpOp::kLe:
       return three_way <= 0;
-    case CmpOp::kGt:
+    case PyCmpOp::kGt:
       return three_way > 0;
-    case CmpOp::kGe:
+    case PyCmpOp::kGe:
       return three_way >= 0;
-    case CmpOp::kEq:
+    case PyCmpOp::kEq:
       return three_way == 0;
-    case CmpOp::kNe:
+    case PyCmpOp::kNe:
       return three_way != 0;
   }
   return false;
@@ -185,7 +185,7 @@ absl::Status IntPow(int64_t base, int64_t exponent, int64_t* out) {
 }
 
 // CPython's math_1: apply a libm function and turn NaN/inf/errno into Python's exceptions.
-absl::Status Math1(double (*func)(double), bool can_overflow, Value& v) {
+absl::Status Math1(double (*func)(double), bool can_overflow, PyValue& v) {
   const double x = v.AsDouble();
   errno = 0;
   const double r = func(x);
@@ -196,7 +196,7 @@ absl::Status Math1(double (*func)(double), bool can_overflow, Value& v) {
     // is_error: ERANGE on a small result is an underflow, which Python ignores.
     if (errno != ERANGE || std::fabs(r) >= 1.5) return MathRange();
   }
-  v = Value::Float(r);
+  v = PyValue::Float(r);
   return absl::OkStatus();
 }
 
@@ -214,21 +214,21 @@ double MLog(double x) {
 }
 
 // CPython's loghelper: ints bypass math_1's checks (a positive int has a finite log).
-absl::Status LogHelper(Value& v) {
+absl::Status LogHelper(PyValue& v) {
   if (!v.is_float) {
     if (v.i <= 0) return MathDomain();
-    v = Value::Float(MLog(static_cast<double>(v.i)));
+    v = PyValue::Float(MLog(static_cast<double>(v.i)));
     return absl::OkStatus();
   }
   return Math1(MLog, false, v);
 }
 
 // math.floor / math.ceil of a float: PyLong_FromDouble, then our int64 bound.
-absl::Status ToInt(double r, Value& v) {
+absl::Status ToInt(double r, PyValue& v) {
   if (std::isinf(r)) return PyError("OverflowError", "cannot convert float infinity to integer");
   if (std::isnan(r)) return PyError("ValueError", "cannot convert float NaN to integer");
   if (r < -kTwo63 || r >= kTwo63) return IntOverflow();
-  v = Value::Int(static_cast<int64_t>(r));
+  v = PyValue::Int(static_cast<int64_t>(r));
   return absl::OkStatus();
 }
 
@@ -239,30 +239,30 @@ double Tanh(double x) { return std::tanh(x); }
 double Exp(double x) { return std::exp(x); }
 double Sqrt(double x) { return std::sqrt(x); }
 
-constexpr FnInfo kFunctions[] = {
-    {"min", Fn::kMin, 2, -1},    {"max", Fn::kMax, 2, -1},  {"abs", Fn::kAbs, 1, 1},
-    {"floor", Fn::kFloor, 1, 1}, {"ceil", Fn::kCeil, 1, 1}, {"exp", Fn::kExp, 1, 1},
-    {"log", Fn::kLog, 1, 2},     {"sqrt", Fn::kSqrt, 1, 1}, {"sin", Fn::kSin, 1, 1},
-    {"cos", Fn::kCos, 1, 1},     {"tan", Fn::kTan, 1, 1},   {"tanh", Fn::kTanh, 1, 1},
+constexpr PyFnInfo kFunctions[] = {
+    {"min", PyFn::kMin, 2, -1},    {"max", PyFn::kMax, 2, -1},  {"abs", PyFn::kAbs, 1, 1},
+    {"floor", PyFn::kFloor, 1, 1}, {"ceil", PyFn::kCeil, 1, 1}, {"exp", PyFn::kExp, 1, 1},
+    {"log", PyFn::kLog, 1, 2},     {"sqrt", PyFn::kSqrt, 1, 1}, {"sin", PyFn::kSin, 1, 1},
+    {"cos", PyFn::kCos, 1, 1},     {"tan", PyFn::kTan, 1, 1},   {"tanh", PyFn::kTanh, 1, 1},
 };
 
 }  // namespace
 
-bool Compare(const Value& a, CmpOp op, const Value& b) {
+bool PyCompare(const PyValue& a, PyCmpOp op, const PyValue& b) {
   if (!a.is_float && !b.is_float) return Holds(a.i < b.i ? -1 : (a.i > b.i ? 1 : 0), op);
   if (a.is_float && b.is_float) {
     switch (op) {
-      case CmpOp::kLt:
+      case PyCmpOp::kLt:
         return a.f < b.f;
-      case CmpOp::kLe:
+      case PyCmpOp::kLe:
         return a.f <= b.f;
-      case CmpOp::kGt:
+      case PyCmpOp::kGt:
         return a.f > b.f;
-      case CmpOp::kGe:
+      case PyCmpOp::kGe:
         return a.f >= b.f;
-      case CmpOp::kEq:
+      case PyCmpOp::kEq:
         return a.f == b.f;
-      case CmpOp::kNe:
+      case PyCmpOp::kNe:
         return a.f != b.f;
     }
     return false;
@@ -272,36 +272,36 @@ bool Compare(const Value& a, CmpOp op, const Value& b) {
   return Holds(reversed == kUnordered ? kUnordered : -reversed, op);
 }
 
-absl::Status Binary(BinOp op, Value& a, const Value& b) {
+absl::Status PyBinary(PyBinOp op, PyValue& a, const PyValue& b) {
   if (!a.is_float && !b.is_float) {
     int64_t r = 0;
     switch (op) {
-      case BinOp::kAdd:
+      case PyBinOp::kAdd:
         if (__builtin_add_overflow(a.i, b.i, &r)) return IntOverflow();
         break;
-      case BinOp::kSub:
+      case PyBinOp::kSub:
         if (__builtin_sub_overflow(a.i, b.i, &r)) return IntOverflow();
         break;
-      case BinOp::kMul:
+      case PyBinOp::kMul:
         if (__builtin_mul_overflow(a.i, b.i, &r)) return IntOverflow();
         break;
-      case BinOp::kDiv:
+      case PyBinOp::kDiv:
         if (b.i == 0) return PyError("ZeroDivisionError", "division by zero");
-        a = Value::Float(IntTrueDivide(a.i, b.i));
+        a = PyValue::Float(IntTrueDivide(a.i, b.i));
         return absl::OkStatus();
-      case BinOp::kMod:
+      case PyBinOp::kMod:
         if (b.i == 0) return PyError("ZeroDivisionError", "integer modulo by zero");
         if (b.i == -1) break;  // r = 0; and INT64_MIN % -1 is undefined in C++
         r = a.i % b.i;
         if (r != 0 && ((r < 0) != (b.i < 0))) r += b.i;  // floor, not truncate
         break;
-      case BinOp::kPow:
+      case PyBinOp::kPow:
         if (b.i < 0) break;  // long_pow hands a negative exponent to float_pow, below
         if (absl::Status s = IntPow(a.i, b.i, &r); !s.ok()) return s;
         break;
     }
-    if (op != BinOp::kPow || b.i >= 0) {
-      a = Value::Int(r);
+    if (op != PyBinOp::kPow || b.i >= 0) {
+      a = PyValue::Int(r);
       return absl::OkStatus();
     }
   }
@@ -309,20 +309,20 @@ absl::Status Binary(BinOp op, Value& a, const Value& b) {
   const double y = b.AsDouble();
   double r = 0.0;
   switch (op) {
-    case BinOp::kAdd:
+    case PyBinOp::kAdd:
       r = x + y;
       break;
-    case BinOp::kSub:
+    case PyBinOp::kSub:
       r = x - y;
       break;
-    case BinOp::kMul:
+    case PyBinOp::kMul:
       r = x * y;
       break;
-    case BinOp::kDiv:
+    case PyBinOp::kDiv:
       if (y == 0.0) return PyError("ZeroDivisionError", "float division by zero");
       r = x / y;
       break;
-    case BinOp::kMod:  // float_rem
+    case PyBinOp::kMod:  // float_rem
       if (y == 0.0) return PyError("ZeroDivisionError", "float modulo");
       r = std::fmod(x, y);
       if (r != 0.0) {
@@ -331,15 +331,15 @@ absl::Status Binary(BinOp op, Value& a, const Value& b) {
         r = std::copysign(0.0, y);
       }
       break;
-    case BinOp::kPow:
+    case PyBinOp::kPow:
       if (absl::Status s = FloatPow(x, y, &r); !s.ok()) return s;
       break;
   }
-  a = Value::Float(r);
+  a = PyValue::Float(r);
   return absl::OkStatus();
 }
 
-absl::Status Negate(Value& a) {
+absl::Status PyNegate(PyValue& a) {
   if (a.is_float) {
     a.f = -a.f;
   } else {
@@ -349,58 +349,58 @@ absl::Status Negate(Value& a) {
   return absl::OkStatus();
 }
 
-const FnInfo* LookupFn(absl::string_view name) {
-  for (const FnInfo& info : kFunctions) {
+const PyFnInfo* LookupPyFn(absl::string_view name) {
+  for (const PyFnInfo& info : kFunctions) {
     if (info.name == name) return &info;
   }
   return nullptr;
 }
 
-absl::Status Call(Fn fn, Value* args, int nargs) {
-  Value& v = args[0];
+absl::Status PyCall(PyFn fn, PyValue* args, int nargs) {
+  PyValue& v = args[0];
   switch (fn) {
-    case Fn::kMin:
-    case Fn::kMax: {
+    case PyFn::kMin:
+    case PyFn::kMax: {
       // builtin min_max: an item replaces the best so far only if strictly better, so the first
       // of equal items wins and NaN behaves exactly as in Python.
-      const CmpOp better = fn == Fn::kMin ? CmpOp::kLt : CmpOp::kGt;
+      const PyCmpOp better = fn == PyFn::kMin ? PyCmpOp::kLt : PyCmpOp::kGt;
       for (int k = 1; k < nargs; ++k) {
-        if (Compare(args[k], better, v)) v = args[k];
+        if (PyCompare(args[k], better, v)) v = args[k];
       }
       return absl::OkStatus();
     }
-    case Fn::kAbs:
+    case PyFn::kAbs:
       if (v.is_float) {
         v.f = std::fabs(v.f);
       } else if (v.i < 0) {
-        return Negate(v);
+        return PyNegate(v);
       }
       return absl::OkStatus();
-    case Fn::kFloor:
+    case PyFn::kFloor:
       return v.is_float ? ToInt(std::floor(v.f), v) : absl::OkStatus();
-    case Fn::kCeil:
+    case PyFn::kCeil:
       return v.is_float ? ToInt(std::ceil(v.f), v) : absl::OkStatus();
-    case Fn::kExp:
+    case PyFn::kExp:
       return Math1(Exp, true, v);
-    case Fn::kSqrt:
+    case PyFn::kSqrt:
       return Math1(Sqrt, false, v);
-    case Fn::kSin:
+    case PyFn::kSin:
       return Math1(Sin, false, v);
-    case Fn::kCos:
+    case PyFn::kCos:
       return Math1(Cos, false, v);
-    case Fn::kTan:
+    case PyFn::kTan:
       return Math1(Tan, false, v);
-    case Fn::kTanh:
+    case PyFn::kTanh:
       return Math1(Tanh, false, v);
-    case Fn::kLog: {
+    case PyFn::kLog: {
       // math_log_impl: log(x) / log(base), the division being Python's float true division.
       if (absl::Status s = LogHelper(v); !s.ok()) return s;
       if (nargs == 1) return absl::OkStatus();
       if (absl::Status s = LogHelper(args[1]); !s.ok()) return s;
-      return Binary(BinOp::kDiv, v, args[1]);
+      return PyBinary(PyBinOp::kDiv, v, args[1]);
     }
   }
   return absl::InternalError("unknown function");
 }
 
-}  // namespace lrsched::pynum
+}  // namespace lrsched::scheduler_internal

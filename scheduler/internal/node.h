@@ -14,8 +14,8 @@
 // vectors sized at construction and commit at the end, so a step never allocates.
 // CopyStateFrom between nodes of the same shape does not allocate either (ChainedScheduler
 // uses it to undo the children that stepped before one refused).
-#ifndef LRSCHED_SCHEDULER_NODE_H_
-#define LRSCHED_SCHEDULER_NODE_H_
+#ifndef LRSCHED_SCHEDULER_INTERNAL_NODE_H_
+#define LRSCHED_SCHEDULER_INTERNAL_NODE_H_
 
 #include <cstdint>
 #include <memory>
@@ -26,10 +26,10 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "nlohmann/json.hpp"
-#include "scheduler/fields.h"
+#include "scheduler/internal/fields.h"
 #include "scheduler/optimizer.h"
 
-namespace lrsched::internal {
+namespace lrsched::scheduler_internal {
 
 #define LRS_RETURN_IF_ERROR(expr) \
   do {                            \
@@ -180,6 +180,6 @@ inline constexpr int64_t kGroupCost = 32;
 inline constexpr int64_t kInstrCost = 8;
 inline constexpr int64_t kMapNodeCost = 160;
 
-}  // namespace lrsched::internal
+}  // namespace lrsched::scheduler_internal
 
-#endif  // LRSCHED_SCHEDULER_NODE_H_
+#endif  // LRSCHED_SCHEDULER_INTERNAL_NODE_H_

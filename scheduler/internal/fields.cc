@@ -1,5 +1,5 @@
 // Copyright lrsched authors.
-#include "scheduler/fields.h"
+#include "scheduler/internal/fields.h"
 
 #include <algorithm>
 #include <cmath>
@@ -7,7 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 
-namespace lrsched {
+namespace lrsched::scheduler_internal {
 
 std::string FormatNumber(double v) {
   if (std::isnan(v)) return "nan";
@@ -208,4 +208,4 @@ absl::Status Fields::Finish() {
   return status_;
 }
 
-}  // namespace lrsched
+}  // namespace lrsched::scheduler_internal

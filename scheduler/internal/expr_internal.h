@@ -1,14 +1,14 @@
 // Copyright lrsched authors.
 //
 // Internals of Expr (expr.h) shared by its compiler (expr_lex.cc, expr_parse.cc) and its
-// evaluator (expr.cc); not part of the public API.
+// evaluator (expr.cc); nothing else includes it (Expr's users need only expr.h).
 //
 // An expression compiles to Code: a flat array of instructions for a stack machine, run once
 // front to back. Every jump goes forward, so evaluation takes at most instrs.size() steps, and
 // the operand stack never holds more than max_stack values (at most one per operand token,
 // hence at most kStackCapacity), so the evaluator can use a fixed array and never allocate.
-#ifndef LRSCHED_SCHEDULER_EXPR_INTERNAL_H_
-#define LRSCHED_SCHEDULER_EXPR_INTERNAL_H_
+#ifndef LRSCHED_SCHEDULER_INTERNAL_EXPR_INTERNAL_H_
+#define LRSCHED_SCHEDULER_INTERNAL_EXPR_INTERNAL_H_
 
 #include <cstdint>
 #include <string>
@@ -16,10 +16,10 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
-#include "scheduler/expr.h"
-#include "scheduler/pynum.h"
+#include "scheduler/internal/expr.h"
+#include "scheduler/internal/pynum.h"
 
-namespace lrsched::expr_internal {
+namespace lrsched::scheduler_internal {
 
 // Operands are separated by at least one character, so a source of kMaxSourceLength bytes
 // holds at most this many operand tokens, which bounds the operand stack.
@@ -30,14 +30,14 @@ enum class Op : uint8_t {
   kArg,               // push the argument
   kNeg,               // top = -top
   kNot,               // top = not top
-  kBinary,            // pop b; top = top <sub> b            (sub: pynum::BinOp)
-  kCompare,           // pop b, a; push a <sub> b            (sub: pynum::CmpOp)
+  kBinary,            // pop b; top = top <sub> b            (sub: PyBinOp)
+  kCompare,           // pop b, a; push a <sub> b            (sub: PyCmpOp)
   kCompareOrJump,     // pop b, a; if a <sub> b: push b, else push False and jump (chains)
   kJumpIfFalseOrPop,  // `and`: falsy top stays and jumps; otherwise it is popped
   kJumpIfTrueOrPop,   // `or`
   kPopJumpIfFalse,    // pop c; jump if falsy (conditional expressions)
   kJump,
-  kCall,  // top a values = fn(them), one value  (sub: pynum::Fn, a: count)
+  kCall,  // top a values = fn(them), one value  (sub: PyFn, a: count)
 };
 
 // A jump's target is the index of the jumping instruction plus `a` (always > 0). Relative
@@ -50,7 +50,7 @@ struct Instr {
 
 struct Code {
   std::vector<Instr> instrs;
-  std::vector<pynum::Value> consts;
+  std::vector<PyValue> consts;
   int max_stack = 0;
 };
 
@@ -61,7 +61,7 @@ struct Token {
   Tok kind;
   uint32_t pos;
   uint32_t len;
-  pynum::Value number;  // kNumber only
+  PyValue number;  // kNumber only
 
   absl::string_view text(absl::string_view source) const { return source.substr(pos, len); }
 };
@@ -80,6 +80,6 @@ absl::Status Tokenize(absl::string_view source, std::vector<Token>* tokens);
 absl::Status CompileToCode(absl::string_view source, const std::vector<std::string>& variables,
                            Code* code);
 
-}  // namespace lrsched::expr_internal
+}  // namespace lrsched::scheduler_internal
 
-#endif  // LRSCHED_SCHEDULER_EXPR_INTERNAL_H_
+#endif  // LRSCHED_SCHEDULER_INTERNAL_EXPR_INTERNAL_H_

@@ -16,14 +16,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
-#include "scheduler/expr_internal.h"
+#include "scheduler/internal/expr_internal.h"
 
-namespace lrsched::expr_internal {
+namespace lrsched::scheduler_internal {
 namespace {
-
-using pynum::BinOp;
-using pynum::CmpOp;
-using pynum::Value;
 
 constexpr absl::string_view kKeywords[] = {
     "False", "None",     "True",  "and",    "as",   "assert", "async",  "await",    "break",
@@ -164,7 +160,7 @@ class Parser {
   void Emit(Op op, uint8_t sub = 0, int32_t a = 0) { code_->instrs.push_back({op, sub, a}); }
   // Points the jump at `from` to the current end of the code.
   void PatchToHere(size_t from) { code_->instrs[from].a = static_cast<int32_t>(Here() - from); }
-  void EmitConst(Value v) {
+  void EmitConst(PyValue v) {
     code_->consts.push_back(v);
     Emit(Op::kConst, 0, static_cast<int32_t>(code_->consts.size() - 1));
   }
@@ -234,10 +230,10 @@ class Parser {
     }
     return false;
   }
-  bool ComparisonAt(const Token& t, CmpOp* op) const {
-    static constexpr std::pair<const char*, CmpOp> kOps[] = {
-        {"<", CmpOp::kLt},  {"<=", CmpOp::kLe}, {">", CmpOp::kGt},
-        {">=", CmpOp::kGe}, {"==", CmpOp::kEq}, {"!=", CmpOp::kNe}};
+  bool ComparisonAt(const Token& t, PyCmpOp* op) const {
+    static constexpr std::pair<const char*, PyCmpOp> kOps[] = {
+        {"<", PyCmpOp::kLt},  {"<=", PyCmpOp::kLe}, {">", PyCmpOp::kGt},
+        {">=", PyCmpOp::kGe}, {"==", PyCmpOp::kEq}, {"!=", PyCmpOp::kNe}};
     return OpAt(t, kOps, op);
   }
 
@@ -245,13 +241,13 @@ class Parser {
   // evaluated once and c only if a < b.
   bool ParseComparison() {
     if (!ParseSum()) return false;
-    CmpOp op;
+    PyCmpOp op;
     if (!ComparisonAt(Peek(), &op)) return true;
     std::vector<size_t> jumps;
     while (true) {
       Next();
       if (!ParseSum()) return false;
-      CmpOp next_op;
+      PyCmpOp next_op;
       if (!ComparisonAt(Peek(), &next_op)) break;
       jumps.push_back(Here());
       Emit(Op::kCompareOrJump, static_cast<uint8_t>(op));
@@ -264,10 +260,10 @@ class Parser {
 
   // sum: sum ('+' | '-') term | term
   bool ParseSum() {
-    static constexpr std::pair<const char*, BinOp> kOps[] = {{"+", BinOp::kAdd},
-                                                             {"-", BinOp::kSub}};
+    static constexpr std::pair<const char*, PyBinOp> kOps[] = {{"+", PyBinOp::kAdd},
+                                                               {"-", PyBinOp::kSub}};
     if (!ParseTerm()) return false;
-    BinOp op;
+    PyBinOp op;
     while (OpAt(Peek(), kOps, &op)) {
       Next();
       if (!ParseTerm()) return false;
@@ -278,10 +274,10 @@ class Parser {
 
   // term: term ('*' | '/' | '%') factor | factor   ('//' and '@' are refused)
   bool ParseTerm() {
-    static constexpr std::pair<const char*, BinOp> kOps[] = {
-        {"*", BinOp::kMul}, {"/", BinOp::kDiv}, {"%", BinOp::kMod}};
+    static constexpr std::pair<const char*, PyBinOp> kOps[] = {
+        {"*", PyBinOp::kMul}, {"/", PyBinOp::kDiv}, {"%", PyBinOp::kMod}};
     if (!ParseFactor()) return false;
-    BinOp op;
+    PyBinOp op;
     while (OpAt(Peek(), kOps, &op)) {
       Next();
       if (!ParseFactor()) return false;
@@ -309,7 +305,7 @@ class Parser {
     if (!IsOp(Peek(), "**")) return true;
     if (!Enter(Next())) return false;
     if (!ParseFactor()) return false;
-    Emit(Op::kBinary, static_cast<uint8_t>(BinOp::kPow));
+    Emit(Op::kBinary, static_cast<uint8_t>(PyBinOp::kPow));
     Leave();
     return true;
   }
@@ -351,12 +347,12 @@ class Parser {
     }
     const absl::string_view name = Text(t);
     if (name == "True" || name == "False") {
-      EmitConst(Value::Int(name == "True" ? 1 : 0));
+      EmitConst(PyValue::Int(name == "True" ? 1 : 0));
       return true;
     }
     if (IsKeyword(name)) return Unexpected(t);
     // In torch's eval the variables are locals, so they shadow math's names.
-    const pynum::FnInfo* fn = IsVariable(name) ? nullptr : pynum::LookupFn(name);
+    const PyFnInfo* fn = IsVariable(name) ? nullptr : LookupPyFn(name);
     if (IsOp(Peek(), "(")) {
       if (fn == nullptr) {
         if (IsVariable(name) || name == "pi" || name == "e") {
@@ -369,7 +365,7 @@ class Parser {
     if (IsVariable(name)) {
       Emit(Op::kArg);
     } else if (name == "pi" || name == "e") {
-      EmitConst(Value::Float(name == "pi" ? pynum::kPi : pynum::kE));
+      EmitConst(PyValue::Float(name == "pi" ? kPi : kE));
     } else if (fn != nullptr) {
       return Fail(t.pos, absl::StrCat("function '", name, "' must be called"));
     } else {
@@ -379,7 +375,7 @@ class Parser {
   }
 
   // NAME '(' [expression (',' expression)* [',']] ')'
-  bool ParseCall(const Token& name, const pynum::FnInfo& fn) {
+  bool ParseCall(const Token& name, const PyFnInfo& fn) {
     if (!Enter(Next())) return false;
     int nargs = 0;
     while (!IsOp(Peek(), ")")) {
@@ -431,4 +427,4 @@ absl::Status CompileToCode(absl::string_view source, const std::vector<std::stri
   return status.ok() ? lex_error : status;  // the parser cannot get past a kError token
 }
 
-}  // namespace lrsched::expr_internal
+}  // namespace lrsched::scheduler_internal

@@ -1,16 +1,17 @@
 // Copyright lrsched authors.
 //
 // Fields: reads one JSON object of a spec (a scheduler's keyword arguments, an optimizer, a
-// param group) with validation, and names every problem by its path, e.g.
-// "scheduler.schedulers[1].T_max: expected a positive integer, got 0".
+// param group) or of an imported state with validation, and names every problem by its path,
+// e.g. "scheduler.schedulers[1].T_max: expected a positive integer, got 0". Internal: every
+// reader of a spec or state in the engine uses it, so that all refusals read alike.
 //
 // The first problem is kept (sticky) and later reads return defaults, so a constructor reads all
 // its fields and checks status() once. Keys that were never read are unknown keyword arguments
 // (torch raises TypeError for those); Finish() reports the first of them. The keys passed to
 // the readers are remembered, not copied: each must stay valid until Finish() (string literals,
 // or keys of a JSON object that lives that long).
-#ifndef LRSCHED_SCHEDULER_FIELDS_H_
-#define LRSCHED_SCHEDULER_FIELDS_H_
+#ifndef LRSCHED_SCHEDULER_INTERNAL_FIELDS_H_
+#define LRSCHED_SCHEDULER_INTERNAL_FIELDS_H_
 
 #include <cstdint>
 #include <initializer_list>
@@ -22,7 +23,7 @@
 #include "absl/status/status.h"
 #include "nlohmann/json.hpp"
 
-namespace lrsched {
+namespace lrsched::scheduler_internal {
 
 using json = nlohmann::json;
 
@@ -88,6 +89,6 @@ class Fields {
 // Formats a double the way the messages show numbers (shortest round-trip form).
 std::string FormatNumber(double v);
 
-}  // namespace lrsched
+}  // namespace lrsched::scheduler_internal
 
-#endif  // LRSCHED_SCHEDULER_FIELDS_H_
+#endif  // LRSCHED_SCHEDULER_INTERNAL_FIELDS_H_
