@@ -3,7 +3,7 @@
 // The durable record every acknowledged Step writes (server/registry/session.h EncodeRecord), for
 // each scheduler type in step_configs.json, and DecodeRecord (start-up reads one per session).
 // Encoding sits on Step's critical path: with synchronous=NORMAL it costs about as much CPU
-// as the SQLite write itself (bench/README.md, "Service").
+// as the SQLite write itself (bench/HISTORY.md, "Service: the record each Step writes").
 //
 //   record_bench --benchmark_filter=Encode
 #include <fstream>

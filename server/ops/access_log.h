@@ -16,7 +16,7 @@
 //     other call (Watch streams, health, reflection) as it ends.
 // The unary LrScheduler calls are the ones under load, and an interceptor costs each call it
 // sees gRPC's own bookkeeping of every batch: a few microseconds of a Step's ~120 µs of server
-// CPU (bench/README.md). A request that does not parse is refused by the service itself
+// CPU (bench/HISTORY.md). A request that does not parse is refused by the service itself
 // (INVALID_ARGUMENT, service_parse.cc), so it is seen like any other call: counted with its
 // method, and in the access log when the method is a mutation (session="").
 //
