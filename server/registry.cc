@@ -230,7 +230,8 @@ absl::Status Registry::Delete(const std::string& name, std::optional<int64_t> if
 
 absl::StatusOr<SessionSnapshot> Registry::Import(const std::string& name,
                                                  std::unique_ptr<Schedule> schedule,
-                                                 std::optional<Labels> labels, bool replace) {
+                                                 std::optional<Labels> labels, bool replace,
+                                                 std::optional<int64_t> if_revision) {
   if (absl::Status synced = Sync(name); !synced.ok()) return synced;  // shared store only
   for (;;) {
     std::shared_ptr<Entry> existing;
@@ -239,6 +240,11 @@ absl::StatusOr<SessionSnapshot> Registry::Import(const std::string& name,
     if (*reserved != nullptr) {
       std::shared_ptr<Entry> e = *reserved;
       Unlocker unlock(&e->write_mu);
+      // A conditional replace is about the session its caller read: gone means gone.
+      if (if_revision) {
+        Unmap(name, e);
+        return Missing(name);
+      }
       absl::Time now = absl::Now();
       SessionMeta meta{name, labels.value_or(Labels{}), 1, now, now};
       return Publish(e, std::move(meta), std::move(schedule));
@@ -248,6 +254,11 @@ absl::StatusOr<SessionSnapshot> Registry::Import(const std::string& name,
     if (!replace) {
       return absl::AlreadyExistsError(
           absl::StrCat("session \"", name, "\" exists (set replace to overwrite it)"));
+    }
+    if (if_revision && *if_revision != existing->meta.revision) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("if_revision: session \"", name, "\" is at revision ",
+                       existing->meta.revision, ", not ", *if_revision));
     }
     SessionMeta meta = existing->meta;
     if (labels) meta.labels = *labels;
