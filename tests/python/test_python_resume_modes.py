@@ -217,3 +217,13 @@ def test_state_dict_identifies_the_state(client):
     assert (rec["name"], rec["epoch"], rec["revision"]) == (name, 4, session.revision)
     assert rec["groups"] == [[g.lr, g.momentum] for g in session.groups]
     assert sd["last_epoch"] == 4 and sd["_lrsched_state"]["spec"]  # torch's keys, full state
+
+
+def test_state_dict_refuses_a_rank_not_at_the_sessions_epoch(client):
+    name = fresh_name()
+    r0, r1 = (sched(client, Opt(), name) for _ in range(2))
+    r0.step()  # rank 1 is one step behind the session: its checkpoint would not match
+    with pytest.raises(lrsched.FailedPrecondition, match="at epoch 0, session .* at 1"):
+        r1.state_dict()
+    r1.step()  # adopts rank 0's step
+    assert r1.state_dict()["_lrsched_resume"]["epoch"] == 1

@@ -235,6 +235,17 @@ def checkpoint_id(exported):
     return f"r{s.revision}e{s.last_epoch}-{digest}"
 
 
+def check_saved_epoch(sched, session):
+    """state_dict() saves the session's state: refuse when it is not this scheduler's epoch
+    (a rank behind or ahead of the session), since the checkpoint's model would be at another
+    epoch than its schedule. A follower (follow=True) reads ahead by design: not checked."""
+    if not sched.follow and session.last_epoch != sched.last_epoch:
+        raise errors.FailedPrecondition(
+            f"RemoteLRScheduler.state_dict(): this scheduler is at epoch {sched.last_epoch}, "
+            f"session {session.name!r} at {session.last_epoch} (another rank stepped it); save "
+            f"checkpoints from a rank right after its own step()")
+
+
 def resume_record(exported):
     s = exported.session
     return {"name": s.name, "epoch": s.last_epoch, "revision": s.revision,

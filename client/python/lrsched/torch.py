@@ -215,6 +215,7 @@ class RemoteLRScheduler:
         """torch's scheduler.state_dict() for this session (so a torch scheduler can load it),
         plus STATE_KEY: lrsched's complete state, which load_state_dict() prefers."""
         exported = self.client.export_state(self.name)
+        _resume.check_saved_epoch(self, exported.session)
         sd = exported.torch_state_dict
         sd[STATE_KEY] = exported.state
         sd[_resume.RESUME_KEY] = _resume.resume_record(exported)
