@@ -227,3 +227,19 @@ def test_state_dict_refuses_a_rank_not_at_the_sessions_epoch(client):
         r1.state_dict()
     r1.step()  # adopts rank 0's step
     assert r1.state_dict()["_lrsched_resume"]["epoch"] == 1
+
+
+def test_an_attached_scheduler_is_collected_without_waiting_for_gc(client):
+    import gc
+    import weakref
+    name = fresh_name()
+    run_to(client, name, 2)
+    s = sched(client, Opt(), name)
+    assert "step" in vars(s)  # the first step()'s check is pending
+    ref = weakref.ref(s)
+    gc.disable()
+    try:
+        del s
+        assert ref() is None  # no reference cycle keeps it (and its client) alive
+    finally:
+        gc.enable()

@@ -367,10 +367,12 @@ def warn_mismatch(sched, session, lrs):
         f"{hint} to RemoteLRScheduler", ResumeWarning, stacklevel=3)
 
 
-def first_step(sched, *args, **kwargs):
-    """The first step() of a scheduler that attached to an existing session (installed as an
-    instance attribute by the constructor, so the class's step() stays as it is): checks, once,
-    that the optimizer is at the session's epoch, then steps."""
+def first_step(ref, *args, **kwargs):
+    """The first step() of a scheduler (`ref`, a weak reference to it) that attached to an
+    existing session (installed as an instance attribute by the constructor, so the class's
+    step() stays as it is): checks, once, that the optimizer is at the session's epoch, then
+    steps."""
+    sched = ref()
     del sched.step  # from now on, the class's step()
     pending = sched._resume_check
     sched._resume_check = None

@@ -20,6 +20,7 @@ A follower's `last_epoch` is its own count of step() calls, which may run ahead 
 """
 import functools
 import json
+import weakref
 
 from lrsched import _resume, errors
 from lrsched.client import DEFAULT_RETRY_TIMEOUT, DEFAULT_TARGET, Client
@@ -182,7 +183,9 @@ class RemoteLRScheduler:
             if existed:
                 # Checked at the first step(), unless load_state_dict() comes first.
                 self._resume_check = (session, lrs_before)
-                self.step = functools.partial(_resume.first_step, self)
+                # A weak reference: no cycle, so the object (and its client) is still
+                # collected as soon as it is unused.
+                self.step = functools.partial(_resume.first_step, weakref.ref(self))
         except BaseException:
             self.close()
             raise
