@@ -30,6 +30,38 @@ class Unlocker {
   HandoffLock* lock_;
 };
 
+// Where JSON values `have` (the session's) and `want` (the request's) first differ, e.g.
+// "scheduler.T_max: 10 in the session, 20 in the request", so that ALREADY_EXISTS says what to
+// look at; "" if equal. Numbers compare by value (10 == 10.0), as Create compares specs; object
+// keys in nlohmann::json's (sorted) order, so the answer is the same on every call.
+std::string FirstDifference(const nlohmann::json& have, const nlohmann::json& want,
+                            const std::string& path) {
+  auto at = [&path](const std::string& key) { return path.empty() ? key : path + "." + key; };
+  if (have.is_object() && want.is_object()) {
+    for (auto it = have.begin(); it != have.end(); ++it) {
+      auto other = want.find(it.key());
+      if (other == want.end()) return at(it.key()) + ": only the session has it";
+      std::string d = FirstDifference(it.value(), *other, at(it.key()));
+      if (!d.empty()) return d;
+    }
+    for (auto it = want.begin(); it != want.end(); ++it) {
+      if (!have.contains(it.key())) return at(it.key()) + ": only the request has it";
+    }
+    return "";
+  }
+  if (have.is_array() && want.is_array()) {
+    for (size_t i = 0; i < have.size() && i < want.size(); ++i) {
+      std::string d = FirstDifference(have[i], want[i], absl::StrCat(path, "[", i, "]"));
+      if (!d.empty()) return d;
+    }
+    if (have.size() == want.size()) return "";
+    return absl::StrCat(path, ": ", have.size(), " entries in the session, ", want.size(),
+                        " in the request");
+  }
+  if (have == want) return "";
+  return absl::StrCat(path, ": ", have.dump(), " in the session, ", want.dump(), " in the request");
+}
+
 }  // namespace
 
 absl::Status StoreFailure(const absl::Status& s) {
@@ -178,9 +210,15 @@ absl::StatusOr<SessionSnapshot> Registry::Create(const std::string& name,
     if (existing->schedule->spec() == spec && existing->meta.labels == labels) {
       return SnapshotLocked(*existing);
     }
-    return absl::AlreadyExistsError(
-        absl::StrCat("session \"", name, "\" exists with a different ",
-                     existing->schedule->spec() == spec ? "set of labels" : "spec"));
+    const bool same_spec = existing->schedule->spec() == spec;
+    std::string differs = same_spec ? FirstDifference(nlohmann::json(existing->meta.labels),
+                                                      nlohmann::json(labels), "labels")
+                                    : FirstDifference(existing->schedule->spec(), spec, "");
+    return absl::AlreadyExistsError(absl::StrCat(
+        "session \"", name, "\" exists with a different ", same_spec ? "set of labels" : "spec",
+        " (first difference: ", differs,
+        "); to use the session as it is, attach to it (RemoteLRScheduler attach=True), or "
+        "delete it or choose another name for a new one"));
   }
 }
 
@@ -233,7 +271,8 @@ absl::Status Registry::Delete(const std::string& name, std::optional<int64_t> if
 
 absl::StatusOr<SessionSnapshot> Registry::Import(const std::string& name,
                                                  std::unique_ptr<Schedule> schedule,
-                                                 std::optional<Labels> labels, bool replace) {
+                                                 std::optional<Labels> labels, bool replace,
+                                                 std::optional<int64_t> if_revision) {
   if (absl::Status synced = Sync(name); !synced.ok()) return synced;  // shared store only
   for (;;) {
     std::shared_ptr<Entry> existing;
@@ -242,6 +281,11 @@ absl::StatusOr<SessionSnapshot> Registry::Import(const std::string& name,
     if (*reserved != nullptr) {
       std::shared_ptr<Entry> e = *reserved;
       Unlocker unlock(&e->write_mu);
+      // A conditional replace is about the session its caller read: gone means gone.
+      if (if_revision) {
+        Unmap(name, e);
+        return Missing(name);
+      }
       absl::Time now = absl::Now();
       SessionMeta meta{name, labels.value_or(Labels{}), 1, now, now};
       return Publish(e, std::move(meta), std::move(schedule));
@@ -251,6 +295,11 @@ absl::StatusOr<SessionSnapshot> Registry::Import(const std::string& name,
     if (!replace) {
       return absl::AlreadyExistsError(
           absl::StrCat("session \"", name, "\" exists (set replace to overwrite it)"));
+    }
+    if (if_revision && *if_revision != existing->meta.revision) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("if_revision: session \"", name, "\" is at revision ",
+                       existing->meta.revision, ", not ", *if_revision));
     }
     SessionMeta meta = existing->meta;
     if (labels) meta.labels = *labels;

@@ -206,10 +206,12 @@ class Registry {
   absl::StatusOr<int64_t> StepCost(const std::string& name);
   absl::StatusOr<ExportedState> Export(const std::string& name);
   // Creates `name` from `schedule`, or replaces the existing session when `replace`. Labels
-  // default to the replaced session's (or none).
+  // default to the replaced session's (or none). `if_revision` (with replace): replace only the
+  // session at that revision (FAILED_PRECONDITION otherwise, NOT_FOUND if there is none).
   absl::StatusOr<SessionSnapshot> Import(const std::string& name,
                                          std::unique_ptr<Schedule> schedule,
-                                         std::optional<Labels> labels, bool replace);
+                                         std::optional<Labels> labels, bool replace,
+                                         std::optional<int64_t> if_revision = std::nullopt);
 
   // Registers `sink`; it receives the current state at once, then every change.
   absl::Status Watch(const std::string& name, std::shared_ptr<WatchSink> sink);

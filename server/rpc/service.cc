@@ -380,8 +380,9 @@ absl::Status LrSchedulerService::DoImportState(const v1::ImportStateRequest& req
   auto schedule = ScheduleFromImport(req, &state_labels);
   if (!schedule.ok()) return schedule.status();
   if (!labels) labels = std::move(state_labels);
-  auto session =
-      registry_->Import(req.name(), *std::move(schedule), std::move(labels), req.replace());
+  auto session = registry_->Import(
+      req.name(), *std::move(schedule), std::move(labels), req.replace(),
+      req.has_if_revision() ? std::optional<int64_t>(req.if_revision()) : std::nullopt);
   if (!session.ok()) return session.status();
   logging::Info("session_imported").Kv("name", req.name()).Kv("revision", session->meta.revision);
   ToProto(*session, resp);

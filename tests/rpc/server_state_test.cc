@@ -90,6 +90,45 @@ TEST_P(ServerStateTest, ImportFromTorchCheckpoint) {
   EXPECT_THAT(st.error_message(), HasSubstr("source"));
 }
 
+// if_revision makes a replace conditional on the state the caller read: N ranks restoring one
+// checkpoint replace the session once, and a stale reader cannot rewind a session that moved on.
+TEST_P(ServerStateTest, ReplaceIfRevisionReplacesOnlyTheStateRead) {
+  ASSERT_TRUE(Create(stub(), "run", kLambdaSpec).ok());
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(Step(stub(), "run").ok());
+  v1::ExportStateResponse ex;
+  ASSERT_TRUE(Export(stub(), "run", &ex).ok());
+  ASSERT_EQ(ex.session().revision(), 4);
+  ASSERT_TRUE(Step(stub(), "run").ok());  // revision 5, epoch 4
+
+  v1::ImportStateRequest imp;
+  imp.set_name("run");
+  imp.set_state_json(ex.state_json());
+  imp.set_replace(true);
+  imp.set_if_revision(4);  // stale: the session moved on
+  v1::Session s;
+  grpc::Status st = stub().ImportState(Ctx().get(), imp, &s);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_THAT(st.error_message(), HasSubstr("is at revision 5, not 4"));
+  v1::Session now;
+  ASSERT_TRUE(Get(stub(), "run", &now).ok());
+  EXPECT_EQ(now.last_epoch(), 4);  // unchanged
+
+  imp.set_if_revision(5);
+  ASSERT_TRUE(stub().ImportState(Ctx().get(), imp, &s).ok());
+  EXPECT_EQ(s.last_epoch(), 3);
+  EXPECT_EQ(s.revision(), 6);
+  imp.set_if_revision(5);  // a second rank with the same stale read changes nothing
+  EXPECT_EQ(stub().ImportState(Ctx().get(), imp, &s).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+
+  imp.set_name("absent");  // conditional on a session that is not there
+  EXPECT_EQ(stub().ImportState(Ctx().get(), imp, &s).error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(Get(stub(), "absent", &now).error_code(), grpc::StatusCode::NOT_FOUND);
+  imp.clear_if_revision();  // and the name stays free for an unconditional import
+  ASSERT_TRUE(stub().ImportState(Ctx().get(), imp, &s).ok());
+  EXPECT_EQ(s.last_epoch(), 3);
+}
+
 TEST_P(ServerStateTest, ExportOfMissingSessionIsNotFound) {
   v1::ExportStateResponse ex;
   EXPECT_EQ(Export(stub(), "none", &ex).error_code(), grpc::StatusCode::NOT_FOUND);

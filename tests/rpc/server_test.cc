@@ -85,8 +85,23 @@ TEST_P(ServerTest, CreateIsIdempotentForTheSameSpec) {
   grpc::Status s = Create(stub(), "r", kStepLRSpec);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::ALREADY_EXISTS);
   EXPECT_THAT(s.error_message(), HasSubstr("different spec"));
+  // The message names the first field that differs, and how to use the session anyway.
+  EXPECT_THAT(s.error_message(), HasSubstr("(first difference: optimizer.param_groups[0]."
+                                           "momentum: only the session has it)"));
+  EXPECT_THAT(s.error_message(), HasSubstr("attach=True"));
+  spec["scheduler"]["T_max"] = 20;
+  s = Create(stub(), "r", spec.dump());
+  EXPECT_THAT(s.error_message(),
+              HasSubstr("first difference: scheduler.T_max: 10 in the session, 20 in the request"));
+  spec["scheduler"]["T_max"] = 10;
+  spec["optimizer"]["param_groups"].push_back(json{{"lr", 0.3}});
+  s = Create(stub(), "r", spec.dump());
+  EXPECT_THAT(s.error_message(),
+              HasSubstr("optimizer.param_groups: 2 entries in the session, 3 in the request"));
   s = Create(stub(), "r", kCosineSpec, nullptr, {{"k", "v"}});
   EXPECT_EQ(s.error_code(), grpc::StatusCode::ALREADY_EXISTS);
+  EXPECT_THAT(s.error_message(), HasSubstr("set of labels (first difference: labels.k: only the "
+                                           "request has it)"));
 }
 
 TEST_P(ServerTest, StepsExactlyAsTheEngine) {

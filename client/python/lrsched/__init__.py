@@ -17,6 +17,7 @@ from lrsched.errors import (Aborted, AlreadyExists, Cancelled, DeadlineExceeded,
                             PermissionDenied, ResourceExhausted, Unauthenticated, Unavailable,
                             Unimplemented)
 from lrsched.client import DEFAULT_TARGET, Client
+from lrsched._resume import ResumeWarning
 from lrsched.values import (EpochValues, ExportedState, GroupValues, LRValues, Session,
                             SimulateResult, StepResult)
 # Imports no torch; makes `lrsched.torch.RemoteLRScheduler` reachable after `import lrsched`.
@@ -29,5 +30,5 @@ __all__ = [
     "DeadlineExceeded", "FailedPrecondition", "Internal", "InvalidArgument", "NotFound",
     "PermissionDenied", "ResourceExhausted", "Unauthenticated", "Unavailable", "Unimplemented",
     "EpochValues", "ExportedState", "GroupValues", "LRValues", "Session", "SimulateResult",
-    "StepResult",
+    "StepResult", "ResumeWarning",
 ]

@@ -297,13 +297,16 @@ class Client:
         return ExportedState.from_proto(self._call("ExportState", req, retry=True))
 
     def import_state(self, name, *, state=None, torch_spec=None, torch_state_dict=None,
-                     replace=False, labels=None):
+                     replace=False, labels=None, if_revision=None):
         """Creates (replace=True: or overwrites) session `name` from either `state` (an
         export's state_json, as text or a dict) or a torch checkpoint: `torch_spec` (the spec,
         its optimizer.param_groups the checkpoint's) with `torch_state_dict` (torch's
         scheduler.state_dict(), a dict or JSON text; non-finite floats are allowed in a dict).
-        Not retried."""
+        if_revision (with replace): overwrite only the session at that revision
+        (FailedPrecondition if it moved on, NotFound if it is gone). Not retried."""
         req = pb.ImportStateRequest(name=name, replace=replace, labels=labels or {})
+        if if_revision is not None:
+            req.if_revision = int(if_revision)
         if (state is None) == (torch_spec is None):
             raise ValueError("import_state: give exactly one of state or torch_spec")
         if state is not None:

@@ -18,9 +18,11 @@ last_epoch: the optimizer looks exactly as it would under the torch scheduler th
 A follower's `last_epoch` is its own count of step() calls, which may run ahead of the session
 (its values come from the session's lookahead); see RemoteLRScheduler.
 """
+import functools
 import json
+import weakref
 
-from lrsched import errors
+from lrsched import _resume, errors
 from lrsched.client import DEFAULT_RETRY_TIMEOUT, DEFAULT_TARGET, Client
 
 __all__ = ["RemoteLRScheduler", "OPTIMIZER_TYPES"]
@@ -112,6 +114,19 @@ class RemoteLRScheduler:
     optimizer.load_state_dict() changed the groups' lr), use it anyway instead of raising
     AlreadyExists. labels: the session's labels, when it is created.
 
+    resume: "auto" (create the session, or continue the existing one of that name), "must"
+    (continue it; NotFound if there is none) or "never" (a new run: AlreadyExists if the name is
+    taken, saying how to delete it). "auto" refuses to let a new run (an optimizer that no
+    scheduler has touched) attach to a finished schedule (OneCycleLR at total_steps). An
+    optimizer restored from a checkpoint (its groups carry "initial_lr") attaches without
+    attach=True: its lrs are the checkpoint's epoch's, not a different spec. Attaching to a
+    session whose epoch is not the optimizer's warns (ResumeWarning, at the first step()) unless
+    load_state_dict() puts the session back first. resume_epoch: put the session at that epoch
+    of its schedule (replayed with plain steps: exact for a session that only took plain
+    steps), for an optimizer restored from that epoch's checkpoint. launch_id: what tells this
+    launch's ranks from the next launch's, for load_state_dict() (see client/python/README.md
+    "Restarts and checkpoints").
+
     follow: for ranks that read but never step the session (another rank does). step() then
     makes no Step RPC: it moves this object to the next epoch and writes that epoch's values,
     taken from a lookahead window of `window` epochs fetched with one GetLR, into the param
@@ -132,7 +147,8 @@ class RemoteLRScheduler:
 
     def __init__(self, optimizer, scheduler, *, name, server=DEFAULT_TARGET, client=None,
                  attach=False, labels=None, optimizer_type=None, timeout=10.0,
-                 retry_timeout=DEFAULT_RETRY_TIMEOUT, retries=None, follow=False, window=64):
+                 retry_timeout=DEFAULT_RETRY_TIMEOUT, retries=None, follow=False, window=64,
+                 resume="auto", resume_epoch=None, launch_id=None):
         if not isinstance(window, int) or not 1 <= window <= 10000:
             raise ValueError(f"RemoteLRScheduler: window must be an int in 1..10000, got "
                              f"{window!r}")
@@ -143,6 +159,8 @@ class RemoteLRScheduler:
         self.name = name
         self.scheduler_config = scheduler
         self.optimizer_type = optimizer_type
+        self.launch_id = launch_id
+        self._resume_check = None  # (session, restored lrs or None) until the first step()
         self.spec = build_spec(optimizer, scheduler, optimizer_type=optimizer_type)
         self._owns_client = client is None
         self.client = client if client is not None else Client(
@@ -150,18 +168,24 @@ class RemoteLRScheduler:
         #: Whether the last step() stepped the session (False: another rank already had).
         self.advanced = None
         try:
-            try:
-                session = self.client.create_session(name, self.spec, labels=labels)
-            except errors.AlreadyExists:
-                if not attach:
-                    raise
-                session = self.client.get_session(name)
+            restored = any("initial_lr" in g for g in optimizer.param_groups)
+            lrs_before = [g["lr"] for g in optimizer.param_groups] if restored else None
+            session, existed = _resume.open_session(self, labels=labels, attach=attach,
+                                                    resume=resume)
+            if resume_epoch is not None:
+                session, existed = _resume.rewind(self, session, resume_epoch), False
             if len(session.groups) != len(self.optimizer.param_groups):
                 raise ValueError(
                     f"RemoteLRScheduler: session {name!r} has {len(session.groups)} param "
                     f"groups, the optimizer {len(self.optimizer.param_groups)}")
             self._adopt(session)
             self._copy_construction_keys()
+            if existed:
+                # Checked at the first step(), unless load_state_dict() comes first.
+                self._resume_check = (session, lrs_before)
+                # A weak reference: no cycle, so the object (and its client) is still
+                # collected as soon as it is unused.
+                self.step = functools.partial(_resume.first_step, weakref.ref(self))
         except BaseException:
             self.close()
             raise
@@ -194,24 +218,36 @@ class RemoteLRScheduler:
         """torch's scheduler.state_dict() for this session (so a torch scheduler can load it),
         plus STATE_KEY: lrsched's complete state, which load_state_dict() prefers."""
         exported = self.client.export_state(self.name)
+        _resume.check_saved_epoch(self, exported.session)
         sd = exported.torch_state_dict
         sd[STATE_KEY] = exported.state
+        sd[_resume.RESUME_KEY] = _resume.resume_record(exported)
         return sd
 
     def load_state_dict(self, state_dict):
         """Puts the session back to `state_dict`: one from state_dict() (exactly that state),
         or a torch scheduler's state_dict(), which is restored onto the optimizer's current
         param groups (load the optimizer's checkpoint first, as with torch). Replaces the
-        session's state for every rank using it."""
-        if STATE_KEY in state_dict:
+        session's state for every rank using it. A state_dict() of this class is loaded once
+        per launch: every rank of a launch may load it, in any order, also after another rank
+        has stepped on; the next launch loading it rewinds the session again (_resume)."""
+        self._resume_check = None
+        if _resume.RESUME_KEY in state_dict and STATE_KEY in state_dict:
+            # Once per launch, however many ranks load it: see _resume.
+            session, epoch, groups = _resume.load(self, state_dict)
+            self._adopt(session)
+            self._set_values(epoch, groups)  # the checkpoint's epoch, whoever stepped since
+        elif STATE_KEY in state_dict:
             session = self.client.import_state(self.name, state=state_dict[STATE_KEY],
                                                replace=True)
+            self._adopt(session)
         else:
             spec = build_spec(self.optimizer, self.scheduler_config,
                               optimizer_type=self.optimizer_type)
+            sd = {k: v for k, v in state_dict.items() if k != _resume.RESUME_KEY}
             session = self.client.import_state(self.name, torch_spec=spec,
-                                               torch_state_dict=dict(state_dict), replace=True)
-        self._adopt(session)
+                                               torch_state_dict=sd, replace=True)
+            self._adopt(session)
         self._copy_construction_keys()
 
     # -- beyond torch ------------------------------------------------------------------------
