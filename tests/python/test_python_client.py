@@ -596,6 +596,7 @@ def test_trainer_restart_attaches_to_session(client):
     first = RemoteLRScheduler(first_opt, COSINE, name=name, client=client)
     for _ in range(4):
         first.step()
+    first.close()  # the first trainer ends (its pipelined steps delivered)
     # A restarted trainer builds the same optimizer and scheduler: it continues at epoch 4.
     opt = sgd()
     again = RemoteLRScheduler(opt, COSINE, name=name, client=client)

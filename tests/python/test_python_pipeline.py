@@ -14,6 +14,7 @@ import pathlib
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -190,13 +191,18 @@ def test_step_lost_to_a_killed_server_is_sent_again(tmp_path):
             ref = sched.client.simulate(sched.spec, 8)
             for _ in range(3):
                 sched.step()
+            sched.flush()
+            sched.step()  # its Step in flight (or about to be) when the server dies
             srv.proc.kill()
             srv.proc.wait(10)
             srv.proc = None
-            sched.step()  # from the window; its Step fails (or never got an answer)
-            srv.start()
-            for _ in range(3):
-                sched.step()
+            restarter = threading.Timer(1.0, srv.start)
+            restarter.start()
+            try:
+                for _ in range(3):  # the first sends the lost Step again, until the server is up
+                    sched.step()
+            finally:
+                restarter.join(30)
             sched.flush()
             assert sched.last_epoch == 7 and lrs(opt) == ref.lr[7]
             assert sched.client.get_session("kill/me").last_epoch == 7
