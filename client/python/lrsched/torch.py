@@ -124,6 +124,13 @@ class RemoteLRScheduler:
     A follower does not see changes that are not plain steps (load_state_dict() by another
     rank) until refresh(), which also sets its epoch to the session's.
 
+    pipeline: for a deterministic schedule (all but ReduceLROnPlateau), plain step() calls take
+    the next values from a lookahead window of `window` epochs and send their Step without
+    waiting for it (lrsched/_step_pipeline.py); at most `max_pending` steps (default 1) run
+    ahead of the server's answers, so an error is raised by the next step() at the latest,
+    with the values corrected from the server. pipeline=False: every step() waits for its Step.
+    flush() waits for the steps in flight; close() does so first.
+
     Construction creates the session (or, same spec, finds the one an earlier run created:
     a restarted trainer continues from the session's epoch) and writes its values into the
     param groups. Errors: InvalidArgument for a configuration torch (or lrsched) refuses,
