@@ -6,15 +6,16 @@ test_python_ddp.py and bench/torch_step_bench.py. Not a test module.
 Options: "schedules": list of torch scheduler dicts (default: CosineAnnealingLR and OneCycleLR),
 each driving its own model and optimizer; "sleep": seconds to wait per iteration (so a test can
 act mid-run); "retry_timeout"; "remote": false to use torch's own schedulers only (the
-benchmark's local run); "pipeline": false for synchronous steps; "width": a two-layer model of
-that width instead of Linear(8, 1); "compare": false to skip the comparison with torch.
+benchmark's local run); "pipeline": false for synchronous steps; "max_pending"; "width": a
+two-layer model of that width instead of Linear(8, 1); "compare": false to skip the comparison
+with torch.
 
 Each iteration: forward, backward (DDP allreduce), optimizer.step(), then sched.step() of every
 schedule, and (unless remote is false) the param groups are compared bit for bit with a torch
 scheduler of the same spec stepped alongside on an optimizer of its own. Prints one JSON line per
 iteration {"i": ..., "lr": [...]} after the comparison, and a last line {"done": ...} with the
-mean seconds per iteration, or {"error": class, "message": ...} (exit status 3) when lrsched
-raised.
+mean seconds per iteration and inside sched.step() (mean per iteration, median call), or
+{"error": class, "message": ...} (exit status 3) when lrsched raised.
 """
 import datetime
 import json
@@ -68,7 +69,7 @@ def main():
             scheds.append(RemoteLRScheduler(
                 opt, spec, name=f"{job}/{k}", server=server,
                 retry_timeout=opts.get("retry_timeout", 10.0),
-                pipeline=opts.get("pipeline", True)))
+                pipeline=opts.get("pipeline", True), max_pending=opts.get("max_pending", 1)))
             # torch's own scheduler on an optimizer of its own: the reference.
             ref_opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1, momentum=0.9)
             refs.append((ref_opt, torch_scheduler(ref_opt, spec)))
@@ -79,14 +80,19 @@ def main():
     y = torch.randn(x.shape[0], 1)
     dist.barrier()  # every rank set up: time the iterations alone
     start = time.perf_counter()
+    in_step = 0.0  # seconds inside sched.step()
+    step_times = []
     try:
         for i in range(1, iters + 1):
             for model, opt in zip(models, optims):
                 opt.zero_grad()
                 torch.nn.functional.mse_loss(model(x), y).backward()
                 opt.step()
+            t0 = time.perf_counter()
             for s in scheds:
                 s.step()
+            in_step += time.perf_counter() - t0
+            step_times.append(time.perf_counter() - t0)
             if compare:
                 lrs = []
                 for opt, (ref_opt, ref) in zip(optims, refs):
@@ -103,7 +109,8 @@ def main():
         for s in scheds:
             if remote:
                 s.close()
-        emit({"done": iters, "per_iter": per_iter,
+        emit({"done": iters, "per_iter": per_iter, "step_per_iter": in_step / iters,
+              "step_median": sorted(step_times)[len(step_times) // 2],
               "epochs": [s.last_epoch for s in scheds]})
     except lrsched.LrschedError as e:
         emit({"error": type(e).__name__, "message": str(e)})
