@@ -662,6 +662,7 @@ def test_ranks_stepping_the_same_epoch_advance_once(server):
 
         # Rank 0 steps, another reads: get_lr and refresh() see rank 0's values.
         ranks[0].step()
+        ranks[0].flush()  # its pipelined Step has reached the server
         assert clients[1].get_lr(name).lrs == ranks[0].get_last_lr()
         assert ranks[1].refresh().last_epoch == ranks[0].last_epoch
         assert read_groups(opts[1]) == read_groups(opts[0])
