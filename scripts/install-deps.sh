@@ -7,6 +7,7 @@ pkgs=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
   libgtest-dev libgmock-dev libsqlite3-dev libbenchmark-dev nlohmann-json3-dev libcpp-httplib-dev
   python3 python3-grpcio python3-protobuf python3-pytest
+  python3-torch              # tests/python/test_python_ddp.py: a real 4-rank DDP job (gloo)
   etcd-server etcd-client     # --store=etcd: its tests start real etcd; scripts/ha-demo.sh
   clang libclang-rt-14-dev   # scripts/fuzz.sh: libFuzzer (-fsanitize=fuzzer) comes with clang's runtime
   clang-format-14            # scripts/check-tree.sh: the tree is checked for format

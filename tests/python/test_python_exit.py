@@ -166,6 +166,9 @@ def main(addr, keep):
     sys.stdin.readline()             # the parent has stopped the server
     t0 = time.monotonic()
     try:
+        # Pipelined: the first step() takes its value from the window and sends its Step; the
+        # next one finds that Step lost and retries it until retry_timeout.
+        sched.step()
         sched.step()
     except lrsched.Unavailable as e:
         print(f"RAISED after={time.monotonic() - t0:.2f} message={e}", flush=True)

@@ -90,7 +90,9 @@ def test_follow_reads_one_window_per_k_steps(server, client):
     ref = client.simulate(build_spec(sgd(groups=2), COSINE), n + 1)
     with CountingClient(server.address) as fc:
         owner_opt, follower_opt = sgd(groups=2), sgd(groups=2)
-        owner = RemoteLRScheduler(owner_opt, COSINE, name=name, client=client)
+        # pipeline=False: the owner's steps land before it returns (these tests count where the
+        # session is; test_python_pipeline.py covers pipelined steps).
+        owner = RemoteLRScheduler(owner_opt, COSINE, name=name, client=client, pipeline=False)
         follower = RemoteLRScheduler(follower_opt, COSINE, name=name, client=fc, follow=True,
                                      window=k)
         fc.get_lrs = 0
@@ -121,7 +123,7 @@ def test_follow_ahead_behind_and_refused(server, client):
         assert fc.steps == 0 and client.get_session(name).last_epoch == 0
 
         # Behind the session: the server keeps no past values.
-        owner = RemoteLRScheduler(sgd(), COSINE, name=name, client=client)
+        owner = RemoteLRScheduler(sgd(), COSINE, name=name, client=client, pipeline=False)
         late = RemoteLRScheduler(sgd(), COSINE, name=name, client=fc, follow=True, window=2)
         for _ in range(5):
             owner.step()

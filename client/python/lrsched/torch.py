@@ -18,11 +18,12 @@ last_epoch: the optimizer looks exactly as it would under the torch scheduler th
 A follower's `last_epoch` is its own count of step() calls, which may run ahead of the session
 (its values come from the session's lookahead); see RemoteLRScheduler.
 """
+import dataclasses
 import functools
 import json
 import weakref
 
-from lrsched import _resume, errors
+from lrsched import _pipeline, _resume, errors
 from lrsched.client import DEFAULT_RETRY_TIMEOUT, DEFAULT_TARGET, Client
 
 __all__ = ["RemoteLRScheduler", "OPTIMIZER_TYPES"]
@@ -139,6 +140,13 @@ class RemoteLRScheduler:
     A follower does not see changes that are not plain steps (load_state_dict() by another
     rank) until refresh(), which also sets its epoch to the session's.
 
+    pipeline: for a deterministic schedule (all but ReduceLROnPlateau), plain step() calls take
+    the next values from a lookahead window of `window` epochs and send their Step without
+    waiting for it (lrsched/_step_pipeline.py); at most `max_pending` steps (default 1) run
+    ahead of the server's answers, so an error is raised by the next step() at the latest,
+    with the values corrected from the server. pipeline=False: every step() waits for its Step.
+    flush() waits for the steps in flight; close() does so first.
+
     Construction creates the session (or, same spec, finds the one an earlier run created:
     a restarted trainer continues from the session's epoch) and writes its values into the
     param groups. Errors: InvalidArgument for a configuration torch (or lrsched) refuses,
@@ -148,13 +156,15 @@ class RemoteLRScheduler:
     def __init__(self, optimizer, scheduler, *, name, server=DEFAULT_TARGET, client=None,
                  attach=False, labels=None, optimizer_type=None, timeout=10.0,
                  retry_timeout=DEFAULT_RETRY_TIMEOUT, retries=None, follow=False, window=64,
-                 resume="auto", resume_epoch=None, launch_id=None):
+                 resume="auto", resume_epoch=None, launch_id=None, pipeline=True,
+                 max_pending=1):
         if not isinstance(window, int) or not 1 <= window <= 10000:
             raise ValueError(f"RemoteLRScheduler: window must be an int in 1..10000, got "
                              f"{window!r}")
         self.follow = bool(follow)
         self.window = window
         self._window = []  # follower: EpochValues for consecutive epochs (a GetLR's window)
+        self._pipeline = None  # a StepPipeline (lrsched/_pipeline.py) once construction is done
         self.optimizer = optimizer
         self.name = name
         self.scheduler_config = scheduler
@@ -165,8 +175,7 @@ class RemoteLRScheduler:
         self._owns_client = client is None
         self.client = client if client is not None else Client(
             server, timeout=timeout, retry_timeout=retry_timeout, retries=retries)
-        #: Whether the last step() stepped the session (False: another rank already had).
-        self.advanced = None
+        self._advanced = None
         try:
             restored = any("initial_lr" in g for g in optimizer.param_groups)
             lrs_before = [g["lr"] for g in optimizer.param_groups] if restored else None
@@ -180,6 +189,7 @@ class RemoteLRScheduler:
                     f"groups, the optimizer {len(self.optimizer.param_groups)}")
             self._adopt(session)
             self._copy_construction_keys()
+            _pipeline.attach(self, pipeline, max_pending)
             if existed:
                 # Checked at the first step(), unless load_state_dict() comes first.
                 self._resume_check = (session, lrs_before)
@@ -205,10 +215,17 @@ class RemoteLRScheduler:
         if self.follow:
             self._follow_step(epoch)
             return
+        if self._pipeline is not None and metrics is None and epoch is None:
+            taken = _pipeline.call(self, self._pipeline.step)
+            if taken is not None:  # None: the schedule refuses a lookahead that far
+                self._advanced = None  # known once acknowledged (see `advanced`)
+                self._set_values(*taken)
+                return
+        _pipeline.flush(self)
         result = self.client.step(self.name, metric=metrics, epoch=epoch,
                                   if_epoch=self.last_epoch)
-        self.advanced = result.advanced
         self._adopt(result.session)
+        self._advanced = result.advanced
 
     def get_last_lr(self):
         """The learning rates the last step (or construction) set, one per param group."""
@@ -217,6 +234,7 @@ class RemoteLRScheduler:
     def state_dict(self):
         """torch's scheduler.state_dict() for this session (so a torch scheduler can load it),
         plus STATE_KEY: lrsched's complete state, which load_state_dict() prefers."""
+        _pipeline.flush(self)
         exported = self.client.export_state(self.name)
         _resume.check_saved_epoch(self, exported.session)
         sd = exported.torch_state_dict
@@ -231,12 +249,19 @@ class RemoteLRScheduler:
         session's state for every rank using it. A state_dict() of this class is loaded once
         per launch: every rank of a launch may load it, in any order, also after another rank
         has stepped on; the next launch loading it rewinds the session again (_resume)."""
+        _pipeline.flush(self)
         self._resume_check = None
         if _resume.RESUME_KEY in state_dict and STATE_KEY in state_dict:
             # Once per launch, however many ranks load it: see _resume.
             session, epoch, groups = _resume.load(self, state_dict)
-            self._adopt(session)
-            self._set_values(epoch, groups)  # the checkpoint's epoch, whoever stepped since
+            if epoch != session.last_epoch:
+                # Another rank of this launch loaded it and stepped on: this rank is at the
+                # checkpoint's epoch, and its next step() is answered "not advanced". The view
+                # keeps revision - epoch (what the step pipeline checks for other writers).
+                session = dataclasses.replace(
+                    session, last_epoch=epoch, groups=list(groups),
+                    revision=session.revision - (session.last_epoch - epoch))
+            self._adopt(session)  # the checkpoint's epoch and values, whoever stepped since
         elif STATE_KEY in state_dict:
             session = self.client.import_state(self.name, state=state_dict[STATE_KEY],
                                                replace=True)
@@ -254,8 +279,24 @@ class RemoteLRScheduler:
 
     @property
     def session(self):
-        """The session as last seen (after the last step/refresh)."""
-        return self._session
+        """The session as last seen (after the last step/refresh; pipelined steps: once every
+        step taken is acknowledged, which reading it waits for)."""
+        _pipeline.flush(self)
+        return self._pipeline.session if self._pipeline is not None else self._session
+
+    @property
+    def advanced(self):
+        """Whether the last step() stepped the session (False: another rank already had).
+        For a pipelined step, reading it waits until the step is acknowledged."""
+        if self._advanced is None and self._pipeline is not None:
+            _pipeline.flush(self)
+            return self._pipeline.advanced
+        return self._advanced
+
+    def flush(self):
+        """Waits until every step() taken so far has reached the server (pipelined steps,
+        see README.md "Distributed training"); raises what went wrong."""
+        _pipeline.flush(self)
 
     @property
     def scheduler_type(self):
@@ -264,13 +305,21 @@ class RemoteLRScheduler:
     def refresh(self):
         """Reads the session and writes its values into the param groups: what a rank that
         does not step calls to follow the one that does. Returns the Session."""
+        _pipeline.flush(self)
         session = self.client.get_session(self.name)
         self._adopt(session)
         return session
 
     def close(self):
         """Closes the client if this object created it. Idempotent. (Without it, the client is
-        closed when collected or at interpreter exit.)"""
+        closed when collected or at interpreter exit.) Waits for pipelined steps still in
+        flight first, and raises if they failed."""
+        try:
+            _pipeline.stop(self, wait=True)
+        finally:
+            self._close_client()
+
+    def _close_client(self):
         if self._owns_client and getattr(self, "client", None) is not None:
             self.client.close()
 
@@ -278,7 +327,10 @@ class RemoteLRScheduler:
         return self
 
     def __exit__(self, *exc):
-        self.close()
+        try:
+            _pipeline.stop(self, wait=exc[0] is None)  # an exception already propagates
+        finally:
+            self._close_client()
 
     def __repr__(self):
         return (f"RemoteLRScheduler(name={self.name!r}, type={self.scheduler_type!r}, "
@@ -291,6 +343,8 @@ class RemoteLRScheduler:
         self._session = session
         # A follower's window may predate this state (a load_state_dict, a step(epoch)).
         self._window = []
+        if self._pipeline is not None:
+            self._pipeline.reset(session)
         self._set_values(session.last_epoch, session.groups)
 
     def _set_values(self, epoch, groups):
