@@ -82,9 +82,9 @@ class Store {
   virtual void CommitAsync(Mutation m, CommitCallback done) { done(Commit(m)); }
   virtual bool async_commit() const { return false; }
 
-  // Calls `fn` for every stored record, in name order (start-up load). Stops at the first error
-  // `fn` returns and returns it. `name` and `value` are valid only during the call: copy what
-  // you keep. Every revision it reports is positive. After Close: UNAVAILABLE.
+  // Calls `fn` for every stored record, in name order (start-up load), with its revision (> 0;
+  // the registry sets aside a record whose is not). Stops at the first error `fn` returns and
+  // returns it. `name` and `value` are valid only during the call. After Close: UNAVAILABLE.
   virtual absl::Status LoadAll(
       const std::function<absl::Status(std::string_view name, std::string_view value,
                                        int64_t revision)>& fn) = 0;
