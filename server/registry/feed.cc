@@ -1,6 +1,6 @@
 // Copyright lrsched authors.
 //
-// The registry's side of a shared store's change feed (Store::Subscribe): it applies every
+// The registry's side of a shared store's change feed (SharedStore::Subscribe): it applies every
 // replica's commits to the sessions in memory as they happen, so reads need not re-read the
 // store, and lrsched's own Watch streams see other replicas' changes. It also decides whether
 // a read may be served from memory (PrepareRead) and says how stale memory may be.
@@ -17,10 +17,10 @@
 
 namespace lrsched {
 
-class Registry::FeedListener final : public Store::ChangeListener {
+class Registry::FeedListener final : public SharedStore::ChangeListener {
  public:
   explicit FeedListener(Registry* registry) : registry_(registry) {}
-  void OnChanges(const std::vector<Store::Change>& changes) override {
+  void OnChanges(const std::vector<SharedStore::Change>& changes) override {
     registry_->ApplyChanges(changes);
   }
   absl::StatusOr<int64_t> OnResync() override { return registry_->Reload(); }
@@ -31,7 +31,8 @@ class Registry::FeedListener final : public Store::ChangeListener {
 };
 
 absl::Status Registry::StartFeed(const FeedOptions& options) {
-  if (!store_->shared()) return absl::OkStatus();
+  SharedStore* shared = store_->shared();
+  if (shared == nullptr) return absl::OkStatus();
   absl::MutexLock c(&feed_ctl_mu_);
   if (feed_ != nullptr) return absl::FailedPreconditionError("the change feed is running");
   {
@@ -40,11 +41,11 @@ absl::Status Registry::StartFeed(const FeedOptions& options) {
     feed_state_ = FeedStatus{};
   }
   // Load read the store at this revision; the feed brings everything after it.
-  const int64_t from = store_->last_load_revision();
+  const int64_t from = shared->last_load_revision();
   feed_revision_.store(from);
   auto listener = std::make_unique<FeedListener>(this);
-  absl::StatusOr<std::unique_ptr<Store::Subscription>> sub =
-      store_->Subscribe(from, listener.get());
+  absl::StatusOr<std::unique_ptr<SharedStore::Subscription>> sub =
+      shared->Subscribe(from, listener.get());
   if (!sub.ok()) return sub.status();
   feed_listener_ = std::move(listener);
   feed_ = *std::move(sub);
@@ -54,8 +55,8 @@ absl::Status Registry::StartFeed(const FeedOptions& options) {
 }
 
 void Registry::StopFeed() {
-  std::unique_ptr<Store::Subscription> feed;
-  std::unique_ptr<Store::ChangeListener> listener;
+  std::unique_ptr<SharedStore::Subscription> feed;
+  std::unique_ptr<SharedStore::ChangeListener> listener;
   {
     absl::MutexLock c(&feed_ctl_mu_);
     if (feed_ == nullptr) return;
@@ -81,12 +82,12 @@ FeedStatus Registry::feed_status() const {
   return st;
 }
 
-void Registry::ApplyChanges(const std::vector<Store::Change>& changes) {
-  for (const Store::Change& c : changes) {
+void Registry::ApplyChanges(const std::vector<SharedStore::Change>& changes) {
+  for (const SharedStore::Change& c : changes) {
     // Announced before it is applied: a read racing this change then knows not to install
     // what it read if that is not newer (see Install).
     if (c.revision > feed_revision_.load()) feed_revision_.store(c.revision);
-    Store::ReadResult rec;
+    SharedStore::ReadResult rec;
     rec.found = !c.deleted;
     rec.value = c.value;
     rec.revision = c.revision;
@@ -115,7 +116,7 @@ absl::StatusOr<int64_t> Registry::Reload() {
   absl::Status s = store_->LoadAll(
       [&](std::string_view name, std::string_view value, int64_t revision) -> absl::Status {
         std::string n(name);
-        Store::ReadResult rec;
+        SharedStore::ReadResult rec;
         rec.found = true;
         rec.value = std::string(value);
         rec.revision = revision;
@@ -128,7 +129,9 @@ absl::StatusOr<int64_t> Registry::Reload() {
         return absl::OkStatus();
       });
   if (!s.ok()) return s;
-  const int64_t at = store_->last_load_revision();
+  // Only a shared store's feed calls Reload; 0 ("none") otherwise, as for a store without one.
+  SharedStore* shared = store_->shared();
+  const int64_t at = shared != nullptr ? shared->last_load_revision() : 0;
   if (at > feed_revision_.load()) feed_revision_.store(at);
   // Sessions the re-list did not see were deleted while the feed was away, unless this
   // replica committed them after the re-list read.

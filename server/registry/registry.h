@@ -56,6 +56,7 @@
 #include "scheduler/schedule.h"
 #include "server/registry/handoff_lock.h"
 #include "server/registry/session.h"
+#include "server/store/shared_store.h"
 #include "server/store/store.h"
 
 namespace lrsched {
@@ -314,14 +315,14 @@ class Registry {
   // Brings `name`'s entry to `rec` (read at rec.read_revision) unless memory holds something
   // at least as new; notifies watchers; drops a session `rec` says is gone. `from_feed`: rec
   // comes from the change feed (in order) rather than from a read racing it.
-  absl::Status Install(const std::string& name, const Store::ReadResult& rec, bool from_feed);
+  absl::Status Install(const std::string& name, const SharedStore::ReadResult& rec, bool from_feed);
   // Before a read: Sync (consistent, or no feed), or check the feed is fresh enough.
   absl::Status PrepareRead(const std::string& name, const ReadOptions& options);
   absl::Status CheckFeedFresh() const;
   bool FeedActive() const { return feed_active_.load(); }
   // The feed's side (server/registry/feed.cc): apply changes; re-list after compaction, returning
   // the revision read; note a health transition.
-  void ApplyChanges(const std::vector<Store::Change>& changes);
+  void ApplyChanges(const std::vector<SharedStore::Change>& changes);
   absl::StatusOr<int64_t> Reload();
   void SetFeedHealth(const absl::Status& status);
   // While a feed runs: `name` was deleted at `revision`; the feed, which may still be behind
@@ -358,8 +359,8 @@ class Registry {
   // applied last (or of its last re-list): memory will reflect the store at least as of it,
   // so a read racing the feed that is not newer must not install what it read (Install).
   absl::Mutex feed_ctl_mu_;  // StartFeed / StopFeed
-  std::unique_ptr<Store::ChangeListener> feed_listener_ ABSL_GUARDED_BY(feed_ctl_mu_);
-  std::unique_ptr<Store::Subscription> feed_ ABSL_GUARDED_BY(feed_ctl_mu_);
+  std::unique_ptr<SharedStore::ChangeListener> feed_listener_ ABSL_GUARDED_BY(feed_ctl_mu_);
+  std::unique_ptr<SharedStore::Subscription> feed_ ABSL_GUARDED_BY(feed_ctl_mu_);
   std::atomic<bool> feed_active_{false};
   std::atomic<int64_t> feed_revision_{0};
   // Reload holds it exclusively, ListFromStore shared: a store's last_load_revision() then

@@ -11,13 +11,14 @@
 namespace lrsched {
 
 absl::Status Registry::Sync(const std::string& name) {
-  if (!store_->shared()) return absl::OkStatus();
-  absl::StatusOr<Store::ReadResult> rec = store_->Read(name);
+  SharedStore* shared = store_->shared();
+  if (shared == nullptr) return absl::OkStatus();
+  absl::StatusOr<SharedStore::ReadResult> rec = shared->Read(name);
   if (!rec.ok()) return StoreFailure(rec.status());
   return Install(name, *rec, /*from_feed=*/false);
 }
 
-absl::Status Registry::Install(const std::string& name, const Store::ReadResult& rec,
+absl::Status Registry::Install(const std::string& name, const SharedStore::ReadResult& rec,
                                bool from_feed) {
   // Every decision compares revisions, so stale news (an older read, a change the feed brings
   // after a re-read already showed it) never replaces newer state.

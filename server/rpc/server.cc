@@ -49,10 +49,11 @@ absl::StatusOr<std::unique_ptr<LrschedServer>> LrschedServer::Start(const Server
       .Kv("damaged", static_cast<int64_t>(s->registry_->damaged_count()))
       .Kv("ms", absl::ToInt64Milliseconds(absl::Now() - t0));
   // A shared store (etcd): keep the sessions in memory fresh from its change feed, so reads
-  // need not re-read the store. A store without a feed: the registry re-reads instead.
+  // need not re-read the store. Every SharedStore has a feed; a store this process alone
+  // writes needs none.
   if (store->shared()) {
     absl::Status feed = s->registry_->StartFeed(FeedOptions{config.max_staleness});
-    if (!feed.ok() && !absl::IsUnimplemented(feed)) {
+    if (!feed.ok()) {
       s->stopped_ = true;  // nothing to shut down yet
       return feed;
     }

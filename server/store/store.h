@@ -13,6 +13,10 @@
 // Invariants: Commit returns OK only after the mutation is durable (committed to disk, or to a
 // quorum); concurrent Commit calls may be grouped into one transaction, but each caller learns
 // its own outcome. Implementations are thread-safe.
+//
+// Store is the core every backend has. A store that other processes write too (etcd) is also a
+// SharedStore (shared_store.h), which adds single-record reads and a change feed; Store::shared()
+// is how a caller asks. The contract suites in store/testing/store_contract.h check both.
 #ifndef LRSCHED_SERVER_STORE_H_
 #define LRSCHED_SERVER_STORE_H_
 
@@ -47,52 +51,47 @@ inline bool IsLostCompare(const absl::Status& s) {
   return absl::IsFailedPrecondition(s) || absl::IsAborted(s);
 }
 
+class SharedStore;  // server/store/shared_store.h: the one optional capability
+
+// The core every store has: commit (blocking or not), load everything, close, count. What a
+// store can do beyond it is a capability, asked for with shared(), never a method that answers
+// UNIMPLEMENTED.
 class Store {
  public:
   virtual ~Store() = default;
 
   // Applies `m` durably. Returns the key's new revision (for a delete, the revision of the
   // deletion, or 0 where the store has none). NOT_FOUND for deleting a missing key without an
-  // expected_revision is not an error: deletes are idempotent.
+  // expected_revision is not an error: deletes are idempotent. After Close: UNAVAILABLE.
   virtual absl::StatusOr<int64_t> Commit(const Mutation& m) = 0;
 
   // Commit without waiting: `done` receives exactly what Commit would have returned, once the
-  // mutation is durable or has failed. A store that does not block its caller for the disk
-  // (SQLite's group commit) says so with async_commit() and calls `done` on whichever thread
-  // writes the batch: its own, another caller's, or this caller's before CommitAsync returns.
-  // `done` must then be quick, must not call Commit (it runs on the thread that commits) and
-  // must not wait for a lock the caller of CommitAsync may hold. The default runs Commit in
-  // the calling thread, which blocks it.
+  // mutation is durable or has failed; it is called exactly once. A store that does not block
+  // its caller for the disk (SQLite's group commit, etcd's callback Txn) says so with
+  // async_commit() and calls `done` on whichever thread writes the batch: its own, another
+  // caller's, or this caller's before CommitAsync returns. `done` must then be quick, must not
+  // call Commit (it runs on the thread that commits) and must not wait for a lock the caller of
+  // CommitAsync may hold; it may call CommitAsync again.
+  //
+  // The default runs Commit in the calling thread, which blocks it, and async_commit() stays
+  // false so that callers know (the registry then keeps such commits off threads that must not
+  // block). It is a complete implementation, not a stub: a store whose writes are synchronous
+  // anyway (the in-memory fake, a test's wrapper) needs nothing more, which is why both stay in
+  // the core rather than becoming a second capability.
   using CommitCallback = std::function<void(absl::StatusOr<int64_t>)>;
   virtual void CommitAsync(Mutation m, CommitCallback done) { done(Commit(m)); }
   virtual bool async_commit() const { return false; }
 
-  // Calls `fn` for every stored record (start-up load). Stops at the first error `fn` returns.
-  // `name` and `value` are valid only during the call: copy what you keep.
+  // Calls `fn` for every stored record, in name order (start-up load), with its revision (> 0;
+  // the registry sets aside a record whose is not). Stops at the first error `fn` returns and
+  // returns it. `name` and `value` are valid only during the call. After Close: UNAVAILABLE.
   virtual absl::Status LoadAll(
       const std::function<absl::Status(std::string_view name, std::string_view value,
                                        int64_t revision)>& fn) = 0;
 
   // Flushes and stops accepting commits (graceful shutdown). Later Commits fail UNAVAILABLE.
+  // Idempotent.
   virtual void Close() = 0;
-
-  // --- For stores shared by several lrsched processes (etcd); optional for the others. ---
-  //
-  // True when other processes may write the same records (etcd): the registry then re-reads
-  // a session (Read) before serving it and after a lost compare-and-swap, instead of trusting
-  // its memory. False (SQLite, the default): this process is the only writer.
-  virtual bool shared() const { return false; }
-  // One record as stored now (a linearizable read where the store is replicated).
-  struct ReadResult {
-    bool found = false;
-    std::string value;
-    int64_t revision = 0;       // the record's revision when found
-    int64_t read_revision = 0;  // the store's revision the read saw (0 where it has none)
-  };
-  virtual absl::StatusOr<ReadResult> Read(std::string_view name) {
-    (void)name;
-    return absl::UnimplementedError("this store does not read single records");
-  }
 
   // Counters for metrics and benchmarks.
   struct Stats {
@@ -101,49 +100,11 @@ class Store {
   };
   virtual Stats stats() const = 0;
 
-  // --- Change feed: optional, for shared stores that can push changes (etcd's Watch). ---
-  //
-  // Lets a replica keep its in-memory sessions fresh without re-reading each one before use.
-  // A store without a feed answers Subscribe UNIMPLEMENTED; the registry then re-reads.
-
-  // One committed change of one record.
-  struct Change {
-    bool deleted = false;
-    std::string name;
-    std::string value;     // the new record (puts only)
-    int64_t revision = 0;  // the put's new revision, or the deletion's revision
-  };
-  // Receives a feed's reports, from the feed's own thread, one call at a time. Calls may block
-  // (briefly: they take session locks) but must not destroy the Subscription.
-  class ChangeListener {
-   public:
-    virtual ~ChangeListener() = default;
-    // Changes committed after the subscription's starting revision, in commit order; a feed
-    // that resumes after a break neither repeats nor skips any.
-    virtual void OnChanges(const std::vector<Change>& changes) = 0;
-    // The store no longer has the history the feed needs (etcd: compacted): re-read every
-    // record (LoadAll) and return last_load_revision(); the feed continues after it. An error
-    // leaves the feed broken; it asks again later.
-    virtual absl::StatusOr<int64_t> OnResync() = 0;
-    // The feed broke (not OK: why) or works again (OK). Called on transitions only.
-    virtual void OnFeedHealth(const absl::Status& status) = 0;
-  };
-  // A running feed. Destroying it stops the feed and waits until the listener is no longer
-  // called.
-  class Subscription {
-   public:
-    virtual ~Subscription() = default;
-  };
-  // Starts feeding `listener` (which must outlive the Subscription) every change committed
-  // after `after_revision`. The feed reconnects by itself; it reports through OnFeedHealth.
-  virtual absl::StatusOr<std::unique_ptr<Subscription>> Subscribe(int64_t after_revision,
-                                                                  ChangeListener* listener) {
-    (void)after_revision;
-    (void)listener;
-    return absl::UnimplementedError("this store has no change feed");
-  }
-  // The store revision the last successful LoadAll read at, where a feed starts (0: none).
-  virtual int64_t last_load_revision() const { return 0; }
+  // The capability query: the SharedStore face of this store (itself) when other processes may
+  // write the same records (etcd), nullptr when this process is the only writer (SQLite, the
+  // default). Callers that need Read or Subscribe write `if (SharedStore* s = store->shared())`.
+  // The answer never changes over the store's life.
+  virtual SharedStore* shared() { return nullptr; }
 };
 
 }  // namespace lrsched

@@ -227,7 +227,7 @@ TEST_F(EtcdReplicasTest, GarbageUnderThePrefixIsSetAsideNeverACrash) {
   std::unique_ptr<EtcdStore> raw = RawStore(etcd_.endpoint(0));
   ASSERT_NE(raw, nullptr);
   ASSERT_TRUE(raw->Commit(Mutation{Mutation::Kind::kPut, "evil", "garbage", std::nullopt}).ok());
-  absl::StatusOr<Store::ReadResult> good = raw->Read("runs/g");
+  absl::StatusOr<SharedStore::ReadResult> good = raw->Read("runs/g");
   ASSERT_TRUE(good.ok() && good->found);
   std::string flipped = good->value;
   flipped[flipped.size() / 2] ^= 0x10;

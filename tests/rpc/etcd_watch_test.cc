@@ -4,9 +4,10 @@
 // reads from memory and its Watch streams follow changes made through another replica, with no
 // call touching the session on it; consistent reads see a change at once; the feed survives
 // etcd stopped and restarted, resumes where it stopped (changes made meanwhile through other
-// members arrive), and re-lists after etcd compacted that history away. Also the store-level
-// feed (EtcdStore::Subscribe) on its own, and lost compares between replicas are not logged as
-// warnings. Every wait is bounded (10 s unless stated); skipped without the etcd binary.
+// members arrive), and re-lists after etcd compacted that history away; lost compares between
+// replicas are not logged as warnings. (The store-level feed on its own, EtcdStore::Subscribe:
+// the SharedStore contract, tests/store/store_contract_test.cc.) Every wait is bounded (10 s unless
+// stated); skipped without the etcd binary.
 #include <atomic>
 #include <functional>
 #include <memory>
@@ -313,54 +314,6 @@ TEST_F(EtcdWatchTest, LostComparesBetweenReplicasAreNotWarnings) {
   auto got = a->registry().Get("race", ReadOptions{true});
   ASSERT_TRUE(got.ok()) << got.status();
   EXPECT_EQ(got->last_epoch, 80);
-}
-
-// The store-level feed, without a registry.
-class Recorder final : public Store::ChangeListener {
- public:
-  void OnChanges(const std::vector<Store::Change>& changes) override {
-    absl::MutexLock l(&mu_);
-    for (const auto& c : changes) seen_.push_back(c);
-  }
-  absl::StatusOr<int64_t> OnResync() override { return absl::UnimplementedError("not here"); }
-  void OnFeedHealth(const absl::Status&) override {}
-  std::vector<Store::Change> seen() const {
-    absl::MutexLock l(&mu_);
-    return seen_;
-  }
-
- private:
-  mutable absl::Mutex mu_;
-  std::vector<Store::Change> seen_;
-};
-
-TEST_F(EtcdWatchTest, StoreFeedReportsPutsAndDeletesInOrder) {
-  EtcdCluster etcd;
-  ASSERT_TRUE(etcd.Start(1).ok());
-  auto store = OpenStore(etcd.endpoints());
-  ASSERT_TRUE(store != nullptr);
-  ASSERT_TRUE(store->LoadAll([](auto, auto, int64_t) { return absl::OkStatus(); }).ok());
-  Recorder rec;
-  auto sub = store->Subscribe(store->last_load_revision(), &rec);
-  ASSERT_TRUE(sub.ok()) << sub.status();
-  auto r1 = store->Commit({Mutation::Kind::kPut, "x", "one", 0});
-  ASSERT_TRUE(r1.ok()) << r1.status();
-  auto r2 = store->Commit({Mutation::Kind::kPut, "x", "two", *r1});
-  ASSERT_TRUE(r2.ok()) << r2.status();
-  auto r3 = store->Commit({Mutation::Kind::kDelete, "x", "", *r2});
-  ASSERT_TRUE(r3.ok()) << r3.status();
-  ASSERT_TRUE(WaitFor([&] { return rec.seen().size() >= 3; }));
-  std::vector<Store::Change> seen = rec.seen();
-  ASSERT_EQ(seen.size(), 3u);
-  EXPECT_EQ(seen[0].name, "x");
-  EXPECT_EQ(seen[0].value, "one");
-  EXPECT_EQ(seen[0].revision, *r1);
-  EXPECT_EQ(seen[1].value, "two");
-  EXPECT_EQ(seen[1].revision, *r2);
-  EXPECT_TRUE(seen[2].deleted);
-  EXPECT_EQ(seen[2].revision, *r3);
-  sub->reset();  // stops the feed: no call after this
-  store->Close();
 }
 
 }  // namespace

@@ -306,7 +306,7 @@ absl::Status EtcdStore::LoadAll(
   return absl::OkStatus();
 }
 
-absl::StatusOr<Store::ReadResult> EtcdStore::Read(std::string_view name) {
+absl::StatusOr<SharedStore::ReadResult> EtcdStore::Read(std::string_view name) {
   if (closed_.load()) return absl::UnavailableError("etcd store is closed");
   pb::RangeRequest req;
   req.set_key(Key(name));
@@ -326,7 +326,7 @@ absl::StatusOr<Store::ReadResult> EtcdStore::Read(std::string_view name) {
   return out;
 }
 
-absl::StatusOr<std::unique_ptr<Store::Subscription>> EtcdStore::Subscribe(
+absl::StatusOr<std::unique_ptr<SharedStore::Subscription>> EtcdStore::Subscribe(
     int64_t after_revision, ChangeListener* listener) {
   if (closed_.load()) return absl::UnavailableError("etcd store is closed");
   EtcdWatch::Options o;

@@ -41,11 +41,11 @@
 #include "absl/time/time.h"
 #include "etcdserverpb/rpc.grpc.pb.h"
 #include "grpcpp/client_context.h"
-#include "server/store/store.h"
+#include "server/store/shared_store.h"
 
 namespace lrsched {
 
-class EtcdStore final : public Store {
+class EtcdStore final : public SharedStore {
  public:
   struct Options {
     std::vector<std::string> endpoints;         // host:port, at least one
@@ -78,7 +78,6 @@ class EtcdStore final : public Store {
                                        int64_t revision)>& fn) override;
   void Close() override;
   Stats stats() const override;
-  bool shared() const override { return true; }
   // A linearizable Range of the one key.
   absl::StatusOr<ReadResult> Read(std::string_view name) override;
 

@@ -15,13 +15,13 @@ namespace lrsched {
 namespace pb = ::etcdserverpb;
 
 std::unique_ptr<EtcdWatch> EtcdWatch::Start(Options options, int64_t after_revision,
-                                            Store::ChangeListener* listener) {
+                                            SharedStore::ChangeListener* listener) {
   std::unique_ptr<EtcdWatch> w(new EtcdWatch(std::move(options), after_revision, listener));
   w->thread_ = std::thread([p = w.get()] { p->Run(); });
   return w;
 }
 
-EtcdWatch::EtcdWatch(Options options, int64_t after_revision, Store::ChangeListener* listener)
+EtcdWatch::EtcdWatch(Options options, int64_t after_revision, SharedStore::ChangeListener* listener)
     : options_(std::move(options)),
       range_end_(EtcdPrefixEnd(options_.prefix)),
       listener_(listener),
@@ -129,7 +129,7 @@ EtcdWatch::StreamEnd EtcdWatch::RunStream(size_t i, absl::Status* why) {
   create->set_start_revision(next_revision_);
   StreamEnd end = StreamEnd::kBroken;
   pb::WatchResponse resp;
-  std::vector<Store::Change> changes;
+  std::vector<SharedStore::Change> changes;
   if (stream.Write(req)) {
     while (stream.Read(&resp)) {
       if (resp.compact_revision() != 0) {
@@ -154,7 +154,7 @@ EtcdWatch::StreamEnd EtcdWatch::RunStream(size_t i, absl::Status* why) {
       for (const auto& ev : resp.events()) {
         const std::string& key = ev.kv().key();
         if (key.size() < options_.prefix.size()) continue;  // cannot happen: prefix range
-        Store::Change c;
+        SharedStore::Change c;
         c.deleted = ev.type() == ::mvccpb::Event::DELETE;
         c.name = key.substr(options_.prefix.size());
         if (!c.deleted) c.value = ev.kv().value();

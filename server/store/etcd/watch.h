@@ -1,8 +1,8 @@
 // Copyright lrsched authors.
 //
-// EtcdWatch: the etcd store's change feed (Store::Subscribe): one etcd v3 Watch stream over
+// EtcdWatch: the etcd store's change feed (SharedStore::Subscribe): one etcd v3 Watch stream over
 // every key under a prefix, kept open by a thread of its own, reporting each committed put and
-// delete to a Store::ChangeListener in revision order.
+// delete to a SharedStore::ChangeListener in revision order.
 //
 // It remembers the revision of the last event it delivered; when the stream breaks (etcd
 // stopped, member gone, network) it reconnects with a bounded exponential backoff, trying the
@@ -37,11 +37,11 @@
 #include "absl/time/time.h"
 #include "grpcpp/channel.h"
 #include "grpcpp/client_context.h"
-#include "server/store/store.h"
+#include "server/store/shared_store.h"
 
 namespace lrsched {
 
-class EtcdWatch final : public Store::Subscription {
+class EtcdWatch final : public SharedStore::Subscription {
  public:
   struct Options {
     // (address, channel) per etcd member; the first is tried first.
@@ -53,7 +53,7 @@ class EtcdWatch final : public Store::Subscription {
 
   // Starts the thread; the first stream starts at after_revision + 1.
   static std::unique_ptr<EtcdWatch> Start(Options options, int64_t after_revision,
-                                          Store::ChangeListener* listener);
+                                          SharedStore::ChangeListener* listener);
   // Cancels the stream and joins the thread.
   ~EtcdWatch() override;
   EtcdWatch(const EtcdWatch&) = delete;
@@ -62,7 +62,7 @@ class EtcdWatch final : public Store::Subscription {
  private:
   enum class StreamEnd { kBroken, kCompacted, kStopped };
 
-  EtcdWatch(Options options, int64_t after_revision, Store::ChangeListener* listener);
+  EtcdWatch(Options options, int64_t after_revision, SharedStore::ChangeListener* listener);
   void Run();
   // One Watch stream on endpoint `i`, until it breaks (*why says how), etcd reports the start
   // revision compacted, or the watch is stopped.
@@ -75,7 +75,7 @@ class EtcdWatch final : public Store::Subscription {
 
   const Options options_;
   const std::string range_end_;
-  Store::ChangeListener* const listener_;
+  SharedStore::ChangeListener* const listener_;
 
   mutable absl::Mutex mu_;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;

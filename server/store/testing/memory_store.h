@@ -1,7 +1,8 @@
 // Copyright lrsched authors.
 //
 // MemoryStore: an in-memory Store for tests, with the SQLite store's revision rules (first put
-// 1, +1 per put, a delete removes the key and returns 0) and compare-and-swap, plus failure
+// 1, +1 per put, a delete removes the key and returns 0) and compare-and-swap (its messages too;
+// it passes the core contract, tests/store/store_contract_test.cc), plus failure
 // injection: FailNextCommits(n, status) makes the next n Commit calls fail with `status`
 // without writing. Close() makes later Commits fail UNAVAILABLE until Reopen(), which a test
 // uses to "restart" a server on the same data. HoldCommits() makes Commit block (as a slow
@@ -35,8 +36,9 @@ class MemoryStore final : public Store {
     auto it = rows_.find(m.name);
     const int64_t current = it == rows_.end() ? 0 : it->second.second;
     if (m.expected_revision && *m.expected_revision != current) {
-      return absl::FailedPreconditionError(
-          absl::StrCat(m.name, ": revision ", current, ", expected ", *m.expected_revision));
+      return absl::FailedPreconditionError(absl::StrCat(
+          "session \"", m.name, "\": expected revision ", *m.expected_revision,
+          ", current revision ", current, it == rows_.end() ? " (does not exist)" : ""));
     }
     ++stats_.commits;
     ++stats_.transactions;
