@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from pyclient_server import Server, free_port, skip_reason
+from pyclient_server import skip_reason
 
 if skip_reason():
     pytest.skip(skip_reason(), allow_module_level=True)
@@ -50,19 +50,7 @@ def read_groups(optimizer):
             [g["momentum"] for g in optimizer.param_groups])
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    s = Server(tmp_path_factory.mktemp("follow"), free_port()).start()
-    try:
-        yield s
-    finally:
-        s.stop()
-
-
-@pytest.fixture(scope="module")
-def client(server):
-    with lrsched.Client(server.address, retry_timeout=5.0) as c:
-        yield c
+# `server` and `client`: conftest.py (one server for the module).
 
 
 class CountingClient(lrsched.Client):

@@ -48,19 +48,7 @@ def lrs(opt):
     return [g["lr"] for g in opt.param_groups]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    s = Server(tmp_path_factory.mktemp("pipe"), free_port()).start()
-    try:
-        yield s
-    finally:
-        s.stop()
-
-
-@pytest.fixture(scope="module")
-def client(server):
-    with lrsched.Client(server.address, retry_timeout=5.0) as c:
-        yield c
+# `server` and `client`: conftest.py (one server for the module).
 
 
 def test_pipelined_steps_are_exact_and_step_once(client, server):

@@ -15,7 +15,7 @@ import warnings
 
 import pytest
 
-from pyclient_server import Server, free_port, skip_reason
+from pyclient_server import skip_reason
 
 if skip_reason():
     pytest.skip(skip_reason(), allow_module_level=True)
@@ -46,19 +46,7 @@ class Opt:
         return Opt(copy.deepcopy(self.param_groups))
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    s = Server(tmp_path_factory.mktemp("resume"), free_port()).start()
-    try:
-        yield s
-    finally:
-        s.stop()
-
-
-@pytest.fixture(scope="module")
-def client(server):
-    with lrsched.Client(server.address, retry_timeout=5.0) as c:
-        yield c
+# `server` and `client`: conftest.py (one server for the module).
 
 
 def sched(client, opt, name, cfg=COSINE, **kw):
