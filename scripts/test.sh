@@ -17,6 +17,10 @@
 #   Re-measured 2026-11-30 on a 2-core VM about three times slower per call (bench/README.md):
 #   23m44s for the whole run with ./build up to date and build-asan built from scratch (the
 #   suites themselves: normal ctest 0.5 min + pytest 1.9 min, sanitized 1 min + 2.8 min).
+#   CI took 2653 s on 2026-12-03 (stop 21), near its 45-minute budget, mostly compiling both
+#   trees cold; since then RelWithDebInfo keeps line tables only (-g1) and the sanitized tree
+#   builds at -O1 (CMakeLists.txt: about 20% and 55% less compile CPU), while #15 added
+#   python3-torch and its tests (~1.5 min a suite).
 #   No sanitizer suppressions are needed: the whole suite is clean under ASan, LSan and UBSan
 #   (with float-cast-overflow, see CMakeLists.txt). A new finding is ours until shown otherwise.
 set -uo pipefail
