@@ -292,6 +292,12 @@ class Registry {
                                                  std::shared_ptr<Entry>* existing);
   // Drops `e` from the map if it is still the entry for its name.
   void Unmap(const std::string& name, const std::shared_ptr<Entry>& e);
+  // The one way a live session leaves memory (deleted, deleted elsewhere, set aside as
+  // damaged): marks it not live, ends its watchers with `why`, frees its schedule and unmaps
+  // it. Both session locks held (write_mu: no mutation is in flight; mu: readers see the
+  // drop whole); takes the map's lock, which comes after them.
+  void DropLocked(const std::string& name, const std::shared_ptr<Entry>& e, const absl::Status& why)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(e->write_mu, e->mu);
   // Creates the session in a reserved entry (commit, then publish); on failure unmaps it.
   absl::StatusOr<SessionSnapshot> Publish(const std::shared_ptr<Entry>& e, SessionMeta meta,
                                           std::unique_ptr<Schedule> schedule)
