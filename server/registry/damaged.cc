@@ -31,28 +31,19 @@ void Registry::Quarantine(const std::string& name, int64_t revision, const absl:
   if (std::shared_ptr<Entry> e = Find(name)) {
     HandoffLock::Hold w(&e->write_mu);
     absl::MutexLock l(&e->mu);
-    if (e->live && e->store_revision < revision) {
-      e->live = false;
-      EndWatchersLocked(*e, status);
-      e->schedule.reset();
-      Unmap(name, e);
-    }
+    if (e->live && e->store_revision < revision) DropLocked(name, e, status);
   }
-  bool fresh = false;
   {
     absl::MutexLock m(&map_mu_);
     auto live = sessions_.find(name);
     if (live != sessions_.end()) return;  // a newer state of it committed meanwhile
     auto [it, inserted] = damaged_.try_emplace(name);
     if (!inserted && it->second.revision >= revision) return;  // set aside already
-    fresh = true;
     it->second = Damage{revision, status};
     damaged_count_.store(damaged_.size(), std::memory_order_relaxed);
   }
-  // Once per damaged record, however often it is read.
-  if (fresh) {
-    logging::Error("record_damaged").Kv("name", name).Kv("store_revision", revision).Err(why);
-  }
+  // Once per damaged record, however often it is read (set aside already returned above).
+  logging::Error("record_damaged").Kv("name", name).Kv("store_revision", revision).Err(why);
 }
 
 void Registry::ClearDamage(const std::string& name, int64_t revision) {

@@ -150,10 +150,7 @@ absl::StatusOr<int64_t> Registry::Reload() {
     HandoffLock::Hold w(&e->write_mu);
     absl::MutexLock l(&e->mu);
     if (!e->live || e->store_revision >= at) continue;
-    e->live = false;
-    EndWatchersLocked(*e, Deleted(name));
-    e->schedule.reset();
-    Unmap(name, e);
+    DropLocked(name, e, Deleted(name));
     ++dropped;
   }
   logging::Info("sessions_reloaded")

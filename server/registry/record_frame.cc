@@ -2,6 +2,7 @@
 #include "server/registry/record_frame.h"
 
 #include <algorithm>
+#include <optional>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
@@ -16,28 +17,8 @@ constexpr std::string_view kCrcKey = " crc32c=";
 constexpr size_t kCrcAt = kRecordMagic.size() + 1 + kCrcKey.size();  // after "/2 crc32c="
 static_assert(kCrcAt + 8 + 1 == kRecordHeaderBytes);
 
-constexpr char kHex[] = "0123456789abcdef";
-
 // Debian's Abseil has its own string_view type, not std::string_view.
 absl::string_view Absl(std::string_view s) { return absl::string_view(s.data(), s.size()); }
-
-// Lower-case hex only, as SealRecord writes it: any other spelling is damage.
-bool ParseHex8(std::string_view s, uint32_t* out) {
-  uint32_t v = 0;
-  for (char c : s) {
-    uint32_t d;
-    if (c >= '0' && c <= '9') {
-      d = static_cast<uint32_t>(c - '0');
-    } else if (c >= 'a' && c <= 'f') {
-      d = static_cast<uint32_t>(c - 'a' + 10);
-    } else {
-      return false;
-    }
-    v = v << 4 | d;
-  }
-  *out = v;
-  return true;
-}
 
 }  // namespace
 
@@ -49,8 +30,8 @@ void BeginRecord(std::string* out) {
 }
 
 void SealRecord(std::string* out) {
-  uint32_t crc = crc32c::Value(std::string_view(*out).substr(kRecordHeaderBytes));
-  for (int i = 7; i >= 0; --i, crc >>= 4) (*out)[kCrcAt + static_cast<size_t>(i)] = kHex[crc & 15];
+  const uint32_t crc = crc32c::Value(std::string_view(*out).substr(kRecordHeaderBytes));
+  out->replace(kCrcAt, 8, crc32c::Hex(crc));
 }
 
 absl::StatusOr<OpenedRecord> OpenRecord(std::string_view record) {
@@ -74,21 +55,22 @@ absl::StatusOr<OpenedRecord> OpenRecord(std::string_view record) {
                                             " is newer than this build of lrsched reads (",
                                             kRecordFormat, "); upgrade lrsched"));
   }
-  uint32_t stored = 0;
+  std::optional<uint32_t> stored;
   if (format != kRecordFormat || record.size() < kRecordHeaderBytes ||
       record.substr(kRecordMagic.size() + 1, kCrcKey.size()) != kCrcKey ||
-      record[kRecordHeaderBytes - 1] != '\n' || !ParseHex8(record.substr(kCrcAt, 8), &stored)) {
+      record[kRecordHeaderBytes - 1] != '\n' ||
+      !(stored = crc32c::ParseHex(record.substr(kCrcAt, 8)))) {
     return absl::DataLossError(
         absl::StrCat("record: damaged header \"",
                      absl::CHexEscape(Absl(record.substr(0, kRecordHeaderBytes))), "\""));
   }
   std::string_view body = record.substr(kRecordHeaderBytes);
   const uint32_t actual = crc32c::Value(body);
-  if (actual != stored) {
+  if (actual != *stored) {
     return absl::DataLossError(absl::StrFormat(
         "record: checksum mismatch (stored crc32c %08x, the %d bytes give %08x): the record is "
         "damaged",
-        stored, body.size(), actual));
+        *stored, body.size(), actual));
   }
   return OpenedRecord{body, kRecordFormat};
 }

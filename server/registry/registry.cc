@@ -126,6 +126,14 @@ void Registry::Unmap(const std::string& name, const std::shared_ptr<Entry>& e) {
   if (it != sessions_.end() && it->second == e) sessions_.erase(it);
 }
 
+void Registry::DropLocked(const std::string& name, const std::shared_ptr<Entry>& e,
+                          const absl::Status& why) {
+  e->live = false;  // first: from now on readers holding `e` treat the session as absent
+  EndWatchersLocked(*e, why);
+  e->schedule.reset();
+  Unmap(name, e);
+}
+
 SessionSnapshot Registry::SnapshotLocked(const Entry& e) {
   return MakeSnapshot(e.meta, e.schedule->spec_text(), *e.schedule);
 }
@@ -262,10 +270,7 @@ absl::Status Registry::Delete(const std::string& name, std::optional<int64_t> if
   // The feed may still be behind this delete: it must not bring back an older state meanwhile.
   if (FeedActive()) Bury(name, *rev);
   absl::MutexLock l(&e->mu);
-  e->live = false;
-  EndWatchersLocked(*e, Deleted(name));
-  e->schedule.reset();
-  Unmap(name, e);
+  DropLocked(name, e, Deleted(name));
   return absl::OkStatus();
 }
 

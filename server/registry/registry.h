@@ -181,21 +181,28 @@ class Registry {
   // false). A step the schedule refuses is FAILED_PRECONDITION.
   absl::StatusOr<StepOutcome> Step(const std::string& name, const StepRequest& request,
                                    std::optional<int64_t> if_epoch);
+  // What TryStepAsync decided, and what its `done` reports. Internal to the server: never a
+  // status a client sees.
+  enum class StepVerdict {
+    kAnswered,  // `done` has the answer (TryStepAsync: `done` has run or will run)
+    kBlocking,  // no answer: call Step where blocking is fine (it re-reads and decides)
+    kHeavy,     // no answer: the step costs more than the caller's threshold (a heavy call)
+  };
   // The same step without blocking the calling thread, for a store that commits without
   // blocking its caller (Store::async_commit(): SQLite's group commit, etcd's callback Txn):
   // the step is computed here and `done` runs on the store's thread once the commit is durable
   // (or here, at once, when nothing needs committing: not found, if_epoch mismatch, refused).
-  // Returns false without calling `done` when it cannot start without waiting (another
-  // mutation of the session in progress; a shared store whose memory is not kept fresh by its
-  // change feed, or whose memory answer needs a re-read first; a store without asynchronous
-  // commits): then call Step where blocking is fine. On a shared store a lost compare (another
-  // replica stepped first) answers `done` with a status for which MustStepBlocking is true:
-  // the caller must then call Step where blocking is fine, which re-reads and decides.
+  // Answers kHeavy, before computing anything, when the session's step cost as memory holds it
+  // exceeds `heavy_cost` (whatever the store). Answers kBlocking without calling `done` when it
+  // cannot start without waiting (another mutation of the session in progress; a shared store
+  // whose memory is not kept fresh by its change feed, or whose memory answer needs a re-read
+  // first; a store without asynchronous commits). kAnswered: `done` runs. On a shared store a
+  // lost compare (another replica stepped first) calls `done` with kBlocking (and the commit's
+  // status, for logs): the caller must then call Step where blocking is fine.
   // `done` must not block or call back into the registry for this session.
-  using StepCallback = std::function<void(absl::StatusOr<StepOutcome>)>;
-  bool TryStepAsync(const std::string& name, const StepRequest& request,
-                    std::optional<int64_t> if_epoch, StepCallback done);
-  static bool MustStepBlocking(const absl::Status& s);
+  using StepCallback = std::function<void(StepVerdict, absl::StatusOr<StepOutcome>)>;
+  StepVerdict TryStepAsync(const std::string& name, const StepRequest& request,
+                           std::optional<int64_t> if_epoch, int64_t heavy_cost, StepCallback done);
   // Values `ahead` steps ahead and a window of `window` epochs, computed on a copy outside the
   // session's lock; `cancelled` is polled during long lookaheads (every few ms of work).
   absl::StatusOr<Lookahead> LookAhead(const std::string& name, int64_t ahead, int32_t window,
@@ -286,6 +293,12 @@ class Registry {
                                                  std::shared_ptr<Entry>* existing);
   // Drops `e` from the map if it is still the entry for its name.
   void Unmap(const std::string& name, const std::shared_ptr<Entry>& e);
+  // The one way a live session leaves memory (deleted, deleted elsewhere, set aside as
+  // damaged): marks it not live, ends its watchers with `why`, frees its schedule and unmaps
+  // it. Both session locks held (write_mu: no mutation is in flight; mu: readers see the
+  // drop whole); takes the map's lock, which comes after them.
+  void DropLocked(const std::string& name, const std::shared_ptr<Entry>& e, const absl::Status& why)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(e->write_mu, e->mu);
   // Creates the session in a reserved entry (commit, then publish); on failure unmaps it.
   absl::StatusOr<SessionSnapshot> Publish(const std::shared_ptr<Entry>& e, SessionMeta meta,
                                           std::unique_ptr<Schedule> schedule)

@@ -6,9 +6,6 @@
 // and install the committed result the same way (InstallCommitted).
 #include <utility>
 
-#include "absl/strings/cord.h"
-#include "absl/strings/str_cat.h"
-#include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
 #include "server/registry/registry.h"
 
@@ -91,45 +88,35 @@ absl::StatusOr<StepOutcome> Registry::StepOnce(const std::string& name, const St
   return out;
 }
 
-namespace {
-
-// Marks TryStepAsync's "no answer yet: step where blocking is fine" (see MustStepBlocking).
-constexpr absl::string_view kStepBlocking = "lrsched.dev/step-blocking";
-
-absl::Status StepBlocking(const absl::Status& why) {
-  absl::Status s = absl::AbortedError(absl::StrCat("step again after a re-read: ", why.message()));
-  s.SetPayload(kStepBlocking, absl::Cord());
-  return s;
-}
-
-}  // namespace
-
-bool Registry::MustStepBlocking(const absl::Status& s) {
-  return s.GetPayload(kStepBlocking).has_value();
-}
-
-bool Registry::TryStepAsync(const std::string& name, const StepRequest& request,
-                            std::optional<int64_t> if_epoch, StepCallback done) {
-  if (!store_->async_commit()) return false;
+Registry::StepVerdict Registry::TryStepAsync(const std::string& name, const StepRequest& request,
+                                             std::optional<int64_t> if_epoch, int64_t heavy_cost,
+                                             StepCallback done) {
+  // One lookup serves the routing (heavy or not) and the step.
+  std::shared_ptr<Entry> e = Find(name);
+  if (e != nullptr) {
+    // A hint as memory holds it (no store read), decided before any work, whatever the store.
+    absl::MutexLock l(&e->mu);
+    if (e->live && e->schedule->step_cost() > heavy_cost) return StepVerdict::kHeavy;
+  }
+  if (!store_->async_commit()) return StepVerdict::kBlocking;
   // A shared store: only the first of Step's attempts, from memory the feed keeps fresh,
   // can start without blocking; whatever needs a re-read goes to the blocking path.
   const bool shared = store_->shared();
-  if (shared && !FeedActive()) return false;
-  std::shared_ptr<Entry> e = Find(name);
+  if (shared && !FeedActive()) return StepVerdict::kBlocking;
   if (e == nullptr) {
-    if (shared) return false;  // perhaps created on another replica: re-read
-    done(Missing(name));
-    return true;
+    if (shared) return StepVerdict::kBlocking;  // perhaps created on another replica: re-read
+    done(StepVerdict::kAnswered, Missing(name));
+    return StepVerdict::kAnswered;
   }
   // Another mutation of this session holds the lock (for as long as its commit takes): wait
   // for it on a thread that may block, not here.
-  if (!e->write_mu.TryLock()) return false;
+  if (!e->write_mu.TryLock()) return StepVerdict::kBlocking;
   // From here on, every path releases write_mu exactly once, before `done` runs (or before
-  // returning false).
+  // answering kBlocking).
   PendingStep p = BeginStep(name, *e, request, if_epoch, /*from_memory=*/shared);
   if (shared && p.answer && p.answer->status().code() == absl::StatusCode::kAborted) {
     e->write_mu.Unlock();  // memory may be stale for this answer: re-read first
-    return false;
+    return StepVerdict::kBlocking;
   }
   absl::StatusOr<std::string> record =
       p.answer ? absl::StatusOr<std::string>("") : EncodeRecord(p.meta, *p.next);
@@ -137,8 +124,8 @@ bool Registry::TryStepAsync(const std::string& name, const StepRequest& request,
     absl::StatusOr<StepOutcome> answer =
         p.answer ? *std::move(p.answer) : absl::StatusOr<StepOutcome>(record.status());
     e->write_mu.Unlock();
-    done(std::move(answer));
-    return true;
+    done(StepVerdict::kAnswered, std::move(answer));
+    return StepVerdict::kAnswered;
   }
   Mutation m{Mutation::Kind::kPut, name, *std::move(record), e->store_revision};
   // std::function needs a copyable callable: the new state rides in a shared_ptr.
@@ -149,20 +136,21 @@ bool Registry::TryStepAsync(const std::string& name, const StepRequest& request,
       // Nothing to roll back: the new state lives only in `pending`, which is dropped.
       e->write_mu.Unlock();
       if (shared && IsLostCompare(rev.status())) {
-        done(StepBlocking(rev.status()));  // another replica stepped first: decide afresh
+        // Another replica stepped first: decide afresh where blocking is fine.
+        done(StepVerdict::kBlocking, rev.status());
         return;
       }
       LogCommitFailure("put", pending->meta.name, rev.status());
-      done(StoreFailure(rev.status()));
+      done(StepVerdict::kAnswered, StoreFailure(rev.status()));
       return;
     }
     StepOutcome out;
     out.session = InstallCommitted(*e, *rev, std::move(pending->meta), std::move(pending->next));
     out.advanced = true;
     e->write_mu.Unlock();
-    done(std::move(out));
+    done(StepVerdict::kAnswered, std::move(out));
   });
-  return true;
+  return StepVerdict::kAnswered;
 }
 
 }  // namespace lrsched

@@ -32,12 +32,7 @@ absl::Status Registry::Install(const std::string& name, const SharedStore::ReadR
     absl::MutexLock l(&e->mu);
     // Dropped only if what we hold is older than the read: a create this replica committed
     // after the read (newer revision) stays.
-    if (e->live && e->store_revision < rec.read_revision) {
-      e->live = false;
-      EndWatchersLocked(*e, Deleted(name));
-      e->schedule.reset();
-      Unmap(name, e);
-    }
+    if (e->live && e->store_revision < rec.read_revision) DropLocked(name, e, Deleted(name));
     return absl::OkStatus();
   }
   if (e != nullptr) {

@@ -293,12 +293,10 @@ grpc::ServerUnaryReactor* LrSchedulerService::Step(grpc::CallbackServerContext* 
     finish(reactor, s);
     return reactor;
   }
-  // A step that is real work (a chain of 64 long lambdas over 1024 groups, an 80 KB spec,
-  // steps in ~0.3 s) is a heavy call: on the heavy pool, never on gRPC's thread or a worker.
-  absl::StatusOr<int64_t> cost = registry_->StepCost(req->name());
-  const bool heavy = cost.ok() && *cost > kLightCost;
-  // The blocking path: Step re-reads a shared store and retries lost compares.
-  auto on_pool = [this, ctx, reactor, finish, req, step, if_epoch, heavy] {
+  // The blocking path: Step re-reads a shared store and retries lost compares. A step that is
+  // real work (a chain of 64 long lambdas over 1024 groups, an 80 KB spec, steps in ~0.3 s) is
+  // a heavy call: on the heavy pool, never on gRPC's thread or a worker.
+  auto on_pool = [this, ctx, reactor, finish, req, step, if_epoch](bool heavy) {
     WorkerPool* pool = heavy ? options_.heavy_pool : options_.pool;
     if (!pool->Submit([this, ctx, reactor, finish, req, step, if_epoch, heavy] {
           if (heavy && ctx->IsCancelled()) {  // its client gave up while it was queued
@@ -312,17 +310,17 @@ grpc::ServerUnaryReactor* LrSchedulerService::Step(grpc::CallbackServerContext* 
       finish(reactor, Overloaded(heavy));
     }
   };
-  if (heavy) {
-    on_pool();
-  } else if (!registry_->TryStepAsync(req->name(), step, if_epoch,
-                                      [reactor, finish, on_pool](absl::StatusOr<StepOutcome> out) {
-                                        if (Registry::MustStepBlocking(out.status())) {
-                                          on_pool();
-                                        } else {
-                                          finish(reactor, std::move(out));
-                                        }
-                                      })) {
-    on_pool();
+  const Registry::StepVerdict verdict = registry_->TryStepAsync(
+      req->name(), step, if_epoch, kLightCost,
+      [reactor, finish, on_pool](Registry::StepVerdict v, absl::StatusOr<StepOutcome> out) {
+        if (v == Registry::StepVerdict::kAnswered) {
+          finish(reactor, std::move(out));
+        } else {
+          on_pool(/*heavy=*/false);  // another replica won the compare: decide afresh
+        }
+      });
+  if (verdict != Registry::StepVerdict::kAnswered) {
+    on_pool(/*heavy=*/verdict == Registry::StepVerdict::kHeavy);
   }
   return reactor;
 }

@@ -63,4 +63,28 @@ uint32_t Extend(uint32_t init_crc, std::string_view data) {
   return ~Portable(crc, p, data.size());
 }
 
+std::string Hex(uint32_t crc) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out(8, '0');
+  for (int i = 7; i >= 0; --i, crc >>= 4) out[static_cast<size_t>(i)] = kDigits[crc & 15];
+  return out;
+}
+
+std::optional<uint32_t> ParseHex(std::string_view hex) {
+  if (hex.size() != 8) return std::nullopt;
+  uint32_t v = 0;
+  for (char c : hex) {
+    uint32_t d;
+    if (c >= '0' && c <= '9') {
+      d = static_cast<uint32_t>(c - '0');
+    } else if (c >= 'a' && c <= 'f') {
+      d = static_cast<uint32_t>(c - 'a' + 10);
+    } else {
+      return std::nullopt;
+    }
+    v = v << 4 | d;
+  }
+  return v;
+}
+
 }  // namespace lrsched::crc32c

@@ -9,7 +9,6 @@
 #include <httplib.h>
 
 #include <map>
-#include <mutex>
 #include <string>
 #include <vector>
 
@@ -18,7 +17,6 @@
 #include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "server/ops/log.h"
 #include "tests/rpc/server_harness.h"
 
 namespace lrsched::test_support {
@@ -139,18 +137,8 @@ TEST(MetricsTest, WatchStreamsAndHealthChecksAreCounted) {
 TEST(AccessLogTest, OneLinePerMutationWithItsOutcome) {
   for (StoreKind kind : {StoreKind::kMemory, StoreKind::kSqlite}) {
     SCOPED_TRACE(kind == StoreKind::kMemory ? "memory" : "sqlite");
-    std::mutex mu;
-    std::vector<std::string> lines;
-    logging::SetSinkForTest([&](const std::string& line) {
-      if (line.find(" event=access ") == std::string::npos) return;
-      std::lock_guard<std::mutex> l(mu);
-      // Without the timestamp, level and latency, which vary.
-      size_t from = line.find(" event=access ") + 1, to = line.rfind(" ms=");
-      lines.push_back(line.substr(from, to - from));
-    });
-    {
-      ServerHarness h(kind);  // metrics off: the access log does not depend on them
-      logging::SetMinLevel(logging::Level::kInfo);  // the harness keeps tests quiet
+    ServerHarness h(kind);  // metrics off: the access log does not depend on them
+    std::vector<std::string> lines = CaptureAccessLog([&] {
       ASSERT_TRUE(Create(h.stub(), "a/x", kCosineSpec).ok());
       v1::StepResponse r;
       ASSERT_TRUE(Step(h.stub(), "a/x").ok());
@@ -171,9 +159,7 @@ TEST(AccessLogTest, OneLinePerMutationWithItsOutcome) {
       ASSERT_TRUE(Delete(h.stub(), "a/x").ok());
       EXPECT_EQ(Create(h.stub(), "bad name", kCosineSpec).error_code(),
                 grpc::StatusCode::INVALID_ARGUMENT);
-    }
-    logging::SetSinkForTest(nullptr);
-    logging::SetMinLevel(logging::Level::kWarning);
+    });
     EXPECT_THAT(lines, ::testing::ElementsAre(
                            "event=access method=CreateSession session=a/x epoch=0 code=OK",
                            "event=access method=Step session=a/x epoch=1 advanced=true code=OK",

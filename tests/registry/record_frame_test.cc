@@ -6,6 +6,7 @@
 // read.
 #include "server/registry/record_frame.h"
 
+#include <optional>
 #include <random>
 #include <string>
 
@@ -38,6 +39,24 @@ TEST(Crc32cTest, ExtendEqualsTheWholeAtEverySplit) {
       std::string_view v(data);
       EXPECT_EQ(crc32c::Extend(crc32c::Value(v.substr(0, cut)), v.substr(cut)), whole);
     }
+  }
+}
+
+// The one spelling records and the high-water file store: 8 lower-case hex digits, read back
+// exactly; any other spelling (upper case, short, long, a sign, a space) is refused.
+TEST(Crc32cTest, HexIsEightLowerCaseDigitsAndReadsBack) {
+  EXPECT_EQ(crc32c::Hex(0xe3069283u), "e3069283");
+  EXPECT_EQ(crc32c::Hex(0), "00000000");
+  EXPECT_EQ(crc32c::Hex(0xau), "0000000a");
+  EXPECT_EQ(crc32c::Hex(0xffffffffu), "ffffffff");
+  std::mt19937 rng(11);
+  for (int i = 0; i < 1000; ++i) {
+    const uint32_t v = static_cast<uint32_t>(rng());
+    EXPECT_EQ(crc32c::ParseHex(crc32c::Hex(v)), v);
+  }
+  for (std::string_view bad :
+       {"E3069283", "e306928", "e30692830", "", "+3069283", "e306928 ", "0x069283", "e306928g"}) {
+    EXPECT_EQ(crc32c::ParseHex(bad), std::nullopt) << bad;
   }
 }
 

@@ -5,6 +5,8 @@
 
 #include <filesystem>
 #include <future>
+#include <mutex>
+#include <string_view>
 
 #include "absl/time/clock.h"
 #include "grpcpp/create_channel.h"
@@ -186,6 +188,23 @@ grpc::Status HealthCheck(const std::shared_ptr<grpc::Channel>& channel) {
   stub.UnaryCall(ctx.get(), "/grpc.health.v1.Health/Check", grpc::StubOptions(), &req, &resp,
                  [&done](grpc::Status s) { done.set_value(s); });
   return done.get_future().get();
+}
+
+std::vector<std::string> CaptureAccessLog(const std::function<void()>& calls) {
+  std::mutex mu;
+  std::vector<std::string> lines;
+  logging::SetSinkForTest([&](const std::string& line) {
+    constexpr std::string_view kEvent = " event=access ";
+    const size_t from = line.find(kEvent);
+    if (from == std::string::npos) return;
+    std::lock_guard<std::mutex> l(mu);
+    lines.push_back(line.substr(from + 1, line.rfind(" ms=") - from - 1));
+  });
+  logging::SetMinLevel(logging::Level::kInfo);
+  calls();
+  logging::SetSinkForTest(nullptr);
+  logging::SetMinLevel(logging::Level::kWarning);
+  return lines;
 }
 
 }  // namespace lrsched::test_support

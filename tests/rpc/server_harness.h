@@ -13,6 +13,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/time/time.h"
 #include "grpcpp/channel.h"
@@ -79,6 +80,11 @@ grpc::Status Export(v1::LrScheduler::Stub& stub, const std::string& name,
                     v1::ExportStateResponse* out);
 // grpc.health.v1.Health/Check of the whole server, through a generic stub.
 grpc::Status HealthCheck(const std::shared_ptr<grpc::Channel>& channel);
+
+// The access-log lines (server/ops/access_log.h) written while `calls` runs, in order, each
+// without its timestamp, level and latency (which vary): "event=access method=... code=...".
+// Logs at info level meanwhile (the harness keeps tests quiet), then back to warnings only.
+std::vector<std::string> CaptureAccessLog(const std::function<void()>& calls);
 
 // Specs used across the tests.
 extern const char* const kCosineSpec;    // SGD, 2 groups (momentum), CosineAnnealingLR

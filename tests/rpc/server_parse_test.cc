@@ -5,7 +5,6 @@
 // request" naming the method (grpc++ alone answers UNIMPLEMENTED with no message), counts the
 // call in lrsched_rpc_total, writes the access-log line of a mutation, and authorizes first.
 #include <future>
-#include <mutex>
 #include <string>
 #include <vector>
 
@@ -16,7 +15,6 @@
 #include "grpcpp/support/byte_buffer.h"
 #include "gtest/gtest.h"
 #include "server/ops/auth.h"
-#include "server/ops/log.h"
 #include "server/ops/metrics.h"
 #include "tests/rpc/server_harness.h"
 
@@ -80,24 +78,13 @@ TEST(UnparsableRequestTest, EveryMethodSaysInvalidArgumentNamingIt) {
 }
 
 TEST(UnparsableRequestTest, MutationsAreInTheAccessLog) {
-  std::mutex mu;
-  std::vector<std::string> lines;
-  logging::SetSinkForTest([&](const std::string& line) {
-    if (line.find(" event=access ") == std::string::npos) return;
-    std::lock_guard<std::mutex> l(mu);
-    size_t from = line.find(" event=access ") + 1, to = line.rfind(" ms=");
-    lines.push_back(line.substr(from, to - from));
-  });
-  {
-    ServerHarness h(StoreKind::kMemory);
-    logging::SetMinLevel(logging::Level::kInfo);
+  ServerHarness h(StoreKind::kMemory);
+  std::vector<std::string> lines = CaptureAccessLog([&] {
     for (const char* method : {"Step", "CreateSession", "GetLR"}) {
       EXPECT_EQ(RawCall(h.channel(), method, kGarbage[0]).error_code(),
                 grpc::StatusCode::INVALID_ARGUMENT);
     }
-  }
-  logging::SetSinkForTest(nullptr);
-  logging::SetMinLevel(logging::Level::kWarning);
+  });
   EXPECT_THAT(lines, ::testing::ElementsAre(
                          "event=access method=Step session=\"\" code=INVALID_ARGUMENT",
                          "event=access method=CreateSession session=\"\" code=INVALID_ARGUMENT"));

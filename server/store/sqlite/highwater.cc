@@ -8,6 +8,7 @@
 #include <cstring>
 #include <filesystem>
 #include <limits>
+#include <optional>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -39,7 +40,7 @@ absl::Status DamagedFile(const std::string& path, std::string_view what) {
 
 std::string EncodeHighWater(int64_t seq) {
   std::string body = absl::StrFormat("%s%020d", kPrefix, seq);
-  return absl::StrFormat("%s%s%08x\n", body, kCrcTag, crc32c::Value(body));
+  return absl::StrFormat("%s%s%s\n", body, kCrcTag, crc32c::Hex(crc32c::Value(body)));
 }
 
 absl::StatusOr<int64_t> ParseHighWater(std::string_view text, const std::string& path) {
@@ -52,15 +53,10 @@ absl::StatusOr<int64_t> ParseHighWater(std::string_view text, const std::string&
     return DamagedFile(path, "not an lrsched COMMITTED file");
   }
   std::string_view body = text.substr(0, kBodySize);
-  std::string_view hex = text.substr(kBodySize + kCrcTag.size(), 8);
-  uint32_t stored = 0;
-  for (char ch : hex) {
-    int v = ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
-    if (v < 0) return DamagedFile(path, "checksum field is not lowercase hexadecimal");
-    stored = stored << 4 | static_cast<uint32_t>(v);
-  }
-  if (stored != crc32c::Value(body)) {
-    return DamagedFile(path, absl::StrFormat("checksum %08x does not match its text, %08x", stored,
+  std::optional<uint32_t> stored = crc32c::ParseHex(text.substr(kBodySize + kCrcTag.size(), 8));
+  if (!stored) return DamagedFile(path, "checksum field is not lowercase hexadecimal");
+  if (*stored != crc32c::Value(body)) {
+    return DamagedFile(path, absl::StrFormat("checksum %08x does not match its text, %08x", *stored,
                                              crc32c::Value(body)));
   }
   // The checksum matched, so a bad digit means a file written by something else.
