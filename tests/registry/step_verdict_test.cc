@@ -11,6 +11,7 @@
 
 #include "gtest/gtest.h"
 #include "server/registry/registry.h"
+#include "server/store/shared_store.h"
 #include "server/store/testing/memory_store.h"
 
 namespace lrsched {
@@ -31,7 +32,7 @@ const json& Spec() {
 // A store shared with other replicas (as etcd is), committing "asynchronously" (at once, in
 // the caller's thread), with a change feed that is up but never reports: enough for
 // TryStepAsync's fast path. Rows live in a MemoryStore, which injects the failures.
-class SharedMemoryStore final : public Store {
+class SharedMemoryStore final : public SharedStore {
  public:
   absl::StatusOr<int64_t> Commit(const Mutation& m) override { return rows.Commit(m); }
   bool async_commit() const override { return true; }
@@ -41,7 +42,7 @@ class SharedMemoryStore final : public Store {
   }
   void Close() override { rows.Close(); }
   Stats stats() const override { return rows.stats(); }
-  bool shared() const override { return true; }
+  int64_t last_load_revision() const override { return 0; }
   absl::StatusOr<ReadResult> Read(std::string_view name) override {
     ReadResult out;
     absl::Status s = rows.LoadAll([&](std::string_view n, std::string_view v, int64_t rev) {
