@@ -26,39 +26,6 @@ std::string StoreBackendName(const ::testing::TestParamInfo<StoreBackendFactory>
 
 void PrintTo(const StoreBackendFactory& factory, std::ostream* os) { *os << factory.name; }
 
-Mutation Put(std::string name, std::string value, std::optional<int64_t> expected) {
-  Mutation m;
-  m.kind = Mutation::Kind::kPut;
-  m.name = std::move(name);
-  m.value = std::move(value);
-  m.expected_revision = expected;
-  return m;
-}
-
-Mutation Del(std::string name, std::optional<int64_t> expected) {
-  Mutation m;
-  m.kind = Mutation::Kind::kDelete;
-  m.name = std::move(name);
-  m.expected_revision = expected;
-  return m;
-}
-
-std::vector<Row> Load(Store& store) {
-  std::vector<Row> rows;
-  absl::Status s = store.LoadAll([&](std::string_view n, std::string_view v, int64_t r) {
-    rows.emplace_back(std::string(n), std::string(v), r);
-    return absl::OkStatus();
-  });
-  EXPECT_TRUE(s.ok()) << s;
-  return rows;
-}
-
-std::map<std::string, std::pair<std::string, int64_t>> LoadMap(Store& store) {
-  std::map<std::string, std::pair<std::string, int64_t>> m;
-  for (auto& [n, v, r] : Load(store)) m[n] = {v, r};
-  return m;
-}
-
 void StoreContractTest::SetUp() {
   const StoreBackendFactory& f = GetParam();
   if (f.skip_reason) {

@@ -30,6 +30,7 @@
 #include "gtest/gtest.h"
 #include "server/store/shared_store.h"
 #include "server/store/store.h"
+#include "server/store/testing/store_rows.h"
 
 namespace lrsched::store_contract {
 
@@ -55,11 +56,11 @@ struct StoreBackendFactory {
 std::string StoreBackendName(const ::testing::TestParamInfo<StoreBackendFactory>& info);
 void PrintTo(const StoreBackendFactory& factory, std::ostream* os);
 
-Mutation Put(std::string name, std::string value, std::optional<int64_t> expected = {});
-Mutation Del(std::string name, std::optional<int64_t> expected = {});
-using Row = std::tuple<std::string, std::string, int64_t>;
-std::vector<Row> Load(Store& store);  // LoadAll into rows, expecting OK
-std::map<std::string, std::pair<std::string, int64_t>> LoadMap(Store& store);
+using store_rows::Del;
+using store_rows::Load;
+using store_rows::LoadMap;
+using store_rows::Put;
+using store_rows::Row;
 
 // The core. Each test gets a fresh backend and a store opened on it.
 class StoreContractTest : public ::testing::TestWithParam<StoreBackendFactory> {

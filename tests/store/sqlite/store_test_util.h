@@ -24,6 +24,7 @@
 
 #include "gtest/gtest.h"
 #include "server/store/sqlite/sqlite_store.h"
+#include "server/store/testing/store_rows.h"
 
 namespace lrsched::store_test {
 
@@ -88,40 +89,11 @@ inline std::unique_ptr<SqliteStore> MustOpen(const SqliteStore::Options& o) {
   return s.ok() ? *std::move(s) : nullptr;
 }
 
-inline Mutation Put(std::string name, std::string value, std::optional<int64_t> expected = {}) {
-  Mutation m;
-  m.kind = Mutation::Kind::kPut;
-  m.name = std::move(name);
-  m.value = std::move(value);
-  m.expected_revision = expected;
-  return m;
-}
-
-inline Mutation Del(std::string name, std::optional<int64_t> expected = {}) {
-  Mutation m;
-  m.kind = Mutation::Kind::kDelete;
-  m.name = std::move(name);
-  m.expected_revision = expected;
-  return m;
-}
-
-using Row = std::tuple<std::string, std::string, int64_t>;
-
-inline std::vector<Row> Load(Store& store) {
-  std::vector<Row> rows;
-  absl::Status s = store.LoadAll([&](std::string_view n, std::string_view v, int64_t r) {
-    rows.emplace_back(std::string(n), std::string(v), r);
-    return absl::OkStatus();
-  });
-  EXPECT_TRUE(s.ok()) << s;
-  return rows;
-}
-
-inline std::map<std::string, std::pair<std::string, int64_t>> LoadMap(Store& store) {
-  std::map<std::string, std::pair<std::string, int64_t>> m;
-  for (auto& [n, v, r] : Load(store)) m[n] = {v, r};
-  return m;
-}
+using store_rows::Del;
+using store_rows::Load;
+using store_rows::LoadMap;
+using store_rows::Put;
+using store_rows::Row;
 
 }  // namespace lrsched::store_test
 
