@@ -44,7 +44,7 @@ _LOST = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
          grpc.StatusCode.CANCELLED)
 # The future of an RPC being started (outside the lock) by the sender thread.
 _SENDING = object()
-# The server's refusal of a lookahead through a step the schedule refuses (registry_query.cc).
+# The server's refusal of a lookahead through a step the schedule refuses (server/registry/query.cc).
 _REFUSED_AT = re.compile(r"lookahead: step (\d+) after last_epoch (-?\d+) is refused")
 
 
