@@ -15,7 +15,8 @@ schedule, and (unless remote is false) the param groups are compared bit for bit
 scheduler of the same spec stepped alongside on an optimizer of its own. Prints one JSON line per
 iteration {"i": ..., "lr": [...]} after the comparison, and a last line {"done": ...} with the
 mean seconds per iteration and inside sched.step() (mean per iteration, median call), or
-{"error": class, "message": ...} (exit status 3) when lrsched raised.
+{"error": class, "message": ...} (exit status 3) when lrsched raised, {"error": "PeerExited", ...}
+(exit status 4) when a collective failed because another rank had exited.
 """
 import datetime
 import json
@@ -115,6 +116,11 @@ def main():
     except lrsched.LrschedError as e:
         emit({"error": type(e).__name__, "message": str(e)})
         sys.exit(3)
+    except RuntimeError as e:
+        # A collective (DDP's allreduce) failed because a peer rank exited: with pipelined steps
+        # a rank may find its Step undeliverable while another is already in the next backward.
+        emit({"error": "PeerExited", "message": str(e)})
+        sys.exit(4)
 
 
 if __name__ == "__main__":

@@ -149,9 +149,17 @@ def test_ddp_outage_every_rank_fails_cleanly(tmp_path, server):
         # A 20 s outage: every rank must give up (retry_timeout 2 s) and exit before it ends.
         codes = job.wait(timeout=20.0)
         assert time.monotonic() - down < 20.0
-        assert codes == [3] * WORLD, job.report()
+        # Each rank raises Unavailable from step() (exit 3), or, when a peer exited first while
+        # this rank was already in the next iteration's allreduce, fails in that collective
+        # (exit 4: what torch does to the survivors of a rank that died); at least the first
+        # rank to give up gave up on lrsched, naming the bound it waited.
+        assert all(c in (3, 4) for c in codes), job.report()
+        assert 3 in codes, job.report()
         for r in range(WORLD):
             last = job.lines(r)[-1]
+            if codes[r] == 4:
+                assert last.get("error") == "PeerExited", job.report()
+                continue
             assert last.get("error") == "Unavailable", job.report()
             assert "could not be delivered" in last["message"] or "gave up" in last["message"]
             assert "retry_timeout=2 s" in last["message"], last
