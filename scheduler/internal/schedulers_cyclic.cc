@@ -119,19 +119,36 @@ class OneCycleLR : public ValueNode<OneCycleLR> {
                                    "base_momentum"};
     return kNames[k];
   }
-  static double KeyValue(const ParamGroup& g, int k) {
+  // The group's value of key `k`. A group restored from a checkpoint may lack one (a torch
+  // checkpoint without optimizer param groups, or one whose groups were not OneCycleLR's):
+  // that step is refused, naming the key, instead of reading an empty optional.
+  static absl::Status KeyValue(const ParamGroup& g, int k, size_t index, double* out) {
+    const std::optional<double>* v;
     switch (k) {
       case 0:
-        return *g.initial_lr;
+        v = &g.initial_lr;
+        break;
       case 1:
-        return *g.max_lr;
+        v = &g.max_lr;
+        break;
       case 2:
-        return *g.min_lr;
+        v = &g.min_lr;
+        break;
       case 3:
-        return *g.max_momentum;
+        v = &g.max_momentum;
+        break;
       default:
-        return *g.base_momentum;
+        v = &g.base_momentum;
     }
+    if (!v->has_value()) {
+      return absl::InvalidArgumentError(absl::StrCat("optimizer.param_groups[", index, "].",
+                                                     KeyName(k),
+                                                     ": missing; OneCycleLR reads it at every "
+                                                     "step (restore the optimizer's param groups "
+                                                     "from the same checkpoint)"));
+    }
+    *out = **v;
+    return absl::OkStatus();
   }
   double Anneal(double start, double end, double pct) const {
     if (linear) return (end - start) * pct + start;
@@ -156,9 +173,14 @@ class OneCycleLR : public ValueNode<OneCycleLR> {
           double pct;
           LRS_RETURN_IF_ERROR(
               PyDiv(static_cast<double>(step_num) - start_step, p.end_step - start_step, &pct));
-          out[g] = Anneal(KeyValue(group, p.start_lr), KeyValue(group, p.end_lr), pct);
+          double start, end;
+          LRS_RETURN_IF_ERROR(KeyValue(group, p.start_lr, g, &start));
+          LRS_RETURN_IF_ERROR(KeyValue(group, p.end_lr, g, &end));
+          out[g] = Anneal(start, end, pct);
           if (cycle_momentum) {
-            momentum_out_[g] = Anneal(KeyValue(group, p.start_m), KeyValue(group, p.end_m), pct);
+            LRS_RETURN_IF_ERROR(KeyValue(group, p.start_m, g, &start));
+            LRS_RETURN_IF_ERROR(KeyValue(group, p.end_m, g, &end));
+            momentum_out_[g] = Anneal(start, end, pct);
           }
           break;
         }

@@ -194,6 +194,26 @@ TEST(StepInput, ExponentialOverflowIsRefusedNotInfinite) {
   EXPECT_TRUE(std::isfinite((*s)->param_groups()[0].lr));
 }
 
+// A torch checkpoint restored without the optimizer's param groups gives OneCycleLR groups
+// without initial_lr/max_lr/min_lr: each step is refused, naming the key (it read an empty
+// optional before; found by fuzz_state, tests/fuzz/regressions/state/).
+TEST(Restore, OneCycleWithoutItsGroupKeysRefusesEachStepNamingTheKey) {
+  json spec = json::parse(R"({"optimizer": {"type": "Adam", "param_groups": [{"lr": 0.01}]},
+      "scheduler": {"type": "OneCycleLR", "max_lr": 0.1, "total_steps": 50}})");
+  auto fresh = Schedule::Create(spec);
+  ASSERT_TRUE(fresh.ok()) << fresh.status();
+  ASSERT_TRUE((*fresh)->Step({}).ok());
+  auto restored = Schedule::Restore(spec, json(), (*fresh)->StateDict());
+  ASSERT_TRUE(restored.ok()) << restored.status();
+  const double before = (*restored)->param_groups()[0].lr;
+  absl::Status s = (*restored)->Step({});
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+  EXPECT_NE(s.message().find("optimizer.param_groups[0].initial_lr: missing"),
+            absl::string_view::npos)
+      << s;
+  EXPECT_EQ((*restored)->param_groups()[0].lr, before);  // a refused step changes nothing
+}
+
 TEST(Clone, LookaheadDoesNotTouchTheOriginal) {
   auto s = Make(Sgd(R"J({"type": "CosineAnnealingLR", "T_max": 10})J"));
   ASSERT_TRUE(s.ok());
