@@ -12,7 +12,7 @@
 namespace lrsched {
 namespace {
 
-constexpr absl::string_view kService = "lrsched.v1.LrScheduler";
+constexpr absl::string_view kService(kLrSchedulerService.data(), kLrSchedulerService.size());
 
 }  // namespace
 

@@ -34,6 +34,9 @@
 
 namespace lrsched {
 
+// The service whose unary calls CallObserver sees, as gRPC names it in "/SERVICE/Method".
+inline constexpr std::string_view kLrSchedulerService = "lrsched.v1.LrScheduler";
+
 // One finished unary call of lrsched.v1.LrScheduler, as its handler saw it.
 // Whether `method` (a short name: "Step") writes to the store: CreateSession, DeleteSession,
 // Step, ImportState.

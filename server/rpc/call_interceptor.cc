@@ -5,13 +5,15 @@
 
 #include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
+#include "server/ops/access_log.h"  // kLrSchedulerService
+#include "server/ops/access_log.h"
 
 namespace lrsched {
 namespace {
 
 using Hook = grpc::experimental::InterceptionHookPoints;
 
-constexpr absl::string_view kService = "lrsched.v1.LrScheduler";
+constexpr absl::string_view kService(kLrSchedulerService.data(), kLrSchedulerService.size());
 
 // Counts every call that is not a unary LrScheduler call: Watch streams (latency: the stream's
 // lifetime), health checks, reflection.
