@@ -24,7 +24,7 @@ def simulate(stdin_text, *args, timeout=60):
 
 
 def golden_lines():
-    for name in ("torch-1.13-traces.jsonl", "lrsched-extra-traces.jsonl"):
+    for name in ("torch-1.13-traces.jsonl", "lrsched-extra-traces.jsonl", "beyond-traces.jsonl"):
         for i, line in enumerate((DATA / name).read_text().splitlines()):
             if line.strip():
                 yield pytest.param(line, id=f"{name}:{i + 1}:{json.loads(line)['name']}")

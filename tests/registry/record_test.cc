@@ -69,8 +69,7 @@ json ReferenceRecord(const SessionMeta& meta, const Schedule& s) {
 }
 
 TEST(RecordTest, EveryGoldenCaseEncodesItsValuesAndDecodesToTheSameBytes) {
-  std::vector<test_support::GoldenCase> all = test_support::LoadGolden("torch-1.13-traces.jsonl");
-  for (auto& c : test_support::LoadGolden("lrsched-extra-traces.jsonl")) all.push_back(c);
+  std::vector<test_support::GoldenCase> all = test_support::AllGolden();
   ASSERT_GT(all.size(), 40u);
   int checked = 0;
   for (const test_support::GoldenCase& gc : all) {

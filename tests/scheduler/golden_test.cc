@@ -1,9 +1,10 @@
 // Copyright lrsched authors.
 //
-// Parity with real PyTorch: every line of every golden file in tests/data (traced by torch
-// itself, see shared/golden/README.md) is replayed through the engine; every group's lr and
-// momentum at every step must be bit-identical, errors must happen at the same step, and the
-// final state_dict must equal torch's.
+// Parity with the reference frameworks: every line of every golden file in tests/data (traced by
+// torch itself, and by transformers', timm's and Megatron's own scheduler code; see
+// shared/golden/README.md) is replayed through the engine; every group's lr and momentum at every
+// step must be bit-identical, errors must happen at the same step, and the final state_dict must
+// equal the reference's.
 #include <cstring>
 
 #include "gtest/gtest.h"
@@ -96,22 +97,18 @@ TEST_P(GoldenTest, MatchesTorch) {
   }
 }
 
-std::vector<GoldenCase> AllCases() {
-  std::vector<GoldenCase> all = test_support::LoadGolden("torch-1.13-traces.jsonl");
-  for (auto& c : test_support::LoadGolden("lrsched-extra-traces.jsonl")) all.push_back(c);
-  return all;
-}
+std::vector<GoldenCase> AllCases() { return test_support::AllGolden(); }
 
 INSTANTIATE_TEST_SUITE_P(Torch113, GoldenTest, ::testing::ValuesIn(AllCases()),
                          [](const ::testing::TestParamInfo<GoldenCase>& p) {
-                           return test_support::SafeName(p.param.name()) + "_L" +
-                                  std::to_string(p.param.line) +
-                                  (p.param.file.find("extra") != std::string::npos ? "x" : "");
+                           return test_support::CaseTestName(p.param);
                          });
 
 TEST(GoldenFile, HasEveryLine) {
-  // The copy in tests/data must be the whole golden file (35 cases when this was written).
+  // The copies in tests/data must be the whole golden files (as many cases as when written).
   EXPECT_GE(test_support::LoadGolden("torch-1.13-traces.jsonl").size(), 35u);
+  // beyond-traces.jsonl: transformers', timm's and Megatron's own code (54 cases).
+  EXPECT_GE(test_support::LoadGolden("beyond-traces.jsonl").size(), 54u);
 }
 
 }  // namespace

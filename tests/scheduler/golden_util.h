@@ -41,6 +41,25 @@ inline std::string SafeName(const std::string& s) {
   return o;
 }
 
+// Every golden file: torch 1.13's traces, lrsched's extra torch cases, and the traces of
+// transformers', timm's and Megatron's own scheduler code (beyond-traces.jsonl, issue #17).
+inline std::vector<GoldenCase> AllGolden() {
+  std::vector<GoldenCase> all;
+  for (const char* file :
+       {"torch-1.13-traces.jsonl", "lrsched-extra-traces.jsonl", "beyond-traces.jsonl"}) {
+    for (auto& c : LoadGolden(file)) all.push_back(std::move(c));
+  }
+  return all;
+}
+
+// A gtest parameter name for a case: its name, line and a file mark ("x" extra, "b" beyond).
+inline std::string CaseTestName(const GoldenCase& c) {
+  std::string mark = c.file.find("extra") != std::string::npos    ? "x"
+                     : c.file.find("beyond") != std::string::npos ? "b"
+                                                                  : "";
+  return SafeName(c.name()) + "_L" + std::to_string(c.line) + mark;
+}
+
 inline std::vector<double> Numbers(const nlohmann::json& j, const char* key) {
   std::vector<double> v;
   if (j.contains(key)) {

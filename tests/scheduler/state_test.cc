@@ -144,17 +144,11 @@ TEST_P(StateTest, StateTextParsesToTheExportedTree) {
   }
 }
 
-std::vector<GoldenCase> AllCases() {
-  std::vector<GoldenCase> all = test_support::LoadGolden("torch-1.13-traces.jsonl");
-  for (auto& c : test_support::LoadGolden("lrsched-extra-traces.jsonl")) all.push_back(c);
-  return all;
-}
+std::vector<GoldenCase> AllCases() { return test_support::AllGolden(); }
 
 INSTANTIATE_TEST_SUITE_P(Golden, StateTest, ::testing::ValuesIn(AllCases()),
                          [](const ::testing::TestParamInfo<GoldenCase>& p) {
-                           return test_support::SafeName(p.param.name()) + "_L" +
-                                  std::to_string(p.param.line) +
-                                  (p.param.file.find("extra") != std::string::npos ? "x" : "");
+                           return test_support::CaseTestName(p.param);
                          });
 
 TEST(StateTest, RefusedStepChangesNothing) {
