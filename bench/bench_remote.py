@@ -62,23 +62,30 @@ def _training_iteration():
     return run
 
 
-def _loop(make_sched, steps, work):
-    """Nanoseconds of each sched.step() in a loop of `steps` (after work() each time)."""
+def _loop(make_sched, steps, work, poll):
+    """Nanoseconds of each sched.step() in a loop of `steps` (after work() each time), the
+    loop's nanoseconds per iteration, and close()'s. `poll`: the pipeline's sender polls for
+    steps (the default) or is woken by each step() (_step_pipeline.POLL = 0)."""
     import torch
+    from lrsched import _step_pipeline
+    _step_pipeline.POLL = 0.0005 if poll else 0.0
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1, momentum=0.9)
     sched = make_sched(opt)
     times = []
+    start = time.perf_counter_ns()
     for _ in range(steps):
         if work:
             work()
         t0 = time.perf_counter_ns()
         sched.step()
         times.append(time.perf_counter_ns() - t0)
+    per_iter = (time.perf_counter_ns() - start) / steps
     close = getattr(sched, "close", None)
     t0 = time.perf_counter_ns()
     if close:
         close()  # waits for pipelined steps still in flight
-    return times, time.perf_counter_ns() - t0
+    _step_pipeline.POLL = 0.0005
+    return times, per_iter, time.perf_counter_ns() - t0
 
 
 def remote(build_dir, steps=1000):
@@ -87,15 +94,16 @@ def remote(build_dir, steps=1000):
     server = Server(build_dir)
     names = iter(range(10 ** 6))
     try:
-        arms = [
+        def pipelined(**kw):
+            return lambda o: RemoteLRScheduler(o, COSINE, name=f"bench/{next(names)}",
+                                               server=server.address, **kw)
+        arms = [  # (label, make, poll)
             ("torch (local)", lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(
-                o, T_max=COSINE["T_max"], eta_min=COSINE["eta_min"])),
-            ("remote, pipelined (max_pending=1)", lambda o: RemoteLRScheduler(
-                o, COSINE, name=f"bench/{next(names)}", server=server.address)),
-            ("remote, pipelined (max_pending=64)", lambda o: RemoteLRScheduler(
-                o, COSINE, name=f"bench/{next(names)}", server=server.address, max_pending=64)),
-            ("remote, synchronous", lambda o: RemoteLRScheduler(
-                o, COSINE, name=f"bench/{next(names)}", server=server.address, pipeline=False)),
+                o, T_max=COSINE["T_max"], eta_min=COSINE["eta_min"]), True),
+            ("remote, pipelined (max_pending=1)", pipelined(), True),
+            ("remote, pipelined, sender woken", pipelined(), False),
+            ("remote, pipelined (max_pending=64)", pipelined(max_pending=64), True),
+            ("remote, synchronous", pipelined(pipeline=False), True),
         ]
         work = _training_iteration()
         t0 = time.perf_counter()
@@ -103,15 +111,17 @@ def remote(build_dir, steps=1000):
             work()
         print(f"torch {torch.__version__}; training iteration (MLP 128-128-1, batch 128): "
               f"{(time.perf_counter() - t0) * 10:.2f} ms")
-        print(f"{'loop':<12} {'scheduler':<36} {'median':>10} {'p90':>10} {'mean':>10} "
-              f"{'close()':>9}")
+        print("step(): median, p90 and mean of a sched.step() call; iteration: the loop's time per "
+              "iteration (work and step())")
+        print(f"{'loop':<9} {'scheduler':<35} {'median':>10} {'p90':>10} {'mean':>10} "
+              f"{'iteration':>11} {'close()':>9}")
         for loop, w in (("tight", None), ("training", work)):
-            for label, make in arms:
-                times, close_ns = _loop(make, steps, w)
+            for label, make, poll in arms:
+                times, per_iter, close_ns = _loop(make, steps, w, poll)
                 q = statistics.quantiles(times, n=10)
-                print(f"{loop:<12} {label:<36} {statistics.median(times) / 1e3:8.1f} us "
+                print(f"{loop:<9} {label:<35} {statistics.median(times) / 1e3:8.1f} us "
                       f"{q[8] / 1e3:7.1f} us {statistics.mean(times) / 1e3:7.1f} us "
-                      f"{close_ns / 1e6:6.1f} ms", flush=True)
+                      f"{per_iter / 1e3:8.1f} us {close_ns / 1e6:6.1f} ms", flush=True)
     finally:
         server.stop()
 

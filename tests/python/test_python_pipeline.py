@@ -69,6 +69,27 @@ def test_pipelined_steps_are_exact_and_step_once(client, server):
     assert s.last_epoch == n and s.revision == created.revision + n
 
 
+@pytest.mark.parametrize("pause", [0.0, 0.002, 0.3])
+def test_steps_reach_the_server_whatever_the_pace(client, server, pause):
+    """The sender thread finds a step() by polling while steps keep coming (pauses below
+    _step_pipeline.IDLE), and sleeps until step() wakes it after a longer pause: each way, every
+    step reaches the server promptly (flush() waits for its acknowledgement)."""
+    from lrsched import _step_pipeline
+    assert 0.002 < _step_pipeline.IDLE < 0.3
+    name = fresh_name()
+    opt = Opt()
+    with RemoteLRScheduler(opt, COSINE, name=name, server=server.address) as sched:
+        for i in range(1, 6):
+            time.sleep(pause)
+            if pause > _step_pipeline.IDLE:
+                assert sched._pipeline._asleep  # woken by this step(), not polling
+            sched.step()
+            t0 = time.monotonic()
+            sched.flush()
+            assert time.monotonic() - t0 < 5.0
+            assert client.get_session(name).last_epoch == i
+
+
 def test_step_does_not_wait_for_the_server(client, server):
     """With the server stopped (SIGSTOP), a pipelined step() still returns at once with the
     window's value; its Step lands once the server runs again. (A synchronous step would wait

@@ -13,7 +13,9 @@ Invariants (all under `_cv`):
   previous step's answer checked, and an error is raised by the very next step().
 - At most one Step is in flight, sent with if_epoch = `_acked` by the sender thread (creating
   a grpc future costs far more than step() may), and only after the previous answer was
-  checked (in its done-callback, which wakes the sender thread for the next).
+  checked (in its done-callback, which wakes the sender thread for the next). The sender
+  sleeps on `_wake` (a lock used as a binary semaphore), released by every change it may
+  have to act on.
 - Every value applied is the server's double for that epoch (`_values`, from GetLR windows and
   Step replies), checked against every later reply for the same epoch.
 - `_base` = revision - last_epoch of the session. Each plain step (whichever rank sends it)
@@ -42,6 +44,11 @@ __all__ = ["StepPipeline"]
 # CANCELLED too: by a server shutting down (or by close(), after which nothing is sent).
 _LOST = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
          grpc.StatusCode.CANCELLED)
+# While steps keep coming, the sender thread looks for a step() to send every POLL seconds
+# instead of being woken by it; after IDLE seconds without one it sleeps until woken. (POLL 0:
+# always woken.)
+POLL = 0.0005
+IDLE = 0.1
 # The future of an RPC being started (outside the lock) by the sender thread.
 _SENDING = object()
 # The server's refusal of a lookahead through a step the schedule refuses (server/registry/query.cc).
@@ -65,6 +72,9 @@ class StepPipeline:
         self._fetching = None  # the GetLR future in flight (a window refill)
         self._closed = False
         self._gen = 0  # bumped by reset(): replies to requests sent before it are ignored
+        self._wake = threading.Lock()  # the sender thread sleeps on it (see _wake_sender)
+        self._wake.acquire()
+        self._asleep = True  # the sender sleeps until woken (not polling)
         self.reset(session)
         # The RPCs go out from this thread: creating a grpc future costs ~0.1-1 ms (a call
         # object, often a new polling thread), which step() must not pay.
@@ -87,7 +97,7 @@ class StepPipeline:
             self._error = None  # LrschedError for the next step()/flush()
             self._lost = None  # the failed Step's error: sent again by the next step()/flush()
             self.advanced = None  # the last acknowledged Step's `advanced`
-            self._cv.notify_all()  # the sender thread fetches the first window
+            self._notify()  # the sender thread fetches the first window
 
     @property
     def session(self):
@@ -97,6 +107,20 @@ class StepPipeline:
     def step(self):
         """Takes the next epoch: returns (epoch, its values), its Step sent in the background
         (or once the one in flight is answered), or None (see the class docstring)."""
+        with self._cv:
+            # The common case in a training loop, under one lock: nothing went wrong, the
+            # previous answer is in and the window holds the next epoch. (Each lock, check and
+            # wake-up costs microseconds here; this path is what step() costs.)
+            e = self._local + 1
+            groups = self._values.get(e)
+            if (groups is not None and self._error is None and self._lost is None
+                    and not self._closed and self._local - self._acked < self._max_pending):
+                self._take(e)
+                return e, groups
+        return self._step_waiting()
+
+    def _step_waiting(self):
+        """step() when it has to raise, resend, read the window or wait for an answer."""
         self._settle()
         e = self._local + 1
         with self._cv:
@@ -109,11 +133,20 @@ class StepPipeline:
                 self._cv.wait(1.0)  # woken by the acknowledgement (a future always ends)
         self._settle()
         with self._cv:
-            self._local = e
-            if self._local <= self._acked:
-                self.advanced = False  # another rank's step already took the session here
-            self._cv.notify_all()  # the sender thread sends the Step, or refills the window
+            self._take(e)
         return e, groups
+
+    def _take(self, e):
+        """Makes `e` the epoch step() has applied, for the sender thread to send its Step
+        (lock held)."""
+        self._local = e
+        if self._local <= self._acked:
+            self.advanced = False  # another rank's step already took the session here
+        if self._asleep:
+            self._wake_sender()
+        # Else the sender, polling, finds it within POLL seconds: waking a sleeping thread
+        # costs the caller 10-40 us on a VM (an inter-processor interrupt), more than the
+        # rest of step(); only the caller waits on _cv, so nobody else needs a notify.
 
     def flush(self):
         """Returns once every step taken is acknowledged; raises what went wrong."""
@@ -136,7 +169,7 @@ class StepPipeline:
                                   or self._error or self._lost, timeout=wait)
             self._closed = True
             inflight, fetching = self._inflight, self._fetching
-            self._cv.notify_all()
+            self._notify()
         for f in (inflight, fetching):
             if f is not None and f is not _SENDING:
                 f.cancel()
@@ -190,19 +223,18 @@ class StepPipeline:
     def _run(self):
         """The sender thread: sends the next Step when one is due and none is in flight (after
         the previous answer was checked), and refills the window when half of it is used."""
+        idle = 0.0  # seconds since the sender last had something to do
         while True:
             with self._cv:
-                while True:
-                    if self._closed:
-                        return
-                    send = (self._inflight is None and self._local > self._acked
-                            and self._error is None and self._lost is None)
-                    refill = (self._fetching is None and self._end is None
-                              and self._error is None and self._local != self._unfetched
-                              and max(self._values) - self._local <= self._window // 2)
-                    if send or refill:
-                        break
-                    self._cv.wait()
+                if self._closed:
+                    return
+                send = (self._inflight is None and self._local > self._acked
+                        and self._error is None and self._lost is None)
+                refill = (self._fetching is None and self._end is None
+                          and self._error is None and self._local != self._unfetched
+                          and max(self._values) - self._local <= self._window // 2)
+                self._asleep = not (send or refill) and (idle >= IDLE or POLL <= 0)
+                asleep = self._asleep
                 gen, acked = self._gen, self._acked
                 if send:
                     self._inflight = _SENDING
@@ -210,11 +242,38 @@ class StepPipeline:
                     self._fetching = _SENDING
                     req = pb.GetLRRequest(name=self._name,
                                           window=self._window_for(self._local + 1))
+            if not (send or refill):
+                # Outside the lock: a wake-up between the check and here leaves _wake released,
+                # so acquire() returns at once and the loop checks again.
+                if asleep:
+                    self._wake.acquire()
+                    idle = 0.0
+                elif self._wake.acquire(timeout=POLL):
+                    idle = 0.0
+                else:
+                    idle += POLL
+                continue
+            idle = 0.0
             if send:
                 self._start(self._inflight_is, pb.StepRequest(name=self._name, if_epoch=acked),
                             "Step", lambda f: self._on_step(f, acked, gen))
             if refill:
                 self._start(self._fetching_is, req, "GetLR", lambda f: self._on_window(f, gen))
+
+    def _notify(self):
+        """Wakes whoever waits for news (lock held): step()/flush()/close() on the condition,
+        the sender thread on _wake."""
+        self._cv.notify_all()
+        self._wake_sender()
+
+    def _wake_sender(self):
+        """Wakes the sender thread to look at the state again. _wake is a binary semaphore
+        (released: there is news), not a Condition, so that wake-ups that come together
+        collapse into one."""
+        try:
+            self._wake.release()
+        except RuntimeError:  # already released: the sender has not looked yet
+            pass
 
     def _inflight_is(self, f):
         if self._inflight is _SENDING:
@@ -235,7 +294,7 @@ class StepPipeline:
                     self._inflight, self._lost = None, errors.Unavailable(f"closed: {e}")
                 else:
                     self._fetching, self._unfetched = None, self._local
-                self._cv.notify_all()
+                self._notify()
             return
         with self._cv:
             record(f)
@@ -246,7 +305,7 @@ class StepPipeline:
             if self._inflight is f:
                 self._inflight = None
             if gen != self._gen:
-                self._cv.notify_all()
+                self._notify()
                 return
             try:
                 resp = f.result()
@@ -261,7 +320,7 @@ class StepPipeline:
                 resp = None
             if resp is not None and self._error is None:
                 self._error = self._check(acked, Session.from_proto(resp.session), resp.advanced)
-            self._cv.notify_all()  # step() waiting, and the sender thread for the next Step
+            self._notify()  # step() waiting, and the sender thread for the next Step
 
     def _check(self, acked, s, advanced):
         """Takes a Step's answer (the Step sent from `acked`) in; returns the error it shows, or
@@ -306,7 +365,7 @@ class StepPipeline:
                 except grpc.RpcError as e:
                     self._unfetched = self._local  # lost: step() reads it when it needs it
                     self._refusal(errors.from_rpc_error(e), max(self._values) + 1)
-            self._cv.notify_all()
+            self._notify()
 
     def _take_window(self, got):
         """Merges a GetLR reply into `_values` (lock held)."""
