@@ -120,7 +120,8 @@ int RunLocalSimulate(const std::string& path) {
     std::cerr << "lrsched: " << s.message() << "\n";
     return kExitUsage;
   }
-  std::cout << TraceJson(trace, (*schedule)->StateDict()).dump() << "\n";
+  absl::Status written = WriteTraceJson(trace, (*schedule)->StateDict(), std::cout);
+  if (!written.ok()) return Fail(written, kExitFailed);
   return kExitOk;
 }
 

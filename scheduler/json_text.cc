@@ -11,17 +11,56 @@ void AppendDouble(double v, std::string* out) {
     out->append("null");
     return;
   }
-  char buf[32];
-  // Without a format, to_chars writes the shortest text that round-trips exactly.
-  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  // Scientific to_chars gives the shortest round-trip digits (the closest of them to v):
+  // "[-]d[.ddd]e(+|-)XX[X]", which is already Python's exponent form; Python places the point
+  // itself when -4 <= exponent < 16 (float_repr_style "short", repr's 'r' format).
+  char sci[32];
+  auto [end, ec] = std::to_chars(sci, sci + sizeof sci, v, std::chars_format::scientific);
   (void)ec;  // 32 bytes hold any double's shortest form (at most 24 characters)
-  std::string_view text(buf, static_cast<size_t>(end - buf));
-  out->append(text);
-  // "1" would read back as an integer; keep the float type, as nlohmann's dump does.
-  if (text.find_first_of(".e") == std::string_view::npos) out->append(".0");
+  const char* e = end - 4;  // an exponent has 2 or 3 digits: find the 'e'
+  if (*e != 'e') --e;
+  int exp = 0;
+  for (const char* p = e + 2; p < end; ++p) exp = exp * 10 + (*p - '0');
+  if (e[1] == '-') exp = -exp;
+  if (exp < -4 || exp >= 16) {
+    out->append(sci, static_cast<size_t>(end - sci));
+    return;
+  }
+  const char* p = sci;
+  if (*p == '-') out->push_back(*p++);
+  // The significant digits, without the point: d (then ddd after the '.', if any).
+  char digits[20];
+  size_t n = 0;
+  digits[n++] = *p++;
+  if (*p == '.') {
+    for (++p; p < e; ++p) digits[n++] = *p;
+  }
+  if (exp < 0) {  // 0.000ddd
+    out->append("0.");
+    out->append(static_cast<size_t>(-exp - 1), '0');
+    out->append(digits, n);
+    return;
+  }
+  const size_t whole = static_cast<size_t>(exp) + 1;  // digits before the point
+  if (n <= whole) {  // ddd000.0: "1.0" keeps the float type, as nlohmann's dump does
+    out->append(digits, n);
+    out->append(whole - n, '0');
+    out->append(".0");
+    return;
+  }
+  out->append(digits, whole);
+  out->push_back('.');
+  out->append(digits + whole, n - whole);
 }
 
 void AppendInt(int64_t v, std::string* out) {
+  char buf[24];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  (void)ec;
+  out->append(buf, static_cast<size_t>(end - buf));
+}
+
+void AppendUint(uint64_t v, std::string* out) {
   char buf[24];
   auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
   (void)ec;
@@ -72,6 +111,55 @@ void AppendString(std::string_view s, std::string* out) {
 void AppendKey(std::string_view key, std::string* out) {
   AppendString(key, out);
   out->push_back(':');
+}
+
+void AppendJson(const nlohmann::json& j, std::string* out) {
+  using Type = nlohmann::json::value_t;
+  switch (j.type()) {
+    case Type::null:
+      out->append("null");
+      return;
+    case Type::boolean:
+      out->append(j.get<bool>() ? "true" : "false");
+      return;
+    case Type::number_integer:
+      AppendInt(j.get<int64_t>(), out);
+      return;
+    case Type::number_unsigned:
+      AppendUint(j.get<uint64_t>(), out);
+      return;
+    case Type::number_float:
+      AppendDouble(j.get<double>(), out);
+      return;
+    case Type::string:
+      AppendString(j.get_ref<const std::string&>(), out);
+      return;
+    case Type::array: {
+      out->push_back('[');
+      bool first = true;
+      for (const nlohmann::json& v : j) {
+        if (!first) out->push_back(',');
+        first = false;
+        AppendJson(v, out);
+      }
+      out->push_back(']');
+      return;
+    }
+    case Type::object: {
+      out->push_back('{');
+      bool first = true;
+      for (auto it = j.begin(); it != j.end(); ++it) {
+        if (!first) out->push_back(',');
+        first = false;
+        AppendKey(it.key(), out);
+        AppendJson(it.value(), out);
+      }
+      out->push_back('}');
+      return;
+    }
+    default:  // binary and discarded values: no tree the engine or the CLI builds has them
+      out->append(j.dump());
+  }
 }
 
 }  // namespace lrsched::json_text
