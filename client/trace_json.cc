@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <memory>
 #include <string_view>
 
 #include "absl/strings/str_cat.h"
@@ -16,107 +17,132 @@ using json = nlohmann::json;
 
 namespace {
 
-// Collects text and hands it to the stream in chunks, so a trace's text is never held whole.
+// Collects text in a fixed buffer and hands it to the stream in chunks, so a trace's text is
+// never held whole. Rows are written straight into the buffer (Room, then Advance).
 class ChunkedWriter {
  public:
-  explicit ChunkedWriter(std::ostream& out) : out_(out) { text_.reserve(kChunk + 4096); }
+  explicit ChunkedWriter(std::ostream& out)
+      : out_(out), buf_(new char[kSize]), cur_(buf_.get()), end_(buf_.get() + kSize) {}
 
-  std::string* text() { return &text_; }
-  void MaybeFlush() {
-    if (text_.size() >= kChunk) Flush();
+  // At least `n` (<= kSize) writable bytes at the returned cursor.
+  char* Room(size_t n) {
+    if (static_cast<size_t>(end_ - cur_) < n) Flush();
+    return cur_;
+  }
+  void Advance(char* to) { cur_ = to; }
+  void Append(std::string_view s) {
+    if (static_cast<size_t>(end_ - cur_) < s.size()) {
+      Flush();
+      if (s.size() > kSize) {
+        out_.write(s.data(), static_cast<std::streamsize>(s.size()));
+        return;
+      }
+    }
+    std::memcpy(cur_, s.data(), s.size());
+    cur_ += s.size();
   }
   void Flush() {
-    out_.write(text_.data(), static_cast<std::streamsize>(text_.size()));
-    text_.clear();
+    out_.write(buf_.get(), cur_ - buf_.get());
+    cur_ = buf_.get();
   }
 
  private:
-  static constexpr size_t kChunk = 64 * 1024;
+  static constexpr size_t kSize = 64 * 1024;
   std::ostream& out_;
-  std::string text_;
+  std::unique_ptr<char[]> buf_;
+  char* cur_;
+  char* end_;
 };
 
 // The members of the top-level object, comma-separated in the order they are written.
 class Members {
  public:
-  explicit Members(std::string* text) : text_(text) {}
+  explicit Members(ChunkedWriter* w) : w_(w) {}
   void Key(std::string_view key) {
-    text_->push_back(first_ ? '{' : ',');
+    std::string text(1, first_ ? '{' : ',');
     first_ = false;
-    json_text::AppendKey(key, text_);
+    json_text::AppendKey(key, &text);
+    w_->Append(text);
   }
-  void End() { text_->append(first_ ? "{}" : "}"); }
+  void End() { w_->Append(first_ ? "{}" : "}"); }
 
  private:
-  std::string* text_;
+  ChunkedWriter* w_;
   bool first_ = true;
 };
 
 // A column's last number and its text: schedules hold values for many steps (StepLR, a
-// constant momentum), and copying 3-20 bytes is several times cheaper than formatting.
+// constant momentum), and copying 3-24 bytes is several times cheaper than formatting.
 struct LastNumber {
   uint64_t bits = 0;
   bool set = false;
   uint8_t size = 0;
-  char text[32];
+  char text[json_text::kMaxDoubleChars];
 };
 
-void AppendCached(double v, LastNumber* last, std::string* text) {
+char* WriteCached(double v, LastNumber* last, char* out) {
   uint64_t bits;
   std::memcpy(&bits, &v, sizeof bits);
-  if (last->set && bits == last->bits) {
-    text->append(last->text, last->size);
-    return;
+  if (!last->set || bits != last->bits) {
+    last->bits = bits;
+    last->set = true;
+    last->size = static_cast<uint8_t>(json_text::WriteDouble(v, last->text) - last->text);
   }
-  const size_t at = text->size();
-  json_text::AppendDouble(v, text);
-  last->bits = bits;
-  last->set = true;
-  last->size = static_cast<uint8_t>(text->size() - at);
-  std::memcpy(last->text, text->data() + at, last->size);
+  std::memcpy(out, last->text, last->size);
+  return out + last->size;
 }
 
 // `"name":[[g0,g1,...] per row]`: every kind of row (lr, momentum, ...) goes through here.
 void WriteRows(std::string_view name, const std::vector<double>& flat, size_t groups,
                Members* members, ChunkedWriter* w) {
-  std::string* text = w->text();
   members->Key(name);
-  text->push_back('[');
+  w->Append("[");
   std::vector<LastNumber> last(groups);
   const size_t rows = groups == 0 ? 0 : flat.size() / groups;
+  const double* v = flat.data();
   for (size_t r = 0; r < rows; ++r) {
-    text->append(r == 0 ? "[" : ",[");
     for (size_t g = 0; g < groups; ++g) {
-      if (g > 0) text->push_back(',');
-      AppendCached(flat[r * groups + g], &last[g], text);
+      char* p = w->Room(json_text::kMaxDoubleChars + 3);  // ",[", the number, "]"
+      if (g == 0) {
+        if (r > 0) *p++ = ',';
+        *p++ = '[';
+      } else {
+        *p++ = ',';
+      }
+      p = WriteCached(*v++, &last[g], p);
+      if (g + 1 == groups) *p++ = ']';
+      w->Advance(p);
     }
-    text->push_back(']');
-    w->MaybeFlush();
   }
-  text->push_back(']');
+  w->Append("]");
 }
 
 }  // namespace
 
 absl::Status WriteTraceJson(const Trace& t, const json& state_dict, std::ostream& out) {
   ChunkedWriter w(out);
-  std::string* text = w.text();
-  Members members(text);
+  Members members(&w);
+  std::string text;
   if (!t.error.ok()) {
     members.Key("error");
     const absl::string_view message = t.error.message();
-    json_text::AppendString(std::string_view(message.data(), message.size()), text);
+    json_text::AppendString(std::string_view(message.data(), message.size()), &text);
+    w.Append(text);
     members.Key("error_at_step");
-    json_text::AppendInt(t.error_at_step, text);
+    text.clear();
+    json_text::AppendInt(t.error_at_step, &text);
+    w.Append(text);
   }
   WriteRows("lr", t.lr, t.groups, &members, &w);
   if (t.has_momentum) WriteRows("momentum", t.momentum, t.groups, &members, &w);
   if (t.error.ok() && !state_dict.is_null()) {
     members.Key("state_dict");
-    json_text::AppendJson(state_dict, text);
+    text.clear();
+    json_text::AppendJson(state_dict, &text);
+    w.Append(text);
   }
   members.End();
-  text->push_back('\n');
+  w.Append("\n");
   w.Flush();
   out.flush();
   if (!out) return absl::DataLossError("output: writing the trace failed");

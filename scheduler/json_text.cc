@@ -3,18 +3,19 @@
 
 #include <charconv>
 #include <cmath>
+#include <cstring>
 
 namespace lrsched::json_text {
 
-void AppendDouble(double v, std::string* out) {
+char* WriteDouble(double v, char* out) {
   if (!std::isfinite(v)) {
-    out->append("null");
-    return;
+    std::memcpy(out, "null", 4);
+    return out + 4;
   }
   // Scientific to_chars gives the shortest round-trip digits (the closest of them to v):
   // "[-]d[.ddd]e(+|-)XX[X]", which is already Python's exponent form; Python places the point
   // itself when -4 <= exponent < 16 (float_repr_style "short", repr's 'r' format).
-  char sci[32];
+  char sci[kMaxDoubleChars];
   auto [end, ec] = std::to_chars(sci, sci + sizeof sci, v, std::chars_format::scientific);
   (void)ec;  // 32 bytes hold any double's shortest form (at most 24 characters)
   const char* e = end - 4;  // an exponent has 2 or 3 digits: find the 'e'
@@ -22,35 +23,45 @@ void AppendDouble(double v, std::string* out) {
   int exp = 0;
   for (const char* p = e + 2; p < end; ++p) exp = exp * 10 + (*p - '0');
   if (e[1] == '-') exp = -exp;
+  const size_t sci_size = static_cast<size_t>(end - sci);
   if (exp < -4 || exp >= 16) {
-    out->append(sci, static_cast<size_t>(end - sci));
-    return;
+    std::memcpy(out, sci, sci_size);
+    return out + sci_size;
   }
   const char* p = sci;
-  if (*p == '-') out->push_back(*p++);
-  // The significant digits, without the point: d (then ddd after the '.', if any).
-  char digits[20];
-  size_t n = 0;
-  digits[n++] = *p++;
-  if (*p == '.') {
-    for (++p; p < e; ++p) digits[n++] = *p;
-  }
+  if (*p == '-') *out++ = *p++;
+  // The significant digits: `first`, then `rest` (the ones after to_chars' point, if any).
+  const char first = *p;
+  const char* rest = p[1] == '.' ? p + 2 : p + 1;
+  const size_t more = static_cast<size_t>(e - rest);
   if (exp < 0) {  // 0.000ddd
-    out->append("0.");
-    out->append(static_cast<size_t>(-exp - 1), '0');
-    out->append(digits, n);
-    return;
+    *out++ = '0';
+    *out++ = '.';
+    for (int z = -exp - 1; z > 0; --z) *out++ = '0';
+    *out++ = first;
+    std::memcpy(out, rest, more);
+    return out + more;
   }
-  const size_t whole = static_cast<size_t>(exp) + 1;  // digits before the point
-  if (n <= whole) {  // ddd000.0: "1.0" keeps the float type, as nlohmann's dump does
-    out->append(digits, n);
-    out->append(whole - n, '0');
-    out->append(".0");
-    return;
+  *out++ = first;
+  const size_t whole = static_cast<size_t>(exp);  // digits of `rest` before the point
+  if (more <= whole) {  // ddd000.0: "1.0" keeps the float type, as nlohmann's dump does
+    std::memcpy(out, rest, more);
+    out += more;
+    for (size_t z = more; z < whole; ++z) *out++ = '0';
+    *out++ = '.';
+    *out++ = '0';
+    return out;
   }
-  out->append(digits, whole);
-  out->push_back('.');
-  out->append(digits + whole, n - whole);
+  std::memcpy(out, rest, whole);
+  out += whole;
+  *out++ = '.';
+  std::memcpy(out, rest + whole, more - whole);
+  return out + (more - whole);
+}
+
+void AppendDouble(double v, std::string* out) {
+  char buf[kMaxDoubleChars];
+  out->append(buf, static_cast<size_t>(WriteDouble(v, buf) - buf));
 }
 
 void AppendInt(int64_t v, std::string* out) {

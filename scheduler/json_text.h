@@ -9,6 +9,7 @@
 #ifndef LRSCHED_SCHEDULER_JSON_TEXT_H_
 #define LRSCHED_SCHEDULER_JSON_TEXT_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -24,6 +25,9 @@ namespace lrsched::json_text {
 // as Python's repr chooses them. Non-finite values have no JSON form: "null", as nlohmann
 // writes them. The one writer of JSON doubles for the engine, the server and the CLI.
 void AppendDouble(double v, std::string* out);
+// The same text written at `out`, which has room for kMaxDoubleChars; returns its end.
+inline constexpr size_t kMaxDoubleChars = 32;
+char* WriteDouble(double v, char* out);
 void AppendInt(int64_t v, std::string* out);
 void AppendUint(uint64_t v, std::string* out);
 // A quoted, escaped string; `s` must be UTF-8 (bytes >= 0x80 are copied as they are).
