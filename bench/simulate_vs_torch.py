@@ -11,11 +11,13 @@ Debian's python3-torch: it imports torch, traces each group's lr and momentum be
 step(), and writes the trace as JSON, as `lrsched simulate SPEC > FILE` does. Both write to a
 file in a temporary directory; the script checks that both wrote the same lr and momentum rows.
 BEFORE_BIN (optional) is another lrsched binary (e.g. one built before a change) timed in the
-same runs. Prints the median and the best of the wall times of each process and the ratio of
-the medians, as a Markdown table.
+same runs. Prints, as a Markdown table, the median and the best wall time of each process, the
+median CPU time (user + sys: what a loaded machine inflates least) and the ratios of the
+medians.
 """
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -26,11 +28,18 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 GOLDEN = os.environ.get("GOLDEN_DIR", os.path.join(HERE, "..", "..", "shared", "golden"))
 
 
+def cpu_of_children():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def timed(cmd, stdout_path):
+    """(wall seconds, CPU seconds: user + sys) of one run of `cmd`."""
     with open(stdout_path, "wb") as out:
+        c0 = cpu_of_children()
         t0 = time.perf_counter()
         subprocess.run(cmd, stdout=out, stderr=subprocess.PIPE, check=True)
-        return time.perf_counter() - t0
+        return time.perf_counter() - t0, cpu_of_children() - c0
 
 
 def main():
@@ -58,9 +67,12 @@ def main():
             procs.append(("lrsched simulate (before)", [before, "simulate", spec],
                           os.path.join(tmp, "before.json")))
         times = {name: [] for name, _, _ in procs}
+        cpus = {name: [] for name, _, _ in procs}
         for _ in range(runs):  # alternate, so a change in the machine's load hits every process
             for name, cmd, out in procs:
-                times[name].append(timed(cmd, out))
+                wall, cpu = timed(cmd, out)
+                times[name].append(wall)
+                cpus[name].append(cpu)
 
         want = json.loads(open(torch_out).read())["expected"]
         for name, _, out in procs[1:]:
@@ -69,17 +81,19 @@ def main():
                 sys.exit(f"{name}: the trace differs from torch's")
         size = os.path.getsize(procs[1][2])
 
-    torch_median = statistics.median(times[procs[0][0]])
+    torch_wall = statistics.median(times[procs[0][0]])
+    torch_cpu = statistics.median(cpus[procs[0][0]])
     print(f"{steps} steps of CosineAnnealingLR, {runs} runs each, nproc {os.cpu_count()}, "
           f"load average {os.getloadavg()[0]:.1f}, lrsched output {size / 1e6:.1f} MB; "
           "the traces agree")
     print()
-    print("| process | median | best | torch / this (medians) |")
-    print("|---|---:|---:|---:|")
+    print("| process | wall, median | wall, best | CPU, median | torch / this: wall | CPU |")
+    print("|---|---:|---:|---:|---:|---:|")
     for name, _, _ in procs:
-        t = times[name]
-        med = statistics.median(t)
-        print(f"| {name} | {med * 1e3:,.0f} ms | {min(t) * 1e3:,.0f} ms | {torch_median / med:.1f}x |")
+        wall = statistics.median(times[name])
+        cpu = statistics.median(cpus[name])
+        print(f"| {name} | {wall * 1e3:,.0f} ms | {min(times[name]) * 1e3:,.0f} ms | "
+              f"{cpu * 1e3:,.0f} ms | {torch_wall / wall:.1f}x | {torch_cpu / cpu:.1f}x |")
 
 
 if __name__ == "__main__":
