@@ -16,8 +16,9 @@ char* WriteDouble(double v, char* out) {
   // "[-]d[.ddd]e(+|-)XX[X]", which is already Python's exponent form; Python places the point
   // itself when -4 <= exponent < 16 (float_repr_style "short", repr's 'r' format).
   char sci[kMaxDoubleChars];
+  // 32 bytes hold any double's shortest form (at most 24 characters): ec is always success.
   auto [end, ec] = std::to_chars(sci, sci + sizeof sci, v, std::chars_format::scientific);
-  (void)ec;  // 32 bytes hold any double's shortest form (at most 24 characters)
+  (void)ec;
   const char* e = end - 4;  // an exponent has 2 or 3 digits: find the 'e'
   if (*e != 'e') --e;
   int exp = 0;

@@ -39,8 +39,10 @@ Trace TwoGroups() {
 }
 
 TEST(TraceJsonTest, ExactTextWithMomentumAndStateDict) {
-  json sd = {{"base_lrs", {0.1, 1e-05}}, {"last_epoch", 3}, {"_step_count", 4},
-             {"verbose", false}, {"name", "a\"b"}, {"eta_min", 0.0}};
+  json sd = {{"base_lrs", {0.1, 1e-05}}, {"last_epoch", 3}, {"_step_count", 4}};
+  sd["verbose"] = false;
+  sd["name"] = "a\"b";
+  sd["eta_min"] = 0.0;
   EXPECT_EQ(Write(TwoGroups(), sd),
             R"({"lr":[[0.1,1e-05],[0.09757729755661011,1e-05],[1000000000000000.0,0.0001]],)"
             R"("momentum":[[0.9,0.0],[0.9,0.0],[0.85,-0.0]],)"
