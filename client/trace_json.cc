@@ -133,6 +133,8 @@ absl::Status WriteTraceJson(const Trace& t, const json& state_dict, std::ostream
     json_text::AppendInt(t.error_at_step, &text);
     w.Append(text);
   }
+  // Members in sorted order, as nlohmann's dump of the same object wrote them: a new kind of
+  // row is one more WriteRows call at its place in that order.
   WriteRows("lr", t.lr, t.groups, &members, &w);
   if (t.has_momentum) WriteRows("momentum", t.momentum, t.groups, &members, &w);
   if (t.error.ok() && !state_dict.is_null()) {
