@@ -51,7 +51,8 @@ namespace lrsched::cli {
 
 // The exit-code contract (also in `lrsched --help`).
 inline constexpr int kExitOk = 0;
-inline constexpr int kExitFailed = 1;       // the server refused the request (any other code)
+inline constexpr int kExitFailed = 1;       // the server refused the request (any other code),
+                                            // or simulate could not write its output
 inline constexpr int kExitUsage = 2;        // bad usage or unreadable input
 inline constexpr int kExitUnavailable = 3;  // server unreachable, UNAVAILABLE, deadline passed
 inline constexpr int kExitNotFound = 4;     // no such session (NOT_FOUND)

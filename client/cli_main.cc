@@ -67,7 +67,8 @@ constexpr const char* kUsage =
     "server: --server=HOST:PORT (default 127.0.0.1:50051) --timeout=30s --token=T\n"
     "        (or $LRSCHED_TOKEN) --tls_ca=FILE [--tls_cert=FILE --tls_key=FILE]\n"
     "exit codes: 0 success (simulate: a refused spec is a result, in the JSON)\n"
-    "            1 the server refused the request (stderr names the gRPC code)\n"
+    "            1 the server refused the request (stderr names the gRPC code),\n"
+    "              or the output could not be written (simulate)\n"
     "            2 bad usage or unreadable input\n"
     "            3 server unreachable or UNAVAILABLE, or the deadline passed\n"
     "            4 no such session (NOT_FOUND)\n"
@@ -120,7 +121,8 @@ int RunLocalSimulate(const std::string& path) {
     std::cerr << "lrsched: " << s.message() << "\n";
     return kExitUsage;
   }
-  std::cout << TraceJson(trace, (*schedule)->StateDict()).dump() << "\n";
+  absl::Status written = WriteTraceJson(trace, (*schedule)->StateDict(), std::cout);
+  if (!written.ok()) return Fail(written, kExitFailed);
   return kExitOk;
 }
 

@@ -132,7 +132,8 @@ int RunRemoteSimulate(const std::string& path) {
       return Fail(absl::DataLossError("ExportState: torch_state_dict_json is not JSON"));
     }
   }
-  std::cout << TraceJson(trace, state_dict).dump() << "\n";
+  absl::Status written = WriteTraceJson(trace, state_dict, std::cout);
+  if (!written.ok()) return Fail(written, kExitFailed);
   return kExitOk;
 }
 

@@ -10,6 +10,7 @@
 #define LRSCHED_CLIENT_TRACE_JSON_H_
 
 #include <cstdint>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -20,11 +21,14 @@
 
 namespace lrsched {
 
-// `rows` of `groups` values each, as a list of lists.
-nlohmann::json RowsJson(const std::vector<double>& flat, size_t groups);
-
-// A trace; `state_dict` is added when non-null.
-nlohmann::json TraceJson(const Trace& t, const nlohmann::json& state_dict);
+// Writes the trace's JSON document and a newline to `out`, streaming: the text goes out in
+// chunks of at most ~64 KiB, with no tree and no whole-document string (a 1M-value trace is
+// ~28 MB of text). Members in sorted order, as nlohmann's dump of the same object would give:
+// "error", "error_at_step" (after a refused step), "lr", "momentum" (where has_momentum),
+// "state_dict" (`state_dict`, when not null and no step was refused). Numbers by
+// json_text::AppendDouble (Python's repr). Returns DATA_LOSS when `out` fails (e.g. a full
+// disk or a closed pipe).
+absl::Status WriteTraceJson(const Trace& t, const nlohmann::json& state_dict, std::ostream& out);
 
 // The output for a configuration refused at construction (error_at_step -1).
 nlohmann::json ConstructionErrorJson(const std::string& message);

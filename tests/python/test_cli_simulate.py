@@ -149,3 +149,15 @@ def test_plot_refuses_past_the_limit(tmp_path):
                          capture_output=True, text=True, timeout=20)
     assert out.returncode == 2 and "limit of 1000000 values" in out.stderr
     assert not (tmp_path / "p.svg").exists()
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full")
+def test_a_trace_that_cannot_be_written_is_a_failure():
+    # Once exit 0 with the trace lost; the output is streamed now, so a write error can surface
+    # mid-trace too.
+    with open("/dev/full", "w") as full:
+        out = subprocess.run([cli(), "simulate", "-", "--steps=100000"],
+                             input=json.dumps(COSINE_ONE), stdout=full, stderr=subprocess.PIPE,
+                             text=True, timeout=60)
+    assert out.returncode == 1
+    assert "writing the trace failed" in out.stderr
