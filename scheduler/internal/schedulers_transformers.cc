@@ -11,13 +11,14 @@
 // only W, `inverse_sqrt` W and the kwargs, `reduce_lr_on_plateau` only the kwargs,
 // `warmup_stable_decay` W, T (which may be missing) and the kwargs, the others W, T and the
 // kwargs. `last_epoch` travels inside the kwargs; the spec may also give it beside them.
+#include "scheduler/internal/schedulers_transformers.h"
+
 #include <string>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "scheduler/internal/node.h"
 #include "scheduler/internal/pymath.h"
-#include "scheduler/internal/schedulers_transformers.h"
 
 namespace lrsched::scheduler_internal {
 namespace {
@@ -60,8 +61,7 @@ class HfLambdaLR : public ValueNode<HfLambdaLR> {
     absl::Status s = HfLambda(params, last_epoch_, &f);
     if (!s.ok()) {
       return absl::InvalidArgumentError(absl::StrCat("transformers.get_scheduler(", name,
-                                                     ") at step ", last_epoch_, ": ",
-                                                     s.message()));
+                                                     ") at step ", last_epoch_, ": ", s.message()));
     }
     // LambdaLR: `base_lr * lmbda(self.last_epoch)`, one product.
     for (size_t i = 0; i < base_lrs_.size(); ++i) out[i] = base_lrs_[i] * f;
@@ -106,8 +106,7 @@ void ReadMinLrRate(Fields& kw, double default_lr, HfLambdaParams& p) {
   } else if (has_lr) {
     absl::Status s = PyDiv(min_lr, default_lr, &p.min_lr_rate);
     if (!s.ok()) {
-      kw.Fail(kw.PathOf("min_lr"), absl::StrCat("min_lr / the optimizer's lr: ",
-                                                s.message()));
+      kw.Fail(kw.PathOf("min_lr"), absl::StrCat("min_lr / the optimizer's lr: ", s.message()));
     }
   } else if (has_rate) {
     p.min_lr_rate = rate;
@@ -190,11 +189,11 @@ absl::StatusOr<std::unique_ptr<SchedulerNode>> BuildTransformers(Fields& f, Opti
   }
   if (hf == nullptr) {
     const bool greedy = name_v->is_string() && name_v->get_ref<const std::string&>() == "greedy";
-    return absl::InvalidArgumentError(absl::StrCat(
-        f.PathOf("name"), ": ", name_v->dump(),
-        greedy ? " (transformers' GreedyLR) is not served by lrsched"
-               : " is not a valid transformers SchedulerType",
-        "; expected one of ", HfNameList()));
+    return absl::InvalidArgumentError(
+        absl::StrCat(f.PathOf("name"), ": ", name_v->dump(),
+                     greedy ? " (transformers' GreedyLR) is not served by lrsched"
+                            : " is not a valid transformers SchedulerType",
+                     "; expected one of ", HfNameList()));
   }
   const std::string name = hf->name;
   const bool has_w = f.Has("num_warmup_steps"), has_t = f.Has("num_training_steps");
@@ -228,8 +227,8 @@ absl::StatusOr<std::unique_ptr<SchedulerNode>> BuildTransformers(Fields& f, Opti
     return StartNode(std::move(node), opt, -1, f.path());
   }
   if (!has_w) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        f.PathOf("num_warmup_steps"), ": ", name, " requires `num_warmup_steps`"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(f.PathOf("num_warmup_steps"), ": ", name, " requires `num_warmup_steps`"));
   }
   p.warmup = w;
   if (p.kind == HfKind::kConstantWithWarmup) {  // only W: kwargs and last_epoch are dropped
@@ -255,8 +254,8 @@ absl::StatusOr<std::unique_ptr<SchedulerNode>> BuildTransformers(Fields& f, Opti
                        "num_stable_steps must be specified (warmup_stable_decay)"));
     }
   } else if (p.kind != HfKind::kInverseSqrt && !has_t) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        f.PathOf("num_training_steps"), ": ", name, " requires `num_training_steps`"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(f.PathOf("num_training_steps"), ": ", name, " requires `num_training_steps`"));
   }
   p.training = t;
   ReadKwargs(p.kind, kw, opt, p);

@@ -103,8 +103,7 @@ absl::Status Polynomial(const HfLambdaParams& p, int64_t s, double* out) {
         "ZeroDivisionError: division by zero (polynomial: num_training_steps equals "
         "num_warmup_steps, and the decay divides by their difference)");
   }
-  double pct_remaining =
-      1 - static_cast<double>(s - p.warmup) / static_cast<double>(decay_steps);
+  double pct_remaining = 1 - static_cast<double>(s - p.warmup) / static_cast<double>(decay_steps);
   double pw;
   absl::Status st = PyPow(pct_remaining, p.power, &pw);
   if (!st.ok()) return st;
