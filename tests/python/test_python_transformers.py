@@ -32,7 +32,8 @@ if not os.environ.get("LRSCHED_BIN_DIR"):
 torch = pytest.importorskip("torch", reason="python3-torch is not installed for this interpreter")
 
 import lrsched  # noqa: E402
-from lrsched.torch import STATE_KEY, RemoteLRScheduler  # noqa: E402
+from lrsched.torch import RemoteLRScheduler  # noqa: E402
+from lrsched.transformers import get_scheduler  # noqa: E402
 
 
 def hf_cases():
@@ -72,14 +73,18 @@ def is_plateau(case):
     return case["scheduler"]["name"] == "reduce_lr_on_plateau"
 
 
+PLATEAU = torch.optim.lr_scheduler.ReduceLROnPlateau
+
+
 def train_step(opt, sched, case, i):
-    """One Trainer step: the optimizer steps, then the scheduler (a plateau scheduler waits for
-    the evaluation's metric)."""
+    """One Trainer step, as transformers' Trainer makes it: the optimizer steps, then the
+    scheduler unless it is a ReduceLROnPlateau, which Trainer._evaluate steps with the metric
+    (here: an evaluation after every step, its metric the golden line's)."""
     opt.step()
-    if is_plateau(case):
-        sched.step(case["metrics"][i])  # Trainer._evaluate: step(metrics[metric_to_check])
-    else:
+    if not isinstance(sched, PLATEAU):  # "Delay optimizer scheduling until metrics are generated"
         sched.step()
+    if "metrics" in case and isinstance(sched, PLATEAU):
+        sched.step(case["metrics"][i])  # Trainer._evaluate: step(metrics[metric_to_check])
 
 
 def lrs(opt):
@@ -105,6 +110,17 @@ def roundtrip(obj):
     return torch.load(buf)
 
 
+def via_get_scheduler(case, opt, name, client):
+    """lrsched.transformers.get_scheduler with the golden line's arguments, as a user swaps it
+    for transformers.get_scheduler (last_epoch travels inside the kwargs, as in transformers)."""
+    cfg = case["scheduler"]
+    kwargs = dict(cfg.get("scheduler_specific_kwargs") or {})
+    if "last_epoch" in cfg:
+        kwargs["last_epoch"] = cfg["last_epoch"]
+    return get_scheduler(cfg["name"], opt, cfg.get("num_warmup_steps"),
+                         cfg.get("num_training_steps"), kwargs, session=name, client=client)
+
+
 @pytest.mark.parametrize("case", HF)
 def test_trainer_loop_matches_transformers(case, client):
     want = case["expected"]
@@ -112,12 +128,14 @@ def test_trainer_loop_matches_transformers(case, client):
     name = session_name(case)
     if want.get("error_at_step") == -1:
         with pytest.raises(lrsched.InvalidArgument) as e:
-            RemoteLRScheduler(opt, case["scheduler"], name=name, client=client)
+            via_get_scheduler(case, opt, name, client)
         assert e.value.details
         with pytest.raises(lrsched.NotFound):
             client.get_session(name)
         return
-    sched = RemoteLRScheduler(opt, case["scheduler"], name=name, client=client)
+    sched = via_get_scheduler(case, opt, name, client)
+    assert isinstance(sched, RemoteLRScheduler)
+    assert isinstance(sched, PLATEAU) == is_plateau(case)
     rows, failed_at = [], None
     for i in range(case["steps"]):
         rows.append(lrs(opt))
@@ -205,7 +223,7 @@ def test_plateau_is_stepped_with_the_metric(client):
     case = next(c.values[0] for c in HF if is_plateau(c.values[0]))
     opt = make_optimizer(case["optimizer"])
     sched = RemoteLRScheduler(opt, case["scheduler"], name=session_name(case), client=client)
-    assert sched.scheduler_type == "ReduceLROnPlateau"
+    assert sched.scheduler_type == "ReduceLROnPlateau" and isinstance(sched, PLATEAU)
     assert not sched.session.deterministic
     with pytest.raises(lrsched.FailedPrecondition) as e:
         sched.step()  # no metric: refused, nothing changes
@@ -222,3 +240,21 @@ def test_unknown_name_lists_the_valid_ones(client):
                           name="hf-test/unknown", client=client)
     assert "scheduler.name" in e.value.details
     assert "warmup_stable_decay" in e.value.details and "cosine_with_min_lr" in e.value.details
+
+
+@pytest.mark.parametrize("name,kwargs", [("polynomial", {}),
+                                         ("cosine_with_min_lr", {"min_lr": 1e-5})])
+def test_optimizer_defaults_lr_must_be_the_first_groups(client, name, kwargs):
+    """transformers reads optimizer.defaults["lr"] there; lrsched the first group's lr: an
+    optimizer whose defaults differ is refused before any session exists."""
+    p = [torch.nn.Parameter(torch.zeros(2)), torch.nn.Parameter(torch.zeros(2))]
+    opt = torch.optim.AdamW([{"params": [p[0]], "lr": 1e-3}, {"params": [p[1]]}], lr=5e-4)
+    with pytest.raises(ValueError, match="defaults"):
+        get_scheduler(name, opt, 10, 100, kwargs, session="hf-test/defaults", client=client)
+    with pytest.raises(lrsched.NotFound):
+        client.get_session("hf-test/defaults")
+    ok = torch.optim.AdamW([{"params": [p[0]], "lr": 1e-3}, {"params": [p[1]]}], lr=1e-3)
+    sched = get_scheduler(name, ok, 10, 100, kwargs, session=f"hf-test/defaults-{name}",
+                          client=client)
+    assert sched.get_last_lr() == [0.0, 0.0]
+    sched.close()
