@@ -3,8 +3,9 @@
 // The engine's cost: one step() for each scheduler type in step_configs.json (torch's) and
 // step_configs_<family>.json (issue #17's families; their lengths are 1e12 steps so that every
 // iteration measures the decay's formula, not the constant tail), and 1,000,000-step simulates
-// of CosineAnnealingLR and of transformers' cosine with warmup. A counting operator new reports heap allocations per step
-// (the target is zero). Compare with bench/torch_step_bench.py on the same configs.
+// of CosineAnnealingLR and of transformers' cosine with warmup. A counting operator new reports
+// heap allocations per step (the target is zero). Compare with bench/torch_step_bench.py on the
+// same configs.
 #include <atomic>
 #include <cstdlib>
 #include <fstream>
@@ -96,8 +97,7 @@ void Register() {
     std::ifstream in(std::string(LRSCHED_BENCH_DIR) + "/" + file);
     json configs = json::parse(in);
     for (const json& c : configs) {
-      benchmark::RegisterBenchmark(("BM_Step/" + c["name"].get<std::string>()).c_str(), BM_Step,
-                                   c);
+      benchmark::RegisterBenchmark(("BM_Step/" + c["name"].get<std::string>()).c_str(), BM_Step, c);
     }
   }
 }

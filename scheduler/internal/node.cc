@@ -225,12 +225,12 @@ absl::StatusOr<std::unique_ptr<SchedulerNode>> BuildNode(const json& spec, const
         absl::StrCat(path, ": schedulers nest at most ", kMaxNesting, " deep"));
   }
   Fields f(spec, path);
-  std::string type = f.Enum(
-      "type", std::nullopt,
-      {"LambdaLR", "MultiplicativeLR", "StepLR", "MultiStepLR", "ConstantLR", "LinearLR",
-       "ExponentialLR", "PolynomialLR", "CosineAnnealingLR", "ChainedScheduler", "SequentialLR",
-       "ReduceLROnPlateau", "CyclicLR", "OneCycleLR", "CosineAnnealingWarmRestarts",
-       "transformers.get_scheduler"});
+  std::string type =
+      f.Enum("type", std::nullopt,
+             {"LambdaLR", "MultiplicativeLR", "StepLR", "MultiStepLR", "ConstantLR", "LinearLR",
+              "ExponentialLR", "PolynomialLR", "CosineAnnealingLR", "ChainedScheduler",
+              "SequentialLR", "ReduceLROnPlateau", "CyclicLR", "OneCycleLR",
+              "CosineAnnealingWarmRestarts", "transformers.get_scheduler"});
   if (!f.status().ok()) return f.status();
   f.Bool("verbose", false);
   absl::StatusOr<std::unique_ptr<SchedulerNode>> node;
