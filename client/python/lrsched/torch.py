@@ -110,9 +110,9 @@ class RemoteLRScheduler:
     "lr_lambda": "0.95 ** epoch"}); or transformers' get_scheduler arguments ({"type":
     "transformers.get_scheduler", "name": "cosine", "num_warmup_steps": 100, ...}, see
     lrsched.transformers). A ReduceLROnPlateau session's object is also an instance of torch's
-    ReduceLROnPlateau when torch is imported (trainers test that to pass the metric). name: the session. server/client: where it lives (a Client
-    is created for `server` unless one is given; timeout, retry_timeout and retries configure
-    it, see Client).
+    ReduceLROnPlateau when torch is imported (trainers test that to pass the metric).
+    name: the session. server/client: where it lives (a Client is created for `server` unless
+    one is given; timeout, retry_timeout and retries configure it, see Client).
     optimizer_type: the torch optimizer class name to use instead of the inferred one.
     attach: if a session of that name exists with a *different* spec (for instance after
     optimizer.load_state_dict() changed the groups' lr), use it anyway instead of raising
