@@ -105,8 +105,14 @@ absl::Status Polynomial(const HfLambdaParams& p, int64_t s, double* out) {
   }
   double pct_remaining = 1 - static_cast<double>(s - p.warmup) / static_cast<double>(decay_steps);
   double pw;
-  absl::Status st = PyPow(pct_remaining, p.power, &pw);
-  if (!st.ok()) return st;
+  if (pct_remaining > 0 && p.power >= 0) {
+    // CPython's float_pow is C's pow() for a positive finite base and a finite exponent; the
+    // result is in [0, 1], so nothing overflows. Other cases take PyPow's rules (0 ** -1 raises).
+    pw = std::pow(pct_remaining, p.power);
+  } else {
+    absl::Status st = PyPow(pct_remaining, p.power, &pw);
+    if (!st.ok()) return st;
+  }
   double decay = lr_range * pw + p.lr_end;
   return PyDiv(decay, p.lr_init, out);
 }

@@ -190,6 +190,19 @@ TEST(HfStep, PolynomialZeroDivisionRefusesTheStepAndChangesNothing) {
   EXPECT_EQ((*s)->param_groups()[0].lr, 0.1 * (1e-7 / 0.1));
 }
 
+// polynomial's `pct_remaining**power` with Python's rules where C's pow differs: a negative
+// power at the last decay step (0.0 ** -1.0) is transformers' ZeroDivisionError, refused there.
+TEST(HfStep, PolynomialNegativePowerAtTheEndIsPythonsZeroDivision) {
+  auto s = Hf(R"("name": "polynomial", "num_warmup_steps": 0, "num_training_steps": 2,
+      "scheduler_specific_kwargs": {"power": -1.0, "lr_end": 0.05})");
+  ASSERT_TRUE(s.ok()) << s.status();
+  ASSERT_TRUE((*s)->Step({}).ok());  // pct_remaining 0.5: 0.5 ** -1 = 2
+  EXPECT_EQ((*s)->param_groups()[0].lr, 0.1 * (((0.1 - 0.05) * 2.0 + 0.05) / 0.1));
+  absl::Status st = (*s)->Step({});
+  EXPECT_NE(st.message().find("ZeroDivisionError"), std::string::npos) << st;
+  EXPECT_EQ((*s)->last_epoch(), 1);
+}
+
 TEST(HfStep, LambdaTypesAreDeterministicPlateauIsNot) {
   auto cos = Hf(R"("name": "cosine", "num_warmup_steps": 2, "num_training_steps": 10)");
   ASSERT_TRUE(cos.ok());
