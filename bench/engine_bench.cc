@@ -1,8 +1,11 @@
 // Copyright lrsched authors.
 //
-// The engine's cost: one step() for each scheduler type in step_configs.json, and a 1,000,000-
-// step CosineAnnealingLR simulate. A counting operator new reports heap allocations per step
-// (the target is zero). Compare with bench/torch_step_bench.py on the same configs.
+// The engine's cost: one step() for each scheduler type in step_configs.json (torch's) and
+// step_configs_<family>.json (issue #17's families; their lengths are 1e12 steps so that every
+// iteration measures the decay's formula, not the constant tail), and 1,000,000-step simulates
+// of CosineAnnealingLR and of transformers' cosine with warmup. A counting operator new reports
+// heap allocations per step (the target is zero). Compare with bench/torch_step_bench.py on the
+// same configs.
 #include <atomic>
 #include <cstdlib>
 #include <fstream>
@@ -70,11 +73,32 @@ void BM_Simulate1M_CosineAnnealingLR(benchmark::State& state) {
 }
 BENCHMARK(BM_Simulate1M_CosineAnnealingLR)->Unit(benchmark::kMillisecond);
 
+// transformers' cosine with warmup (a LambdaLR with transformers' lambda), beside
+// CosineAnnealingLR's trace above.
+void BM_Simulate1M_TransformersCosineWarmup(benchmark::State& state) {
+  json spec = json::parse(R"J({"optimizer": {"type": "SGD", "param_groups": [{"lr": 0.1}]},
+      "scheduler": {"type": "transformers.get_scheduler", "name": "cosine",
+                    "num_warmup_steps": 10000, "num_training_steps": 1000000}})J");
+  Trace t;
+  for (auto _ : state) {
+    auto s = Schedule::Create(spec);
+    (void)Simulate(**s, 1'000'000, {}, {}, &t);
+    benchmark::DoNotOptimize(t.lr.data());
+  }
+  state.counters["steps_per_s"] =
+      benchmark::Counter(1e6 * state.iterations(), benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_Simulate1M_TransformersCosineWarmup)->Unit(benchmark::kMillisecond);
+
 void Register() {
-  std::ifstream in(LRSCHED_BENCH_CONFIGS);
-  json configs = json::parse(in);
-  for (const json& c : configs) {
-    benchmark::RegisterBenchmark(("BM_Step/" + c["name"].get<std::string>()).c_str(), BM_Step, c);
+  // step_configs.json holds torch's types (torch_step_bench.py runs the same file); the other
+  // families' configs live beside it, for lrsched alone.
+  for (const char* file : {"step_configs.json", "step_configs_transformers.json"}) {
+    std::ifstream in(std::string(LRSCHED_BENCH_DIR) + "/" + file);
+    json configs = json::parse(in);
+    for (const json& c : configs) {
+      benchmark::RegisterBenchmark(("BM_Step/" + c["name"].get<std::string>()).c_str(), BM_Step, c);
+    }
   }
 }
 

@@ -225,16 +225,19 @@ absl::StatusOr<std::unique_ptr<SchedulerNode>> BuildNode(const json& spec, const
         absl::StrCat(path, ": schedulers nest at most ", kMaxNesting, " deep"));
   }
   Fields f(spec, path);
-  std::string type = f.Enum(
-      "type", std::nullopt,
-      {"LambdaLR", "MultiplicativeLR", "StepLR", "MultiStepLR", "ConstantLR", "LinearLR",
-       "ExponentialLR", "PolynomialLR", "CosineAnnealingLR", "ChainedScheduler", "SequentialLR",
-       "ReduceLROnPlateau", "CyclicLR", "OneCycleLR", "CosineAnnealingWarmRestarts"});
+  std::string type =
+      f.Enum("type", std::nullopt,
+             {"LambdaLR", "MultiplicativeLR", "StepLR", "MultiStepLR", "ConstantLR", "LinearLR",
+              "ExponentialLR", "PolynomialLR", "CosineAnnealingLR", "ChainedScheduler",
+              "SequentialLR", "ReduceLROnPlateau", "CyclicLR", "OneCycleLR",
+              "CosineAnnealingWarmRestarts", "transformers.get_scheduler"});
   if (!f.status().ok()) return f.status();
   f.Bool("verbose", false);
   absl::StatusOr<std::unique_ptr<SchedulerNode>> node;
   if (type == "ReduceLROnPlateau") {
     node = BuildPlateau(f, opt);
+  } else if (type == "transformers.get_scheduler") {
+    node = BuildTransformers(f, opt);
   } else if (type == "SequentialLR" || type == "ChainedScheduler") {
     node = BuildComposite(type, f, opt, depth);
   } else if (type == "CyclicLR" || type == "OneCycleLR" || type == "CosineAnnealingWarmRestarts") {

@@ -164,6 +164,8 @@ absl::StatusOr<std::unique_ptr<SchedulerNode>> BuildBasic(const std::string& typ
 absl::StatusOr<std::unique_ptr<SchedulerNode>> BuildCyclic(const std::string& type, Fields& f,
                                                            Optimizer& opt);
 absl::StatusOr<std::unique_ptr<SchedulerNode>> BuildPlateau(Fields& f, Optimizer& opt);
+// transformers.get_scheduler (schedulers_transformers.cc).
+absl::StatusOr<std::unique_ptr<SchedulerNode>> BuildTransformers(Fields& f, Optimizer& opt);
 absl::StatusOr<std::unique_ptr<SchedulerNode>> BuildComposite(const std::string& type, Fields& f,
                                                               Optimizer& opt, int depth);
 

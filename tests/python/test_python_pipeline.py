@@ -299,3 +299,96 @@ def test_exit_without_close_delivers_pending_steps(client, server, keep):
     assert "Traceback" not in out.stderr, out.stderr
     assert time.monotonic() - t0 < 10.0
     assert client.get_session(name).last_epoch == 20
+
+
+# -- a reply to a request sent before reset() ----------------------------------------------
+
+class _HeldFuture:
+    """A gRPC future that completes when the test says (result() of `reply`)."""
+
+    def __init__(self):
+        self.reply, self._callbacks, self.done = None, [], threading.Event()
+
+    def add_done_callback(self, fn):
+        self._callbacks.append(fn)
+
+    def result(self):
+        return self.reply
+
+    def cancel(self):
+        return False
+
+    def complete(self, reply):
+        self.reply = reply
+        self.done.set()
+        for fn in self._callbacks:
+            fn(self)
+
+
+class _HeldClient:
+    """What StepPipeline uses of a Client, with GetLR futures the test completes itself."""
+    timeout = 5.0
+    _metadata = ()
+
+    def __init__(self):
+        self.sent = []  # (request, _HeldFuture)
+        self.cv = threading.Condition()
+        outer = self
+
+        class _Method:
+            def future(self, req, timeout=None, metadata=None):
+                f = _HeldFuture()
+                with outer.cv:
+                    outer.sent.append((req, f))
+                    outer.cv.notify_all()
+                return f
+
+        class _Stub:
+            GetLR = _Method()
+            Step = _Method()
+
+        self._stub = _Stub()
+
+    def get_session(self, name):  # what an error re-reads: not needed here
+        raise lrsched.Unavailable("a held client has no sessions")
+
+    def wait_sent(self, n):
+        with self.cv:
+            assert self.cv.wait_for(lambda: len(self.sent) >= n, timeout=5), self.sent
+
+
+def _pb_session(revision, epoch, lr):
+    from lrsched._proto import pb
+    from lrsched.values import Session
+    return Session.from_proto(pb.Session(name="held", last_epoch=epoch, revision=revision,
+                                         deterministic=True, groups=[pb.GroupValues(lr=lr)]))
+
+
+def _pb_window(revision, epoch, lr):
+    from lrsched._proto import pb
+    return pb.GetLRResponse(name="held", last_epoch=epoch, revision=revision,
+                            groups=[pb.GroupValues(lr=lr)],
+                            window=[pb.EpochValues(epoch=epoch + i, groups=[pb.GroupValues(lr=lr)])
+                                    for i in range(4)])
+
+
+def test_window_requested_before_reset_is_ignored_after_it():
+    """A lookahead sent before reset() (load_state_dict() rewound the session) and answered
+    after it carries the old state: it must be ignored, not taken as "changed by another
+    writer". (The sender thread's callbacks once read its loop variables late, so such a reply
+    counted as the new generation's: a resumed Trainer failed with Aborted about half the
+    time; tests/python/test_python_transformers.py's checkpoint test showed it.)"""
+    from lrsched._step_pipeline import StepPipeline
+    client = _HeldClient()
+    p = StepPipeline(client, "held", _pb_session(34, 33, 0.5), window=4, max_pending=1)
+    try:
+        client.wait_sent(1)  # the first window, for the session at epoch 33
+        p.reset(_pb_session(35, 30, 0.25))  # rewound by an import: epoch 30, revision 35
+        client.wait_sent(2)  # the new generation's window
+        (_, old), (_, new) = client.sent[0], client.sent[1]
+        old.complete(_pb_window(34, 33, 0.5))  # the old state, answered late
+        new.complete(_pb_window(35, 30, 0.25))
+        p.flush()  # raises the error the late reply would have recorded
+        assert p.step() == (31, [lrsched.GroupValues(lr=0.25, momentum=None)])
+    finally:
+        p.close()

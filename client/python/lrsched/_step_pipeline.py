@@ -254,11 +254,15 @@ class StepPipeline:
                     idle += POLL
                 continue
             idle = 0.0
+            # The callbacks bind this iteration's gen and acked (default arguments): a closure
+            # would read the loop's variables when the reply comes, after a reset() maybe, and
+            # take a reply to a request of the old generation for one of the new.
             if send:
                 self._start(self._inflight_is, pb.StepRequest(name=self._name, if_epoch=acked),
-                            "Step", lambda f: self._on_step(f, acked, gen))
+                            "Step", lambda f, acked=acked, gen=gen: self._on_step(f, acked, gen))
             if refill:
-                self._start(self._fetching_is, req, "GetLR", lambda f: self._on_window(f, gen))
+                self._start(self._fetching_is, req, "GetLR",
+                            lambda f, gen=gen: self._on_window(f, gen))
 
     def _notify(self):
         """Wakes whoever waits for news (lock held): step()/flush()/close() on the condition,

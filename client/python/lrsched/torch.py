@@ -23,7 +23,7 @@ import functools
 import json
 import weakref
 
-from lrsched import _pipeline, _resume, errors
+from lrsched import _pipeline, _resume, errors, transformers
 from lrsched.client import DEFAULT_RETRY_TIMEOUT, DEFAULT_TARGET, Client
 
 __all__ = ["RemoteLRScheduler", "OPTIMIZER_TYPES"]
@@ -107,9 +107,12 @@ class RemoteLRScheduler:
     optimizer: a torch optimizer, or any object with `param_groups` (list of dicts with "lr",
     and optionally "initial_lr", "momentum" or "betas"). scheduler: torch's class name and
     keyword arguments as a dict; lambdas are expression strings ({"type": "LambdaLR",
-    "lr_lambda": "0.95 ** epoch"}). name: the session. server/client: where it lives (a Client
-    is created for `server` unless one is given; timeout, retry_timeout and retries configure
-    it, see Client).
+    "lr_lambda": "0.95 ** epoch"}); or transformers' get_scheduler arguments ({"type":
+    "transformers.get_scheduler", "name": "cosine", "num_warmup_steps": 100, ...}, see
+    lrsched.transformers). A ReduceLROnPlateau session's object is also an instance of torch's
+    ReduceLROnPlateau when torch is imported (trainers test that to pass the metric).
+    name: the session. server/client: where it lives (a Client is created for `server` unless
+    one is given; timeout, retry_timeout and retries configure it, see Client).
     optimizer_type: the torch optimizer class name to use instead of the inferred one.
     attach: if a session of that name exists with a *different* spec (for instance after
     optimizer.load_state_dict() changed the groups' lr), use it anyway instead of raising
@@ -171,6 +174,7 @@ class RemoteLRScheduler:
         self.optimizer_type = optimizer_type
         self.launch_id = launch_id
         self._resume_check = None  # (session, restored lrs or None) until the first step()
+        transformers.check_default_lr(optimizer, scheduler)
         self.spec = build_spec(optimizer, scheduler, optimizer_type=optimizer_type)
         self._owns_client = client is None
         self.client = client if client is not None else Client(
@@ -188,6 +192,10 @@ class RemoteLRScheduler:
                     f"RemoteLRScheduler: session {name!r} has {len(session.groups)} param "
                     f"groups, the optimizer {len(self.optimizer.param_groups)}")
             self._adopt(session)
+            if session.scheduler_type == "ReduceLROnPlateau":
+                # Trainers (transformers' among them) pass the metric only to a scheduler that
+                # is a torch ReduceLROnPlateau; see lrsched.transformers.plateau_class.
+                self.__class__ = transformers.plateau_class(type(self)) or type(self)
             self._copy_construction_keys()
             _pipeline.attach(self, pipeline, max_pending)
             if existed:
