@@ -183,8 +183,8 @@ TEST(MegatronTest, LoadStateDictFollowsMegatron) {
   ASSERT_TRUE(restored.ok()) << restored.status();
   EXPECT_EQ((*restored)->StateDict()["max_lr"], 0.002);
   // Without it they must agree.
-  auto strict = Schedule::Restore(Spec({{"use_checkpoint_opt_param_scheduler", false}}), nullptr,
-                                  other);
+  auto strict =
+      Schedule::Restore(Spec({{"use_checkpoint_opt_param_scheduler", false}}), nullptr, other);
   ASSERT_FALSE(strict.ok());
   EXPECT_NE(strict.status().message().find("state_dict.max_lr"), std::string::npos)
       << strict.status();
