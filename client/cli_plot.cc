@@ -40,6 +40,7 @@ void AddTrace(const std::string& label, const Trace& t, double x0, std::vector<P
       s.x.push_back(x0 + static_cast<double>(r));
       s.lr.push_back(t.lr[r * t.groups + g]);
       if (t.has_momentum) s.momentum.push_back(t.momentum[r * t.groups + g]);
+      if (t.has_weight_decay) s.weight_decay.push_back(t.weight_decay[r * t.groups + g]);
     }
     out->push_back(std::move(s));
   }
@@ -83,11 +84,13 @@ int AddSession(Client& client, const std::string& name, std::vector<PlotSeries>*
   Trace t;
   t.groups = static_cast<size_t>(session->groups_size());
   t.has_momentum = t.groups > 0 && session->groups(0).has_momentum();
+  t.has_weight_decay = t.groups > 0 && session->groups(0).has_weight_decay();
   int64_t x0 = session->last_epoch();
   auto add_row = [&](const google::protobuf::RepeatedPtrField<v1::GroupValues>& groups) {
     for (const v1::GroupValues& g : groups) {
       t.lr.push_back(g.lr());
       if (t.has_momentum) t.momentum.push_back(g.momentum());
+      if (t.has_weight_decay) t.weight_decay.push_back(g.weight_decay());
     }
   };
   if (!session->deterministic()) {

@@ -56,6 +56,8 @@ class RemoteSchedule {
   double lr(size_t group = 0) const { return values_.at(group).lr(); }
   // betas[0] / momentum; nullopt for optimizers without either.
   std::optional<double> momentum(size_t group = 0) const;
+  // weight_decay where the schedule drives it (Megatron's); nullopt for torch's types.
+  std::optional<double> weight_decay(size_t group = 0) const;
   const std::vector<v1::GroupValues>& values() const { return values_; }
   int64_t epoch() const { return epoch_; }
   bool deterministic() const { return deterministic_; }

@@ -24,6 +24,7 @@ json RowsJson(const std::vector<double>& flat, size_t groups) {
 json TraceJson(const Trace& t, const json& state_dict) {
   json out{{"lr", RowsJson(t.lr, t.groups)}};
   if (t.has_momentum) out["momentum"] = RowsJson(t.momentum, t.groups);
+  if (t.has_weight_decay) out["weight_decay"] = RowsJson(t.weight_decay, t.groups);
   if (!t.error.ok()) {
     out["error"] = std::string(t.error.message());
     out["error_at_step"] = t.error_at_step;

@@ -354,6 +354,8 @@ class RemoteLRScheduler:
         self._last_lr = [g.lr for g in groups]
         for group, values in zip(self.optimizer.param_groups, groups):
             group["lr"] = values.lr
+            if values.weight_decay is not None:  # a schedule that drives it (Megatron's)
+                group["weight_decay"] = values.weight_decay
             if values.momentum is None:
                 continue
             if "betas" in group:
