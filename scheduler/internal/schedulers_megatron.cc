@@ -47,6 +47,30 @@ std::optional<std::string> ReadMegatronStyle(Fields& f, const char* key, bool re
   return v->get<std::string>();
 }
 
+MegatronLrStyle ClassifyLrStyle(const std::string& s) {
+  if (s == "constant") return MegatronLrStyle::kConstant;
+  if (s == "linear") return MegatronLrStyle::kLinear;
+  if (s == "cosine") return MegatronLrStyle::kCosine;
+  if (s == "inverse-square-root") return MegatronLrStyle::kInverseSqrt;
+  if (s == "WSD") return MegatronLrStyle::kWsd;
+  return MegatronLrStyle::kOther;
+}
+
+MegatronWsdStyle ClassifyWsdStyle(const std::optional<std::string>& s) {
+  if (s == "linear") return MegatronWsdStyle::kLinear;
+  if (s == "cosine") return MegatronWsdStyle::kCosine;
+  if (s == "exponential") return MegatronWsdStyle::kExponential;
+  if (s == "minus_sqrt") return MegatronWsdStyle::kMinusSqrt;
+  return MegatronWsdStyle::kOther;
+}
+
+MegatronWdStyle ClassifyWdStyle(const std::string& s) {
+  if (s == "constant") return MegatronWdStyle::kConstant;
+  if (s == "linear") return MegatronWdStyle::kLinear;
+  if (s == "cosine") return MegatronWdStyle::kCosine;
+  return MegatronWdStyle::kOther;
+}
+
 absl::Status MegatronScheduler::Step(Optimizer& opt, const StepArgs& args) {
   if (args.metric) {
     return absl::InvalidArgumentError(
@@ -56,15 +80,15 @@ absl::Status MegatronScheduler::Step(Optimizer& opt, const StepArgs& args) {
   if (inc > kMaxInt - num_steps) {
     return absl::InvalidArgumentError(absl::StrCat("increment: num_steps cannot pass ", kMaxInt));
   }
-  return StepTo(opt, num_steps + inc, wd_config());
+  return StepTo(opt, num_steps + inc, wd);
 }
 
-absl::Status MegatronScheduler::StepTo(Optimizer& opt, int64_t n, const WdConfig& wd) {
+absl::Status MegatronScheduler::StepTo(Optimizer& opt, int64_t n, const WdConfig& wd_config) {
   for (size_t i = 0; i < opt.groups.size(); ++i) {
     const ParamGroup& g = opt.groups[i];
     LRS_RETURN_IF_ERROR(GetLr(g, n, &lr_out[i]));
     double w = 0;
-    LRS_RETURN_IF_ERROR(GetWd(g, i, n, wd, &w));
+    LRS_RETURN_IF_ERROR(GetWd(g, i, n, wd_config, &w));
     wd_out[i] = w * g.wd_mult.value_or(1.0);
     if (!std::isfinite(lr_out[i]) || !std::isfinite(wd_out[i])) {
       return absl::InvalidArgumentError(
@@ -89,7 +113,7 @@ absl::Status MegatronScheduler::GetLr(const ParamGroup& g, int64_t n, double* ou
     *out = init_lr + ((max - init_lr) * steps / W);
     return absl::OkStatus();
   }
-  if (lr_decay_style == "constant") {
+  if (lr_style == MegatronLrStyle::kConstant) {
     *out = max;
     return absl::OkStatus();
   }
@@ -97,7 +121,7 @@ absl::Status MegatronScheduler::GetLr(const ParamGroup& g, int64_t n, double* ou
     *out = min;
     return absl::OkStatus();
   }
-  if (lr_decay_style == "inverse-square-root") {
+  if (lr_style == MegatronLrStyle::kInverseSqrt) {
     const double warmup = std::max(W, 1.0), s = std::max(steps, 1.0);
     const double lr = max * std::pow(warmup, 0.5) / std::pow(s, 0.5);
     *out = lr > min ? lr : min;  // Python's max(min_lr, lr)
@@ -106,30 +130,30 @@ absl::Status MegatronScheduler::GetLr(const ParamGroup& g, int64_t n, double* ou
   const double decay_ratio = (steps - W) / (D - W);
   const double delta = max - min;
   double coeff;
-  if (lr_decay_style == "linear") {
+  if (lr_style == MegatronLrStyle::kLinear) {
     coeff = 1.0 - decay_ratio;
-  } else if (lr_decay_style == "cosine") {
+  } else if (lr_style == MegatronLrStyle::kCosine) {
     coeff = 0.5 * (std::cos(M_PI * decay_ratio) + 1.0);
-  } else if (lr_decay_style == "WSD") {
+  } else if (lr_style == MegatronLrStyle::kWsd) {
     const double anneal_start = D - *wsd_decay_steps;
     if (steps <= anneal_start) {
       coeff = 1.0;
     } else {
       const double r = (steps - anneal_start) / *wsd_decay_steps;
-      const std::string style = lr_wsd_decay_style.value_or("");
-      if (style == "linear") {
+      if (wsd_style == MegatronWsdStyle::kLinear) {
         coeff = 1.0 - r;
-      } else if (style == "cosine") {
+      } else if (wsd_style == MegatronWsdStyle::kCosine) {
         coeff = 0.5 * (std::cos(M_PI * r) + 1.0);
-      } else if (style == "exponential") {
+      } else if (wsd_style == MegatronWsdStyle::kExponential) {
         coeff = (2.0 * std::pow(0.5, r)) - 1.0;
-      } else if (style == "minus_sqrt") {
+      } else if (wsd_style == MegatronWsdStyle::kMinusSqrt) {
         coeff = 1.0 - std::sqrt(r);
       } else {
         return absl::InvalidArgumentError(absl::StrCat(
             "lr_wsd_decay_style: WSD's annealing phase (num_steps ", n, " > ",
             FormatNumber(anneal_start), ") needs one of linear, cosine, exponential, minus_sqrt; ",
-            lr_wsd_decay_style ? absl::StrCat("got \"", style, "\"") : "none was given",
+            lr_wsd_decay_style ? absl::StrCat("got \"", *lr_wsd_decay_style, "\"")
+                               : "none was given",
             " (Megatron: AssertionError)"));
       }
     }
@@ -150,7 +174,7 @@ absl::Status MegatronScheduler::GetWd(const ParamGroup& g, size_t i, int64_t n, 
     *out = end;
     return absl::OkStatus();
   }
-  if (wd.wd_incr_style == "constant") {
+  if (wd.style == MegatronWdStyle::kConstant) {
     if (start != end) {
       return absl::InvalidArgumentError(absl::StrCat(
           g.start_wd || g.end_wd ? absl::StrCat("optimizer.param_groups[", i, "].start_wd")
@@ -168,9 +192,9 @@ absl::Status MegatronScheduler::GetWd(const ParamGroup& g, size_t i, int64_t n, 
   }
   const double incr_ratio = steps / N;
   double coeff;
-  if (wd.wd_incr_style == "linear") {
+  if (wd.style == MegatronWdStyle::kLinear) {
     coeff = incr_ratio;
-  } else if (wd.wd_incr_style == "cosine") {
+  } else if (wd.style == MegatronWdStyle::kCosine) {
     coeff = 0.5 * (std::cos(M_PI * (1 - incr_ratio)) + 1.0);
   } else {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -192,14 +216,17 @@ absl::StatusOr<std::unique_ptr<SchedulerNode>> BuildMegatron(Fields& f, Optimize
   m->lr_warmup_steps = ReadMegatronNum(f, "lr_warmup_steps");
   m->lr_decay_steps = ReadMegatronNum(f, "lr_decay_steps");
   m->lr_decay_style = ReadMegatronStyle(f, "lr_decay_style", true).value_or("");
-  m->start_wd = ReadMegatronNum(f, "start_wd");
-  m->end_wd = ReadMegatronNum(f, "end_wd");
-  m->wd_incr_steps = ReadMegatronNum(f, "wd_incr_steps");
-  m->wd_incr_style = ReadMegatronStyle(f, "wd_incr_style", true).value_or("");
+  m->wd.start_wd = ReadMegatronNum(f, "start_wd");
+  m->wd.end_wd = ReadMegatronNum(f, "end_wd");
+  m->wd.wd_incr_steps = ReadMegatronNum(f, "wd_incr_steps");
+  m->wd.wd_incr_style = ReadMegatronStyle(f, "wd_incr_style", true).value_or("");
+  m->wd.style = ClassifyWdStyle(m->wd.wd_incr_style);
   m->use_checkpoint = f.Bool("use_checkpoint_opt_param_scheduler", true);
   m->override_values = f.Bool("override_opt_param_scheduler", false);
   if (f.Has("wsd_decay_steps")) m->wsd_decay_steps = f.Float("wsd_decay_steps", std::nullopt);
   m->lr_wsd_decay_style = ReadMegatronStyle(f, "lr_wsd_decay_style", false);
+  m->lr_style = ClassifyLrStyle(m->lr_decay_style);
+  m->wsd_style = ClassifyWsdStyle(m->lr_wsd_decay_style);
   m->increment = f.Int("increment", 1, 1, kMaxInt);
   LRS_RETURN_IF_ERROR(f.Finish());
   LRS_RETURN_IF_ERROR(CheckMegatronValues(*m, f.path()));
@@ -213,7 +240,7 @@ absl::StatusOr<std::unique_ptr<SchedulerNode>> BuildMegatron(Fields& f, Optimize
   m->lr_out.assign(n, 0.0);
   m->wd_out.assign(n, 0.0);
   m->last_lr_.assign(n, 0.0);
-  absl::Status s = m->StepTo(opt, 0, m->wd_config());  // the constructor's step(0)
+  absl::Status s = m->StepTo(opt, 0, m->wd);  // the constructor's step(0)
   if (!s.ok()) return absl::InvalidArgumentError(absl::StrCat(f.path(), ".", s.message()));
   return std::unique_ptr<SchedulerNode>(std::move(m));
 }

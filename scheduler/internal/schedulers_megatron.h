@@ -11,6 +11,7 @@
 #ifndef LRSCHED_SCHEDULER_INTERNAL_SCHEDULERS_MEGATRON_H_
 #define LRSCHED_SCHEDULER_INTERNAL_SCHEDULERS_MEGATRON_H_
 
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -46,14 +47,34 @@ MegatronNum ReadMegatronNum(Fields& f, const char* key, std::optional<double> de
 // A style name: any string (Megatron checks it only when a step reaches it).
 std::optional<std::string> ReadMegatronStyle(Fields& f, const char* key, bool required);
 
+// The style names, decided once (a step compares no strings); kOther: a name Megatron does not
+// know (or, for WSD, none), refused by the step that needs it.
+enum class MegatronLrStyle : uint8_t { kConstant, kLinear, kCosine, kInverseSqrt, kWsd, kOther };
+enum class MegatronWsdStyle : uint8_t { kLinear, kCosine, kExponential, kMinusSqrt, kOther };
+enum class MegatronWdStyle : uint8_t { kConstant, kLinear, kCosine, kOther };
+MegatronLrStyle ClassifyLrStyle(const std::string& s);
+MegatronWsdStyle ClassifyWsdStyle(const std::optional<std::string>& s);
+MegatronWdStyle ClassifyWdStyle(const std::string& s);
+
 class MegatronScheduler : public ValueNode<MegatronScheduler, SchedulerNode> {
  public:
-  // The class values (Megatron's attributes of the same names).
+  // The weight-decay half of the configuration, which load_state_dict sets after its step.
+  struct WdConfig {
+    MegatronNum start_wd, end_wd, wd_incr_steps;
+    std::string wd_incr_style;
+    MegatronWdStyle style = MegatronWdStyle::kOther;  // ClassifyWdStyle(wd_incr_style)
+  };
+
+  // The class values (Megatron's attributes of the same names); `wd` holds start_wd, end_wd,
+  // wd_incr_steps and wd_incr_style. Set `lr_style` and `wsd_style` when the names change.
   double init_lr = 0;
-  MegatronNum max_lr, min_lr, lr_warmup_steps, lr_decay_steps, start_wd, end_wd, wd_incr_steps;
-  std::string lr_decay_style, wd_incr_style;
+  MegatronNum max_lr, min_lr, lr_warmup_steps, lr_decay_steps;
+  std::string lr_decay_style;
   std::optional<double> wsd_decay_steps;
   std::optional<std::string> lr_wsd_decay_style;
+  MegatronLrStyle lr_style = MegatronLrStyle::kOther;
+  MegatronWsdStyle wsd_style = MegatronWsdStyle::kOther;
+  WdConfig wd;
   bool use_checkpoint = true, override_values = false;
   int64_t increment = 1;  // lrsched's default increment of a Step
   int64_t num_steps = 0;
@@ -73,15 +94,8 @@ class MegatronScheduler : public ValueNode<MegatronScheduler, SchedulerNode> {
 
   absl::Status Step(Optimizer& opt, const StepArgs& args) override;
 
-  // The weight-decay half of the configuration, which load_state_dict sets after its step.
-  struct WdConfig {
-    MegatronNum start_wd, end_wd, wd_incr_steps;
-    std::string wd_incr_style;
-  };
-  WdConfig wd_config() const { return {start_wd, end_wd, wd_incr_steps, wd_incr_style}; }
-
   // step(): num_steps = n, then every group's lr and weight_decay; all or nothing.
-  absl::Status StepTo(Optimizer& opt, int64_t n, const WdConfig& wd);
+  absl::Status StepTo(Optimizer& opt, int64_t n, const WdConfig& wd_config);
   // get_lr(param_group) at num_steps n.
   absl::Status GetLr(const ParamGroup& g, int64_t n, double* out) const;
   // get_wd(param_group) at num_steps n, with the weight-decay configuration `wd`; `i` names

@@ -16,10 +16,10 @@ json MegatronScheduler::StateDict() const {
               {"lr_decay_style", lr_decay_style},
               {"lr_decay_steps", lr_decay_steps.Json()},
               {"min_lr", min_lr.Json()},
-              {"start_wd", start_wd.Json()},
-              {"end_wd", end_wd.Json()},
-              {"wd_incr_style", wd_incr_style},
-              {"wd_incr_steps", wd_incr_steps.Json()}};
+              {"start_wd", wd.start_wd.Json()},
+              {"end_wd", wd.end_wd.Json()},
+              {"wd_incr_style", wd.wd_incr_style},
+              {"wd_incr_steps", wd.wd_incr_steps.Json()}};
 }
 
 void MegatronScheduler::AppendStateDict(std::string* out) const {
@@ -39,13 +39,13 @@ void MegatronScheduler::AppendStateDict(std::string* out) const {
   out->push_back(',');
   num("lr_decay_steps", lr_decay_steps);
   num("min_lr", min_lr);
-  num("start_wd", start_wd);
-  num("end_wd", end_wd);
+  num("start_wd", wd.start_wd);
+  num("end_wd", wd.end_wd);
   json_text::AppendKey("wd_incr_style", out);
-  json_text::AppendString(wd_incr_style, out);
+  json_text::AppendString(wd.wd_incr_style, out);
   out->push_back(',');
   json_text::AppendKey("wd_incr_steps", out);
-  wd_incr_steps.Append(out);
+  wd.wd_incr_steps.Append(out);
   out->push_back('}');
 }
 
@@ -64,8 +64,8 @@ absl::Status CheckMegatronValues(const MegatronScheduler& m, const std::string& 
   if (m.lr_decay_style == "WSD" && !m.wsd_decay_steps) {
     return fail("wsd_decay_steps", "required with lr_decay_style \"WSD\"");
   }
-  if (!(m.start_wd.v >= 0.0)) return fail("start_wd", "must be >= 0");
-  if (!(m.end_wd.v >= m.start_wd.v)) return fail("end_wd", "must be >= start_wd");
+  if (!(m.wd.start_wd.v >= 0.0)) return fail("start_wd", "must be >= 0");
+  if (!(m.wd.end_wd.v >= m.wd.start_wd.v)) return fail("end_wd", "must be >= start_wd");
   return absl::OkStatus();
 }
 
@@ -115,20 +115,21 @@ absl::Status MegatronScheduler::LoadStateDict(const json& sd, const std::string&
   pick_style(alias({"decay_style", "lr_decay_style"}), lr_decay_style, &next.lr_decay_style);
   const int64_t steps = f.Int(alias({"num_iters", "num_steps"}), std::nullopt, 0, kMaxInt);
   const bool has_wd = f.Has("start_wd");
-  WdConfig wd = wd_config();
+  WdConfig loaded = wd;
   if (has_wd) {
-    pick("start_wd", start_wd, &wd.start_wd);
-    pick("end_wd", end_wd, &wd.end_wd);
-    pick("wd_incr_steps", wd_incr_steps, &wd.wd_incr_steps);
-    pick_style("wd_incr_style", wd_incr_style, &wd.wd_incr_style);
+    pick("start_wd", wd.start_wd, &loaded.start_wd);
+    pick("end_wd", wd.end_wd, &loaded.end_wd);
+    pick("wd_incr_steps", wd.wd_incr_steps, &loaded.wd_incr_steps);
+    pick_style("wd_incr_style", wd.wd_incr_style, &loaded.wd_incr_style);
+    loaded.style = ClassifyWdStyle(loaded.wd_incr_style);
   }
   LRS_RETURN_IF_ERROR(f.Finish());
+  next.lr_style = ClassifyLrStyle(next.lr_decay_style);
   MegatronScheduler checked = next;
-  checked.start_wd = wd.start_wd;
-  checked.end_wd = wd.end_wd;
+  checked.wd = loaded;
   LRS_RETURN_IF_ERROR(CheckMegatronValues(checked, path));
   next.num_steps = steps;
-  next.pending_wd = wd;
+  next.pending_wd = loaded;
   *this = std::move(next);
   return absl::OkStatus();
 }
@@ -136,12 +137,9 @@ absl::Status MegatronScheduler::LoadStateDict(const json& sd, const std::string&
 absl::Status MegatronScheduler::FinishLoad(Optimizer& opt) {
   if (!pending_wd) return absl::OkStatus();
   // load_state_dict's self.step(increment=num_steps) on a scheduler at num_steps 0.
-  absl::Status s = StepTo(opt, num_steps, wd_config());
+  absl::Status s = StepTo(opt, num_steps, wd);
   if (!s.ok()) return absl::InvalidArgumentError(absl::StrCat("state_dict.", s.message()));
-  start_wd = pending_wd->start_wd;
-  end_wd = pending_wd->end_wd;
-  wd_incr_steps = pending_wd->wd_incr_steps;
-  wd_incr_style = pending_wd->wd_incr_style;
+  wd = *pending_wd;
   pending_wd.reset();
   return absl::OkStatus();
 }
