@@ -322,6 +322,15 @@ def test_megatron_session_serves_weight_decay_and_takes_increments(server, mg_sp
     assert "weight_decay" not in as_json("get", "mg/torch", server=server)
 
 
+def test_plot_live_megatron_session_counts_its_num_steps(server, mg_spec, tmp_path):
+    ok("create", "mg/plot", f"--spec={mg_spec}", server=server)
+    out = tmp_path / "live-mg.svg"
+    ok("plot", "--session=mg/plot", "--steps=50", f"--out={out}", server=server)
+    curves, _, _, ticks = parse_svg(out)
+    # x is the window's num_steps, 0 .. 392 in steps of the spec's increment (8), not 0 .. 49.
+    assert len(curves) == 4 and "300" in ticks
+
+
 def test_plot_weight_decay_panel(tmp_path, mg_spec):
     out = tmp_path / "mg.svg"
     ok("plot", str(mg_spec), f"--out={out}")
