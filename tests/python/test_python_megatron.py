@@ -204,3 +204,32 @@ def test_increment_is_validated(client):
         "scheduler": {"type": "StepLR", "step_size": 2}})
     with pytest.raises(lrsched.FailedPrecondition, match="increment"):
         client.step("mg/torch-type", increment=2)
+
+
+def test_client_values_carry_weight_decay(client):
+    """Client.simulate's SimulateResult and GetLR's GroupValues carry the served weight_decay
+    (None for torch's types); RemoteLRScheduler writes it into the param groups."""
+    from lrsched.torch import RemoteLRScheduler
+    case = next(c.values[0] for c in mg_lines()
+                if c.values[0]["name"] == "mg/cosine-two-groups-overrides-wd-linear")
+    spec = {"optimizer": case["optimizer"], "scheduler": case["scheduler"]}
+    sim = client.simulate(spec, case["steps"])
+    assert sim.weight_decay == case["expected"]["weight_decay"]
+    assert sim.lr == case["expected"]["lr"]
+    torch_sim = client.simulate({"optimizer": {"type": "SGD", "param_groups": [
+        {"lr": 0.1, "weight_decay": 0.01}]}, "scheduler": {"type": "StepLR", "step_size": 2}}, 3)
+    assert torch_sim.weight_decay is None
+    name = f"mg/{next(_names)}"
+    client.create_session(name, spec)
+    window = client.get_lr(name, window=4).window
+    assert [[g.weight_decay for g in w.groups] for w in window] == \
+        case["expected"]["weight_decay"][:4]
+
+    opt = PlainOptimizer(case["optimizer"]["param_groups"])
+    with RemoteLRScheduler(opt, case["scheduler"], name=f"mg/{next(_names)}", client=client,
+                           optimizer_type="AdamW") as sched:
+        for k in range(case["steps"]):
+            assert [g["weight_decay"] for g in opt.param_groups] == \
+                case["expected"]["weight_decay"][k], k
+            assert [g["lr"] for g in opt.param_groups] == case["expected"]["lr"][k], k
+            sched.step()

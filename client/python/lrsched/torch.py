@@ -33,9 +33,11 @@ OPTIMIZER_TYPES = ("SGD", "Adam", "AdamW", "Adamax", "NAdam", "RAdam", "RMSprop"
                    "Adadelta", "ASGD", "Rprop")
 
 # Param-group keys torch's schedulers read. The OneCycleLR ones appear in a group restored from
-# a checkpoint, and torch reads them back on resume, so they belong to the spec as well.
+# a checkpoint, and torch reads them back on resume, so they belong to the spec as well; so do
+# Megatron's per-group overrides (start_wd, end_wd, wd_mult; never in a torch optimizer's
+# groups). weight_decay is not: every torch group has one, no torch scheduler reads it.
 _FLOAT_KEYS = ("lr", "initial_lr", "momentum", "max_lr", "min_lr", "max_momentum",
-               "base_momentum")
+               "base_momentum", "start_wd", "end_wd", "wd_mult")
 # Keys the scheduler writes into groups at construction (torch's `group[...] = ...`), copied
 # from the session so that optimizer.state_dict() holds what torch's would.
 _CONSTRUCTION_KEYS = ("initial_lr", "max_lr", "min_lr", "max_momentum", "base_momentum")
