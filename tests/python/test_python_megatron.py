@@ -233,3 +233,11 @@ def test_client_values_carry_weight_decay(client):
                 case["expected"]["weight_decay"][k], k
             assert [g["lr"] for g in opt.param_groups] == case["expected"]["lr"][k], k
             sched.step()
+
+
+def test_remote_lr_scheduler_refuses_increments_it_cannot_follow(client):
+    from lrsched.torch import RemoteLRScheduler
+    case = next(c.values[0] for c in mg_lines() if c.values[0]["name"] == "mg/samples-increment-32")
+    with pytest.raises(ValueError, match="RemoteOptimizerParamScheduler"):
+        RemoteLRScheduler(PlainOptimizer(case["optimizer"]["param_groups"]), case["scheduler"],
+                          name=f"mg/{next(_names)}", client=client)

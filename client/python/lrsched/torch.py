@@ -174,6 +174,13 @@ class RemoteLRScheduler:
         self.launch_id = launch_id
         self._resume_check = None  # (session, restored lrs or None) until the first step()
         self.spec = build_spec(optimizer, scheduler, optimizer_type=optimizer_type)
+        if scheduler.get("type") == "megatron.OptimizerParamScheduler" and \
+                scheduler.get("increment", 1) != 1:
+            # Followers and the step pipeline count one epoch per step(); such a session's
+            # last_epoch (num_steps) moves by the increment.
+            raise ValueError("RemoteLRScheduler: a megatron.OptimizerParamScheduler spec with an "
+                             "increment other than 1 needs lrsched.megatron."
+                             "RemoteOptimizerParamScheduler (its step(increment))")
         self._owns_client = client is None
         self.client = client if client is not None else Client(
             server, timeout=timeout, retry_timeout=retry_timeout, retries=retries)
