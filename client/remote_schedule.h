@@ -19,6 +19,8 @@
 //   the server keeps no past values, so that Step() fails FAILED_PRECONDITION.
 // For ReduceLROnPlateau (deterministic = false) there is no lookahead: an owner steps with the
 // metric as before; a follower reads the current values with one GetLR per Step().
+// Followers count one epoch per Step(): a megatron.OptimizerParamScheduler session whose spec
+// increment is not 1 advances its last_epoch (num_steps) by that, so follow only owners there.
 //
 // Invariant: values() always belong to epoch(). Not thread-safe (one per loop); the Client
 // must outlive it.
