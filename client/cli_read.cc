@@ -43,7 +43,7 @@ int RunLr(const std::vector<std::string>& args) {
     nlohmann::json j = {{"name", r->name()},
                         {"last_epoch", r->last_epoch()},
                         {"revision", r->revision()},
-                        {"epoch", r->last_epoch() + ahead}};
+                        {"epoch", r->epoch()}};
     j["lr"] = now["lr"];
     if (now.contains("momentum")) j["momentum"] = now["momentum"];
     if (now.contains("weight_decay")) j["weight_decay"] = now["weight_decay"];
@@ -72,7 +72,7 @@ int RunLr(const std::vector<std::string>& args) {
       add(absl::StrCat(e.epoch()), GroupsJson(e.groups()));
     }
   } else {
-    add(absl::StrCat(r->last_epoch() + ahead), now);
+    add(absl::StrCat(r->epoch()), now);
   }
   PrintTable(rows);
   return kExitOk;

@@ -307,6 +307,8 @@ def test_megatron_session_serves_weight_decay_and_takes_increments(server, mg_sp
     got = as_json("step", "mg/a", server=server)
     assert got["last_epoch"] == 24 and got["weight_decay"] == trace["weight_decay"][3]
     # Lookahead: steps of the spec's increment; a window's epochs are num_steps.
+    ahead = as_json("lr", "mg/a", "--ahead=3", server=server)
+    assert ahead["epoch"] == 48 and ahead["weight_decay"] == trace["weight_decay"][6]
     window = as_json("lr", "mg/a", "--window=5", server=server)["window"]
     assert [w["epoch"] for w in window] == [24, 32, 40, 48, 56]
     assert [w["weight_decay"] for w in window] == trace["weight_decay"][3:8]

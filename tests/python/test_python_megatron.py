@@ -222,6 +222,20 @@ def test_client_values_carry_weight_decay(client):
     name = f"mg/{next(_names)}"
     client.create_session(name, spec)
     window = client.get_lr(name, window=4).window
+    assert client.get_lr(name, ahead=3).epoch == 3 and client.get_lr(name).epoch == 0
+    # Step and Watch replies carry it too.
+    stream = client.watch(name, timeout=10)
+    assert [g.weight_decay for g in next(stream).groups] == case["expected"]["weight_decay"][0]
+    stepped = client.step(name, if_epoch=0).session
+    assert [g.weight_decay for g in stepped.groups] == case["expected"]["weight_decay"][1]
+    assert [g.weight_decay for g in next(stream).groups] == case["expected"]["weight_decay"][1]
+    stream.close()
+    samples = next(c.values[0] for c in mg_lines()
+                   if c.values[0]["name"] == "mg/samples-increment-32")
+    client.create_session(name + "-samples", {"optimizer": samples["optimizer"],
+                                              "scheduler": samples["scheduler"]})
+    got = client.get_lr(name + "-samples", ahead=3)
+    assert got.epoch == 96 and [g.lr for g in got.groups] == samples["expected"]["lr"][3]
     assert [[g.weight_decay for g in w.groups] for w in window] == \
         case["expected"]["weight_decay"][:4]
 

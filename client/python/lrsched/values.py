@@ -128,13 +128,15 @@ class EpochValues:
 
 @dataclass(frozen=True)
 class LRValues:
-    """GetLR's reply: the values at `last_epoch + ahead` in `groups`, and `window` (entry i:
-    after i more plain step() calls) when a window was requested."""
+    """GetLR's reply: the values at `last_epoch + ahead` in `groups` (`epoch`: their
+    last_epoch; for Megatron the num_steps after `ahead` steps of the spec's increment), and
+    `window` (entry i: after i more plain step() calls) when a window was requested."""
     name: str
     last_epoch: int
     revision: int
     groups: List[GroupValues]
     window: List[EpochValues] = field(default_factory=list)
+    epoch: Optional[int] = None
 
     @property
     def lrs(self):
@@ -144,7 +146,8 @@ class LRValues:
     def from_proto(cls, m):
         return cls(name=m.name, last_epoch=m.last_epoch, revision=m.revision,
                    groups=_groups(m.groups),
-                   window=[EpochValues(epoch=w.epoch, groups=_groups(w.groups)) for w in m.window])
+                   window=[EpochValues(epoch=w.epoch, groups=_groups(w.groups)) for w in m.window],
+                   epoch=m.epoch)
 
 
 @dataclass(frozen=True)
