@@ -1,9 +1,10 @@
 // Copyright lrsched authors.
 //
 // What a torch LR scheduler sees of an optimizer: its param groups (lr, initial_lr, momentum or
-// betas, weight_decay, and the keys OneCycleLR and Megatron keep in a group) and which hyper-parameters the optimizer's
-// `defaults` carry (CyclicLR and OneCycleLR decide from that whether momentum can be cycled).
-// Schedulers read and write these groups exactly as torch's read and write `param_groups`.
+// betas, weight_decay, and the keys OneCycleLR and Megatron keep in a group) and which
+// hyper-parameters the optimizer's `defaults` carry (CyclicLR and OneCycleLR decide from that
+// whether momentum can be cycled). Schedulers read and write these groups exactly as torch's read
+// and write `param_groups`.
 #ifndef LRSCHED_SCHEDULER_OPTIMIZER_H_
 #define LRSCHED_SCHEDULER_OPTIMIZER_H_
 

@@ -117,8 +117,8 @@ absl::Status Schedule::Step(const StepRequest& request) {
     }
   }
   // Every node's Step is all-or-nothing, so there is nothing to undo here.
-  return root_->Step(opt_, scheduler_internal::StepArgs{request.epoch, request.metric,
-                                                        request.increment});
+  return root_->Step(
+      opt_, scheduler_internal::StepArgs{request.epoch, request.metric, request.increment});
 }
 
 bool Schedule::has_momentum() const { return opt_.defaults_momentum || opt_.defaults_betas; }
