@@ -90,6 +90,47 @@ void BM_Simulate1M_TransformersCosineWarmup(benchmark::State& state) {
 }
 BENCHMARK(BM_Simulate1M_TransformersCosineWarmup)->Unit(benchmark::kMillisecond);
 
+// megatron.OptimizerParamScheduler (issue #17), kept here rather than in step_configs.json,
+// which bench/torch_step_bench.py builds torch schedulers from. Decay spans 1e12 steps, so that
+// every benchmarked step takes the decay formula (past it, a step just writes min_lr).
+json MegatronConfigs() {
+  json out = json::array();
+  auto add = [&out](const char* name, json sched, size_t groups) {
+    json base{{"type", "megatron.OptimizerParamScheduler"},
+              {"init_lr", 0.0},
+              {"max_lr", 0.001},
+              {"min_lr", 1e-5},
+              {"lr_warmup_steps", 10},
+              {"lr_decay_steps", 1'000'000'000'000},
+              {"start_wd", 0.01},
+              {"end_wd", 0.1},
+              {"wd_incr_steps", 1'000'000'000'000},
+              {"wd_incr_style", "cosine"}};
+    base.update(sched);
+    json group{{"lr", 0.0}, {"betas", {0.9, 0.95}}, {"weight_decay", 0.1}};
+    out.push_back({{"name", name},
+                   {"optimizer",
+                    {{"type", "AdamW"}, {"param_groups", json(std::vector<json>(groups, group))}}},
+                   {"scheduler", base}});
+  };
+  add("megatron.cosine", {{"lr_decay_style", "cosine"}}, 1);
+  add("megatron.cosine-4-groups", {{"lr_decay_style", "cosine"}}, 4);
+  add("megatron.inverse-square-root",
+      {{"lr_decay_style", "inverse-square-root"}, {"wd_incr_style", "linear"}}, 1);
+  add("megatron.WSD-minus_sqrt",
+      {{"lr_decay_style", "WSD"},
+       {"wsd_decay_steps", 999'999'999'999},
+       {"lr_wsd_decay_style", "minus_sqrt"}},
+      1);
+  add("megatron.WSD-exponential-increment-512",
+      {{"lr_decay_style", "WSD"},
+       {"wsd_decay_steps", 999'999'999'999},
+       {"lr_wsd_decay_style", "exponential"},
+       {"increment", 512}},
+      1);
+  return out;
+}
+
 void Register() {
   // step_configs.json holds torch's types (torch_step_bench.py runs the same file); the other
   // families' configs live beside it, for lrsched alone.
@@ -99,6 +140,9 @@ void Register() {
     for (const json& c : configs) {
       benchmark::RegisterBenchmark(("BM_Step/" + c["name"].get<std::string>()).c_str(), BM_Step, c);
     }
+  }
+  for (const json& c : MegatronConfigs()) {
+    benchmark::RegisterBenchmark(("BM_Step/" + c["name"].get<std::string>()).c_str(), BM_Step, c);
   }
 }
 

@@ -28,6 +28,7 @@ ABSL_DECLARE_FLAG(std::string, spec);
 ABSL_DECLARE_FLAG(std::optional<double>, metric);
 ABSL_DECLARE_FLAG(std::optional<double>, epoch);
 ABSL_DECLARE_FLAG(std::optional<int64_t>, if_epoch);
+ABSL_DECLARE_FLAG(std::optional<int64_t>, increment);
 ABSL_DECLARE_FLAG(bool, json);
 ABSL_DECLARE_FLAG(bool, consistent);
 ABSL_DECLARE_FLAG(std::vector<std::string>, labels);
@@ -81,10 +82,12 @@ absl::StatusOr<nlohmann::json> ReadJsonFile(const std::string& path);
 // The {"optimizer", "scheduler"} part of a spec file (a golden line's other keys are dropped).
 absl::StatusOr<std::string> SpecFromFile(const std::string& path);
 
-// Per-group values as JSON lists: {"lr": [...], "momentum": [...] (where present)}.
+// Per-group values as JSON lists: {"lr": [...], "momentum": [...], "weight_decay": [...] (the
+// last two where present)}.
 nlohmann::json GroupsJson(const google::protobuf::RepeatedPtrField<v1::GroupValues>& groups);
 
 // A session as JSON: name, last_epoch, lr (per group), momentum (where the optimizer has it),
+// weight_decay (where the schedule drives it),
 // scheduler_type, deterministic, revision, labels, spec, create_time, update_time.
 nlohmann::json SessionJson(const v1::Session& s);
 

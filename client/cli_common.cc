@@ -132,16 +132,22 @@ nlohmann::json GroupsJson(const google::protobuf::RepeatedPtrField<v1::GroupValu
   nlohmann::json j;
   nlohmann::json lr = nlohmann::json::array();
   nlohmann::json momentum = nlohmann::json::array();
-  bool has_momentum = false;
+  nlohmann::json weight_decay = nlohmann::json::array();
+  bool has_momentum = false, has_weight_decay = false;
   for (const v1::GroupValues& g : groups) {
     lr.push_back(g.lr());
     if (g.has_momentum()) {
       has_momentum = true;
       momentum.push_back(g.momentum());
     }
+    if (g.has_weight_decay()) {
+      has_weight_decay = true;
+      weight_decay.push_back(g.weight_decay());
+    }
   }
   j["lr"] = lr;
   if (has_momentum) j["momentum"] = momentum;
+  if (has_weight_decay) j["weight_decay"] = weight_decay;
   return j;
 }
 
@@ -175,6 +181,7 @@ nlohmann::json SessionJson(const v1::Session& s) {
   nlohmann::json values = GroupsJson(s.groups());
   j["lr"] = values["lr"];
   if (values.contains("momentum")) j["momentum"] = values["momentum"];
+  if (values.contains("weight_decay")) j["weight_decay"] = values["weight_decay"];
   j["scheduler_type"] = s.scheduler_type();
   j["deterministic"] = s.deterministic();
   j["revision"] = s.revision();

@@ -26,6 +26,8 @@ ABSL_FLAG(std::optional<double>, metric, std::nullopt, "step: the metric (Reduce
 ABSL_FLAG(std::optional<double>, epoch, std::nullopt, "step: step(epoch)");
 ABSL_FLAG(std::optional<int64_t>, if_epoch, std::nullopt,
           "step: step only if the session's last_epoch equals this");
+ABSL_FLAG(std::optional<int64_t>, increment, std::nullopt,
+          "step: megatron.OptimizerParamScheduler's step(increment) (e.g. the global batch size)");
 ABSL_FLAG(bool, json, false, "print JSON");
 ABSL_FLAG(bool, consistent, false,
           "get, list, lr: read the store itself (etcd), not the replica's memory");
@@ -56,7 +58,7 @@ constexpr const char* kUsage =
     "  simulate FILE [--steps=N] [--server=ADDR]   trace a spec (locally, or on the server)\n"
     "  create NAME --spec=FILE [--labels=k=v,...]\n"
     "  get NAME | list | delete NAME\n"
-    "  step NAME [--metric=X] [--epoch=E] [--if-epoch=K]\n"
+    "  step NAME [--metric=X] [--epoch=E] [--if-epoch=K] [--increment=N]\n"
     "  lr NAME [--ahead=N] [--window=K]          values now, N steps ahead, or K epochs\n"
     "  watch NAME                                one line per change until Ctrl-C / deleted\n"
     "  export NAME [--torch] > FILE\n"

@@ -31,15 +31,18 @@ std::string Stem(const std::string& path) {
   return dot == std::string::npos || dot == 0 ? base : base.substr(0, dot);
 }
 
-// Splits a trace into one series per param group.
-void AddTrace(const std::string& label, const Trace& t, double x0, std::vector<PlotSeries>* out) {
+// Splits a trace into one series per param group; row r is at x0 + r, or at xs[r] where given
+// (a Megatron session's window advances its epoch by the increment per step).
+void AddTrace(const std::string& label, const Trace& t, double x0, std::vector<PlotSeries>* out,
+              const std::vector<double>& xs = {}) {
   for (size_t g = 0; g < t.groups; ++g) {
     PlotSeries s;
     s.label = t.groups > 1 ? absl::StrCat(label, " (group ", g, ")") : label;
     for (size_t r = 0; r < t.rows(); ++r) {
-      s.x.push_back(x0 + static_cast<double>(r));
+      s.x.push_back(r < xs.size() ? xs[r] : x0 + static_cast<double>(r));
       s.lr.push_back(t.lr[r * t.groups + g]);
       if (t.has_momentum) s.momentum.push_back(t.momentum[r * t.groups + g]);
+      if (t.has_weight_decay) s.weight_decay.push_back(t.weight_decay[r * t.groups + g]);
     }
     out->push_back(std::move(s));
   }
@@ -83,11 +86,14 @@ int AddSession(Client& client, const std::string& name, std::vector<PlotSeries>*
   Trace t;
   t.groups = static_cast<size_t>(session->groups_size());
   t.has_momentum = t.groups > 0 && session->groups(0).has_momentum();
+  t.has_weight_decay = t.groups > 0 && session->groups(0).has_weight_decay();
   int64_t x0 = session->last_epoch();
+  std::vector<double> xs;  // the window's epochs
   auto add_row = [&](const google::protobuf::RepeatedPtrField<v1::GroupValues>& groups) {
     for (const v1::GroupValues& g : groups) {
       t.lr.push_back(g.lr());
       if (t.has_momentum) t.momentum.push_back(g.momentum());
+      if (t.has_weight_decay) t.weight_decay.push_back(g.weight_decay());
     }
   };
   if (!session->deterministic()) {
@@ -98,9 +104,12 @@ int AddSession(Client& client, const std::string& name, std::vector<PlotSeries>*
     auto r = client.GetLR(name, 0, static_cast<int32_t>(steps));
     if (!r.ok()) return Fail(r.status());
     x0 = r->last_epoch();
-    for (const v1::EpochValues& e : r->window()) add_row(e.groups());
+    for (const v1::EpochValues& e : r->window()) {
+      add_row(e.groups());
+      xs.push_back(static_cast<double>(e.epoch()));
+    }
   }
-  AddTrace(absl::StrCat("session ", name), t, static_cast<double>(x0), out);
+  AddTrace(absl::StrCat("session ", name), t, static_cast<double>(x0), out, xs);
   return kExitOk;
 }
 

@@ -43,9 +43,10 @@ int RunLr(const std::vector<std::string>& args) {
     nlohmann::json j = {{"name", r->name()},
                         {"last_epoch", r->last_epoch()},
                         {"revision", r->revision()},
-                        {"epoch", r->last_epoch() + ahead}};
+                        {"epoch", r->epoch()}};
     j["lr"] = now["lr"];
     if (now.contains("momentum")) j["momentum"] = now["momentum"];
+    if (now.contains("weight_decay")) j["weight_decay"] = now["weight_decay"];
     if (window > 0) {
       nlohmann::json w = nlohmann::json::array();
       for (const v1::EpochValues& e : r->window()) {
@@ -58,15 +59,20 @@ int RunLr(const std::vector<std::string>& args) {
     std::cout << j.dump() << "\n";
     return kExitOk;
   }
+  // A WEIGHT_DECAY column only where the schedule drives it (Megatron's).
+  const bool wd = now.contains("weight_decay");
   std::vector<std::vector<std::string>> rows = {{"EPOCH", "LR", "MOMENTUM"}};
+  if (wd) rows[0].push_back("WEIGHT_DECAY");
+  auto add = [&](std::string epoch, const nlohmann::json& v) {
+    rows.push_back({std::move(epoch), v["lr"].dump(), ValuesText(v, "momentum")});
+    if (wd) rows.back().push_back(ValuesText(v, "weight_decay"));
+  };
   if (window > 0) {
     for (const v1::EpochValues& e : r->window()) {
-      nlohmann::json row = GroupsJson(e.groups());
-      rows.push_back({absl::StrCat(e.epoch()), row["lr"].dump(), ValuesText(row, "momentum")});
+      add(absl::StrCat(e.epoch()), GroupsJson(e.groups()));
     }
   } else {
-    rows.push_back(
-        {absl::StrCat(r->last_epoch() + ahead), now["lr"].dump(), ValuesText(now, "momentum")});
+    add(absl::StrCat(r->epoch()), now);
   }
   PrintTable(rows);
   return kExitOk;
@@ -90,6 +96,7 @@ int RunWatch(const std::vector<std::string>& args) {
     } else {
       std::cout << "epoch=" << session.last_epoch() << " lr=" << j["lr"].dump();
       if (j.contains("momentum")) std::cout << " momentum=" << j["momentum"].dump();
+      if (j.contains("weight_decay")) std::cout << " weight_decay=" << j["weight_decay"].dump();
       std::cout << " revision=" << session.revision() << std::endl;
     }
     return true;

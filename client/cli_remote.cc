@@ -31,6 +31,7 @@ void PrintSession(const v1::Session& s) {
                                                 {"last_epoch", absl::StrCat(s.last_epoch())},
                                                 {"lr", Values(j["lr"])}};
   if (j.contains("momentum")) rows.push_back({"momentum", Values(j["momentum"])});
+  if (j.contains("weight_decay")) rows.push_back({"weight_decay", Values(j["weight_decay"])});
   rows.push_back({"deterministic", s.deterministic() ? "yes" : "no"});
   rows.push_back({"revision", absl::StrCat(s.revision())});
   if (!s.labels().empty()) rows.push_back({"labels", LabelsText(s)});
@@ -80,7 +81,8 @@ int RunCreate(const std::vector<std::string>& args) {
 int RunStep(const std::vector<std::string>& args) {
   if (args.size() != 2) {
     return Fail(absl::InvalidArgumentError(
-                    "usage: lrsched step NAME [--metric=X] [--epoch=E] [--if-epoch=K] [--json]"),
+                    "usage: lrsched step NAME [--metric=X] [--epoch=E] [--if-epoch=K] "
+                    "[--increment=N] [--json]"),
                 kExitUsage);
   }
   const std::optional<double> metric = absl::GetFlag(FLAGS_metric);
@@ -88,7 +90,8 @@ int RunStep(const std::vector<std::string>& args) {
   const std::optional<int64_t> if_epoch = absl::GetFlag(FLAGS_if_epoch);
   auto client = ConnectFromFlags();
   if (!client.ok()) return Fail(client.status(), kExitUsage);
-  auto r = (*client)->Step(args[1], StepArgs{metric, epoch, if_epoch});
+  auto r =
+      (*client)->Step(args[1], StepArgs{metric, epoch, if_epoch, absl::GetFlag(FLAGS_increment)});
   if (!r.ok()) return Fail(r.status());
   if (absl::GetFlag(FLAGS_json)) {
     nlohmann::json j = SessionJson(r->session());

@@ -2,10 +2,10 @@
 //
 // `lrsched simulate FILE --server=ADDR`: the local simulate's trace, byte for byte, computed by
 // the server. It creates a temporary session (a unique name, labelled lrsched/temporary),
-// records each group's lr (and momentum) before each Step RPC, as the local trace records them
-// before each step() call, takes torch's state_dict from ExportState, and deletes the session
-// afterwards, also when something fails. Input errors are checked here first, with the local
-// simulate's messages and exit codes.
+// records each group's lr (and momentum, weight_decay) before each Step RPC, as the local trace
+// records them before each step() call, takes torch's state_dict from ExportState, and deletes the
+// session afterwards, also when something fails. Input errors are checked here first, with the
+// local simulate's messages and exit codes.
 #include <unistd.h>
 
 #include <iostream>
@@ -46,10 +46,11 @@ class SessionDeleter {
   std::string name_;
 };
 
-void AppendRow(const v1::Session& s, bool has_momentum, Trace* t) {
+void AppendRow(const v1::Session& s, Trace* t) {
   for (const v1::GroupValues& g : s.groups()) {
     t->lr.push_back(g.lr());
-    if (has_momentum) t->momentum.push_back(g.momentum());
+    if (t->has_momentum) t->momentum.push_back(g.momentum());
+    if (t->has_weight_decay) t->weight_decay.push_back(g.weight_decay());
   }
 }
 
@@ -100,9 +101,10 @@ int RunRemoteSimulate(const std::string& path) {
   Trace trace;
   trace.groups = static_cast<size_t>(created->groups_size());
   trace.has_momentum = created->groups_size() > 0 && created->groups(0).has_momentum();
+  trace.has_weight_decay = created->groups_size() > 0 && created->groups(0).has_weight_decay();
   v1::Session current = *std::move(created);
   for (int64_t i = 0; i < input->steps; ++i) {
-    AppendRow(current, trace.has_momentum, &trace);
+    AppendRow(current, &trace);
     std::optional<double> metric, epoch;
     if (!input->metrics.empty()) metric = input->metrics[i];
     if (!input->epochs.empty()) epoch = input->epochs[i];

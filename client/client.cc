@@ -206,6 +206,7 @@ absl::StatusOr<v1::StepResponse> Client::Step(const std::string& name, const Ste
   if (args.metric) req.set_metric(*args.metric);
   if (args.epoch) req.set_epoch(*args.epoch);
   if (args.if_epoch) req.set_if_epoch(*args.if_epoch);
+  if (args.increment) req.set_increment(*args.increment);
   v1::StepResponse resp;
   absl::Status s = Call("Step", args.if_epoch.has_value(),
                         [&](grpc::ClientContext* ctx) { return stub_->Step(ctx, req, &resp); });

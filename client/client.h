@@ -61,6 +61,8 @@ struct StepArgs {
   std::optional<double> metric;
   std::optional<double> epoch;
   std::optional<int64_t> if_epoch;
+  // megatron.OptimizerParamScheduler.step(increment); absent: the spec's default.
+  std::optional<int64_t> increment;
 };
 
 enum class HealthStatus { kUnknown = 0, kServing = 1, kNotServing = 2, kServiceUnknown = 3 };

@@ -27,6 +27,12 @@ absl::StatusOr<std::unique_ptr<RemoteSchedule>> RemoteSchedule::Attach(Client* c
   return r;
 }
 
+std::optional<double> RemoteSchedule::weight_decay(size_t group) const {
+  const v1::GroupValues& g = values_.at(group);
+  if (!g.has_weight_decay()) return std::nullopt;
+  return g.weight_decay();
+}
+
 std::optional<double> RemoteSchedule::momentum(size_t group) const {
   const v1::GroupValues& g = values_.at(group);
   if (!g.has_momentum()) return std::nullopt;

@@ -19,6 +19,8 @@
 //   the server keeps no past values, so that Step() fails FAILED_PRECONDITION.
 // For ReduceLROnPlateau (deterministic = false) there is no lookahead: an owner steps with the
 // metric as before; a follower reads the current values with one GetLR per Step().
+// Followers count one epoch per Step(): a megatron.OptimizerParamScheduler session whose spec
+// increment is not 1 advances its last_epoch (num_steps) by that, so follow only owners there.
 //
 // Invariant: values() always belong to epoch(). Not thread-safe (one per loop); the Client
 // must outlive it.
@@ -56,6 +58,8 @@ class RemoteSchedule {
   double lr(size_t group = 0) const { return values_.at(group).lr(); }
   // betas[0] / momentum; nullopt for optimizers without either.
   std::optional<double> momentum(size_t group = 0) const;
+  // weight_decay where the schedule drives it (Megatron's); nullopt for torch's types.
+  std::optional<double> weight_decay(size_t group = 0) const;
   const std::vector<v1::GroupValues>& values() const { return values_; }
   int64_t epoch() const { return epoch_; }
   bool deterministic() const { return deterministic_; }

@@ -45,12 +45,14 @@ struct Range {
 };
 
 // One panel: frame, grid, ticks, curves. `top` is its upper edge.
-void Panel(const std::vector<PlotSeries>& series, bool momentum, const std::string& y_label,
+using Values = std::vector<double> PlotSeries::*;  // which values a panel shows
+
+void Panel(const std::vector<PlotSeries>& series, Values values, const std::string& y_label,
            const std::vector<double>& xt, int top, const PlotOptions& o, bool x_labels,
            std::string* svg) {
   Range y;
   for (const PlotSeries& s : series) {
-    for (double v : momentum ? s.momentum : s.lr) y.Add(v);
+    for (double v : s.*values) y.Add(v);
   }
   if (y.empty()) y = Range{0, 1};
   if (y.hi - y.lo < 1e-12 * std::max(1.0, std::fabs(y.hi))) {
@@ -98,7 +100,7 @@ void Panel(const std::vector<PlotSeries>& series, bool momentum, const std::stri
                         18, (top + bottom) / 2.0, Escape(y_label));
   for (size_t i = 0; i < series.size(); ++i) {
     const PlotSeries& s = series[i];
-    const std::vector<double>& v = momentum ? s.momentum : s.lr;
+    const std::vector<double>& v = s.*values;
     std::string points;
     auto flush = [&]() {
       if (points.empty()) return;
@@ -143,17 +145,19 @@ std::vector<double> NiceTicks(double lo, double hi, int target) {
 }
 
 std::string RenderSvg(const std::vector<PlotSeries>& series, const PlotOptions& o) {
-  bool has_momentum = false;
+  bool has_momentum = false, has_weight_decay = false;
   Range x;
   for (const PlotSeries& s : series) {
     // A momentum panel only where momentum moves (OneCycleLR, CyclicLR): Adam's constant
     // beta1 would be a flat line that takes half the figure.
     for (double m : s.momentum) has_momentum = has_momentum || m != s.momentum.front();
+    // Weight decay wherever a schedule drives it (Megatron's), even when it stays constant.
+    has_weight_decay = has_weight_decay || !s.weight_decay.empty();
     for (double v : s.x) x.Add(v);
   }
   if (x.empty()) x = Range{0, 1};
   std::vector<double> xt = NiceTicks(x.lo, x.hi, 9);
-  const int panels = has_momentum ? 2 : 1;
+  const int panels = 1 + (has_momentum ? 1 : 0) + (has_weight_decay ? 1 : 0);
   const int legend_rows = static_cast<int>((series.size() + 2) / 3);
   const int legend_h = 20 * legend_rows + 8;
   const int height = kTop + panels * o.panel_height + (panels - 1) * kPanelGap + kBottom + legend_h;
@@ -168,10 +172,14 @@ std::string RenderSvg(const std::vector<PlotSeries>& series, const PlotOptions& 
                         "font-size=\"16\" font-weight=\"bold\">%s</text>\n",
                         o.width / 2, Escape(o.title));
   int top = kTop;
-  Panel(series, false, "learning rate", xt, top, o, /*x_labels=*/true, &svg);
+  Panel(series, &PlotSeries::lr, "learning rate", xt, top, o, /*x_labels=*/true, &svg);
   if (has_momentum) {
     top += o.panel_height + kPanelGap;
-    Panel(series, true, "momentum / beta1", xt, top, o, /*x_labels=*/true, &svg);
+    Panel(series, &PlotSeries::momentum, "momentum / beta1", xt, top, o, /*x_labels=*/true, &svg);
+  }
+  if (has_weight_decay) {
+    top += o.panel_height + kPanelGap;
+    Panel(series, &PlotSeries::weight_decay, "weight decay", xt, top, o, /*x_labels=*/true, &svg);
   }
   const int axis_bottom = top + o.panel_height;
   absl::StrAppendFormat(&svg,

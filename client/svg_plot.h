@@ -1,7 +1,8 @@
 // Copyright lrsched authors.
 //
-// A small hand-written SVG line chart for learning-rate curves: one or two stacked panels
-// (learning rate; momentum where any curve's momentum changes) sharing the x axis, with "nice"
+// A small hand-written SVG line chart for learning-rate curves: one to three stacked panels
+// (learning rate; momentum where any curve's momentum changes; weight decay where a schedule
+// drives it) sharing the x axis, with "nice"
 // round tick values, grid lines, axis labels, a legend and a title. No plotting library: the output
 // is plain SVG 1.1 that browsers, rsvg-convert and LaTeX (via conversion) render the same.
 //
@@ -21,6 +22,7 @@ struct PlotSeries {
   std::vector<double> x;
   std::vector<double> lr;        // same length as x
   std::vector<double> momentum;  // empty, or same length as x
+  std::vector<double> weight_decay;  // empty, or same length as x (Megatron's schedules)
 };
 
 struct PlotOptions {

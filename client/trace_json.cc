@@ -143,6 +143,7 @@ absl::Status WriteTraceJson(const Trace& t, const json& state_dict, std::ostream
     json_text::AppendJson(state_dict, &text);
     w.Append(text);
   }
+  if (t.has_weight_decay) WriteRows("weight_decay", t.weight_decay, t.groups, &members, &w);
   members.End();
   w.Append("\n");
   w.Flush();

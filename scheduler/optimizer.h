@@ -1,9 +1,10 @@
 // Copyright lrsched authors.
 //
 // What a torch LR scheduler sees of an optimizer: its param groups (lr, initial_lr, momentum or
-// betas, and the keys OneCycleLR keeps in a group) and which hyper-parameters the optimizer's
-// `defaults` carry (CyclicLR and OneCycleLR decide from that whether momentum can be cycled).
-// Schedulers read and write these groups exactly as torch's read and write `param_groups`.
+// betas, weight_decay, and the keys OneCycleLR and Megatron keep in a group) and which
+// hyper-parameters the optimizer's `defaults` carry (CyclicLR and OneCycleLR decide from that
+// whether momentum can be cycled). Schedulers read and write these groups exactly as torch's read
+// and write `param_groups`.
 #ifndef LRSCHED_SCHEDULER_OPTIMIZER_H_
 #define LRSCHED_SCHEDULER_OPTIMIZER_H_
 
@@ -25,6 +26,14 @@ struct ParamGroup {
   std::optional<double> min_lr;
   std::optional<double> max_momentum;
   std::optional<double> base_momentum;
+  // group["weight_decay"]: read from the spec where given; written on every step by schedules
+  // that drive it (megatron.OptimizerParamScheduler), reported only for those.
+  std::optional<double> weight_decay;
+  // Megatron's per-group overrides of its scheduler's start_wd, end_wd, and the group's wd_mult
+  // (its max_lr and min_lr overrides are the fields above).
+  std::optional<double> start_wd;
+  std::optional<double> end_wd;
+  std::optional<double> wd_mult;
 
   // The value a trace reports as "momentum": betas[0] where the group has betas, else momentum.
   std::optional<double> reported_momentum() const {
@@ -34,7 +43,8 @@ struct ParamGroup {
   bool operator==(const ParamGroup& o) const {
     return lr == o.lr && initial_lr == o.initial_lr && momentum == o.momentum && betas == o.betas &&
            max_lr == o.max_lr && min_lr == o.min_lr && max_momentum == o.max_momentum &&
-           base_momentum == o.base_momentum;
+           base_momentum == o.base_momentum && weight_decay == o.weight_decay &&
+           start_wd == o.start_wd && end_wd == o.end_wd && wd_mult == o.wd_mult;
   }
 };
 

@@ -88,9 +88,16 @@ void ReadGroup(Fields& g, ParamGroup& group, const OptimizerKind& kind, const st
   for (auto [key, field] :
        {std::pair{"max_lr", &ParamGroup::max_lr}, std::pair{"min_lr", &ParamGroup::min_lr},
         std::pair{"max_momentum", &ParamGroup::max_momentum},
-        std::pair{"base_momentum", &ParamGroup::base_momentum}}) {
+        std::pair{"base_momentum", &ParamGroup::base_momentum},
+        std::pair{"start_wd", &ParamGroup::start_wd}, std::pair{"end_wd", &ParamGroup::end_wd},
+        std::pair{"wd_mult", &ParamGroup::wd_mult}}) {
     if (g.Has(key)) group.*field = g.Float(key, std::nullopt);
   }
+  // torch refuses a negative weight_decay; a restored group takes what a schedule wrote.
+  if (g.Has("weight_decay")) {
+    group.weight_decay = g.Float("weight_decay", std::nullopt, restoring ? -any : 0, any);
+  }
+  g.Ignore("lr_mult");  // Megatron's per-group key, which its scheduler does not read
   if (kind.momentum) {
     group.momentum =
         g.Float("momentum", momentum_default, restoring ? -any : 0, restoring ? any : 1);
@@ -177,6 +184,10 @@ json ParamGroupJson(const ParamGroup& g) {
   if (g.min_lr) j["min_lr"] = *g.min_lr;
   if (g.max_momentum) j["max_momentum"] = *g.max_momentum;
   if (g.base_momentum) j["base_momentum"] = *g.base_momentum;
+  if (g.weight_decay) j["weight_decay"] = *g.weight_decay;
+  if (g.start_wd) j["start_wd"] = *g.start_wd;
+  if (g.end_wd) j["end_wd"] = *g.end_wd;
+  if (g.wd_mult) j["wd_mult"] = *g.wd_mult;
   return j;
 }
 
@@ -202,6 +213,10 @@ void AppendParamGroupText(const ParamGroup& g, std::string* out) {
   if (g.min_lr) field("min_lr", *g.min_lr);
   if (g.max_momentum) field("max_momentum", *g.max_momentum);
   if (g.base_momentum) field("base_momentum", *g.base_momentum);
+  if (g.weight_decay) field("weight_decay", *g.weight_decay);
+  if (g.start_wd) field("start_wd", *g.start_wd);
+  if (g.end_wd) field("end_wd", *g.end_wd);
+  if (g.wd_mult) field("wd_mult", *g.wd_mult);
   out->push_back('}');
 }
 

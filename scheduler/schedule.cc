@@ -106,12 +106,24 @@ absl::Status Schedule::Step(const StepRequest& request) {
   if (request.epoch && !root_->takes_epoch()) {
     return absl::InvalidArgumentError(absl::StrCat("epoch: ", type_, ".step() takes no epoch"));
   }
+  if (request.increment) {
+    if (!root_->takes_increment()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("increment: ", type_, ".step() takes no increment"));
+    }
+    if (*request.increment < 1) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("increment: must be positive, got ", *request.increment));
+    }
+  }
   // Every node's Step is all-or-nothing, so there is nothing to undo here.
-  return root_->Step(opt_, scheduler_internal::StepArgs{request.epoch, request.metric});
+  return root_->Step(
+      opt_, scheduler_internal::StepArgs{request.epoch, request.metric, request.increment});
 }
 
 bool Schedule::has_momentum() const { return opt_.defaults_momentum || opt_.defaults_betas; }
 bool Schedule::deterministic() const { return root_->deterministic(); }
+bool Schedule::drives_weight_decay() const { return root_->drives_weight_decay(); }
 int64_t Schedule::last_epoch() const { return root_->last_epoch(); }
 json Schedule::StateDict() const { return root_->StateDict(); }
 
@@ -133,6 +145,8 @@ absl::StatusOr<std::unique_ptr<Schedule>> Schedule::Restore(const json& spec,
   absl::Status st = LoadParamGroups(groups, s.opt_);
   if (!st.ok()) return st;
   st = s.root_->LoadStateDict(state_dict, "state_dict");
+  if (!st.ok()) return st;
+  st = s.root_->FinishLoad(s.opt_);
   if (!st.ok()) return st;
   st = s.Finish();
   if (!st.ok()) return st;

@@ -53,6 +53,9 @@ absl::StatusOr<nlohmann::json> ParseJson(std::string_view text, std::string_view
 struct StepRequest {
   std::optional<double> metric;
   std::optional<double> epoch;
+  // megatron.OptimizerParamScheduler.step(increment): positive; absent: the spec's "increment"
+  // (default 1). Refused for the types that take none.
+  std::optional<int64_t> increment;
 };
 
 class Schedule {
@@ -90,7 +93,10 @@ class Schedule {
   bool has_momentum() const;
   // False if the schedule needs step-time input (ReduceLROnPlateau), so no lookahead.
   bool deterministic() const;
-  // torch's `last_epoch` of the scheduler (the first child's for ChainedScheduler).
+  // Whether the schedule writes the groups' weight_decay (Megatron's): then it is reported.
+  bool drives_weight_decay() const;
+  // torch's `last_epoch` of the scheduler (the first child's for ChainedScheduler); Megatron's
+  // num_steps (which a Step advances by its increment).
   int64_t last_epoch() const;
   const std::string& scheduler_type() const { return type_; }
   // What one Step costs, in cost units: an estimate from the spec's shape (scheduler nodes x

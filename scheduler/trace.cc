@@ -22,11 +22,14 @@ absl::Status Simulate(Schedule& s, int64_t steps, absl::Span<const double> metri
   out->has_momentum = s.has_momentum();
   out->lr.reserve(static_cast<size_t>(steps) * g);
   if (out->has_momentum) out->momentum.reserve(static_cast<size_t>(steps) * g);
+  out->has_weight_decay = s.drives_weight_decay();
+  if (out->has_weight_decay) out->weight_decay.reserve(static_cast<size_t>(steps) * g);
   StepRequest req;
   for (int64_t i = 0; i < steps; ++i) {
     for (const ParamGroup& pg : s.param_groups()) {
       out->lr.push_back(pg.lr);
       if (out->has_momentum) out->momentum.push_back(pg.reported_momentum().value_or(0.0));
+      if (out->has_weight_decay) out->weight_decay.push_back(pg.weight_decay.value_or(0.0));
     }
     if (!metrics.empty()) req.metric = metrics[i];
     if (!epochs.empty()) req.epoch = epochs[i];

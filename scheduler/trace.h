@@ -1,7 +1,8 @@
 // Copyright lrsched authors.
 //
 // Trace: what a schedule does over N steps, recorded the way shared/golden/torch_trace.py
-// records torch: each group's lr (and momentum, or betas[0]) *before* each step() call.
+// records torch: each group's lr (and momentum, or betas[0]; and weight_decay where the schedule
+// drives it) *before* each step() call.
 // Simulate reserves all storage up front, so the stepping loop itself never allocates.
 #ifndef LRSCHED_SCHEDULER_TRACE_H_
 #define LRSCHED_SCHEDULER_TRACE_H_
@@ -18,8 +19,10 @@ namespace lrsched {
 struct Trace {
   size_t groups = 0;
   bool has_momentum = false;
-  std::vector<double> lr;        // rows() * groups values, row-major
-  std::vector<double> momentum;  // same shape, where has_momentum
+  bool has_weight_decay = false;     // the schedule drives weight_decay (Megatron)
+  std::vector<double> lr;            // rows() * groups values, row-major
+  std::vector<double> momentum;      // same shape, where has_momentum
+  std::vector<double> weight_decay;  // same shape, where has_weight_decay
   absl::Status error;            // the refused step's error, if one was refused
   int64_t error_at_step = -1;    // index of the refused step() call (-1: none)
 

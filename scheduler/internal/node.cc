@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
+#include "scheduler/internal/schedulers_megatron.h"
 #include "scheduler/json_text.h"
 
 namespace lrsched::scheduler_internal {
@@ -230,7 +231,8 @@ absl::StatusOr<std::unique_ptr<SchedulerNode>> BuildNode(const json& spec, const
              {"LambdaLR", "MultiplicativeLR", "StepLR", "MultiStepLR", "ConstantLR", "LinearLR",
               "ExponentialLR", "PolynomialLR", "CosineAnnealingLR", "ChainedScheduler",
               "SequentialLR", "ReduceLROnPlateau", "CyclicLR", "OneCycleLR",
-              "CosineAnnealingWarmRestarts", "transformers.get_scheduler"});
+              "CosineAnnealingWarmRestarts", "transformers.get_scheduler",
+              "megatron.OptimizerParamScheduler"});
   if (!f.status().ok()) return f.status();
   f.Bool("verbose", false);
   absl::StatusOr<std::unique_ptr<SchedulerNode>> node;
@@ -238,6 +240,8 @@ absl::StatusOr<std::unique_ptr<SchedulerNode>> BuildNode(const json& spec, const
     node = BuildPlateau(f, opt);
   } else if (type == "transformers.get_scheduler") {
     node = BuildTransformers(f, opt);
+  } else if (type == "megatron.OptimizerParamScheduler") {
+    node = BuildMegatron(f, opt, depth);
   } else if (type == "SequentialLR" || type == "ChainedScheduler") {
     node = BuildComposite(type, f, opt, depth);
   } else if (type == "CyclicLR" || type == "OneCycleLR" || type == "CosineAnnealingWarmRestarts") {

@@ -40,6 +40,9 @@ namespace lrsched::scheduler_internal {
 struct StepArgs {
   std::optional<double> epoch;   // step(epoch)
   std::optional<double> metric;  // ReduceLROnPlateau.step(metric)
+  // Megatron's step(increment); validated positive by Schedule::Step, only for nodes that
+  // takes_increment().
+  std::optional<int64_t> increment;
 };
 
 // A JSON value for a torch state_dict number: non-finite floats as "inf", "-inf", "nan".
@@ -64,6 +67,9 @@ class SchedulerNode {
   // torch's state_dict() and load_state_dict(); `path` prefixes error messages.
   virtual json StateDict() const = 0;
   virtual absl::Status LoadStateDict(const json& sd, const std::string& path) = 0;
+  // What load_state_dict does to the optimizer's groups, after Schedule::Restore has loaded them
+  // (Megatron's steps to the loaded num_steps); torch's schedulers leave them alone.
+  virtual absl::Status FinishLoad(Optimizer& /*opt*/) { return absl::OkStatus(); }
   // StateDict() as JSON text, appended to `out`; must parse to a tree equal to StateDict()
   // (tests/scheduler/state_test.cc checks every golden case). The default dumps StateDict(); nodes
   // stepped by servers write it directly, which costs a fraction of the tree.
@@ -82,6 +88,10 @@ class SchedulerNode {
   virtual bool deterministic() const { return true; }
   // Whether step(epoch) is accepted (SequentialLR and ChainedScheduler take none).
   virtual bool takes_epoch() const { return true; }
+  // Whether step(increment) is accepted (Megatron's only).
+  virtual bool takes_increment() const { return false; }
+  // Whether each Step writes the groups' weight_decay (Megatron's), which is then reported.
+  virtual bool drives_weight_decay() const { return false; }
   // torch's `last_epoch` attribute; nullptr where the object has none (ChainedScheduler).
   virtual int64_t* mutable_last_epoch() { return nullptr; }
   virtual int64_t last_epoch() const = 0;

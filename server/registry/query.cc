@@ -113,6 +113,7 @@ absl::StatusOr<Lookahead> Registry::LookAhead(const std::string& name, int64_t a
     out.last_epoch = e->schedule->last_epoch();
     out.revision = e->meta.revision;
     out.groups = GroupValues(*e->schedule);
+    out.epoch = out.last_epoch;
     if (ahead == 0 && window <= 1) {
       if (window == 1) out.window.push_back({out.last_epoch, out.groups});
       return out;
@@ -165,7 +166,10 @@ absl::StatusOr<Lookahead> Registry::LookAhead(const std::string& name, int64_t a
                                                         " is refused: ", std::string(s.message())));
     }
     if (i < window) out.window.push_back({copy->last_epoch(), GroupValues(*copy)});
-    if (i == ahead) out.groups = GroupValues(*copy);
+    if (i == ahead) {
+      out.groups = GroupValues(*copy);
+      out.epoch = copy->last_epoch();
+    }
   }
   return out;
 }

@@ -87,7 +87,8 @@ struct EpochGroups {
 struct Lookahead {
   int64_t last_epoch = 0;
   int64_t revision = 0;
-  std::vector<GroupValue> groups;   // at last_epoch + ahead
+  std::vector<GroupValue> groups;   // after `ahead` more steps
+  int64_t epoch = 0;                // their last_epoch (last_epoch + ahead; Megatron: num_steps)
   std::vector<EpochGroups> window;  // now, then after 1, 2, ... more steps
 };
 

@@ -88,11 +88,13 @@ std::vector<GroupValue> GroupValues(const Schedule& s) {
   std::vector<GroupValue> out;
   out.reserve(s.param_groups().size());
   const bool has_momentum = s.has_momentum();
+  const bool has_weight_decay = s.drives_weight_decay();
   for (const ParamGroup& g : s.param_groups()) {
     GroupValue v;
     v.lr = g.lr;
     // The same value (and the same rule) as a trace's "momentum" column.
     if (has_momentum) v.momentum = g.reported_momentum().value_or(0.0);
+    if (has_weight_decay) v.weight_decay = g.weight_decay.value_or(0.0);
     out.push_back(v);
   }
   return out;

@@ -41,10 +41,12 @@ struct SessionMeta {
   absl::Time update_time;
 };
 
-// One param group's values now (lr, and momentum or betas[0] where the optimizer has one).
+// One param group's values now (lr, and momentum or betas[0] where the optimizer has one, and
+// weight_decay where the schedule drives it).
 struct GroupValue {
   double lr = 0;
   std::optional<double> momentum;
+  std::optional<double> weight_decay;
 };
 
 struct SessionSnapshot {

@@ -18,6 +18,7 @@ void ToProto(absl::Time t, google::protobuf::Timestamp* out) {
 void ToProto(const GroupValue& g, v1::GroupValues* out) {
   out->set_lr(g.lr);
   if (g.momentum) out->set_momentum(*g.momentum);
+  if (g.weight_decay) out->set_weight_decay(*g.weight_decay);
 }
 
 void ToProto(const SessionSnapshot& s, v1::Session* out) {

@@ -337,6 +337,14 @@ absl::Status LrSchedulerService::ParseStep(const v1::StepRequest& req, StepReque
     step->epoch = req.epoch();
   }
   if (req.has_if_epoch()) *if_epoch = req.if_epoch();
+  if (s.ok() && req.has_increment()) {
+    // A type that takes none is the engine's refusal (FAILED_PRECONDITION, like a metric).
+    if (req.increment() < 1) {
+      s = absl::InvalidArgumentError(
+          absl::StrCat("increment: must be positive, got ", req.increment()));
+    }
+    step->increment = req.increment();
+  }
   return s;
 }
 

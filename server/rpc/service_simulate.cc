@@ -78,7 +78,9 @@ absl::Status LrSchedulerService::DoSimulate(grpc::CallbackServerContext* ctx,
         "steps: ", steps, " steps x ", groups, " param groups is more than this server's limit of ",
         options_.max_simulate_steps, " values"));
   }
-  const int64_t value_bytes = sched.has_momentum() ? 16 : 8;  // lr and momentum, packed
+  // lr, momentum and weight_decay, packed.
+  const int64_t value_bytes =
+      8 * (1 + (sched.has_momentum() ? 1 : 0) + (sched.drives_weight_decay() ? 1 : 0));
   if (steps * groups > options_.max_reply_bytes / value_bytes) {
     return absl::ResourceExhaustedError(
         absl::StrCat("steps: ", steps, " steps x ", groups, " param groups x ", value_bytes,
@@ -94,6 +96,7 @@ absl::Status LrSchedulerService::DoSimulate(grpc::CallbackServerContext* ctx,
   }
   resp->set_groups(static_cast<int32_t>(groups));
   resp->set_has_momentum(sched.has_momentum());
+  resp->set_has_weight_decay(sched.drives_weight_decay());
   resp->set_error_at_step(-1);
   // Reserved once, within the limit just checked: growing by doubling would hold up to three
   // times the reply while copying. Pages are only touched as values arrive, so a call
@@ -101,6 +104,9 @@ absl::Status LrSchedulerService::DoSimulate(grpc::CallbackServerContext* ctx,
   if (steps * groups <= std::numeric_limits<int>::max()) {  // a flag may allow more
     resp->mutable_lr()->Reserve(static_cast<int>(steps * groups));
     if (sched.has_momentum()) resp->mutable_momentum()->Reserve(static_cast<int>(steps * groups));
+    if (sched.drives_weight_decay()) {
+      resp->mutable_weight_decay()->Reserve(static_cast<int>(steps * groups));
+    }
   }
   // A chunk is a few ms of work, whatever one step costs.
   const int64_t chunk_steps = std::clamp<int64_t>(kCancelCheckCost / per_step, 1, kMaxChunkSteps);
@@ -114,6 +120,9 @@ absl::Status LrSchedulerService::DoSimulate(grpc::CallbackServerContext* ctx,
     resp->mutable_lr()->Add(part.lr.begin(), part.lr.end());
     if (part.has_momentum)
       resp->mutable_momentum()->Add(part.momentum.begin(), part.momentum.end());
+    if (part.has_weight_decay) {
+      resp->mutable_weight_decay()->Add(part.weight_decay.begin(), part.weight_decay.end());
+    }
     if (!part.error.ok()) {
       resp->set_error(std::string(part.error.message()));
       resp->set_error_at_step(offset + part.error_at_step);

@@ -305,6 +305,42 @@ TEST_F(ClientTest, RemoteScheduleMatchesALocalSchedule) {
   EXPECT_EQ((*follower_client)->rpc_count("Step"), 0);
 }
 
+// Megatron's schedule (issue #17): Step's increment, and weight_decay in the values.
+TEST_F(ClientTest, MegatronIncrementAndWeightDecay) {
+  const std::string spec = R"J({"optimizer": {"type": "AdamW", "param_groups": [{"lr": 0.0}]},
+      "scheduler": {"type": "megatron.OptimizerParamScheduler", "init_lr": 0.0, "max_lr": 0.001,
+        "min_lr": 1e-05, "lr_warmup_steps": 10, "lr_decay_steps": 100,
+        "lr_decay_style": "cosine", "start_wd": 0.0, "end_wd": 0.1, "wd_incr_steps": 100,
+        "wd_incr_style": "linear"}})J";
+  ASSERT_TRUE(client_->CreateSession("mg", spec, {}).ok());
+  auto local = Schedule::Create(nlohmann::json::parse(spec));
+  ASSERT_TRUE(local.ok());
+  StepArgs args = IfEpoch(0);
+  args.increment = 32;
+  auto st = client_->Step("mg", args);
+  ASSERT_TRUE(st.ok()) << st.status();
+  StepRequest req;
+  req.increment = 32;
+  ASSERT_TRUE((*local)->Step(req).ok());
+  EXPECT_EQ(st->session().last_epoch(), 32);
+  ASSERT_TRUE(st->session().groups(0).has_weight_decay());
+  EXPECT_EQ(st->session().groups(0).weight_decay(), *(*local)->param_groups()[0].weight_decay);
+  EXPECT_EQ(st->session().groups(0).lr(), (*local)->param_groups()[0].lr);
+  auto owner = RemoteSchedule::Attach(client_.get(), "mg", {});
+  ASSERT_TRUE(owner.ok()) << owner.status();
+  EXPECT_EQ((*owner)->weight_decay(0), (*local)->param_groups()[0].weight_decay);
+  // torch's types: no weight_decay, and no increment.
+  ASSERT_TRUE(client_->CreateSession("cos", kCosineSpec, {}).ok());
+  auto cos = RemoteSchedule::Attach(client_.get(), "cos", {});
+  ASSERT_TRUE(cos.ok());
+  EXPECT_EQ((*cos)->weight_decay(0), std::nullopt);
+  StepArgs bad;
+  bad.increment = 2;
+  auto refused = client_->Step("cos", bad);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(refused.status().message().find("increment"), std::string::npos) << refused.status();
+}
+
 TEST_F(ClientTest, RemoteScheduleFallsBackToPerStepCallsForPlateau) {
   ASSERT_TRUE(client_->CreateSession("pl", kPlateauSpec, {}).ok());
   auto owner = RemoteSchedule::Attach(client_.get(), "pl", {});

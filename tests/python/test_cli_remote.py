@@ -272,3 +272,72 @@ def test_plot_live_session(server, spec, tmp_path):
     assert len(curves[1].get("points").split()) == 30
     missing = lrsched("plot", "--session=plot/none", f"--out={out}", server=server)
     assert missing.returncode == 4
+
+
+# --- Megatron: weight_decay served, step --increment (issue #17) ---------------------------
+
+MEGATRON = {"optimizer": {"type": "AdamW",
+                          "param_groups": [{"lr": 0.0, "betas": [0.9, 0.95], "weight_decay": 0.1},
+                                           {"lr": 0.0, "betas": [0.9, 0.95], "wd_mult": 0.5}]},
+            "scheduler": {"type": "megatron.OptimizerParamScheduler", "init_lr": 0.0,
+                          "max_lr": 0.001, "min_lr": 1e-05, "lr_warmup_steps": 40,
+                          "lr_decay_steps": 400, "lr_decay_style": "WSD", "wsd_decay_steps": 80,
+                          "lr_wsd_decay_style": "cosine", "start_wd": 0.0, "end_wd": 0.1,
+                          "wd_incr_steps": 400, "wd_incr_style": "cosine", "increment": 8},
+            "steps": 60}
+
+
+@pytest.fixture
+def mg_spec(tmp_path):
+    p = tmp_path / "megatron.json"
+    p.write_text(json.dumps(MEGATRON))
+    return p
+
+
+def test_megatron_session_serves_weight_decay_and_takes_increments(server, mg_spec):
+    trace = local_trace(mg_spec, 60)  # the spec's increment (8) per step
+    assert len(trace["weight_decay"]) == 60 and "weight_decay" not in local_trace(
+        EXAMPLES / "StepLR.json", 3)
+    got = as_json("create", "mg/a", f"--spec={mg_spec}", server=server)
+    assert got["weight_decay"] == trace["weight_decay"][0] and got["last_epoch"] == 0
+    # --increment=16 is two of the spec's steps; without it, the spec's 8.
+    got = as_json("step", "mg/a", "--increment=16", "--if-epoch=0", server=server)
+    assert got["last_epoch"] == 16 and got["lr"] == trace["lr"][2]
+    assert got["weight_decay"] == trace["weight_decay"][2]
+    got = as_json("step", "mg/a", server=server)
+    assert got["last_epoch"] == 24 and got["weight_decay"] == trace["weight_decay"][3]
+    # Lookahead: steps of the spec's increment; a window's epochs are num_steps.
+    ahead = as_json("lr", "mg/a", "--ahead=3", server=server)
+    assert ahead["epoch"] == 48 and ahead["weight_decay"] == trace["weight_decay"][6]
+    window = as_json("lr", "mg/a", "--window=5", server=server)["window"]
+    assert [w["epoch"] for w in window] == [24, 32, 40, 48, 56]
+    assert [w["weight_decay"] for w in window] == trace["weight_decay"][3:8]
+    table = ok("lr", "mg/a", "--window=2", server=server).splitlines()
+    assert table[0].split() == ["EPOCH", "LR", "MOMENTUM", "WEIGHT_DECAY"] and len(table) == 3
+    assert "weight_decay" in ok("get", "mg/a", server=server)
+    bad = lrsched("step", "mg/a", "--increment=0", server=server)
+    assert bad.returncode == 1 and "increment" in bad.stderr
+    # torch's types take no increment.
+    ok("create", "mg/torch", f"--spec={EXAMPLES / 'StepLR.json'}", server=server)
+    bad = lrsched("step", "mg/torch", "--increment=2", server=server)
+    assert bad.returncode == 1 and "increment" in bad.stderr
+    assert "weight_decay" not in as_json("get", "mg/torch", server=server)
+
+
+def test_plot_live_megatron_session_counts_its_num_steps(server, mg_spec, tmp_path):
+    ok("create", "mg/plot", f"--spec={mg_spec}", server=server)
+    out = tmp_path / "live-mg.svg"
+    ok("plot", "--session=mg/plot", "--steps=50", f"--out={out}", server=server)
+    curves, _, _, ticks = parse_svg(out)
+    # x is the window's num_steps, 0 .. 392 in steps of the spec's increment (8), not 0 .. 49.
+    assert len(curves) == 4 and "300" in ticks
+
+
+def test_plot_weight_decay_panel(tmp_path, mg_spec):
+    out = tmp_path / "mg.svg"
+    ok("plot", str(mg_spec), f"--out={out}")
+    curves, axes, legend, _ = parse_svg(out)
+    # Two groups x (lr, weight decay); beta1 stays 0.9, so no momentum panel.
+    assert len(curves) == 4 and len(axes) == 4 and legend == ["megatron (group 0)",
+                                                              "megatron (group 1)"]
+    assert "weight decay" in out.read_text()

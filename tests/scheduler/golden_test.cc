@@ -2,7 +2,8 @@
 //
 // Parity with the reference frameworks: every line of every golden file in tests/data (traced by
 // torch itself, and by transformers', timm's and Megatron's own scheduler code; see
-// shared/golden/README.md) is replayed through the engine; every group's lr and momentum at every
+// shared/golden/README.md) is replayed through the engine; every group's lr and momentum (and
+// weight_decay, where the reference drives it) at every
 // step must be bit-identical, errors must happen at the same step, and the final state_dict must
 // equal the reference's.
 #include <cstring>
@@ -74,6 +75,11 @@ TEST_P(GoldenTest, MatchesTorch) {
   ASSERT_TRUE(Simulate(**s, c["steps"].get<int64_t>(), metrics, epochs, &t).ok());
   size_t groups = c["optimizer"]["param_groups"].size();
   ExpectRowsBitEqual(want["lr"], t.lr, groups, "lr");
+  // weight_decay rows only where the reference drives it (Megatron); never for torch's types.
+  EXPECT_EQ(t.has_weight_decay, want.contains("weight_decay"));
+  if (want.contains("weight_decay") && t.has_weight_decay) {
+    ExpectRowsBitEqual(want["weight_decay"], t.weight_decay, groups, "weight_decay");
+  }
   if (want_err_at >= 0) {
     EXPECT_FALSE(t.error.ok()) << "torch refused step " << want_err_at << ": " << want["error"];
     EXPECT_EQ(t.error_at_step, want_err_at) << t.error;

@@ -19,7 +19,7 @@ using nlohmann::json;
 using test_support::GoldenCase;
 
 struct Recorded {
-  std::vector<double> lr, momentum;
+  std::vector<double> lr, momentum, weight_decay;
   json state_dict;
 };
 
@@ -35,6 +35,7 @@ void Continue(Schedule& s, const json& c, int64_t from, int64_t to, Recorded* ru
   ASSERT_TRUE(t.error.ok()) << t.error;
   run->lr.insert(run->lr.end(), t.lr.begin(), t.lr.end());
   run->momentum.insert(run->momentum.end(), t.momentum.begin(), t.momentum.end());
+  run->weight_decay.insert(run->weight_decay.end(), t.weight_decay.begin(), t.weight_decay.end());
   run->state_dict = s.StateDict();
 }
 
@@ -82,6 +83,7 @@ TEST_P(StateTest, ExportImportContinuesBitExactly) {
     Continue(**imported, c, k, steps, &native);
     EXPECT_EQ(native.lr, uninterrupted.lr);
     EXPECT_EQ(native.momentum, uninterrupted.momentum);
+    EXPECT_EQ(native.weight_decay, uninterrupted.weight_decay);
     EXPECT_EQ(native.state_dict, uninterrupted.state_dict);
 
     // A torch checkpoint: the optimizer's param_groups and the scheduler's state_dict.
@@ -92,6 +94,7 @@ TEST_P(StateTest, ExportImportContinuesBitExactly) {
     Continue(**restored, c, k, steps, &torch);
     EXPECT_EQ(torch.lr, uninterrupted.lr);
     EXPECT_EQ(torch.momentum, uninterrupted.momentum);
+    EXPECT_EQ(torch.weight_decay, uninterrupted.weight_decay);
   }
 }
 

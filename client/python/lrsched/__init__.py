@@ -7,6 +7,7 @@
         c.step("run-1", if_epoch=s.last_epoch)
 
     from lrsched.torch import RemoteLRScheduler   # torch-style scheduler; torch not required
+    from lrsched.megatron import RemoteOptimizerParamScheduler   # Megatron-LM's scheduler
 
 `Client` methods return the dataclasses of `lrsched.values` and raise `LrschedError`
 subclasses (`lrsched.NotFound`, ...) carrying the gRPC status `code` and `details`.
@@ -22,6 +23,7 @@ from lrsched.values import (EpochValues, ExportedState, GroupValues, LRValues, S
                             SimulateResult, StepResult)
 # Imports no torch; makes `lrsched.torch.RemoteLRScheduler` reachable after `import lrsched`.
 from lrsched import torch  # noqa: E402,F401  (the submodule lrsched.torch, not torch itself)
+from lrsched import megatron  # noqa: E402,F401  (Megatron-LM's OptimizerParamScheduler)
 
 __version__ = "0.1.0"
 

@@ -241,9 +241,10 @@ class Client:
 
     # -- stepping and reading ----------------------------------------------------------------
 
-    def step(self, name, *, metric=None, epoch=None, if_epoch=None):
+    def step(self, name, *, metric=None, epoch=None, if_epoch=None, increment=None):
         """One scheduler.step() (`metric`: ReduceLROnPlateau's step(metric); `epoch`:
-        step(epoch)). With `if_epoch`, steps only if the session's last_epoch equals it, else
+        step(epoch); `increment`: megatron.OptimizerParamScheduler's step(increment), a
+        positive int, absent: the spec's default). With `if_epoch`, steps only if the session's last_epoch equals it, else
         changes nothing and returns advanced=False with the current state; such a step is
         retried on UNAVAILABLE, a step without it is not. A step torch refuses raises
         FailedPrecondition and leaves the session as it was."""
@@ -254,6 +255,8 @@ class Client:
             req.epoch = float(epoch)
         if if_epoch is not None:
             req.if_epoch = int(if_epoch)
+        if increment is not None:
+            req.increment = int(increment)
         resp = self._call("Step", req, retry=if_epoch is not None)
         return StepResult(session=Session.from_proto(resp.session), advanced=resp.advanced)
 

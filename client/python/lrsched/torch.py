@@ -33,9 +33,11 @@ OPTIMIZER_TYPES = ("SGD", "Adam", "AdamW", "Adamax", "NAdam", "RAdam", "RMSprop"
                    "Adadelta", "ASGD", "Rprop")
 
 # Param-group keys torch's schedulers read. The OneCycleLR ones appear in a group restored from
-# a checkpoint, and torch reads them back on resume, so they belong to the spec as well.
+# a checkpoint, and torch reads them back on resume, so they belong to the spec as well; so do
+# Megatron's per-group overrides (start_wd, end_wd, wd_mult; never in a torch optimizer's
+# groups). weight_decay is not: every torch group has one, no torch scheduler reads it.
 _FLOAT_KEYS = ("lr", "initial_lr", "momentum", "max_lr", "min_lr", "max_momentum",
-               "base_momentum")
+               "base_momentum", "start_wd", "end_wd", "wd_mult")
 # Keys the scheduler writes into groups at construction (torch's `group[...] = ...`), copied
 # from the session so that optimizer.state_dict() holds what torch's would.
 _CONSTRUCTION_KEYS = ("initial_lr", "max_lr", "min_lr", "max_momentum", "base_momentum")
@@ -176,6 +178,13 @@ class RemoteLRScheduler:
         self._resume_check = None  # (session, restored lrs or None) until the first step()
         transformers.check_default_lr(optimizer, scheduler)
         self.spec = build_spec(optimizer, scheduler, optimizer_type=optimizer_type)
+        if scheduler.get("type") == "megatron.OptimizerParamScheduler" and \
+                scheduler.get("increment", 1) != 1:
+            # Followers and the step pipeline count one epoch per step(); such a session's
+            # last_epoch (num_steps) moves by the increment.
+            raise ValueError("RemoteLRScheduler: a megatron.OptimizerParamScheduler spec with an "
+                             "increment other than 1 needs lrsched.megatron."
+                             "RemoteOptimizerParamScheduler (its step(increment))")
         self._owns_client = client is None
         self.client = client if client is not None else Client(
             server, timeout=timeout, retry_timeout=retry_timeout, retries=retries)
@@ -362,6 +371,8 @@ class RemoteLRScheduler:
         self._last_lr = [g.lr for g in groups]
         for group, values in zip(self.optimizer.param_groups, groups):
             group["lr"] = values.lr
+            if values.weight_decay is not None:  # a schedule that drives it (Megatron's)
+                group["weight_decay"] = values.weight_decay
             if values.momentum is None:
                 continue
             if "betas" in group:

@@ -50,14 +50,17 @@ def encode_nonfinite(value):
 
 @dataclass(frozen=True)
 class GroupValues:
-    """One param group's values now: `lr`, and `momentum` (SGD/RMSprop momentum or Adam-family
-    betas[0]; None when the optimizer has neither)."""
+    """One param group's values now: `lr`, `momentum` (SGD/RMSprop momentum or Adam-family
+    betas[0]; None when the optimizer has neither) and `weight_decay` (None unless the schedule
+    drives it: megatron.OptimizerParamScheduler)."""
     lr: float
     momentum: Optional[float] = None
+    weight_decay: Optional[float] = None
 
     @classmethod
     def from_proto(cls, m):
-        return cls(lr=m.lr, momentum=m.momentum if m.HasField("momentum") else None)
+        return cls(lr=m.lr, momentum=m.momentum if m.HasField("momentum") else None,
+                   weight_decay=m.weight_decay if m.HasField("weight_decay") else None)
 
 
 def _groups(ms):
@@ -125,13 +128,15 @@ class EpochValues:
 
 @dataclass(frozen=True)
 class LRValues:
-    """GetLR's reply: the values at `last_epoch + ahead` in `groups`, and `window` (entry i:
-    after i more plain step() calls) when a window was requested."""
+    """GetLR's reply: the values at `last_epoch + ahead` in `groups` (`epoch`: their
+    last_epoch; for Megatron the num_steps after `ahead` steps of the spec's increment), and
+    `window` (entry i: after i more plain step() calls) when a window was requested."""
     name: str
     last_epoch: int
     revision: int
     groups: List[GroupValues]
     window: List[EpochValues] = field(default_factory=list)
+    epoch: Optional[int] = None
 
     @property
     def lrs(self):
@@ -141,7 +146,8 @@ class LRValues:
     def from_proto(cls, m):
         return cls(name=m.name, last_epoch=m.last_epoch, revision=m.revision,
                    groups=_groups(m.groups),
-                   window=[EpochValues(epoch=w.epoch, groups=_groups(w.groups)) for w in m.window])
+                   window=[EpochValues(epoch=w.epoch, groups=_groups(w.groups)) for w in m.window],
+                   epoch=m.epoch)
 
 
 @dataclass(frozen=True)
@@ -149,12 +155,14 @@ class SimulateResult:
     """A trace without a session, shaped like a golden trace's "expected": `lr[i][g]` is group
     g's lr before the i-th step() call; `momentum` likewise (None when the optimizer has none);
     `state_dict` torch's scheduler.state_dict() after the last step (None if a step was
-    refused); `error`/`error_at_step` the refused step (None / -1 when none was)."""
+    refused); `error`/`error_at_step` the refused step (None / -1 when none was);
+    `weight_decay` like `momentum`, where the schedule drives it (None elsewhere)."""
     lr: List[List[float]]
     momentum: Optional[List[List[float]]]
     state_dict: Optional[dict]
     error: Optional[str]
     error_at_step: int
+    weight_decay: Optional[List[List[float]]] = None
 
     @classmethod
     def from_proto(cls, m):
@@ -162,7 +170,8 @@ class SimulateResult:
         rows = lambda flat: [list(flat[i:i + n]) for i in range(0, len(flat), n)] if n else []
         return cls(lr=rows(m.lr), momentum=rows(m.momentum) if m.has_momentum else None,
                    state_dict=json.loads(m.state_dict_json) if m.state_dict_json else None,
-                   error=m.error or None, error_at_step=m.error_at_step)
+                   error=m.error or None, error_at_step=m.error_at_step,
+                   weight_decay=rows(m.weight_decay) if m.has_weight_decay else None)
 
 
 @dataclass(frozen=True)
