@@ -25,6 +25,8 @@ struct ParamGroup {
   std::optional<double> min_lr;
   std::optional<double> max_momentum;
   std::optional<double> base_momentum;
+  // timm: every value its schedulers write to the group is multiplied by it.
+  std::optional<double> lr_scale;
 
   // The value a trace reports as "momentum": betas[0] where the group has betas, else momentum.
   std::optional<double> reported_momentum() const {
@@ -34,7 +36,7 @@ struct ParamGroup {
   bool operator==(const ParamGroup& o) const {
     return lr == o.lr && initial_lr == o.initial_lr && momentum == o.momentum && betas == o.betas &&
            max_lr == o.max_lr && min_lr == o.min_lr && max_momentum == o.max_momentum &&
-           base_momentum == o.base_momentum;
+           base_momentum == o.base_momentum && lr_scale == o.lr_scale;
   }
 };
 

@@ -88,7 +88,8 @@ void ReadGroup(Fields& g, ParamGroup& group, const OptimizerKind& kind, const st
   for (auto [key, field] :
        {std::pair{"max_lr", &ParamGroup::max_lr}, std::pair{"min_lr", &ParamGroup::min_lr},
         std::pair{"max_momentum", &ParamGroup::max_momentum},
-        std::pair{"base_momentum", &ParamGroup::base_momentum}}) {
+        std::pair{"base_momentum", &ParamGroup::base_momentum},
+        std::pair{"lr_scale", &ParamGroup::lr_scale}}) {
     if (g.Has(key)) group.*field = g.Float(key, std::nullopt);
   }
   if (kind.momentum) {
@@ -177,6 +178,7 @@ json ParamGroupJson(const ParamGroup& g) {
   if (g.min_lr) j["min_lr"] = *g.min_lr;
   if (g.max_momentum) j["max_momentum"] = *g.max_momentum;
   if (g.base_momentum) j["base_momentum"] = *g.base_momentum;
+  if (g.lr_scale) j["lr_scale"] = *g.lr_scale;
   return j;
 }
 
@@ -202,6 +204,7 @@ void AppendParamGroupText(const ParamGroup& g, std::string* out) {
   if (g.min_lr) field("min_lr", *g.min_lr);
   if (g.max_momentum) field("max_momentum", *g.max_momentum);
   if (g.base_momentum) field("base_momentum", *g.base_momentum);
+  if (g.lr_scale) field("lr_scale", *g.lr_scale);
   out->push_back('}');
 }
 

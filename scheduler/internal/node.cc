@@ -68,6 +68,12 @@ bool ReadStateNum(const json& v, double* out) {
   return false;
 }
 
+absl::Status SchedulerNode::LoadNodeState(const json& s, const std::string& path) {
+  if (s.is_null()) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      absl::StrCat(path, ": ", type(), " keeps no state beyond its state_dict"));
+}
+
 absl::Status SchedulerNode::InitialStep(Optimizer&) {
   return absl::InvalidArgumentError(
       absl::StrCat(type(), " cannot be the first scheduler of a SequentialLR"));
@@ -229,11 +235,15 @@ absl::StatusOr<std::unique_ptr<SchedulerNode>> BuildNode(const json& spec, const
       "type", std::nullopt,
       {"LambdaLR", "MultiplicativeLR", "StepLR", "MultiStepLR", "ConstantLR", "LinearLR",
        "ExponentialLR", "PolynomialLR", "CosineAnnealingLR", "ChainedScheduler", "SequentialLR",
-       "ReduceLROnPlateau", "CyclicLR", "OneCycleLR", "CosineAnnealingWarmRestarts"});
+       "ReduceLROnPlateau", "CyclicLR", "OneCycleLR", "CosineAnnealingWarmRestarts",
+       "timm.CosineLRScheduler", "timm.TanhLRScheduler", "timm.StepLRScheduler",
+       "timm.MultiStepLRScheduler", "timm.PlateauLRScheduler", "timm.PolyLRScheduler"});
   if (!f.status().ok()) return f.status();
   f.Bool("verbose", false);
   absl::StatusOr<std::unique_ptr<SchedulerNode>> node;
-  if (type == "ReduceLROnPlateau") {
+  if (type.rfind("timm.", 0) == 0) {
+    node = BuildTimm(type, f, opt);
+  } else if (type == "ReduceLROnPlateau") {
     node = BuildPlateau(f, opt);
   } else if (type == "SequentialLR" || type == "ChainedScheduler") {
     node = BuildComposite(type, f, opt, depth);
