@@ -47,12 +47,33 @@ class TimmScheduler : public ValueNode<TimmScheduler, SchedulerNode> {
     return SchedulerNode::StepCost(groups) + (noise.has_range ? 1500 : 0);
   }
 
-  // Python's math.log(x, base): log(x) / log(base), each refusing what math.log refuses.
-  static absl::Status LogBase(double x, double base, double* out) {
-    double num, den;
+  // math.log(cycle_mul), computed at construction (the same bits as on every call); its
+  // error, if any, is raised after log(x)'s, as Python evaluates them.
+  double log_mul = 0;
+  absl::Status log_mul_status;
+
+  // Python's math.log(x, cycle_mul): log(x) / log(cycle_mul), each refusing what math.log
+  // refuses.
+  absl::Status LogBaseMul(double x, double* out) const {
+    double num;
     LRS_RETURN_IF_ERROR(PyLog(x, &num));
-    LRS_RETURN_IF_ERROR(PyLog(base, &den));
-    return PyDiv(num, den, out);
+    LRS_RETURN_IF_ERROR(log_mul_status);
+    return PyDiv(num, log_mul, out);
+  }
+
+  // a ** b (CPython's float_pow) with its exact shortcuts first: x ** 1.0 is x, 1.0 ** y and
+  // x ** 0.0 are 1.0 (what float_pow and C's pow return for them), so the common k_decay 1
+  // and cycle_decay 1 cost no pow call.
+  static absl::Status Pow(double a, double b, double* out) {
+    if (b == 1.0) {
+      *out = a;
+      return absl::OkStatus();
+    }
+    if (a == 1.0 || b == 0.0) {
+      *out = 1.0;
+      return absl::OkStatus();
+    }
+    return PyPow(a, b, out);
   }
 
   // _get_lr(t) into out[0..groups).
@@ -68,7 +89,7 @@ class TimmScheduler : public ValueNode<TimmScheduler, SchedulerNode> {
       const double q = decay_t_is_int ? static_cast<double>(t / static_cast<int64_t>(decay_t))
                                       : PyFloorDivFloat(static_cast<double>(t), decay_t);
       double f;
-      LRS_RETURN_IF_ERROR(PyPow(decay_rate, q, &f));
+      LRS_RETURN_IF_ERROR(Pow(decay_rate, q, &f));
       for (size_t g = 0; g < n; ++g) out[g] = base_values[g] * f;
       return absl::OkStatus();
     }
@@ -84,7 +105,7 @@ class TimmScheduler : public ValueNode<TimmScheduler, SchedulerNode> {
           lo = mid + 1;
       }
       double f;
-      LRS_RETURN_IF_ERROR(PyPow(decay_rate, static_cast<double>(lo), &f));
+      LRS_RETURN_IF_ERROR(Pow(decay_rate, static_cast<double>(lo), &f));
       for (size_t g = 0; g < n; ++g) out[g] = base_values[g] * f;
       return absl::OkStatus();
     }
@@ -93,11 +114,10 @@ class TimmScheduler : public ValueNode<TimmScheduler, SchedulerNode> {
     double t_i, t_curr;
     if (cycle_mul != 1) {
       double x, l, p;
-      LRS_RETURN_IF_ERROR(LogBase(
-          1 - static_cast<double>(t) / static_cast<double>(t_initial) * (1 - cycle_mul), cycle_mul,
-          &l));
+      LRS_RETURN_IF_ERROR(LogBaseMul(
+          1 - static_cast<double>(t) / static_cast<double>(t_initial) * (1 - cycle_mul), &l));
       LRS_RETURN_IF_ERROR(PyFloorToInt(l, &i));
-      LRS_RETURN_IF_ERROR(PyPow(cycle_mul, static_cast<double>(i), &p));
+      LRS_RETURN_IF_ERROR(Pow(cycle_mul, static_cast<double>(i), &p));
       t_i = p * static_cast<double>(t_initial);
       LRS_RETURN_IF_ERROR(PyDiv(1 - p, 1 - cycle_mul, &x));
       t_curr = static_cast<double>(t) - x * static_cast<double>(t_initial);
@@ -111,7 +131,7 @@ class TimmScheduler : public ValueNode<TimmScheduler, SchedulerNode> {
       return absl::OkStatus();
     }
     double gamma;
-    LRS_RETURN_IF_ERROR(PyPow(cycle_decay, static_cast<double>(i), &gamma));
+    LRS_RETURN_IF_ERROR(Pow(cycle_decay, static_cast<double>(i), &gamma));
     double shape;  // the factor of (lr_max - lr_min), the same for every group
     if (kind == Kind::kTanh) {
       double tr;
@@ -124,8 +144,8 @@ class TimmScheduler : public ValueNode<TimmScheduler, SchedulerNode> {
       return absl::OkStatus();
     }
     double a, b, r;
-    LRS_RETURN_IF_ERROR(PyPow(t_curr, k_decay, &a));
-    LRS_RETURN_IF_ERROR(PyPow(t_i, k_decay, &b));
+    LRS_RETURN_IF_ERROR(Pow(t_curr, k_decay, &a));
+    LRS_RETURN_IF_ERROR(Pow(t_i, k_decay, &b));
     if (kind == Kind::kCosine) {
       double c;
       LRS_RETURN_IF_ERROR(PyDiv(kPi * a, b, &r));
@@ -287,6 +307,9 @@ absl::StatusOr<std::unique_ptr<SchedulerNode>> BuildTimm(const std::string& type
   s.warmup_lr_init = c.Float("warmup_lr_init", 0., s.kind == Kind::kTanh ? 0 : -1e300);
   s.warmup_prefix =
       c.Bool("warmup_prefix", s.kind == Kind::kStep || s.kind == Kind::kMultiStep);
+  if (s.cycle_mul != 1) {
+    s.log_mul_status = PyLog(s.cycle_mul, &s.log_mul);
+  }
   s.t_in_epochs = f.Bool("t_in_epochs", true);
   s.noise.Read(f, /*with_type=*/false, 42);
   const bool initialize = f.Bool("initialize", true);
