@@ -4,7 +4,8 @@
 // 31a85de79aad): CosineLRScheduler, TanhLRScheduler, StepLRScheduler, MultiStepLRScheduler,
 // PolyLRScheduler, as one node whose _get_lr switches on the class. Each formula is written in
 // timm's order of operations (Python's: `a * b / c` is (a*b)/c, `t / T` is true division,
-// `**` is float_pow), so the values are timm's bits. PlateauLRScheduler: schedulers_timm_plateau.cc.
+// `**` is float_pow), so the values are timm's bits. PlateauLRScheduler:
+// schedulers_timm_plateau.cc.
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
@@ -80,7 +81,8 @@ class TimmScheduler : public ValueNode<TimmScheduler, SchedulerNode> {
   absl::Status GetLr(int64_t t, double* out) const {
     const size_t n = base_values.size();
     if (t < warmup_t) {
-      for (size_t g = 0; g < n; ++g) out[g] = warmup_lr_init + static_cast<double>(t) * warmup_steps[g];
+      for (size_t g = 0; g < n; ++g)
+        out[g] = warmup_lr_init + static_cast<double>(t) * warmup_steps[g];
       return absl::OkStatus();
     }
     if (warmup_prefix) t = t - warmup_t;
@@ -305,8 +307,7 @@ absl::StatusOr<std::unique_ptr<SchedulerNode>> BuildTimm(const std::string& type
   }
   s.warmup_t = c.Int("warmup_t", 0, 0);
   s.warmup_lr_init = c.Float("warmup_lr_init", 0., s.kind == Kind::kTanh ? 0 : -1e300);
-  s.warmup_prefix =
-      c.Bool("warmup_prefix", s.kind == Kind::kStep || s.kind == Kind::kMultiStep);
+  s.warmup_prefix = c.Bool("warmup_prefix", s.kind == Kind::kStep || s.kind == Kind::kMultiStep);
   if (s.cycle_mul != 1) {
     s.log_mul_status = PyLog(s.cycle_mul, &s.log_mul);
   }

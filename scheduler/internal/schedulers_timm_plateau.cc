@@ -52,7 +52,8 @@ class TimmPlateau : public ValueNode<TimmPlateau, SchedulerNode> {
     }
     const size_t n = opt.groups.size();
     if (t <= warmup_t) {
-      for (size_t g = 0; g < n; ++g) values_[g] = warmup_lr_init + static_cast<double>(t) * warmup_steps[g];
+      for (size_t g = 0; g < n; ++g)
+        values_[g] = warmup_lr_init + static_cast<double>(t) * warmup_steps[g];
       LRS_RETURN_IF_ERROR(WriteTimmGroups(opt, values_.data(), type(), t));
     } else {
       // Computed into values_ first: the step may still be refused by its noise draw.
@@ -118,8 +119,8 @@ class TimmPlateau : public ValueNode<TimmPlateau, SchedulerNode> {
     cooldown_counter = f.Int("cooldown_counter", 0, 0, kMaxInt);
     has_restore = false;
     if (const json* r = f.Raw("restore_lr", false); r != nullptr && !r->is_null()) {
-      restore_lr = f.FloatPerGroup("restore_lr", std::nullopt, restore_lr.size(), -kAnyFinite,
-                                   kAnyFinite);
+      restore_lr =
+          f.FloatPerGroup("restore_lr", std::nullopt, restore_lr.size(), -kAnyFinite, kAnyFinite);
       has_restore = true;
     }
     return f.Finish();
@@ -142,8 +143,9 @@ absl::StatusOr<std::unique_ptr<SchedulerNode>> BuildTimmPlateau(Fields& f, Optim
     const json& m = *f.Raw("mode", true);
     if (!m.is_string() || (m != "min" && m != "max")) {
       // torch: ValueError('mode ' + mode + ' is unknown!')
-      f.Fail(f.PathOf("mode"), absl::StrCat("mode ", m.is_string() ? m.get<std::string>() : m.dump(),
-                                            " is unknown! (expected min or max)"));
+      f.Fail(f.PathOf("mode"),
+             absl::StrCat("mode ", m.is_string() ? m.get<std::string>() : m.dump(),
+                          " is unknown! (expected min or max)"));
     }
     s.min_mode = m == "min";
   }

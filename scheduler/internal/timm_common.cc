@@ -55,8 +55,9 @@ void TimmNoise::Read(Fields& f, bool with_type, int64_t seed_default) {
   }
   if (f.status().ok() && has_range && !uniform && !(pct >= 0.01)) {
     // timm redraws until |n| < noise_pct: forever at 0, for very long below this.
-    f.Fail(f.PathOf("noise_pct"), "must be at least 0.01 for normal noise (timm redraws randn "
-                                  "until |n| < noise_pct)");
+    f.Fail(f.PathOf("noise_pct"),
+           "must be at least 0.01 for normal noise (timm redraws randn "
+           "until |n| < noise_pct)");
   }
 }
 
@@ -76,9 +77,9 @@ absl::Status AttachTimm(Optimizer& opt, bool initialize, const std::string& path
     if (initialize) {
       if (!g.initial_lr) g.initial_lr = g.lr;  // group.setdefault('initial_lr', group['lr'])
     } else if (!g.initial_lr) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "optimizer.param_groups[", i, "].initial_lr: required with ", path,
-          ".initialize = false (timm raises KeyError)"));
+      return absl::InvalidArgumentError(absl::StrCat("optimizer.param_groups[", i,
+                                                     "].initial_lr: required with ", path,
+                                                     ".initialize = false (timm raises KeyError)"));
     }
     base_values->push_back(*g.initial_lr);
   }

@@ -17,8 +17,7 @@ uint32_t TorchCpuGenerator::Random() {
   const int need = std::min(kN, k + 398);
   for (; initialized_ < need; ++initialized_) {
     const uint32_t prev = mt_[initialized_ - 1];
-    mt_[initialized_] =
-        1812433253u * (prev ^ (prev >> 30)) + static_cast<uint32_t>(initialized_);
+    mt_[initialized_] = 1812433253u * (prev ^ (prev >> 30)) + static_cast<uint32_t>(initialized_);
   }
   // The batch twist of MT19937 done one word at a time, in the same order, so the same words.
   const uint32_t y = (mt_[k] & 0x80000000u) | (mt_[(k + 1) % kN] & 0x7fffffffu);

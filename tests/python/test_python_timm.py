@@ -146,3 +146,24 @@ def test_checkpoint_mid_run_continues(case, server, request):
                 for u in range(k + 1, len(want)):
                     s2.step_update(u)
                     assert lrs(opt2) == want[u], (variant, u)
+
+
+def test_lookahead_window_holds_the_golden_rows(client):
+    """A deterministic timm session (noise included) answers GetLR windows with timm's values;
+    Plateau is metric-driven, so it has none."""
+    cases = {c.values[0]["name"]: c.values[0] for c in timm_cases()}
+    for name in ("timm/Cosine-noise-normal", "timm/Poly-k_decay-cycles-step_update"):
+        case = cases[name]
+        session = "timm-window-" + name.replace("/", "-")
+        s = client.create_session(session, {"optimizer": case["optimizer"],
+                                            "scheduler": case["scheduler"]})
+        assert s.deterministic
+        want = case["expected"]["lr"]
+        got = client.get_lr(session, window=len(want))
+        assert [[g.lr for g in e.groups] for e in got.window] == want
+    case = cases["timm/Plateau-max-warmup"]
+    s = client.create_session("timm-window-plateau", {"optimizer": case["optimizer"],
+                                                      "scheduler": case["scheduler"]})
+    assert not s.deterministic
+    with pytest.raises(lrsched.FailedPrecondition):
+        client.get_lr("timm-window-plateau", window=3)

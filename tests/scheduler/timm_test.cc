@@ -12,8 +12,7 @@ namespace {
 using nlohmann::json;
 
 json Spec(const json& scheduler, json groups = json::array({{{"lr", 0.1}, {"momentum", 0.9}}})) {
-  return json{{"optimizer", {{"type", "SGD"}, {"param_groups", groups}}},
-              {"scheduler", scheduler}};
+  return json{{"optimizer", {{"type", "SGD"}, {"param_groups", groups}}}, {"scheduler", scheduler}};
 }
 
 void ExpectRefused(const json& scheduler, const std::string& needle) {
@@ -35,14 +34,18 @@ TEST(TimmTest, ConstructionRefusalsNameTheArgument) {
   ExpectRefused({{"type", "timm.StepLRScheduler"}, {"decay_t", 0}}, "scheduler.decay_t");
   ExpectRefused({{"type", "timm.CosineLRScheduler"}, {"t_initial", 5}, {"noise_type", "uniform"}},
                 "scheduler.noise_type");  // only Plateau takes it
-  ExpectRefused(
-      {{"type", "timm.CosineLRScheduler"}, {"t_initial", 5}, {"noise_range_t", 2}, {"noise_pct", 0}},
-      "scheduler.noise_pct");
+  ExpectRefused({{"type", "timm.CosineLRScheduler"},
+                 {"t_initial", 5},
+                 {"noise_range_t", 2},
+                 {"noise_pct", 0}},
+                "scheduler.noise_pct");
 }
 
 TEST(TimmTest, MathDomainErrorRefusesTheStepAndChangesNothing) {
-  auto s = Schedule::Create(Spec(
-      {{"type", "timm.CosineLRScheduler"}, {"t_initial", 10}, {"cycle_mul", 0.5}, {"cycle_limit", 5}}));
+  auto s = Schedule::Create(Spec({{"type", "timm.CosineLRScheduler"},
+                                  {"t_initial", 10},
+                                  {"cycle_mul", 0.5},
+                                  {"cycle_limit", 5}}));
   ASSERT_TRUE(s.ok()) << s.status();
   for (int i = 0; i < 19; ++i) ASSERT_TRUE((*s)->Step({}).ok()) << i;
   json before = (*s)->ExportState();
@@ -54,8 +57,8 @@ TEST(TimmTest, MathDomainErrorRefusesTheStepAndChangesNothing) {
 }
 
 TEST(TimmTest, StepWithEpochSetsT) {
-  json sched = {{"type", "timm.CosineLRScheduler"}, {"t_initial", 20}, {"warmup_t", 3},
-                {"warmup_lr_init", 0.001}, {"noise_range_t", 5}, {"noise_pct", 0.3}};
+  json sched = {{"type", "timm.CosineLRScheduler"}, {"t_initial", 20},    {"warmup_t", 3},
+                {"warmup_lr_init", 0.001},          {"noise_range_t", 5}, {"noise_pct", 0.3}};
   auto straight = Schedule::Create(Spec(sched));
   auto jumped = Schedule::Create(Spec(sched));
   ASSERT_TRUE(straight.ok() && jumped.ok());

@@ -4,6 +4,8 @@
 // from torch.Generator().manual_seed(s) for many seeds (and long runs, past the MT19937 lazy
 // seeding's and first twist's boundaries); every value must be bit-identical. Without torch
 // the live comparison is skipped; values torch 1.13 gave are also checked as constants.
+#include "scheduler/internal/torch_random.h"
+
 #include <cstdio>
 #include <cstring>
 #include <sstream>
@@ -11,7 +13,6 @@
 #include <vector>
 
 #include "gtest/gtest.h"
-#include "scheduler/internal/torch_random.h"
 
 namespace lrsched::scheduler_internal {
 namespace {
@@ -33,7 +34,8 @@ TEST(TorchRandomTest, ValuesTorch113Gave) {
       {0, {1.5409960746765137, -0.293428897857666, -2.1787893772125244}, 0.49625658988952637},
       {1, {0.6613521575927734, 0.266924113035202, 0.06167725846171379}, 0.7576315999031067},
       {42, {0.33669036626815796, 0.12880940735340118, 0.23446236550807953}, 0.8822692632675171},
-      {4294967301, {-0.4867807626724243, -0.6038215756416321, -0.5580962300300598},
+      {4294967301,
+       {-0.4867807626724243, -0.6038215756416321, -0.5580962300300598},
        0.8302518725395203},
       {-1, {1.2197630405426025, -0.3929794728755951, 1.0230751037597656}, 0.9937993884086609},
   };
