@@ -44,8 +44,7 @@ class TimmScheduler : public ValueNode<TimmScheduler, SchedulerNode> {
   int64_t last_epoch() const override { return t_; }
   const std::vector<double>& last_lr() const override { return last_lr_; }
   int64_t StepCost(size_t groups) const override {
-    // A noisy step seeds a generator (about 400 words) and draws once or a few times.
-    return SchedulerNode::StepCost(groups) + (noise.has_range ? 1500 : 0);
+    return SchedulerNode::StepCost(groups) + noise.StepCost();
   }
 
   // math.log(cycle_mul), computed at construction (the same bits as on every call); its

@@ -35,7 +35,7 @@ class TimmPlateau : public ValueNode<TimmPlateau, SchedulerNode> {
   int64_t last_epoch() const override { return t_; }
   const std::vector<double>& last_lr() const override { return last_lr_; }
   int64_t StepCost(size_t groups) const override {
-    return SchedulerNode::StepCost(groups) + (noise.has_range ? 1500 : 0);
+    return SchedulerNode::StepCost(groups) + noise.StepCost();
   }
 
   bool IsBetter(double a) const {  // torch's _init_is_better, threshold_mode 'rel'

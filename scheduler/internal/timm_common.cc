@@ -61,6 +61,12 @@ void TimmNoise::Read(Fields& f, bool with_type, int64_t seed_default) {
   }
 }
 
+int64_t TimmNoise::StepCost() const {
+  if (!has_range) return 0;
+  const double fits = uniform ? 1.0 : std::erf(pct / std::sqrt(2.0));  // pct >= 0.01
+  return 1000 + static_cast<int64_t>(50.0 / fits);
+}
+
 void TimmNoise::AddState(json& sd) const {
   sd["noise_range_t"] = range;
   sd["noise_pct"] = pct;

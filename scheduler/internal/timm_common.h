@@ -46,6 +46,9 @@ struct TimmNoise {
   // Reads noise_range_t, noise_pct, noise_std, noise_seed (and noise_type where `with_type`).
   void Read(Fields& f, bool with_type, int64_t seed_default);
   void AddState(json& sd) const;
+  // A noisy step's extra cost units (node.h): seeding the generator (~400 serial words, about
+  // a microsecond) and the expected number of normal draws, 1 / P(|n| < noise_pct).
+  int64_t StepCost() const;
 };
 
 // The keys every timm scheduler's constructor reads first (Scheduler.__init__): initial_lr

@@ -117,5 +117,20 @@ TEST(TimmTest, ExportCarriesNodeStateAndImportRefusesABadOne) {
   EXPECT_FALSE(Schedule::ImportState(t).ok());
 }
 
+TEST(TimmTest, NoiseCostsMoreTheRarerADrawFits) {
+  auto cost = [](json sched) {
+    auto s = Schedule::Create(Spec(sched));
+    EXPECT_TRUE(s.ok()) << s.status();
+    return s.ok() ? (*s)->step_cost() : -1;
+  };
+  json plain = {{"type", "timm.CosineLRScheduler"}, {"t_initial", 10}};
+  json noisy = plain, rare = plain;
+  noisy["noise_range_t"] = 0;
+  rare["noise_range_t"] = 0;
+  rare["noise_pct"] = 0.01;  // a draw fits with probability 0.008
+  EXPECT_GT(cost(noisy), cost(plain) + 900);
+  EXPECT_GT(cost(rare), cost(noisy) + 5000);
+}
+
 }  // namespace
 }  // namespace lrsched
