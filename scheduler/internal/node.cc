@@ -231,17 +231,28 @@ absl::StatusOr<std::unique_ptr<SchedulerNode>> BuildNode(const json& spec, const
         absl::StrCat(path, ": schedulers nest at most ", kMaxNesting, " deep"));
   }
   Fields f(spec, path);
-  std::string type = f.Enum(
-      "type", std::nullopt,
-      {"LambdaLR", "MultiplicativeLR", "StepLR", "MultiStepLR", "ConstantLR", "LinearLR",
-       "ExponentialLR", "PolynomialLR", "CosineAnnealingLR", "ChainedScheduler", "SequentialLR",
-       "ReduceLROnPlateau", "CyclicLR", "OneCycleLR", "CosineAnnealingWarmRestarts",
-       "timm.CosineLRScheduler", "timm.TanhLRScheduler", "timm.StepLRScheduler",
-       "timm.MultiStepLRScheduler", "timm.PlateauLRScheduler", "timm.PolyLRScheduler"});
+  // Another project's classes are named with its prefix ("timm."); an unknown one lists
+  // that project's names.
+  bool timm = false;
+  if (spec.is_object()) {
+    auto named = spec.find("type");
+    timm = named != spec.end() && named->is_string() &&
+           named->get_ref<const std::string&>().rfind("timm.", 0) == 0;
+  }
+  std::string type =
+      timm
+          ? f.Enum("type", std::nullopt,
+                   {"timm.CosineLRScheduler", "timm.TanhLRScheduler", "timm.StepLRScheduler",
+                    "timm.MultiStepLRScheduler", "timm.PlateauLRScheduler", "timm.PolyLRScheduler"})
+          : f.Enum("type", std::nullopt,
+                   {"LambdaLR", "MultiplicativeLR", "StepLR", "MultiStepLR", "ConstantLR",
+                    "LinearLR", "ExponentialLR", "PolynomialLR", "CosineAnnealingLR",
+                    "ChainedScheduler", "SequentialLR", "ReduceLROnPlateau", "CyclicLR",
+                    "OneCycleLR", "CosineAnnealingWarmRestarts"});
   if (!f.status().ok()) return f.status();
   f.Bool("verbose", false);
   absl::StatusOr<std::unique_ptr<SchedulerNode>> node;
-  if (type.rfind("timm.", 0) == 0) {
+  if (timm) {
     node = BuildTimm(type, f, opt);
   } else if (type == "ReduceLROnPlateau") {
     node = BuildPlateau(f, opt);

@@ -23,6 +23,8 @@ void ExpectRefused(const json& scheduler, const std::string& needle) {
 }
 
 TEST(TimmTest, ConstructionRefusalsNameTheArgument) {
+  ExpectRefused({{"type", "timm.CosineLR"}, {"t_initial", 5}},
+                "scheduler.type: expected one of timm.CosineLRScheduler");
   ExpectRefused({{"type", "timm.CosineLRScheduler"}, {"t_initial", 0}}, "scheduler.t_initial");
   ExpectRefused({{"type", "timm.CosineLRScheduler"}, {"t_initial", 5}, {"lr_min", -1}},
                 "scheduler.lr_min");
