@@ -292,7 +292,8 @@ absl::StatusOr<std::unique_ptr<SchedulerNode>> BuildTimm(const std::string& type
     s.decay_t = f.Float("decay_t", std::nullopt);
     if (f.status().ok()) {
       s.config["decay_t"] = *f.Raw("decay_t", true);
-      s.decay_t_is_int = s.config["decay_t"].is_number_integer();
+      // An int beyond kMaxInt is still a quotient of 0 for any t; it is read as a float.
+      s.decay_t_is_int = s.config["decay_t"].is_number_integer() && s.decay_t <= kMaxInt;
     }
     if (f.status().ok() && !(s.decay_t > 0)) {
       f.Fail(f.PathOf("decay_t"), "must be positive (timm divides by it)");
