@@ -63,7 +63,7 @@ class TimmScheduler : public ValueNode<TimmScheduler, SchedulerNode> {
 
   // a ** b (CPython's float_pow) with its exact shortcuts first: x ** 1.0 is x, 1.0 ** y and
   // x ** 0.0 are 1.0 (what float_pow and C's pow return for them), so the common k_decay 1
-  // and cycle_decay 1 cost no pow call.
+  // and cycle_decay 1 cost no pow call; the general rules only where they can matter.
   static absl::Status Pow(double a, double b, double* out) {
     if (b == 1.0) {
       *out = a;
@@ -72,6 +72,15 @@ class TimmScheduler : public ValueNode<TimmScheduler, SchedulerNode> {
     if (a == 1.0 || b == 0.0) {
       *out = 1.0;
       return absl::OkStatus();
+    }
+    // A positive finite base and a finite exponent: float_pow is C's pow, unless the result
+    // overflows (OverflowError), which the general path reports.
+    if (a > 0 && std::isfinite(a) && std::isfinite(b)) {
+      const double r = std::pow(a, b);
+      if (std::isfinite(r)) {
+        *out = r;
+        return absl::OkStatus();
+      }
     }
     return PyPow(a, b, out);
   }
@@ -159,7 +168,7 @@ class TimmScheduler : public ValueNode<TimmScheduler, SchedulerNode> {
       return absl::OkStatus();
     }
     LRS_RETURN_IF_ERROR(PyDiv(a, b, &r));
-    LRS_RETURN_IF_ERROR(PyPow(1 - r, power, &shape));
+    LRS_RETURN_IF_ERROR(Pow(1 - r, power, &shape));
     for (size_t g = 0; g < n; ++g) {
       const double lr_max = base_values[g] * gamma;
       out[g] = lr_min + (lr_max - lr_min) * shape;
