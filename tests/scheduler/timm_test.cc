@@ -43,6 +43,17 @@ TEST(TimmTest, ConstructionRefusalsNameTheArgument) {
                 "scheduler.noise_pct");
 }
 
+TEST(TimmTest, RefusedInsideTorchsComposites) {
+  for (const char* composite : {"SequentialLR", "ChainedScheduler"}) {
+    json sched = {{"type", composite},
+                  {"schedulers",
+                   {{{"type", "StepLR"}, {"step_size", 2}},
+                    {{"type", "timm.CosineLRScheduler"}, {"t_initial", 5}}}}};
+    if (std::string(composite) == "SequentialLR") sched["milestones"] = {3};
+    ExpectRefused(sched, "scheduler.schedulers[1]: timm.CosineLRScheduler cannot be nested");
+  }
+}
+
 TEST(TimmTest, MathDomainErrorRefusesTheStepAndChangesNothing) {
   auto s = Schedule::Create(Spec({{"type", "timm.CosineLRScheduler"},
                                   {"t_initial", 10},
