@@ -167,3 +167,18 @@ def test_lookahead_window_holds_the_golden_rows(client):
     assert not s.deterministic
     with pytest.raises(lrsched.FailedPrecondition):
         client.get_lr("timm-window-plateau", window=3)
+
+
+def test_metric_and_lr_scale_as_train_py_passes_them(server):
+    """train.py passes the eval metric to every scheduler's step; timm keeps it in its
+    state_dict. A group's lr_scale multiplies what is written; initial_lr stays unscaled."""
+    opt = Optimizer({"param_groups": [{"lr": 0.1, "momentum": 0.9},
+                                      {"lr": 0.1, "momentum": 0.9, "lr_scale": 0.5}]})
+    spec = {"type": "CosineLRScheduler", "t_initial": 10}  # the "timm." prefix is optional
+    with RemoteScheduler(opt, spec, name="timm-metric", server=server.address) as sched:
+        sched.step_update(num_updates=1, metric=1.5)  # t_in_epochs: a no-op
+        assert sched.t == 0 and lrs(opt) == [0.1, 0.05]
+        sched.step(1, 0.25)
+        assert sched.t == 1 and sched.state_dict()["metric"] == 0.25
+        assert lrs(opt)[1] == lrs(opt)[0] * 0.5
+        assert [g["initial_lr"] for g in opt.param_groups] == [0.1, 0.1]
