@@ -131,6 +131,21 @@ json MegatronConfigs() {
   return out;
 }
 
+// timm's types (not in step_configs.json, which torch_step_bench.py also runs through torch).
+// t_initial is large so that every step computes the curve rather than the constant lr_min of
+// a finished cycle; "noise" steps draw from a freshly seeded torch generator every time.
+constexpr const char* kTimmConfigs = R"J([
+ {"name": "timm.CosineLRScheduler", "scheduler": {"type": "timm.CosineLRScheduler", "t_initial": 1000000000}},
+ {"name": "timm.CosineLRScheduler-cycle_mul", "scheduler": {"type": "timm.CosineLRScheduler", "t_initial": 1000, "cycle_mul": 2.0, "cycle_decay": 0.5, "cycle_limit": 1000}},
+ {"name": "timm.CosineLRScheduler-noise", "scheduler": {"type": "timm.CosineLRScheduler", "t_initial": 1000000000, "noise_range_t": 0, "noise_pct": 0.67}},
+ {"name": "timm.TanhLRScheduler", "scheduler": {"type": "timm.TanhLRScheduler", "t_initial": 1000000000}},
+ {"name": "timm.StepLRScheduler", "scheduler": {"type": "timm.StepLRScheduler", "decay_t": 1000, "decay_rate": 0.99}},
+ {"name": "timm.MultiStepLRScheduler", "scheduler": {"type": "timm.MultiStepLRScheduler", "decay_t": [100, 1000, 10000], "decay_rate": 0.5}},
+ {"name": "timm.PolyLRScheduler", "scheduler": {"type": "timm.PolyLRScheduler", "t_initial": 1000000000, "power": 2.0, "k_decay": 0.5}},
+ {"name": "timm.PlateauLRScheduler", "metric": 0.5, "scheduler": {"type": "timm.PlateauLRScheduler"}},
+ {"name": "timm.PlateauLRScheduler-noise-uniform", "metric": 0.5, "scheduler": {"type": "timm.PlateauLRScheduler", "noise_range_t": 0, "noise_type": "uniform"}}
+])J";
+
 void Register() {
   // step_configs.json holds torch's types (torch_step_bench.py runs the same file); the other
   // families' configs live beside it, for lrsched alone.
@@ -140,6 +155,10 @@ void Register() {
     for (const json& c : configs) {
       benchmark::RegisterBenchmark(("BM_Step/" + c["name"].get<std::string>()).c_str(), BM_Step, c);
     }
+  }
+  for (json c : json::parse(kTimmConfigs)) {
+    c["optimizer"] = json::parse(R"J({"type": "SGD", "param_groups": [{"lr": 0.1}]})J");
+    benchmark::RegisterBenchmark(("BM_Step/" + c["name"].get<std::string>()).c_str(), BM_Step, c);
   }
   for (const json& c : MegatronConfigs()) {
     benchmark::RegisterBenchmark(("BM_Step/" + c["name"].get<std::string>()).c_str(), BM_Step, c);

@@ -8,6 +8,7 @@
 // local simulate's messages and exit codes.
 #include <unistd.h>
 
+#include <cmath>
 #include <iostream>
 #include <random>
 
@@ -106,7 +107,7 @@ int RunRemoteSimulate(const std::string& path) {
   for (int64_t i = 0; i < input->steps; ++i) {
     AppendRow(current, &trace);
     std::optional<double> metric, epoch;
-    if (!input->metrics.empty()) metric = input->metrics[i];
+    if (!input->metrics.empty() && !std::isnan(input->metrics[i])) metric = input->metrics[i];
     if (!input->epochs.empty()) epoch = input->epochs[i];
     auto r = rpc.Step(name, StepArgs{metric, epoch, current.last_epoch()});
     if (!r.ok()) {

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <memory>
 #include <string_view>
 
@@ -162,6 +163,11 @@ absl::Status ReadNumbers(const json& in, const char* key, std::vector<double>* o
   const json& a = in[key];
   if (!a.is_array()) return absl::InvalidArgumentError(absl::StrCat(key, ": expected a list"));
   for (size_t i = 0; i < a.size(); ++i) {
+    if (a[i].is_null() && std::string_view(key) == "metrics") {
+      // No metric at that step (timm's Plateau); Simulate reads NaN so.
+      out->push_back(std::numeric_limits<double>::quiet_NaN());
+      continue;
+    }
     if (!a[i].is_number()) {
       return absl::InvalidArgumentError(absl::StrCat(key, "[", i, "]: expected a number"));
     }

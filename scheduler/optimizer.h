@@ -34,6 +34,8 @@ struct ParamGroup {
   std::optional<double> start_wd;
   std::optional<double> end_wd;
   std::optional<double> wd_mult;
+  // timm: every value its schedulers write to the group is multiplied by it.
+  std::optional<double> lr_scale;
 
   // The value a trace reports as "momentum": betas[0] where the group has betas, else momentum.
   std::optional<double> reported_momentum() const {
@@ -44,7 +46,8 @@ struct ParamGroup {
     return lr == o.lr && initial_lr == o.initial_lr && momentum == o.momentum && betas == o.betas &&
            max_lr == o.max_lr && min_lr == o.min_lr && max_momentum == o.max_momentum &&
            base_momentum == o.base_momentum && weight_decay == o.weight_decay &&
-           start_wd == o.start_wd && end_wd == o.end_wd && wd_mult == o.wd_mult;
+           start_wd == o.start_wd && end_wd == o.end_wd && wd_mult == o.wd_mult &&
+           lr_scale == o.lr_scale;
   }
 };
 

@@ -90,7 +90,8 @@ void ReadGroup(Fields& g, ParamGroup& group, const OptimizerKind& kind, const st
         std::pair{"max_momentum", &ParamGroup::max_momentum},
         std::pair{"base_momentum", &ParamGroup::base_momentum},
         std::pair{"start_wd", &ParamGroup::start_wd}, std::pair{"end_wd", &ParamGroup::end_wd},
-        std::pair{"wd_mult", &ParamGroup::wd_mult}}) {
+        std::pair{"wd_mult", &ParamGroup::wd_mult},
+        std::pair{"lr_scale", &ParamGroup::lr_scale}}) {
     if (g.Has(key)) group.*field = g.Float(key, std::nullopt);
   }
   // torch refuses a negative weight_decay; a restored group takes what a schedule wrote.
@@ -188,6 +189,7 @@ json ParamGroupJson(const ParamGroup& g) {
   if (g.start_wd) j["start_wd"] = *g.start_wd;
   if (g.end_wd) j["end_wd"] = *g.end_wd;
   if (g.wd_mult) j["wd_mult"] = *g.wd_mult;
+  if (g.lr_scale) j["lr_scale"] = *g.lr_scale;
   return j;
 }
 
@@ -217,6 +219,7 @@ void AppendParamGroupText(const ParamGroup& g, std::string* out) {
   if (g.start_wd) field("start_wd", *g.start_wd);
   if (g.end_wd) field("end_wd", *g.end_wd);
   if (g.wd_mult) field("wd_mult", *g.wd_mult);
+  if (g.lr_scale) field("lr_scale", *g.lr_scale);
   out->push_back('}');
 }
 

@@ -164,6 +164,7 @@ json Schedule::ExportState(bool include_spec) const {
            {"param_groups", ParamGroupsJson()},
            {"state_dict", StateDict()}};
   if (include_spec) out["spec"] = spec();
+  if (json ns = root_->NodeState(); !ns.is_null()) out["node_state"] = std::move(ns);
   return out;
 }
 
@@ -179,6 +180,10 @@ void Schedule::AppendStateMembers(std::string* out) const {
   }
   out->append("],\"state_dict\":");
   root_->AppendStateDict(out);
+  if (json ns = root_->NodeState(); !ns.is_null()) {
+    out->append(",\"node_state\":");
+    out->append(ns.dump());  // a few keys, and only for timm's types
+  }
 }
 
 absl::StatusOr<std::unique_ptr<Schedule>> Schedule::ImportState(const json& state) {
@@ -188,9 +193,15 @@ absl::StatusOr<std::unique_ptr<Schedule>> Schedule::ImportState(const json& stat
   const json* spec = f.Raw("spec", true);
   const json* groups = f.Raw("param_groups", true);
   const json* sd = f.Raw("state_dict", true);
+  const json* node_state = f.Raw("node_state", false);
   absl::Status s = f.Finish();
   if (!s.ok()) return s;
-  return Restore(*spec, *groups, *sd);
+  auto out = Restore(*spec, *groups, *sd);
+  if (out.ok() && node_state != nullptr) {
+    s = (*out)->root_->LoadNodeState(*node_state, "state.node_state");
+    if (!s.ok()) return s;
+  }
+  return out;
 }
 
 }  // namespace lrsched

@@ -72,8 +72,10 @@ class Schedule {
                                                            const nlohmann::json& state_dict);
 
   // lrsched's own complete, versioned state: {"format": "lrsched.schedule", "version": 1,
-  // "spec", "param_groups", "state_dict"}. Import continues bit-exactly. Without the spec
-  // (`include_spec` false) for callers that splice in spec_text() themselves.
+  // "spec", "param_groups", "state_dict"} plus "node_state" where the scheduler's own
+  // state_dict does not hold all its state (timm's types: t, Plateau's counters). Import
+  // continues bit-exactly. Without the spec (`include_spec` false) for callers that splice in
+  // spec_text() themselves.
   nlohmann::json ExportState(bool include_spec = true) const;
   // ExportState(false)'s members as JSON text, without the braces, appended to `out`
   // (`"format":...,"version":1,"param_groups":[...],"state_dict":{...}`): what a server writes

@@ -1,6 +1,8 @@
 // Copyright lrsched authors.
 #include "scheduler/trace.h"
 
+#include <cmath>
+
 #include "absl/strings/str_cat.h"
 
 namespace lrsched {
@@ -31,7 +33,10 @@ absl::Status Simulate(Schedule& s, int64_t steps, absl::Span<const double> metri
       if (out->has_momentum) out->momentum.push_back(pg.reported_momentum().value_or(0.0));
       if (out->has_weight_decay) out->weight_decay.push_back(pg.weight_decay.value_or(0.0));
     }
-    if (!metrics.empty()) req.metric = metrics[i];
+    if (!metrics.empty()) {
+      req.metric = metrics[i];
+      if (std::isnan(metrics[i])) req.metric.reset();
+    }
     if (!epochs.empty()) req.epoch = epochs[i];
     absl::Status st = s.Step(req);
     if (!st.ok()) {

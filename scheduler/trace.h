@@ -29,7 +29,8 @@ struct Trace {
   size_t rows() const { return groups == 0 ? 0 : lr.size() / groups; }
 };
 
-// Steps `s` `steps` times; metrics[i] / epochs[i] (when non-empty) go to the i-th call. A
+// Steps `s` `steps` times; metrics[i] / epochs[i] (when non-empty) go to the i-th call; a NaN
+// metric means none at that call (JSON null: timm's Plateau stepped without a metric). A
 // refused step ends the trace with `error` set; the return value is an error only for bad
 // arguments (e.g. fewer metrics than steps), which are refused before any step.
 absl::Status Simulate(Schedule& s, int64_t steps, absl::Span<const double> metrics,

@@ -69,6 +69,12 @@ bool ReadStateNum(const json& v, double* out) {
   return false;
 }
 
+absl::Status SchedulerNode::LoadNodeState(const json& s, const std::string& path) {
+  if (s.is_null()) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      absl::StrCat(path, ": ", type(), " keeps no state beyond its state_dict"));
+}
+
 absl::Status SchedulerNode::InitialStep(Optimizer&) {
   return absl::InvalidArgumentError(
       absl::StrCat(type(), " cannot be the first scheduler of a SequentialLR"));
@@ -226,17 +232,31 @@ absl::StatusOr<std::unique_ptr<SchedulerNode>> BuildNode(const json& spec, const
         absl::StrCat(path, ": schedulers nest at most ", kMaxNesting, " deep"));
   }
   Fields f(spec, path);
+  // Another project's classes are named with its prefix ("timm."); an unknown one lists
+  // that project's names.
+  bool timm = false;
+  if (spec.is_object()) {
+    auto named = spec.find("type");
+    timm = named != spec.end() && named->is_string() &&
+           named->get_ref<const std::string&>().rfind("timm.", 0) == 0;
+  }
   std::string type =
-      f.Enum("type", std::nullopt,
-             {"LambdaLR", "MultiplicativeLR", "StepLR", "MultiStepLR", "ConstantLR", "LinearLR",
-              "ExponentialLR", "PolynomialLR", "CosineAnnealingLR", "ChainedScheduler",
-              "SequentialLR", "ReduceLROnPlateau", "CyclicLR", "OneCycleLR",
-              "CosineAnnealingWarmRestarts", "transformers.get_scheduler",
-              "megatron.OptimizerParamScheduler"});
+      timm
+          ? f.Enum("type", std::nullopt,
+                   {"timm.CosineLRScheduler", "timm.TanhLRScheduler", "timm.StepLRScheduler",
+                    "timm.MultiStepLRScheduler", "timm.PlateauLRScheduler", "timm.PolyLRScheduler"})
+          : f.Enum("type", std::nullopt,
+                   {"LambdaLR", "MultiplicativeLR", "StepLR", "MultiStepLR", "ConstantLR",
+                    "LinearLR", "ExponentialLR", "PolynomialLR", "CosineAnnealingLR",
+                    "ChainedScheduler", "SequentialLR", "ReduceLROnPlateau", "CyclicLR",
+                    "OneCycleLR", "CosineAnnealingWarmRestarts", "transformers.get_scheduler",
+                    "megatron.OptimizerParamScheduler"});
   if (!f.status().ok()) return f.status();
   f.Bool("verbose", false);
   absl::StatusOr<std::unique_ptr<SchedulerNode>> node;
-  if (type == "ReduceLROnPlateau") {
+  if (timm) {
+    node = BuildTimm(type, f, opt);
+  } else if (type == "ReduceLROnPlateau") {
     node = BuildPlateau(f, opt);
   } else if (type == "transformers.get_scheduler") {
     node = BuildTransformers(f, opt);

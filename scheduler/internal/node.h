@@ -96,6 +96,13 @@ class SchedulerNode {
   virtual int64_t* mutable_last_epoch() { return nullptr; }
   virtual int64_t last_epoch() const = 0;
   virtual const std::vector<double>& last_lr() const = 0;
+
+  // What the node keeps beyond its own state_dict(): null for torch's classes, whose
+  // state_dict is complete. timm's schedulers hold no step counter (their trainers pass t) and
+  // timm's Plateau keeps only `best` and `last_epoch`; lrsched's exported state carries the
+  // rest as "node_state", so that an import continues exactly.
+  virtual json NodeState() const { return nullptr; }
+  virtual absl::Status LoadNodeState(const json& s, const std::string& path);
 };
 
 class LRScheduler : public SchedulerNode {
@@ -176,6 +183,9 @@ absl::StatusOr<std::unique_ptr<SchedulerNode>> BuildCyclic(const std::string& ty
 absl::StatusOr<std::unique_ptr<SchedulerNode>> BuildPlateau(Fields& f, Optimizer& opt);
 // transformers.get_scheduler (schedulers_transformers.cc).
 absl::StatusOr<std::unique_ptr<SchedulerNode>> BuildTransformers(Fields& f, Optimizer& opt);
+// timm.<Class>: schedulers_timm.cc (Plateau: schedulers_timm_plateau.cc).
+absl::StatusOr<std::unique_ptr<SchedulerNode>> BuildTimm(const std::string& type, Fields& f,
+                                                         Optimizer& opt);
 absl::StatusOr<std::unique_ptr<SchedulerNode>> BuildComposite(const std::string& type, Fields& f,
                                                               Optimizer& opt, int depth);
 

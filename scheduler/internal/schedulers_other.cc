@@ -365,6 +365,12 @@ absl::StatusOr<std::unique_ptr<SchedulerNode>> BuildComposite(const std::string&
     auto child = BuildNode((*subs)[i], path, opt, depth + 1);
     if (!child.ok()) return child.status();
     const std::string child_type = (*child)->type();
+    if (child_type.rfind("timm.", 0) == 0) {
+      // torch's composites call step() without the t timm's schedulers take (a TypeError).
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": ", child_type, " cannot be nested in ", type,
+                       " (timm's schedulers are stepped with t, which torch's composites lack)"));
+    }
     if (child_type == "ReduceLROnPlateau" ||
         (sequential && (child_type == "SequentialLR" || child_type == "ChainedScheduler"))) {
       return absl::InvalidArgumentError(absl::StrCat(

@@ -7,6 +7,7 @@
 #define LRSCHED_TESTS_GOLDEN_UTIL_H_
 
 #include <fstream>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -63,7 +64,11 @@ inline std::string CaseTestName(const GoldenCase& c) {
 inline std::vector<double> Numbers(const nlohmann::json& j, const char* key) {
   std::vector<double> v;
   if (j.contains(key)) {
-    for (const auto& x : j[key]) v.push_back(x.get<double>());
+    // null: no value at that step (timm's Plateau called without a metric); Simulate reads NaN
+    // so.
+    for (const auto& x : j[key]) {
+      v.push_back(x.is_null() ? std::numeric_limits<double>::quiet_NaN() : x.get<double>());
+    }
   }
   return v;
 }

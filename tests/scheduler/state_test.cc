@@ -50,6 +50,26 @@ json Reparse(const json& j) {
   return r.ok() ? *r : json();
 }
 
+// timm's schedulers keep no t in their state_dict: timm's train.py resumes with
+// lr_scheduler.step(start_epoch) (step_update(start_epoch * updates) on updates), which sets it.
+// Plateau's state_dict (best, last_epoch) also loses the patience and cooldown counters and the
+// lr its noise will restore, in timm too: only lrsched's own export continues it exactly.
+enum class TorchResume { kAsIs, kPassT, kLossy };
+TorchResume HowTorchCheckpointResumes(const json& c) {
+  const std::string type = c["scheduler"].value("type", "");
+  if (type == "timm.PlateauLRScheduler") return TorchResume::kLossy;
+  if (type.rfind("timm.", 0) == 0) return TorchResume::kPassT;
+  return TorchResume::kAsIs;
+}
+
+// What timm's trainer does after loading a checkpoint taken after `t` calls.
+void ResumeAt(Schedule& s, const json& c, int64_t t) {
+  if (HowTorchCheckpointResumes(c) != TorchResume::kPassT) return;
+  StepRequest r;
+  r.epoch = static_cast<double>(t);
+  ASSERT_TRUE(s.Step(r).ok());
+}
+
 bool Traceable(const json& c) {
   const json& e = c["expected"];
   return !e.contains("error_at_step");
@@ -87,10 +107,12 @@ TEST_P(StateTest, ExportImportContinuesBitExactly) {
     EXPECT_EQ(native.state_dict, uninterrupted.state_dict);
 
     // A torch checkpoint: the optimizer's param_groups and the scheduler's state_dict.
+    if (HowTorchCheckpointResumes(c) == TorchResume::kLossy) continue;
     json spec = Spec(c);
     spec["optimizer"]["param_groups"] = Reparse((*first)->ParamGroupsJson());
     auto restored = Schedule::Restore(spec, nullptr, Reparse((*first)->StateDict()));
     ASSERT_TRUE(restored.ok()) << restored.status();
+    ResumeAt(**restored, c, k);
     Continue(**restored, c, k, steps, &torch);
     EXPECT_EQ(torch.lr, uninterrupted.lr);
     EXPECT_EQ(torch.momentum, uninterrupted.momentum);
@@ -113,6 +135,7 @@ TEST_P(StateTest, ImportsTorchsOwnStateDict) {
       Schedule::Restore(Spec(c), (*ours)->ParamGroupsJson(), c["expected"]["state_dict"]);
   ASSERT_TRUE(restored.ok()) << restored.status();
   EXPECT_EQ((*restored)->StateDict(), c["expected"]["state_dict"]);
+  ResumeAt(**restored, c, steps);
   for (int i = 0; i < 10; ++i) {
     absl::Status a = (*ours)->Step({}), b = (*restored)->Step({});
     ASSERT_EQ(a.ok(), b.ok());

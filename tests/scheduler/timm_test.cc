@@ -1,0 +1,149 @@
+// Copyright lrsched authors.
+//
+// timm's schedulers beyond the golden traces: refusals name the argument (construction) or
+// the math error (a step, which then changes nothing); a Step with `epoch` sets t as timm's
+// trainers pass it; lrsched's export carries t and Plateau's counters (node_state).
+#include "gtest/gtest.h"
+#include "scheduler/schedule.h"
+
+namespace lrsched {
+namespace {
+
+using nlohmann::json;
+
+json Spec(const json& scheduler, json groups = json::array({{{"lr", 0.1}, {"momentum", 0.9}}})) {
+  return json{{"optimizer", {{"type", "SGD"}, {"param_groups", groups}}}, {"scheduler", scheduler}};
+}
+
+void ExpectRefused(const json& scheduler, const std::string& needle) {
+  auto s = Schedule::Create(Spec(scheduler));
+  ASSERT_FALSE(s.ok()) << scheduler.dump();
+  EXPECT_TRUE(absl::IsInvalidArgument(s.status())) << s.status();
+  EXPECT_NE(s.status().message().find(needle), std::string::npos) << s.status();
+}
+
+TEST(TimmTest, ConstructionRefusalsNameTheArgument) {
+  ExpectRefused({{"type", "timm.CosineLR"}, {"t_initial", 5}},
+                "scheduler.type: expected one of timm.CosineLRScheduler");
+  ExpectRefused({{"type", "timm.CosineLRScheduler"}, {"t_initial", 0}}, "scheduler.t_initial");
+  ExpectRefused({{"type", "timm.CosineLRScheduler"}, {"t_initial", 5}, {"lr_min", -1}},
+                "scheduler.lr_min");
+  ExpectRefused({{"type", "timm.TanhLRScheduler"}, {"t_initial", 5}, {"lb", 3}, {"ub", 3}},
+                "scheduler.lb");
+  ExpectRefused({{"type", "timm.PlateauLRScheduler"}, {"mode", "avg"}},
+                "scheduler.mode: mode avg is unknown!");
+  ExpectRefused({{"type", "timm.PlateauLRScheduler"}, {"decay_rate", 1.0}}, "scheduler.decay_rate");
+  ExpectRefused({{"type", "timm.StepLRScheduler"}, {"decay_t", 0}}, "scheduler.decay_t");
+  ExpectRefused({{"type", "timm.CosineLRScheduler"}, {"t_initial", 5}, {"noise_type", "uniform"}},
+                "scheduler.noise_type");  // only Plateau takes it
+  ExpectRefused({{"type", "timm.CosineLRScheduler"},
+                 {"t_initial", 5},
+                 {"noise_range_t", 2},
+                 {"noise_pct", 0}},
+                "scheduler.noise_pct");
+}
+
+TEST(TimmTest, RefusedInsideTorchsComposites) {
+  for (const char* composite : {"SequentialLR", "ChainedScheduler"}) {
+    json sched = {{"type", composite},
+                  {"schedulers",
+                   {{{"type", "StepLR"}, {"step_size", 2}},
+                    {{"type", "timm.CosineLRScheduler"}, {"t_initial", 5}}}}};
+    if (std::string(composite) == "SequentialLR") sched["milestones"] = {3};
+    ExpectRefused(sched, "scheduler.schedulers[1]: timm.CosineLRScheduler cannot be nested");
+  }
+}
+
+TEST(TimmTest, MathDomainErrorRefusesTheStepAndChangesNothing) {
+  auto s = Schedule::Create(Spec({{"type", "timm.CosineLRScheduler"},
+                                  {"t_initial", 10},
+                                  {"cycle_mul", 0.5},
+                                  {"cycle_limit", 5}}));
+  ASSERT_TRUE(s.ok()) << s.status();
+  for (int i = 0; i < 19; ++i) ASSERT_TRUE((*s)->Step({}).ok()) << i;
+  json before = (*s)->ExportState();
+  absl::Status st = (*s)->Step({});
+  EXPECT_TRUE(absl::IsInvalidArgument(st)) << st;
+  EXPECT_NE(st.message().find("math domain error"), std::string::npos) << st;
+  EXPECT_EQ((*s)->ExportState(), before);
+  EXPECT_EQ((*s)->last_epoch(), 19);
+}
+
+TEST(TimmTest, StepWithEpochSetsT) {
+  json sched = {{"type", "timm.CosineLRScheduler"}, {"t_initial", 20},    {"warmup_t", 3},
+                {"warmup_lr_init", 0.001},          {"noise_range_t", 5}, {"noise_pct", 0.3}};
+  auto straight = Schedule::Create(Spec(sched));
+  auto jumped = Schedule::Create(Spec(sched));
+  ASSERT_TRUE(straight.ok() && jumped.ok());
+  for (int i = 0; i < 12; ++i) ASSERT_TRUE((*straight)->Step({}).ok());
+  StepRequest r;
+  r.epoch = 12;
+  ASSERT_TRUE((*jumped)->Step(r).ok());
+  EXPECT_EQ((*jumped)->last_epoch(), 12);
+  EXPECT_EQ((*jumped)->param_groups()[0].lr, (*straight)->param_groups()[0].lr);
+  ASSERT_TRUE((*straight)->Step({}).ok());
+  ASSERT_TRUE((*jumped)->Step({}).ok());
+  EXPECT_EQ((*jumped)->param_groups()[0].lr, (*straight)->param_groups()[0].lr);
+  r.epoch = 2.5;
+  EXPECT_TRUE(absl::IsInvalidArgument((*jumped)->Step(r)));
+}
+
+TEST(TimmTest, MetricIsKeptInTheStateDict) {
+  // timm's train.py passes the eval metric to every scheduler's step; timm stores it.
+  auto s = Schedule::Create(Spec({{"type", "timm.StepLRScheduler"}, {"decay_t", 2}}));
+  ASSERT_TRUE(s.ok());
+  StepRequest r;
+  r.metric = 0.75;
+  ASSERT_TRUE((*s)->Step(r).ok());
+  EXPECT_EQ((*s)->StateDict()["metric"], 0.75);
+  ASSERT_TRUE((*s)->Step({}).ok());
+  EXPECT_TRUE((*s)->StateDict()["metric"].is_null());
+}
+
+TEST(TimmTest, ExportCarriesNodeStateAndImportRefusesABadOne) {
+  auto s = Schedule::Create(Spec({{"type", "timm.PlateauLRScheduler"}, {"patience_t", 1}}));
+  ASSERT_TRUE(s.ok());
+  EXPECT_FALSE((*s)->deterministic());
+  StepRequest r;
+  for (double m : {1.0, 0.5, 0.4}) {
+    r.metric = m;
+    ASSERT_TRUE((*s)->Step(r).ok());
+  }
+  json state = (*s)->ExportState();
+  // mode max: 1.0 is best, then 2 bad epochs > patience 1: reduced, the count reset.
+  EXPECT_EQ(state["node_state"]["num_bad_epochs"], 0);
+  EXPECT_EQ((*s)->param_groups()[0].lr, 0.1 * 0.1);
+  EXPECT_EQ(state["node_state"]["t"], 3);
+  auto back = Schedule::ImportState(state);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ((*back)->ExportState(), state);
+  state["node_state"]["t"] = -1;
+  auto bad = Schedule::ImportState(state);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("state.node_state.t"), std::string::npos) << bad.status();
+  // torch's types keep none.
+  auto torch = Schedule::Create(Spec({{"type", "StepLR"}, {"step_size", 2}}));
+  ASSERT_TRUE(torch.ok());
+  json t = (*torch)->ExportState();
+  EXPECT_FALSE(t.contains("node_state"));
+  t["node_state"] = {{"t", 1}};
+  EXPECT_FALSE(Schedule::ImportState(t).ok());
+}
+
+TEST(TimmTest, NoiseCostsMoreTheRarerADrawFits) {
+  auto cost = [](json sched) {
+    auto s = Schedule::Create(Spec(sched));
+    EXPECT_TRUE(s.ok()) << s.status();
+    return s.ok() ? (*s)->step_cost() : -1;
+  };
+  json plain = {{"type", "timm.CosineLRScheduler"}, {"t_initial", 10}};
+  json noisy = plain, rare = plain;
+  noisy["noise_range_t"] = 0;
+  rare["noise_range_t"] = 0;
+  rare["noise_pct"] = 0.01;  // a draw fits with probability 0.008
+  EXPECT_GT(cost(noisy), cost(plain) + 900);
+  EXPECT_GT(cost(rare), cost(noisy) + 5000);
+}
+
+}  // namespace
+}  // namespace lrsched
