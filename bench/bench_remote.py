@@ -62,13 +62,10 @@ def _training_iteration():
     return run
 
 
-def _loop(make_sched, steps, work, poll):
+def _loop(make_sched, steps, work):
     """Nanoseconds of each sched.step() in a loop of `steps` (after work() each time), the
-    loop's nanoseconds per iteration, and close()'s. `poll`: the pipeline's sender polls for
-    steps (the default) or is woken by each step() (_step_pipeline.POLL = 0)."""
+    loop's nanoseconds per iteration, and close()'s."""
     import torch
-    from lrsched import _step_pipeline
-    _step_pipeline.POLL = 0.0005 if poll else 0.0
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1, momentum=0.9)
     sched = make_sched(opt)
     times = []
@@ -84,7 +81,6 @@ def _loop(make_sched, steps, work, poll):
     t0 = time.perf_counter_ns()
     if close:
         close()  # waits for pipelined steps still in flight
-    _step_pipeline.POLL = 0.0005
     return times, per_iter, time.perf_counter_ns() - t0
 
 
@@ -97,13 +93,12 @@ def remote(build_dir, steps=1000):
         def pipelined(**kw):
             return lambda o: RemoteLRScheduler(o, COSINE, name=f"bench/{next(names)}",
                                                server=server.address, **kw)
-        arms = [  # (label, make, poll)
+        arms = [
             ("torch (local)", lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(
-                o, T_max=COSINE["T_max"], eta_min=COSINE["eta_min"]), True),
-            ("remote, pipelined (max_pending=1)", pipelined(), True),
-            ("remote, pipelined, sender woken", pipelined(), False),
-            ("remote, pipelined (max_pending=64)", pipelined(max_pending=64), True),
-            ("remote, synchronous", pipelined(pipeline=False), True),
+                o, T_max=COSINE["T_max"], eta_min=COSINE["eta_min"])),
+            ("remote, pipelined (max_pending=1)", pipelined()),
+            ("remote, pipelined (max_pending=64)", pipelined(max_pending=64)),
+            ("remote, synchronous", pipelined(pipeline=False)),
         ]
         work = _training_iteration()
         t0 = time.perf_counter()
@@ -116,8 +111,8 @@ def remote(build_dir, steps=1000):
         print(f"{'loop':<9} {'scheduler':<35} {'median':>10} {'p90':>10} {'mean':>10} "
               f"{'iteration':>11} {'close()':>9}")
         for loop, w in (("tight", None), ("training", work)):
-            for label, make, poll in arms:
-                times, per_iter, close_ns = _loop(make, steps, w, poll)
+            for label, make in arms:
+                times, per_iter, close_ns = _loop(make, steps, w)
                 q = statistics.quantiles(times, n=10)
                 print(f"{loop:<9} {label:<35} {statistics.median(times) / 1e3:8.1f} us "
                       f"{q[8] / 1e3:7.1f} us {statistics.mean(times) / 1e3:7.1f} us "

@@ -44,11 +44,6 @@ __all__ = ["StepPipeline"]
 # CANCELLED too: by a server shutting down (or by close(), after which nothing is sent).
 _LOST = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
          grpc.StatusCode.CANCELLED)
-# While steps keep coming, the sender thread looks for a step() to send every POLL seconds
-# instead of being woken by it; after IDLE seconds without one it sleeps until woken. (POLL 0:
-# always woken.)
-POLL = 0.0005
-IDLE = 0.1
 # The future of an RPC being started (outside the lock) by the sender thread.
 _SENDING = object()
 # The server's refusal of a lookahead through a step the schedule refuses (server/registry/query.cc).
@@ -74,7 +69,6 @@ class StepPipeline:
         self._gen = 0  # bumped by reset(): replies to requests sent before it are ignored
         self._wake = threading.Lock()  # the sender thread sleeps on it (see _wake_sender)
         self._wake.acquire()
-        self._asleep = True  # the sender sleeps until woken (not polling)
         self.reset(session)
         # The RPCs go out from this thread: creating a grpc future costs ~0.1-1 ms (a call
         # object, often a new polling thread), which step() must not pay.
@@ -137,16 +131,15 @@ class StepPipeline:
         return e, groups
 
     def _take(self, e):
-        """Makes `e` the epoch step() has applied, for the sender thread to send its Step
-        (lock held)."""
+        """Makes `e` the epoch step() has applied, for the sender thread to send its Step (lock
+        held). Wakes the sender only if no Step is in flight: the answer to the one in flight
+        wakes it anyway (_on_step), and a wake-up is most of what step() costs. Only the caller
+        waits on _cv, so nobody else needs a notify."""
         self._local = e
         if self._local <= self._acked:
             self.advanced = False  # another rank's step already took the session here
-        if self._asleep:
+        if self._inflight is None:
             self._wake_sender()
-        # Else the sender, polling, finds it within POLL seconds: waking a sleeping thread
-        # costs the caller 10-40 us on a VM (an inter-processor interrupt), more than the
-        # rest of step(); only the caller waits on _cv, so nobody else needs a notify.
 
     def flush(self):
         """Returns once every step taken is acknowledged; raises what went wrong."""
@@ -223,7 +216,6 @@ class StepPipeline:
     def _run(self):
         """The sender thread: sends the next Step when one is due and none is in flight (after
         the previous answer was checked), and refills the window when half of it is used."""
-        idle = 0.0  # seconds since the sender last had something to do
         while True:
             with self._cv:
                 if self._closed:
@@ -233,8 +225,6 @@ class StepPipeline:
                 refill = (self._fetching is None and self._end is None
                           and self._error is None and self._local != self._unfetched
                           and max(self._values) - self._local <= self._window // 2)
-                self._asleep = not (send or refill) and (idle >= IDLE or POLL <= 0)
-                asleep = self._asleep
                 gen, acked = self._gen, self._acked
                 if send:
                     self._inflight = _SENDING
@@ -245,15 +235,8 @@ class StepPipeline:
             if not (send or refill):
                 # Outside the lock: a wake-up between the check and here leaves _wake released,
                 # so acquire() returns at once and the loop checks again.
-                if asleep:
-                    self._wake.acquire()
-                    idle = 0.0
-                elif self._wake.acquire(timeout=POLL):
-                    idle = 0.0
-                else:
-                    idle += POLL
+                self._wake.acquire()
                 continue
-            idle = 0.0
             # The callbacks bind this iteration's gen and acked (default arguments): a closure
             # would read the loop's variables when the reply comes, after a reset() maybe, and
             # take a reply to a request of the old generation for one of the new.
@@ -272,8 +255,10 @@ class StepPipeline:
 
     def _wake_sender(self):
         """Wakes the sender thread to look at the state again. _wake is a binary semaphore
-        (released: there is news), not a Condition, so that wake-ups that come together
-        collapse into one."""
+        (released: there is news), not a Condition: releasing a lock is the cheapest wake-up
+        Python has (a notify adds a Python-level waiter list), and wake-ups that come together
+        collapse into one. The wake-up itself still costs step() most of its time on a VM
+        (bench/README.md); a sender that polls instead was measured and rejected there."""
         try:
             self._wake.release()
         except RuntimeError:  # already released: the sender has not looked yet
