@@ -299,45 +299,35 @@ def test_exit_without_close_delivers_pending_steps(client, server, keep):
 
 # -- a reply to a request sent before reset() ----------------------------------------------
 
-class _HeldFuture:
-    """A gRPC future that completes when the test says (result() of `reply`)."""
+class _HeldCall:
+    """A blocking RPC in progress: returns `reply` when the test says (complete())."""
 
     def __init__(self):
-        self.reply, self._callbacks, self.done = None, [], threading.Event()
-
-    def add_done_callback(self, fn):
-        self._callbacks.append(fn)
-
-    def result(self):
-        return self.reply
-
-    def cancel(self):
-        return False
+        self.reply, self.done = None, threading.Event()
 
     def complete(self, reply):
         self.reply = reply
         self.done.set()
-        for fn in self._callbacks:
-            fn(self)
 
 
 class _HeldClient:
-    """What StepPipeline uses of a Client, with GetLR futures the test completes itself."""
+    """What StepPipeline uses of a Client, with blocking RPCs the test answers itself."""
     timeout = 5.0
     _metadata = ()
 
     def __init__(self):
-        self.sent = []  # (request, _HeldFuture)
+        self.sent = []  # (request, _HeldCall)
         self.cv = threading.Condition()
         outer = self
 
         class _Method:
-            def future(self, req, timeout=None, metadata=None):
-                f = _HeldFuture()
+            def __call__(self, req, timeout=None, metadata=None):
+                call = _HeldCall()
                 with outer.cv:
-                    outer.sent.append((req, f))
+                    outer.sent.append((req, call))
                     outer.cv.notify_all()
-                return f
+                assert call.done.wait(timeout), "the test never answered"
+                return call.reply
 
         class _Stub:
             GetLR = _Method()
@@ -373,17 +363,17 @@ def test_window_requested_before_reset_is_ignored_after_it():
     after it carries the old state: it must be ignored, not taken as "changed by another
     writer". (The sender thread's callbacks once read its loop variables late, so such a reply
     counted as the new generation's: a resumed Trainer failed with Aborted about half the
-    time; tests/python/test_python_transformers.py's checkpoint test showed it.)"""
+    time; tests/python/test_python_transformers.py's checkpoint test showed it. The sender
+    now makes blocking calls, one at a time, and the generation check still applies.)"""
     from lrsched._step_pipeline import StepPipeline
     client = _HeldClient()
     p = StepPipeline(client, "held", _pb_session(34, 33, 0.5), window=4, max_pending=1)
     try:
         client.wait_sent(1)  # the first window, for the session at epoch 33
         p.reset(_pb_session(35, 30, 0.25))  # rewound by an import: epoch 30, revision 35
+        client.sent[0][1].complete(_pb_window(34, 33, 0.5))  # the old state, answered late
         client.wait_sent(2)  # the new generation's window
-        (_, old), (_, new) = client.sent[0], client.sent[1]
-        old.complete(_pb_window(34, 33, 0.5))  # the old state, answered late
-        new.complete(_pb_window(35, 30, 0.25))
+        client.sent[1][1].complete(_pb_window(35, 30, 0.25))
         p.flush()  # raises the error the late reply would have recorded
         assert p.step() == (31, [lrsched.GroupValues(lr=0.25, momentum=None)])
     finally:

@@ -12,8 +12,8 @@ Invariants (all under `_cv`):
   for the answers beyond that, so with max_pending = 1 (the default) every step() finds the
   previous step's answer checked, and an error is raised by the very next step().
 - At most one Step is in flight, sent with if_epoch = `_acked` by the sender thread (creating
-  a grpc future costs far more than step() may), and only after the previous answer was
-  checked (in its done-callback, which wakes the sender thread for the next). The sender
+  an RPC costs far more than step() may), and only after the previous answer was
+  checked (by the sender thread itself, which then sends the next). The sender
   sleeps on `_wake` (a lock used as a binary semaphore), released by every change it may
   have to act on.
 - Every value applied is the server's double for that epoch (`_values`, from GetLR windows and
@@ -44,7 +44,7 @@ __all__ = ["StepPipeline"]
 # CANCELLED too: by a server shutting down (or by close(), after which nothing is sent).
 _LOST = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
          grpc.StatusCode.CANCELLED)
-# The future of an RPC being started (outside the lock) by the sender thread.
+# `_inflight` / `_fetching` while the sender thread makes that RPC (outside the lock).
 _SENDING = object()
 # The server's refusal of a lookahead through a step the schedule refuses (server/registry/query.cc).
 _REFUSED_AT = re.compile(r"lookahead: step (\d+) after last_epoch (-?\d+) is refused")
@@ -63,15 +63,16 @@ class StepPipeline:
         self._window = window
         self._max_pending = max_pending
         self._cv = threading.Condition()
-        self._inflight = None  # the Step future in flight
-        self._fetching = None  # the GetLR future in flight (a window refill)
+        self._inflight = None  # _SENDING while a Step is in flight
+        self._fetching = None  # _SENDING while a GetLR (a window refill) is in flight
         self._closed = False
         self._gen = 0  # bumped by reset(): replies to requests sent before it are ignored
         self._wake = threading.Lock()  # the sender thread sleeps on it (see _wake_sender)
         self._wake.acquire()
         self.reset(session)
-        # The RPCs go out from this thread: creating a grpc future costs ~0.1-1 ms (a call
-        # object, often a new polling thread), which step() must not pay.
+        # The RPCs go out from this thread, as blocking calls: an RPC costs ~0.1-1 ms of CPU,
+        # which step() must not pay; and a grpc future costs twice a blocking call (with no
+        # other call in flight, grpcio starts a thread to poll for each future's answer).
         threading.Thread(target=self._run, name=f"lrsched-pipeline {name}", daemon=True).start()
 
     # -- called by RemoteLRScheduler ---------------------------------------------------------
@@ -124,7 +125,7 @@ class StepPipeline:
         with self._cv:
             while (self._local - self._acked >= self._max_pending and self._error is None
                    and self._lost is None and not self._closed):
-                self._cv.wait(1.0)  # woken by the acknowledgement (a future always ends)
+                self._cv.wait(1.0)  # woken by the acknowledgement (an RPC always ends)
         self._settle()
         with self._cv:
             self._take(e)
@@ -155,17 +156,15 @@ class StepPipeline:
 
     def close(self, wait=None):
         """Stops the pipeline: waits up to `wait` seconds for the Step in flight and the steps
-        still to send (never retrying a lost one), then cancels what is still in flight."""
+        still to send (never retrying a lost one). Nothing is sent after it; an RPC still in
+        flight ends within the client's timeout, or when the channel closes (the client's
+        close(), or its finalizer at exit), which cancels it."""
         with self._cv:
             if wait:
                 self._cv.wait_for(lambda: (self._inflight is None and self._local <= self._acked)
                                   or self._error or self._lost, timeout=wait)
             self._closed = True
-            inflight, fetching = self._inflight, self._fetching
             self._notify()
-        for f in (inflight, fetching):
-            if f is not None and f is not _SENDING:
-                f.cancel()
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -237,15 +236,12 @@ class StepPipeline:
                 # so acquire() returns at once and the loop checks again.
                 self._wake.acquire()
                 continue
-            # The callbacks bind this iteration's gen and acked (default arguments): a closure
-            # would read the loop's variables when the reply comes, after a reset() maybe, and
-            # take a reply to a request of the old generation for one of the new.
             if send:
-                self._start(self._inflight_is, pb.StepRequest(name=self._name, if_epoch=acked),
-                            "Step", lambda f, acked=acked, gen=gen: self._on_step(f, acked, gen))
+                resp, err = self._call("Step", pb.StepRequest(name=self._name, if_epoch=acked))
+                self._on_step(resp, err, acked, gen)
             if refill:
-                self._start(self._fetching_is, req, "GetLR",
-                            lambda f, gen=gen: self._on_window(f, gen))
+                resp, err = self._call("GetLR", req)
+                self._on_window(resp, err, gen)
 
     def _notify(self):
         """Wakes whoever waits for news (lock held): step()/flush()/close() on the condition,
@@ -264,52 +260,34 @@ class StepPipeline:
         except RuntimeError:  # already released: the sender has not looked yet
             pass
 
-    def _inflight_is(self, f):
-        if self._inflight is _SENDING:
-            self._inflight = f
-
-    def _fetching_is(self, f):
-        if self._fetching is _SENDING:
-            self._fetching = f
-
-    def _start(self, record, req, method, done):
-        """Starts the RPC `method` (outside the lock), records its future and adds `done`."""
+    def _call(self, method, req):
+        """The RPC `method`, made by the sender thread and blocking it (outside the lock):
+        (response, None), or (None, the grpc.RpcError, or the ValueError of a closed channel)."""
         try:
-            f = getattr(self._client._stub, method).future(
-                req, timeout=self._client.timeout, metadata=self._client._metadata)
-        except ValueError as e:  # the channel is closed (close() stops this thread next)
-            with self._cv:
-                if method == "Step":
-                    self._inflight, self._lost = None, errors.Unavailable(f"closed: {e}")
-                else:
-                    self._fetching, self._unfetched = None, self._local
-                self._notify()
-            return
-        with self._cv:
-            record(f)
-        f.add_done_callback(done)
+            return getattr(self._client._stub, method)(
+                req, timeout=self._client.timeout, metadata=self._client._metadata), None
+        except (grpc.RpcError, ValueError) as e:
+            return None, e
 
-    def _on_step(self, f, acked, gen):
+    def _on_step(self, resp, err, acked, gen):
+        """Takes a Step's answer (or its failure) in: for step() waiting on it, and the sender
+        thread for the next Step."""
         with self._cv:
-            if self._inflight is f:
-                self._inflight = None
-            if gen != self._gen:
+            self._inflight = None
+            if gen != self._gen:  # sent before a reset(): its answer is not this pipeline's
                 self._notify()
                 return
-            try:
-                resp = f.result()
-            except grpc.FutureCancelledError:
-                resp = None
-            except grpc.RpcError as e:
-                err = errors.from_rpc_error(e)
-                if e.code() in _LOST:
-                    self._lost = err
+            if isinstance(err, ValueError):  # the channel is closed (close() ends the thread)
+                self._lost = errors.Unavailable(f"closed: {err}")
+            elif err is not None:
+                e = errors.from_rpc_error(err)
+                if err.code() in _LOST:
+                    self._lost = e
                 else:
-                    self._error = self._refused(err, acked)
-                resp = None
-            if resp is not None and self._error is None:
+                    self._error = self._refused(e, acked)
+            elif self._error is None:
                 self._error = self._check(acked, Session.from_proto(resp.session), resp.advanced)
-            self._notify()  # step() waiting, and the sender thread for the next Step
+            self._notify()
 
     def _check(self, acked, s, advanced):
         """Takes a Step's answer (the Step sent from `acked`) in; returns the error it shows, or
@@ -342,18 +320,16 @@ class StepPipeline:
         """The GetLR window that reaches `window` epochs past `e` from the session's epoch."""
         return max(1, min(10000, e + self._window - self._acked))
 
-    def _on_window(self, f, gen):
+    def _on_window(self, resp, err, gen):
         with self._cv:
-            if self._fetching is f:
-                self._fetching = None
+            self._fetching = None
             if gen == self._gen:
-                try:
-                    self._take_window(LRValues.from_proto(f.result()))
-                except grpc.FutureCancelledError:
-                    pass
-                except grpc.RpcError as e:
+                if err is None:
+                    self._take_window(LRValues.from_proto(resp))
+                else:
                     self._unfetched = self._local  # lost: step() reads it when it needs it
-                    self._refusal(errors.from_rpc_error(e), max(self._values) + 1)
+                    if isinstance(err, grpc.RpcError):
+                        self._refusal(errors.from_rpc_error(err), max(self._values) + 1)
             self._notify()
 
     def _take_window(self, got):
