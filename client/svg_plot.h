@@ -20,8 +20,8 @@ namespace lrsched {
 struct PlotSeries {
   std::string label;
   std::vector<double> x;
-  std::vector<double> lr;        // same length as x
-  std::vector<double> momentum;  // empty, or same length as x
+  std::vector<double> lr;            // same length as x
+  std::vector<double> momentum;      // empty, or same length as x
   std::vector<double> weight_decay;  // empty, or same length as x (Megatron's schedules)
 };
 

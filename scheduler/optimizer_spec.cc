@@ -90,8 +90,7 @@ void ReadGroup(Fields& g, ParamGroup& group, const OptimizerKind& kind, const st
         std::pair{"max_momentum", &ParamGroup::max_momentum},
         std::pair{"base_momentum", &ParamGroup::base_momentum},
         std::pair{"start_wd", &ParamGroup::start_wd}, std::pair{"end_wd", &ParamGroup::end_wd},
-        std::pair{"wd_mult", &ParamGroup::wd_mult},
-        std::pair{"lr_scale", &ParamGroup::lr_scale}}) {
+        std::pair{"wd_mult", &ParamGroup::wd_mult}, std::pair{"lr_scale", &ParamGroup::lr_scale}}) {
     if (g.Has(key)) group.*field = g.Float(key, std::nullopt);
   }
   // torch refuses a negative weight_decay; a restored group takes what a schedule wrote.

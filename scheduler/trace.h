@@ -23,8 +23,8 @@ struct Trace {
   std::vector<double> lr;            // rows() * groups values, row-major
   std::vector<double> momentum;      // same shape, where has_momentum
   std::vector<double> weight_decay;  // same shape, where has_weight_decay
-  absl::Status error;            // the refused step's error, if one was refused
-  int64_t error_at_step = -1;    // index of the refused step() call (-1: none)
+  absl::Status error;                // the refused step's error, if one was refused
+  int64_t error_at_step = -1;        // index of the refused step() call (-1: none)
 
   size_t rows() const { return groups == 0 ? 0 : lr.size() / groups; }
 };
