@@ -109,7 +109,7 @@ int RunRemoteSimulate(const std::string& path) {
     std::optional<double> metric, epoch;
     if (!input->metrics.empty() && !std::isnan(input->metrics[i])) metric = input->metrics[i];
     if (!input->epochs.empty()) epoch = input->epochs[i];
-    auto r = rpc.Step(name, StepArgs{metric, epoch, current.last_epoch()});
+    auto r = rpc.Step(name, StepArgs{metric, epoch, current.last_epoch(), std::nullopt});
     if (!r.ok()) {
       if (r.status().code() == absl::StatusCode::kFailedPrecondition) {
         // torch would have raised at this step: the trace ends here, as the local one does.
