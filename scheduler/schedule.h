@@ -22,6 +22,7 @@
 #define LRSCHED_SCHEDULER_SCHEDULE_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -32,6 +33,7 @@
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "nlohmann/json.hpp"
+#include "scheduler/amendment.h"
 #include "scheduler/optimizer.h"
 
 namespace lrsched {
@@ -119,6 +121,25 @@ class Schedule {
   nlohmann::json StateDict() const;
   // torch's optimizer.state_dict()["param_groups"], limited to the keys schedulers use.
   nlohmann::json ParamGroupsJson() const;
+
+  // Changes the definition from amendment.at_epoch on (scheduler/amendment.h has the kinds'
+  // semantics). On error nothing changes. Costs up to AmendCost(amendment) step_cost() units.
+  absl::StatusOr<AmendResult> Amend(const Amendment& amendment);
+  // What Amend(amendment) may cost, in step_cost() units (a reparameterize replays the piece
+  // in force from its start to at_epoch), so that a server can bound it before doing it.
+  int64_t AmendCost(const Amendment& amendment) const;
+  // Every amendment made, applied and pending, in the order made.
+  const std::vector<Amendment>& amendments() const;
+
+  // The record of what the schedule served: the values of epochs from..to (inclusive, clipped
+  // to first_recorded_epoch() .. last_epoch()), at most `limit` of them, in order. Derived by
+  // replaying the spec and the amendments where every step was a plain step(); kept as change
+  // points where steps carried input (metrics, explicit epochs, increments), bounded
+  // (kMaxRecordedChanges). `cancelled` is polled during long replays (CANCELLED).
+  absl::StatusOr<std::vector<ServedEpoch>> History(int64_t from, int64_t to, int64_t limit,
+                                                   const std::function<bool()>& cancelled) const;
+  // The first epoch History can answer: the epoch the schedule was created or imported at.
+  int64_t first_recorded_epoch() const;
 
  private:
   Schedule();
