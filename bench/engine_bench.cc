@@ -44,7 +44,7 @@ void BM_Step(benchmark::State& state, json config) {
     state.SkipWithError(std::string(s.status().message()).c_str());
     return;
   }
-  StepRequest req{metric, std::nullopt};
+  StepRequest req{metric, std::nullopt, std::nullopt};
   int64_t allocs_before = g_allocs.load();
   for (auto _ : state) {
     absl::Status st = (*s)->Step(req);
@@ -59,9 +59,9 @@ void BM_Step(benchmark::State& state, json config) {
                          static_cast<double>(state.iterations()));
 }
 
-void BM_Simulate1M_CosineAnnealingLR(benchmark::State& state) {
-  json spec = json::parse(R"J({"optimizer": {"type": "SGD", "param_groups": [{"lr": 0.1}]},
-                              "scheduler": {"type": "CosineAnnealingLR", "T_max": 1000}})J");
+// A 1,000,000-step trace of `spec_text` (construction included), in ms.
+void BM_Simulate1M(benchmark::State& state, const char* spec_text) {
+  json spec = json::parse(spec_text);
   Trace t;
   for (auto _ : state) {
     auto s = Schedule::Create(spec);
@@ -71,24 +71,17 @@ void BM_Simulate1M_CosineAnnealingLR(benchmark::State& state) {
   state.counters["steps_per_s"] =
       benchmark::Counter(1e6 * state.iterations(), benchmark::Counter::kIsRate);
 }
-BENCHMARK(BM_Simulate1M_CosineAnnealingLR)->Unit(benchmark::kMillisecond);
-
+BENCHMARK_CAPTURE(BM_Simulate1M, CosineAnnealingLR,
+                  R"J({"optimizer": {"type": "SGD", "param_groups": [{"lr": 0.1}]},
+                       "scheduler": {"type": "CosineAnnealingLR", "T_max": 1000}})J")
+    ->Unit(benchmark::kMillisecond);
 // transformers' cosine with warmup (a LambdaLR with transformers' lambda), beside
-// CosineAnnealingLR's trace above.
-void BM_Simulate1M_TransformersCosineWarmup(benchmark::State& state) {
-  json spec = json::parse(R"J({"optimizer": {"type": "SGD", "param_groups": [{"lr": 0.1}]},
-      "scheduler": {"type": "transformers.get_scheduler", "name": "cosine",
-                    "num_warmup_steps": 10000, "num_training_steps": 1000000}})J");
-  Trace t;
-  for (auto _ : state) {
-    auto s = Schedule::Create(spec);
-    (void)Simulate(**s, 1'000'000, {}, {}, &t);
-    benchmark::DoNotOptimize(t.lr.data());
-  }
-  state.counters["steps_per_s"] =
-      benchmark::Counter(1e6 * state.iterations(), benchmark::Counter::kIsRate);
-}
-BENCHMARK(BM_Simulate1M_TransformersCosineWarmup)->Unit(benchmark::kMillisecond);
+// CosineAnnealingLR's trace.
+BENCHMARK_CAPTURE(BM_Simulate1M, TransformersCosineWarmup,
+                  R"J({"optimizer": {"type": "SGD", "param_groups": [{"lr": 0.1}]},
+                       "scheduler": {"type": "transformers.get_scheduler", "name": "cosine",
+                                     "num_warmup_steps": 10000, "num_training_steps": 1000000}})J")
+    ->Unit(benchmark::kMillisecond);
 
 // megatron.OptimizerParamScheduler (issue #17), kept here rather than in step_configs.json,
 // which bench/torch_step_bench.py builds torch schedulers from. Decay spans 1e12 steps, so that
