@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "scheduler/internal/node.h"
+#include "scheduler/internal/plateau_core.h"
 #include "scheduler/internal/pymath.h"
 #include "scheduler/json_text.h"
 
@@ -24,25 +25,18 @@ void AppendChildren(const std::vector<std::unique_ptr<SchedulerNode>>& children,
   out->append("]}");
 }
 
-class ReduceLROnPlateau : public ValueNode<ReduceLROnPlateau, SchedulerNode> {
+class ReduceLROnPlateau : public ValueNode<ReduceLROnPlateau, SchedulerNode>, public PlateauCore {
  public:
-  double factor = 0.1, threshold = 1e-4, eps = 1e-8, best = INFINITY, mode_worse = INFINITY;
+  double mode_worse = INFINITY;
   std::vector<double> min_lrs, last_lr_;
-  int64_t patience = 10, cooldown = 0, cooldown_counter = 0, num_bad_epochs = 0, last_epoch_ = 0;
-  bool min_mode = true, rel = true, stepped = false;
+  int64_t last_epoch_ = 0;
+  bool stepped = false;
 
   const char* type() const override { return "ReduceLROnPlateau"; }
   bool deterministic() const override { return false; }
   int64_t* mutable_last_epoch() override { return &last_epoch_; }
   int64_t last_epoch() const override { return last_epoch_; }
   const std::vector<double>& last_lr() const override { return last_lr_; }
-
-  bool IsBetter(double a) const {
-    if (min_mode && rel) return a < best * (1. - threshold);
-    if (min_mode) return a < best - threshold;
-    if (rel) return a > best * (threshold + 1.);
-    return a > best + threshold;
-  }
 
   absl::Status Step(Optimizer& opt, const StepArgs& args) override {
     if (!args.metric) {
@@ -67,24 +61,10 @@ class ReduceLROnPlateau : public ValueNode<ReduceLROnPlateau, SchedulerNode> {
       return absl::InvalidArgumentError(absl::StrCat("last_epoch: cannot step past ", kMaxInt));
     }
     last_epoch_ = epoch;
-    if (IsBetter(current)) {
-      best = current;
-      num_bad_epochs = 0;
-    } else {
-      num_bad_epochs += 1;
-    }
-    if (cooldown_counter > 0) {
-      cooldown_counter -= 1;
-      num_bad_epochs = 0;  // torch ignores bad epochs during cooldown
-    }
-    if (num_bad_epochs > patience) {
+    if (Observe(current)) {
       for (size_t i = 0; i < opt.groups.size(); ++i) {
-        double old_lr = opt.groups[i].lr;
-        double new_lr = PyMax(old_lr * factor, min_lrs[i]);
-        if (old_lr - new_lr > eps) opt.groups[i].lr = new_lr;
+        opt.groups[i].lr = Reduced(opt.groups[i].lr, min_lrs[i]);
       }
-      cooldown_counter = cooldown;
-      num_bad_epochs = 0;
     }
     for (size_t i = 0; i < opt.groups.size(); ++i) last_lr_[i] = opt.groups[i].lr;
     stepped = true;

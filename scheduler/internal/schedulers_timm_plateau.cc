@@ -9,20 +9,20 @@
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
+#include "scheduler/internal/plateau_core.h"
 #include "scheduler/internal/pymath.h"
 #include "scheduler/internal/timm_common.h"
 
 namespace lrsched::scheduler_internal {
 namespace {
 
-class TimmPlateau : public ValueNode<TimmPlateau, SchedulerNode> {
+// The PlateauCore is timm's ReduceLROnPlateau(optimizer, patience=patience_t,
+// factor=decay_rate, threshold, cooldown=cooldown_t, mode, min_lr=lr_min); threshold_mode 'rel',
+// eps 1e-8 (PlateauCore's defaults).
+class TimmPlateau : public ValueNode<TimmPlateau, SchedulerNode>, public PlateauCore {
  public:
-  // ReduceLROnPlateau(optimizer, patience=patience_t, factor=decay_rate, threshold,
-  // cooldown=cooldown_t, mode, min_lr=lr_min); threshold_mode 'rel', eps 1e-8.
-  double factor = 0.1, threshold = 1e-4, min_lr = 0, best = -INFINITY;
-  int64_t patience = 10, cooldown = 0;
-  bool min_mode = false;
-  int64_t cooldown_counter = 0, num_bad_epochs = 0, plateau_epoch = 0;
+  double min_lr = 0;
+  int64_t plateau_epoch = 0;
   TimmNoise noise;
   int64_t warmup_t = 0;
   double warmup_lr_init = 0;
@@ -36,11 +36,6 @@ class TimmPlateau : public ValueNode<TimmPlateau, SchedulerNode> {
   const std::vector<double>& last_lr() const override { return last_lr_; }
   int64_t StepCost(size_t groups) const override {
     return SchedulerNode::StepCost(groups) + noise.StepCost();
-  }
-
-  bool IsBetter(double a) const {  // torch's _init_is_better, threshold_mode 'rel'
-    if (min_mode) return a < best * (1. - threshold);
-    return a > best * (threshold + 1.);
   }
 
   absl::Status Step(Optimizer& opt, const StepArgs& args) override {
@@ -62,26 +57,9 @@ class TimmPlateau : public ValueNode<TimmPlateau, SchedulerNode> {
       if (noisy) LRS_RETURN_IF_ERROR(noise.Draw(t, &nz));
       for (size_t g = 0; g < n; ++g) values_[g] = has_restore ? restore_lr[g] : opt.groups[g].lr;
       if (args.metric) {
-        const double current = *args.metric;
         plateau_epoch += 1;
-        if (IsBetter(current)) {
-          best = current;
-          num_bad_epochs = 0;
-        } else {
-          num_bad_epochs += 1;
-        }
-        if (cooldown_counter > 0) {
-          cooldown_counter -= 1;
-          num_bad_epochs = 0;
-        }
-        if (num_bad_epochs > patience) {
-          for (size_t g = 0; g < n; ++g) {
-            const double old_lr = values_[g];
-            const double new_lr = PyMax(old_lr * factor, min_lr);
-            if (old_lr - new_lr > 1e-8) values_[g] = new_lr;
-          }
-          cooldown_counter = cooldown;
-          num_bad_epochs = 0;
+        if (Observe(*args.metric)) {
+          for (size_t g = 0; g < n; ++g) values_[g] = Reduced(values_[g], min_lr);
         }
       }
       has_restore = noisy;
@@ -139,6 +117,7 @@ absl::StatusOr<std::unique_ptr<SchedulerNode>> BuildTimmPlateau(Fields& f, Optim
   s.warmup_t = f.Int("warmup_t", 0, 0);
   s.warmup_lr_init = f.Float("warmup_lr_init", 0.);
   s.min_lr = f.Float("lr_min", 0., 0);
+  s.min_mode = false;  // timm's mode defaults to "max"
   if (f.status().ok() && f.Has("mode")) {
     const json& m = *f.Raw("mode", true);
     if (!m.is_string() || (m != "min" && m != "max")) {
