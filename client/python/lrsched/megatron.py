@@ -29,7 +29,8 @@ import math
 
 from lrsched import errors
 from lrsched.client import DEFAULT_RETRY_TIMEOUT, DEFAULT_TARGET, Client
-from lrsched.torch import _number, _optimizer_type, _param_groups
+from lrsched._adapter import OwnedClientMixin
+from lrsched._optimizer import _number, _optimizer_type, _param_groups
 
 __all__ = ["RemoteOptimizerParamScheduler", "SCHEDULER_TYPE"]
 
@@ -48,7 +49,7 @@ def _group_spec(group):
     return out
 
 
-class RemoteOptimizerParamScheduler:
+class RemoteOptimizerParamScheduler(OwnedClientMixin):
     """Megatron's OptimizerParamScheduler backed by the lrsched session `name`.
 
     optimizer: Megatron's (or torch's) optimizer, or any object whose `param_groups` is a list of
@@ -160,23 +161,6 @@ class RemoteOptimizerParamScheduler:
         self._adopt(session)
 
     # -- lrsched's additions -----------------------------------------------------------------
-
-    @property
-    def session(self):
-        """The session as the last reply reported it (lrsched.values.Session)."""
-        return self._session
-
-    def close(self):
-        """Closes the client if this object created it (the session stays on the server)."""
-        if self._owns_client and getattr(self, "client", None) is not None:
-            self.client.close()
-            self.client = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
     def __repr__(self):
         return (f"RemoteOptimizerParamScheduler(name={self.name!r}, "

@@ -22,7 +22,8 @@ written (lr_scale applied), and `t` is the session's t. The other call is a no-o
 import json
 
 from lrsched.client import DEFAULT_RETRY_TIMEOUT, DEFAULT_TARGET, Client
-from lrsched.torch import _group_spec, _number, _param_groups, _optimizer_type
+from lrsched._adapter import OwnedClientMixin
+from lrsched._optimizer import _group_spec, _number, _optimizer_type, _param_groups
 
 __all__ = ["RemoteScheduler", "TIMM_TYPES"]
 
@@ -55,7 +56,7 @@ def build_spec(optimizer, scheduler, *, optimizer_type=None):
     return json.loads(json.dumps(spec, allow_nan=False))
 
 
-class RemoteScheduler:
+class RemoteScheduler(OwnedClientMixin):
     """A timm scheduler backed by the lrsched session `name` (created, or continued if one of
     that name and spec exists). Errors: lrsched.InvalidArgument for a configuration timm (or
     lrsched) refuses; lrsched.FailedPrecondition from the call timm would raise in (a
@@ -121,20 +122,6 @@ class RemoteScheduler:
         self._adopt(session)
 
     # -- beyond timm -------------------------------------------------------------------------
-
-    @property
-    def session(self):
-        return self._session
-
-    def close(self):
-        if self._owns_client and getattr(self, "client", None) is not None:
-            self.client.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
     def __repr__(self):
         return (f"RemoteScheduler(name={self.name!r}, type={self.spec['scheduler']['type']!r}, "
