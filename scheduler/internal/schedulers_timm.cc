@@ -102,6 +102,70 @@ class TimmScheduler : public ValueNode<TimmScheduler, SchedulerNode> {
     return absl::OkStatus();
   }
 
+  // timm's cycle for t when cycle_mul != 1: i = floor(log(1 - t / t_initial * (1 - cycle_mul),
+  // cycle_mul)), then cycle_mul ** i and the cycle's start. A log and a pow per step made timm
+  // Cosine with cycle_mul 2.2x torch's CosineAnnealingLR (bench/README.md), while i changes
+  // once per cycle. So the formula runs where i may change, and the t range it gives one i is
+  // remembered: found by evaluating the formula itself at the next cycle's estimated start and
+  // the step before it (moving until they differ), so a cached i is the formula's own at both
+  // ends of the range. In between the formula's argument moves by (cycle_mul - 1) / t_initial
+  // per step, many ulps, so every step of the range floors to the same i (every operation on
+  // the way is monotone; timm_test compares the cache with the formula over long runs).
+  struct Cycle {
+    int64_t i = 0;
+    double p = 1;            // cycle_mul ** i
+    double x = 0;            // (1 - p) / (1 - cycle_mul)
+    int64_t lo = 1, hi = 0;  // t in [lo, hi) has this i (empty at first)
+  };
+  mutable Cycle cycle_;
+
+  absl::Status CycleIndex(int64_t t, int64_t* i) const {
+    double l;
+    LRS_RETURN_IF_ERROR(LogBaseMul(
+        1 - static_cast<double>(t) / static_cast<double>(t_initial) * (1 - cycle_mul), &l));
+    return PyFloorToInt(l, i);
+  }
+
+  absl::Status CycleAt(int64_t t, const Cycle** out) const {
+    if (t >= cycle_.lo && t < cycle_.hi) {
+      *out = &cycle_;
+      return absl::OkStatus();
+    }
+    Cycle c;
+    LRS_RETURN_IF_ERROR(CycleIndex(t, &c.i));
+    LRS_RETURN_IF_ERROR(Pow(cycle_mul, static_cast<double>(c.i), &c.p));
+    LRS_RETURN_IF_ERROR(PyDiv(1 - c.p, 1 - cycle_mul, &c.x));
+    c.lo = t;
+    c.hi = t + 1;  // at least t itself; extended below when the next start is found
+    // The next cycle starts near (1 - cycle_mul ** (i + 1)) / (1 - cycle_mul) * t_initial.
+    const double start =
+        std::ceil((1 - c.p * cycle_mul) / (1 - cycle_mul) * static_cast<double>(t_initial));
+    if (std::isfinite(start) && start > static_cast<double>(t) && start < 9.0e15) {
+      int64_t b = static_cast<int64_t>(start), j;
+      bool ok = true;
+      // Move b to the first t' > t whose formula differs from i, with t' - 1 still giving i.
+      for (int tries = 0; ok && tries < 8; ++tries) {
+        if (b - 1 > t) {
+          ok = CycleIndex(b - 1, &j).ok();
+          if (ok && j != c.i) {
+            --b;
+            continue;
+          }
+        }
+        ok = ok && CycleIndex(b, &j).ok();
+        if (ok && j == c.i) {
+          ++b;
+          continue;
+        }
+        if (ok) c.hi = b;
+        break;
+      }
+    }
+    cycle_ = c;
+    *out = &cycle_;
+    return absl::OkStatus();
+  }
+
   // _get_lr(t) into out[0..groups).
   absl::Status GetLr(int64_t t, double* out) const {
     const size_t n = base_values.size();
@@ -140,14 +204,11 @@ class TimmScheduler : public ValueNode<TimmScheduler, SchedulerNode> {
     int64_t i;
     double t_i, t_curr;
     if (cycle_mul != 1) {
-      double x, l, p;
-      LRS_RETURN_IF_ERROR(LogBaseMul(
-          1 - static_cast<double>(t) / static_cast<double>(t_initial) * (1 - cycle_mul), &l));
-      LRS_RETURN_IF_ERROR(PyFloorToInt(l, &i));
-      LRS_RETURN_IF_ERROR(Pow(cycle_mul, static_cast<double>(i), &p));
-      t_i = p * static_cast<double>(t_initial);
-      LRS_RETURN_IF_ERROR(PyDiv(1 - p, 1 - cycle_mul, &x));
-      t_curr = static_cast<double>(t) - x * static_cast<double>(t_initial);
+      const Cycle* c;
+      LRS_RETURN_IF_ERROR(CycleAt(t, &c));
+      i = c->i;
+      t_i = c->p * static_cast<double>(t_initial);
+      t_curr = static_cast<double>(t) - c->x * static_cast<double>(t_initial);
     } else {
       i = t / t_initial;
       t_i = static_cast<double>(t_initial);

@@ -139,5 +139,41 @@ TEST(TimmTest, NoiseCostsMoreTheRarerADrawFits) {
   EXPECT_GT(cost(rare), cost(noisy) + 5000);
 }
 
+// The cycle cache of timm Cosine/Tanh/Poly with cycle_mul != 1 (schedulers_timm.cc, Cycle):
+// stepping forward, which reuses one cycle's i for its whole range, gives the bits of the
+// formula evaluated afresh at every t (a schedule jumped to each t in descending order, so that
+// no cached range ever covers it), across many cycle boundaries and both cycle_mul < 1 and > 1.
+TEST(TimmTest, CycleCacheGivesTheFormulasBits) {
+  struct Config {
+    int64_t t_initial;
+    double cycle_mul;
+    int64_t steps;
+  };
+  for (const Config& c : {Config{7, 2.0, 4000}, Config{10, 1.5, 6000}, Config{3, 1.1, 6000},
+                          Config{100, 0.9, 990}, Config{13, 3.7, 6000}, Config{1, 1.01, 3000}}) {
+    json sched = {{"type", "timm.CosineLRScheduler"},
+                  {"t_initial", c.t_initial},
+                  {"cycle_mul", c.cycle_mul},
+                  {"cycle_limit", 1000},
+                  {"cycle_decay", 0.9},
+                  {"lr_min", 1e-4}};
+    auto forward = Schedule::Create(Spec(sched));
+    auto jumper = Schedule::Create(Spec(sched));
+    ASSERT_TRUE(forward.ok() && jumper.ok()) << forward.status() << jumper.status();
+    std::vector<double> lrs;
+    for (int64_t t = 1; t <= c.steps; ++t) {
+      ASSERT_TRUE((*forward)->Step({}).ok()) << t;
+      lrs.push_back((*forward)->param_groups()[0].lr);
+    }
+    for (int64_t t = c.steps; t >= 1; --t) {
+      StepRequest r;
+      r.epoch = static_cast<double>(t);
+      ASSERT_TRUE((*jumper)->Step(r).ok()) << t;
+      ASSERT_EQ((*jumper)->param_groups()[0].lr, lrs[t - 1])
+          << "t_initial " << c.t_initial << " cycle_mul " << c.cycle_mul << " t " << t;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace lrsched
