@@ -8,22 +8,48 @@
 
 namespace lrsched::scheduler_internal {
 
-absl::Status TimmNoise::Draw(int64_t t, double* out) const {
-  // A fresh generator per step, as timm's _calculate_noise builds one.
-  TorchCpuGenerator g(static_cast<uint64_t>(seed + t));
+bool TimmNoise::DrawFrom(TorchCpuGenerator& g, double* out) const {
   if (uniform) {
     *out = 2 * (g.Rand() - 0.5) * pct;
-    return absl::OkStatus();
+    return !g.exhausted();
   }
-  for (int i = 0; i < kMaxDraws; ++i) {
+  for (int i = 0; i < kMaxDraws && !g.exhausted(); ++i) {
     const double n = g.Randn();
-    if (std::fabs(n) < pct) {
+    if (std::fabs(n) < pct && !g.exhausted()) {
       *out = n;
-      return absl::OkStatus();
+      return true;
     }
   }
-  return absl::InvalidArgumentError(absl::StrCat("noise_pct: no normal draw of ", kMaxDraws,
-                                                 " fell within noise_pct at t = ", t));
+  return false;
+}
+
+void TimmNoise::FillBatch(int64_t first) const {
+  // A fresh generator per step, as timm's _calculate_noise builds one: seed + t, whose low 32
+  // bits seed MT19937 (unsigned arithmetic: the same bits, no overflow).
+  const uint64_t seed0 = static_cast<uint64_t>(seed) + static_cast<uint64_t>(first);
+  SeededLanes lanes;
+  SeedLanes(static_cast<uint32_t>(seed0), &lanes);
+  for (int j = 0; j < kSeedLanes; ++j) {
+    TorchCpuGenerator g(lanes, j);
+    bool ok = DrawFrom(g, &batch_.value[j]);
+    if (g.exhausted()) {  // more draws than the lanes hold (rare): seed this one alone
+      TorchCpuGenerator full(seed0 + static_cast<uint64_t>(j));
+      ok = DrawFrom(full, &batch_.value[j]);
+    }
+    batch_.refused[j] = !ok;
+  }
+  batch_.first = first;
+}
+
+absl::Status TimmNoise::Draw(int64_t t, double* out) const {
+  if (batch_.first < 0 || t < batch_.first || t - batch_.first >= kSeedLanes) FillBatch(t);
+  const int64_t j = t - batch_.first;
+  if (batch_.refused[j]) {
+    return absl::InvalidArgumentError(absl::StrCat("noise_pct: no normal draw of ", kMaxDraws,
+                                                   " fell within noise_pct at t = ", t));
+  }
+  *out = batch_.value[j];
+  return absl::OkStatus();
 }
 
 void TimmNoise::Read(Fields& f, bool with_type, int64_t seed_default) {

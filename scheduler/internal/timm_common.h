@@ -18,6 +18,7 @@
 #include "nlohmann/json.hpp"
 #include "scheduler/internal/fields.h"
 #include "scheduler/internal/node.h"
+#include "scheduler/internal/torch_random.h"
 #include "scheduler/optimizer.h"
 
 namespace lrsched::scheduler_internal {
@@ -41,7 +42,8 @@ struct TimmNoise {
     const double x = static_cast<double>(t);
     return bounded ? (from <= x && x < to) : x >= from;
   }
-  // _calculate_noise(t).
+  // _calculate_noise(t). Draws for kSeedLanes consecutive t at once (see Batch) and answers
+  // from them while t stays in their range: a noise value depends on t alone.
   absl::Status Draw(int64_t t, double* out) const;
   // Reads noise_range_t, noise_pct, noise_std, noise_seed (and noise_type where `with_type`).
   void Read(Fields& f, bool with_type, int64_t seed_default);
@@ -49,6 +51,21 @@ struct TimmNoise {
   // A noisy step's extra cost units (node.h): seeding the generator (~400 serial words, about
   // a microsecond) and the expected number of normal draws, 1 / P(|n| < noise_pct).
   int64_t StepCost() const;
+
+ private:
+  // The noise of t = first .. first + kSeedLanes - 1, drawn together: seeding a generator is
+  // a serial chain of ~400 words (about a microsecond), and SeedLanes runs kSeedLanes of them
+  // side by side for about the price of one, which made a noisy step 3x cheaper
+  // (bench/README.md). Each value is the one a generator seeded seed + t alone draws.
+  struct Batch {
+    int64_t first = -1;  // none yet
+    double value[kSeedLanes];
+    bool refused[kSeedLanes];  // no draw of kMaxDraws fitted
+  };
+  mutable Batch batch_;
+  void FillBatch(int64_t first) const;
+  // One t's draw from `g`; false if none of kMaxDraws fitted or `g` ran out of outputs.
+  bool DrawFrom(TorchCpuGenerator& g, double* out) const;
 };
 
 // The keys every timm scheduler's constructor reads first (Scheduler.__init__): initial_lr

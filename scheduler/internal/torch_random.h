@@ -22,10 +22,28 @@
 
 namespace lrsched::scheduler_internal {
 
+// The seeding of kSeedLanes generators at once, seeded s, s + 1, ..., s + kSeedLanes - 1 (low
+// 32 bits): the words their first kSeedOutputs outputs read (0 .. kSeedOutputs, and 397 ..
+// 396 + kSeedOutputs), word-major so that the serial chain of each seeding runs in SIMD lanes
+// side by side. timm seeds noise_seed + t at every noisy step, so consecutive steps seed
+// consecutive seeds: one call seeds the next kSeedLanes steps for about the cost of one.
+inline constexpr int kSeedLanes = 64;
+inline constexpr int kSeedOutputs = 16;  // 8 Box–Muller pairs: 8 randn draws or more
+struct SeededLanes {
+  uint32_t low[kSeedOutputs + 1][kSeedLanes];
+  uint32_t high[kSeedOutputs][kSeedLanes];
+};
+void SeedLanes(uint32_t first_seed, SeededLanes* out);
+
 class TorchCpuGenerator {
  public:
   // torch.Generator().manual_seed(seed); a negative Python seed is its two's complement.
   explicit TorchCpuGenerator(uint64_t seed);
+  // The generator of `lanes`' lane `lane`, limited to its first kSeedOutputs outputs: past
+  // them exhausted() turns true (and outputs are meaningless); the caller then starts again
+  // with the seed.
+  TorchCpuGenerator(const SeededLanes& lanes, int lane);
+  bool exhausted() const { return exhausted_; }
 
   uint32_t Random();    // engine_(): the next tempered MT19937 output
   uint64_t Random64();  // CPUGeneratorImpl::random64()
@@ -37,6 +55,8 @@ class TorchCpuGenerator {
   uint32_t mt_[kN];
   int initialized_ = 1;  // mt_[0, initialized_) hold the seeding's words (or newer ones)
   int pos_ = 0;          // the word the next output replaces
+  int limit_ = kN;       // outputs available (kSeedOutputs for a generator of SeededLanes)
+  bool exhausted_ = false;
   bool has_cached_normal_ = false;
   double cached_normal_ = 0.0;
 };

@@ -6,6 +6,7 @@
 // the live comparison is skipped; values torch 1.13 gave are also checked as constants.
 #include "scheduler/internal/torch_random.h"
 
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <sstream>
@@ -13,6 +14,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "scheduler/internal/timm_common.h"
 
 namespace lrsched::scheduler_internal {
 namespace {
@@ -97,6 +99,66 @@ TEST(TorchRandomTest, MatchesTorchOverManySeeds) {
   }
   EXPECT_EQ(lines, 612);
   EXPECT_GT(values, 7700);
+}
+
+// SeedLanes seeds kSeedLanes generators at once: each lane's outputs are those of a generator
+// seeded alone with first + lane (low 32 bits, wrapping), up to kSeedOutputs; past them the
+// lane says it is exhausted rather than give other numbers.
+TEST(TorchRandomTest, SeededLanesAreTheSeparatelySeededGenerators) {
+  for (uint32_t first : {0u, 42u, 1234567u, 0xfffffff8u}) {
+    SeededLanes lanes;
+    SeedLanes(first, &lanes);
+    for (int j = 0; j < kSeedLanes; ++j) {
+      TorchCpuGenerator lane(lanes, j);
+      TorchCpuGenerator alone(static_cast<uint64_t>(static_cast<uint32_t>(first + j)));
+      for (int k = 0; k < kSeedOutputs; ++k) {
+        ASSERT_EQ(lane.Random(), alone.Random()) << "seed " << first + j << " output " << k;
+      }
+      EXPECT_FALSE(lane.exhausted());
+      lane.Random();
+      EXPECT_TRUE(lane.exhausted());
+    }
+    // randn through a lane: the same bits as alone, while the outputs last.
+    TorchCpuGenerator lane(lanes, 3);
+    TorchCpuGenerator alone(static_cast<uint64_t>(static_cast<uint32_t>(first + 3)));
+    for (int k = 0; k < kSeedOutputs / 2; ++k) EXPECT_EQ(Bits(lane.Randn()), Bits(alone.Randn()));
+  }
+}
+
+// timm's noise drawn kSeedLanes steps at a time (TimmNoise's batch) is, at every t and in any
+// order of t, what a generator seeded seed + t alone draws: normal draws with a noise_pct small
+// enough that many lanes run out of their seeded words (and are seeded again alone), uniform
+// draws, and a negative seed.
+TEST(TorchRandomTest, TimmNoiseBatchesDrawWhatOneGeneratorDraws) {
+  struct Config {
+    bool uniform;
+    double pct;
+    int64_t seed;
+  };
+  for (const Config& c : {Config{false, 0.67, 42}, Config{false, 0.05, 7}, Config{true, 0.3, 42},
+                          Config{false, 0.5, -3}}) {
+    TimmNoise noise;
+    noise.uniform = c.uniform;
+    noise.pct = c.pct;
+    noise.seed = c.seed;
+    auto alone = [&c](int64_t t) {
+      TorchCpuGenerator g(static_cast<uint64_t>(c.seed + t));
+      if (c.uniform) return 2 * (g.Rand() - 0.5) * c.pct;
+      for (;;) {
+        const double n = g.Randn();
+        if (std::fabs(n) < c.pct) return n;
+      }
+    };
+    std::vector<int64_t> ts;
+    for (int64_t t = 0; t < 300; ++t) ts.push_back(t);              // forward, batch by batch
+    for (int64_t t = 1000; t > 900; t -= 3) ts.push_back(t);        // backwards: a batch per t
+    for (int64_t t : {5, 130, 131, 64, 63, 2000}) ts.push_back(t);  // jumps across batches
+    for (int64_t t : ts) {
+      double got;
+      ASSERT_TRUE(noise.Draw(t, &got).ok()) << t;
+      ASSERT_EQ(Bits(got), Bits(alone(t))) << "pct " << c.pct << " t " << t;
+    }
+  }
 }
 
 }  // namespace
