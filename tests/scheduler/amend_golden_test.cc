@@ -125,6 +125,72 @@ TEST_P(AmendGoldenTest, ReparameterizeWithTheSameArgumentsChangesNothing) {
   }
 }
 
+// Metric-driven cases (ReduceLROnPlateau, timm's Plateau): the state carries over, so the
+// same arguments change nothing either (best, counters, timm's t, noise and lr to restore).
+TEST_P(AmendGoldenTest, MetricDrivenReparameterizeCarriesTheState) {
+  const json& c = GetParam().j;
+  if (!c.contains("metrics") || c.contains("epochs") || !c["expected"].contains("lr") ||
+      c["expected"].contains("error_at_step")) {
+    GTEST_SKIP() << "not a metric-driven case";
+  }
+  json kwargs = c["scheduler"];
+  kwargs.erase("type");
+  json spec{{"optimizer", c["optimizer"]}, {"scheduler", c["scheduler"]}};
+  const std::vector<double> metrics = test_support::Numbers(c, "metrics");
+  const int64_t steps = c["steps"].get<int64_t>();
+  for (int64_t k : {steps / 3, steps / 2, steps - 2}) {
+    auto plain = Schedule::Create(spec);
+    auto amended = Schedule::Create(spec);
+    ASSERT_TRUE(plain.ok() && amended.ok());
+    ASSERT_FALSE((*amended)->deterministic());
+    Trace head;
+    ASSERT_TRUE(Simulate(**plain, k, absl::MakeConstSpan(metrics).subspan(0, k), {}, &head).ok());
+    ASSERT_TRUE(
+        Simulate(**amended, k, absl::MakeConstSpan(metrics).subspan(0, k), {}, &head).ok());
+    Amendment a;
+    a.kind = Amendment::Kind::kReparameterize;
+    a.at_epoch = (*amended)->last_epoch();
+    a.args = kwargs;
+    auto r = (*amended)->Amend(a);
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ((*amended)->ExportState()["state_dict"], (*plain)->ExportState()["state_dict"]);
+    EXPECT_EQ((*amended)->ExportState()["node_state"], (*plain)->ExportState()["node_state"]);
+    Trace want, got;
+    auto tail = absl::MakeConstSpan(metrics).subspan(k);
+    ASSERT_TRUE(Simulate(**plain, steps - k, tail, {}, &want).ok());
+    ASSERT_TRUE(Simulate(**amended, steps - k, tail, {}, &got).ok());
+    ASSERT_EQ(want.lr.size(), got.lr.size());
+    for (size_t i = 0; i < want.lr.size(); ++i) {
+      ASSERT_EQ(Bits(want.lr[i]), Bits(got.lr[i])) << "k " << k << " value " << i;
+    }
+  }
+}
+
+// A changed argument of a metric-driven schedule takes effect with the state kept: a
+// ReduceLROnPlateau whose patience is raised mid-plateau waits longer from where it is.
+TEST(AmendMetricDriven, ChangedArgumentKeepsTheCounters) {
+  json spec{{"optimizer", {{"type", "SGD"}, {"param_groups", {{{"lr", 1.0}}}}}},
+            {"scheduler", {{"type", "ReduceLROnPlateau"}, {"patience", 3}}}};
+  auto s = Schedule::Create(spec);
+  ASSERT_TRUE(s.ok());
+  StepRequest m;
+  m.metric = 1.0;
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE((*s)->Step(m).ok());  // best 1.0, 2 bad epochs
+  EXPECT_EQ((*s)->StateDict()["num_bad_epochs"], 2);
+  Amendment a;
+  a.kind = Amendment::Kind::kReparameterize;
+  a.at_epoch = (*s)->last_epoch();
+  a.args = {{"patience", 5}};
+  ASSERT_TRUE((*s)->Amend(a).ok());
+  EXPECT_EQ((*s)->StateDict()["num_bad_epochs"], 2);
+  EXPECT_EQ((*s)->StateDict()["best"], 1.0);
+  EXPECT_EQ((*s)->StateDict()["patience"], 5);
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE((*s)->Step(m).ok());  // 5 bad epochs: not > 5
+  EXPECT_EQ((*s)->param_groups()[0].lr, 1.0);
+  ASSERT_TRUE((*s)->Step(m).ok());  // 6 > 5: reduced
+  EXPECT_EQ((*s)->param_groups()[0].lr, 0.1);
+}
+
 INSTANTIATE_TEST_SUITE_P(Golden, AmendGoldenTest, testing::ValuesIn(test_support::AllGolden()),
                          [](const testing::TestParamInfo<GoldenCase>& p) {
                            return test_support::CaseTestName(p.param);
