@@ -126,7 +126,10 @@ absl::Status Schedule::Step(const StepRequest& request) {
 }
 
 bool Schedule::has_momentum() const { return opt_.defaults_momentum || opt_.defaults_betas; }
-bool Schedule::deterministic() const { return root_->deterministic(); }
+bool Schedule::deterministic() const {
+  // A pending continue_with to a metric-driven scheduler ends the lookahead's validity too.
+  return root_->deterministic() && (amend_ == nullptr || !amend_->pending_metric_driven);
+}
 bool Schedule::drives_weight_decay() const { return root_->drives_weight_decay(); }
 int64_t Schedule::last_epoch() const {
   return amend_ ? amend_->piece_start + root_->last_epoch() : root_->last_epoch();

@@ -99,7 +99,8 @@ class Schedule {
   const Optimizer& optimizer() const { return opt_; }
   // Whether groups carry a momentum (SGD, RMSprop) or betas (Adam family).
   bool has_momentum() const;
-  // False if the schedule needs step-time input (ReduceLROnPlateau), so no lookahead.
+  // False if the schedule needs step-time input (ReduceLROnPlateau), so no lookahead; also
+  // while a continue_with to such a scheduler is pending.
   bool deterministic() const;
   // Whether the schedule writes the groups' weight_decay (Megatron's): then it is reported.
   bool drives_weight_decay() const;

@@ -53,6 +53,7 @@ struct AmendState {
   Optimizer unscaled;         // what root_ drives while a scale is in force
   int64_t pending = 0;        // amendments not applied
   int64_t next_pending = 0;   // the smallest at_epoch of those (when pending > 0)
+  bool pending_metric_driven = false;  // a pending continue_with builds one (deterministic())
   std::vector<Prepared> prepared;
   std::unique_ptr<SchedulerNode> backup;  // same shape as root_ while pending or scale
   std::vector<ParamGroup> backup_groups;

@@ -43,10 +43,18 @@ void AmendEngine::Rearm(Schedule& s) {
   AmendState& st = State(s);
   st.pending = 0;
   st.next_pending = std::numeric_limits<int64_t>::max();
+  st.pending_metric_driven = false;
   for (const Amendment& a : st.amendments) {
     if (a.applied) continue;
     ++st.pending;
     st.next_pending = std::min(st.next_pending, a.at_epoch);
+    if (a.kind == Amendment::Kind::kContinueWith && !st.pending_metric_driven) {
+      // Built on the served groups as stand-ins (only the tree's kind matters here).
+      auto opt = CarriedOptimizer(s, GivenGroups(a.args));
+      if (!opt.ok()) continue;
+      auto built = Schedule::Create(json{{"optimizer", *opt}, {"scheduler", SchedulerOf(a.args)}});
+      st.pending_metric_driven = built.ok() && !(*built)->deterministic();
+    }
   }
   const bool guard = st.pending > 0 || !st.scale.empty();
   if (guard) {

@@ -221,3 +221,28 @@ TEST(AmendPending, ReparameterizeAppliedAtItsEpochMatchesAFreshRun) {
 
 }  // namespace
 }  // namespace lrsched
+
+namespace lrsched {
+namespace {
+
+// Lookahead is valid only if no metric-driven scheduler is coming: deterministic() says so.
+TEST(AmendPending, ContinueWithToAMetricDrivenSchedulerEndsDeterminism) {
+  auto s = Make({{"type", "CosineAnnealingLR"}, {"T_max", 50}});
+  ASSERT_TRUE(s->Amend(A(kCont, 5, {{"type", "ExponentialLR"}, {"gamma", 0.9}})).ok());
+  EXPECT_TRUE(s->deterministic());
+  ASSERT_TRUE(s->Amend(A(kCont, 10, {{"type", "ReduceLROnPlateau"}})).ok());
+  EXPECT_FALSE(s->deterministic());
+  auto imported = Schedule::ImportState(s->ExportState());
+  ASSERT_TRUE(imported.ok()) << imported.status();
+  EXPECT_FALSE((*imported)->deterministic());
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(s->Step({}).ok());
+  EXPECT_EQ(s->last_epoch(), 10);
+  EXPECT_FALSE(s->deterministic());
+  StepRequest m;
+  m.metric = 0.5;
+  EXPECT_TRUE(s->Step(m).ok());
+  EXPECT_EQ(s->last_epoch(), 11);
+}
+
+}  // namespace
+}  // namespace lrsched
