@@ -120,9 +120,11 @@ absl::Status Schedule::Step(const StepRequest& request) {
     }
   }
   const scheduler_internal::StepArgs args{request.epoch, request.metric, request.increment};
-  if (amend_) return scheduler_internal::AmendEngine::Step(*this, args);
-  // Every node's Step is all-or-nothing, so there is nothing to undo here.
-  return root_->Step(opt_, args);
+  // Every node's Step is all-or-nothing, so there is nothing to undo here; an amended
+  // schedule's Step (pending amendments, a scale) is all-or-nothing too.
+  absl::Status s = amend_ ? scheduler_internal::AmendEngine::Step(*this, args)
+                          : root_->Step(opt_, args);
+  return s;
 }
 
 bool Schedule::has_momentum() const { return opt_.defaults_momentum || opt_.defaults_betas; }

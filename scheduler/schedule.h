@@ -133,6 +133,12 @@ class Schedule {
 
   // Changes the definition from amendment.at_epoch on (scheduler/amendment.h has the kinds'
   // semantics). On error nothing changes. Costs up to AmendCost(amendment) step_cost() units.
+  // A pending amendment is checked now against the piece that will be in force then (the
+  // served lrs stand in for those of at_epoch), and a pending reparameterize of a
+  // deterministic schedule is replayed now, so that the Step reaching it only swaps the
+  // replayed state in (one behind a pending continue_with is replayed by that Step, as the
+  // new piece's lrs are known only then). An amended schedule's Step copies its tree's state
+  // first (to undo a failed application), and a scale adds a multiply per group.
   absl::StatusOr<AmendResult> Amend(const Amendment& amendment);
   // What Amend(amendment) may cost, in step_cost() units (a reparameterize replays the piece
   // in force from its start to at_epoch), so that a server can bound it before doing it.
