@@ -122,8 +122,8 @@ absl::Status Schedule::Step(const StepRequest& request) {
   const scheduler_internal::StepArgs args{request.epoch, request.metric, request.increment};
   // Every node's Step is all-or-nothing, so there is nothing to undo here; an amended
   // schedule's Step (pending amendments, a scale) is all-or-nothing too.
-  absl::Status s = amend_ ? scheduler_internal::AmendEngine::Step(*this, args)
-                          : root_->Step(opt_, args);
+  absl::Status s =
+      amend_ ? scheduler_internal::AmendEngine::Step(*this, args) : root_->Step(opt_, args);
   return s;
 }
 

@@ -13,8 +13,8 @@ namespace {
 
 using nlohmann::json;
 
-std::unique_ptr<Schedule> Make(const json& scheduler, const json& groups = json::array(
-                                                          {{{"lr", 0.1}}, {{"lr", 0.05}}})) {
+std::unique_ptr<Schedule> Make(const json& scheduler,
+                               const json& groups = json::array({{{"lr", 0.1}}, {{"lr", 0.05}}})) {
   json spec{{"optimizer", {{"type", "SGD"}, {"momentum", 0.9}, {"param_groups", groups}}},
             {"scheduler", scheduler}};
   auto s = Schedule::Create(spec);
@@ -72,8 +72,9 @@ TEST(AmendRefusal, EachNamesItsFieldAndChangesNothing) {
       {A(kCont, 11, {{"type", "NoSuchLR"}}), absl::StatusCode::kInvalidArgument,
        "continue_with: scheduler.type"},
       {A(kCont, 11, {{"T_max", 3}}), absl::StatusCode::kInvalidArgument, "continue_with.type"},
-      {A(kCont, 11, {{"scheduler", {{"type", "StepLR"}, {"step_size", 2}}},
-                     {"param_groups", {{{"lr", 0.1}}}}}),
+      {A(kCont, 11,
+         {{"scheduler", {{"type", "StepLR"}, {"step_size", 2}}},
+          {"param_groups", {{{"lr", 0.1}}}}}),
        absl::StatusCode::kFailedPrecondition, "continue_with.param_groups"},
       {A(kCont, 30, {{"type", "ExponentialLR"}}), absl::StatusCode::kInvalidArgument,
        "continue_with: scheduler.gamma"},
