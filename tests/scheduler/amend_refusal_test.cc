@@ -247,3 +247,54 @@ TEST(AmendPending, ContinueWithToAMetricDrivenSchedulerEndsDeterminism) {
 
 }  // namespace
 }  // namespace lrsched
+
+namespace lrsched {
+namespace {
+
+// step(epoch) past a pending amendment's at_epoch applies it at the epoch reached.
+TEST(AmendPending, ExplicitEpochPastAtEpochAppliesThere) {
+  auto s = Make({{"type", "CosineAnnealingLR"}, {"T_max", 50}});
+  auto plain = Make({{"type", "CosineAnnealingLR"}, {"T_max", 50}});
+  ASSERT_TRUE(s->Amend(A(kScale, 10, {{"factor", 0.5}})).ok());
+  ASSERT_TRUE(s->Amend(A(kCont, 12, {{"type", "ExponentialLR"}, {"gamma", 0.5}})).ok());
+  StepRequest at15;
+  at15.epoch = 15;
+  ASSERT_TRUE(s->Step(at15).ok());
+  ASSERT_TRUE(plain->Step(at15).ok());
+  EXPECT_EQ(s->last_epoch(), 15);
+  ASSERT_TRUE(s->amendments()[0].applied && s->amendments()[1].applied);
+  // The scale applied first (at_epoch 10 < 12), then folded into the new scheduler's lrs.
+  EXPECT_EQ(s->param_groups()[0].lr, plain->param_groups()[0].lr * 0.5);
+  ASSERT_TRUE(s->Step({}).ok());
+  EXPECT_EQ(s->last_epoch(), 16);
+  EXPECT_EQ(s->param_groups()[0].lr, plain->param_groups()[0].lr * 0.5 * 0.5);
+}
+
+TEST(AmendState, MalformedAmendedStateIsRefusedNamingTheField) {
+  auto s = Amended();
+  const json good = s->ExportState();
+  struct Bad {
+    const char* pointer;
+    json value;
+    const char* says;
+  };
+  for (const Bad& b : std::vector<Bad>{
+           {"/amendments", 5, "state.amendments"},
+           {"/amendments/0/kind", "rescale", "state.amendments[0].kind"},
+           {"/amendments/0/at_epoch", -1, "state.amendments[0].at_epoch"},
+           {"/amended/piece_start", "x", "state.amended.piece_start"},
+           {"/amended/scale", json::array({1.0}), "state.amended.scale"},
+           {"/amended/piece_spec/scheduler/type", "NoSuchLR", "state.amended.piece_spec"},
+       }) {
+    json bad = good;
+    bad[json::json_pointer(b.pointer)] = b.value;
+    auto r = Schedule::ImportState(bad);
+    ASSERT_FALSE(r.ok()) << b.pointer;
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << r.status();
+    EXPECT_NE(r.status().message().find(b.says), std::string::npos) << r.status();
+  }
+  EXPECT_TRUE(Schedule::ImportState(good).ok());
+}
+
+}  // namespace
+}  // namespace lrsched
