@@ -42,6 +42,8 @@ namespace lrsched {
 // here only so that Schedule can own one; callers never see it.
 namespace scheduler_internal {
 class SchedulerNode;
+struct AmendState;  // internal/amend_state.h: what an amended schedule keeps
+class AmendEngine;
 }  // namespace scheduler_internal
 
 // Limits on JSON read from outside (specs, states): size and nesting depth.
@@ -77,7 +79,9 @@ class Schedule {
   // "spec", "param_groups", "state_dict"} plus "node_state" where the scheduler's own
   // state_dict does not hold all its state (timm's types: t, Plateau's counters). Import
   // continues bit-exactly. Without the spec (`include_spec` false) for callers that splice in
-  // spec_text() themselves.
+  // spec_text() themselves. An amended schedule adds "amendments" (every amendment: kind,
+  // at_epoch, args, meta, applied, jump) and "amended" (the piece in force: its start and
+  // spec; the scale in force and the unscaled groups); absent, there are none.
   nlohmann::json ExportState(bool include_spec = true) const;
   // ExportState(false)'s members as JSON text, without the braces, appended to `out`
   // (`"format":...,"version":1,"param_groups":[...],"state_dict":{...}`): what a server writes
@@ -95,7 +99,8 @@ class Schedule {
   const Optimizer& optimizer() const { return opt_; }
   // Whether groups carry a momentum (SGD, RMSprop) or betas (Adam family).
   bool has_momentum() const;
-  // False if the schedule needs step-time input (ReduceLROnPlateau), so no lookahead.
+  // False if the schedule needs step-time input (ReduceLROnPlateau), so no lookahead; also
+  // while a continue_with to such a scheduler is pending.
   bool deterministic() const;
   // Whether the schedule writes the groups' weight_decay (Megatron's): then it is reported.
   bool drives_weight_decay() const;
@@ -118,12 +123,22 @@ class Schedule {
   nlohmann::json spec() const;
 
   // torch's scheduler.state_dict() (non-finite floats as "inf"/"-inf"/"nan" strings).
+  // Amended schedules: the state_dict of the piece in force (the scheduler of the last
+  // continue_with, or the created one, with reparameterized arguments), whose own last_epoch
+  // counts from the piece's start; ExportState is the complete state.
   nlohmann::json StateDict() const;
-  // torch's optimizer.state_dict()["param_groups"], limited to the keys schedulers use.
+  // torch's optimizer.state_dict()["param_groups"], limited to the keys schedulers use: the
+  // served values (a scale in force included), as a trainer's optimizer holds them.
   nlohmann::json ParamGroupsJson() const;
 
   // Changes the definition from amendment.at_epoch on (scheduler/amendment.h has the kinds'
   // semantics). On error nothing changes. Costs up to AmendCost(amendment) step_cost() units.
+  // A pending amendment is checked now against the piece that will be in force then (the
+  // served lrs stand in for those of at_epoch), and a pending reparameterize of a
+  // deterministic schedule is replayed now, so that the Step reaching it only swaps the
+  // replayed state in (one behind a pending continue_with is replayed by that Step, as the
+  // new piece's lrs are known only then). An amended schedule's Step copies its tree's state
+  // first (to undo a failed application), and a scale adds a multiply per group.
   absl::StatusOr<AmendResult> Amend(const Amendment& amendment);
   // What Amend(amendment) may cost, in step_cost() units (a reparameterize replays the piece
   // in force from its start to at_epoch), so that a server can bound it before doing it.
@@ -150,6 +165,10 @@ class Schedule {
   int64_t step_cost_ = 1;
   Optimizer opt_;
   std::unique_ptr<scheduler_internal::SchedulerNode> root_;
+  // Null until the first Amend (and then never again): a schedule never amended keeps no
+  // more state and costs no more per step than before amendments existed.
+  std::unique_ptr<scheduler_internal::AmendState> amend_;
+  friend class scheduler_internal::AmendEngine;
 };
 
 // Reads the optimizer part of a spec (exposed for tests and the server's validation).
