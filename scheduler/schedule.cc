@@ -7,6 +7,7 @@
 #include "scheduler/internal/fields.h"
 #include "scheduler/internal/node.h"
 #include "scheduler/internal/param_groups.h"
+#include "scheduler/internal/served_record.h"
 #include "scheduler/json_text.h"
 
 namespace lrsched {
@@ -58,7 +59,7 @@ absl::StatusOr<json> ParseJson(std::string_view text, std::string_view what) {
   }
 }
 
-Schedule::Schedule() = default;
+Schedule::Schedule() : record_(std::make_unique<scheduler_internal::ServedRecord>()) {}
 Schedule::~Schedule() = default;
 
 absl::StatusOr<std::unique_ptr<Schedule>> Schedule::Create(const json& spec) {
@@ -78,6 +79,7 @@ absl::StatusOr<std::unique_ptr<Schedule>> Schedule::Create(const json& spec) {
   out->type_ = out->root_->type();
   s = out->Finish();
   if (!s.ok()) return s;
+  out->record_->Start(out->last_epoch(), nullptr);  // a replay of spec() reproduces it
   return out;
 }
 
@@ -99,6 +101,7 @@ std::unique_ptr<Schedule> Schedule::Clone() const {
   out->step_cost_ = step_cost_;
   out->opt_ = opt_;
   out->root_ = root_->Clone();
+  *out->record_ = *record_;
   return out;
 }
 
@@ -116,9 +119,18 @@ absl::Status Schedule::Step(const StepRequest& request) {
           absl::StrCat("increment: must be positive, got ", *request.increment));
     }
   }
+  // The record costs a plain step one branch while it is derived (served_record.h).
+  const bool plain = !request.metric && !request.epoch &&
+                     (!request.increment || scheduler_internal::IsPlainStep(request, *root_));
+  const bool deriving = record_->deriving();
+  const int64_t before = plain || !deriving ? 0 : root_->last_epoch();
   // Every node's Step is all-or-nothing, so there is nothing to undo here.
-  return root_->Step(
+  absl::Status st = root_->Step(
       opt_, scheduler_internal::StepArgs{request.epoch, request.metric, request.increment});
+  if (!st.ok() || (plain && deriving)) return st;
+  if (deriving) record_->EndDerived(before, amendments().size());
+  record_->Record(root_->last_epoch(), opt_.groups, has_momentum(), drives_weight_decay());
+  return st;
 }
 
 bool Schedule::has_momentum() const { return opt_.defaults_momentum || opt_.defaults_betas; }
@@ -150,7 +162,16 @@ absl::StatusOr<std::unique_ptr<Schedule>> Schedule::Restore(const json& spec,
   if (!st.ok()) return st;
   st = s.Finish();
   if (!st.ok()) return st;
+  s.StartRecordHere();
   return out;
+}
+
+void Schedule::StartRecordHere() {
+  // The state without its record is what a replay starts from; Create(spec()) would not
+  // reproduce a restored or imported schedule.
+  json base = ExportState(false);
+  base.erase("record");
+  record_->Start(last_epoch(), std::make_shared<const std::string>(base.dump()));
 }
 
 json Schedule::spec() const {
@@ -165,6 +186,9 @@ json Schedule::ExportState(bool include_spec) const {
            {"state_dict", StateDict()}};
   if (include_spec) out["spec"] = spec();
   if (json ns = root_->NodeState(); !ns.is_null()) out["node_state"] = std::move(ns);
+  std::string record;
+  record_->AppendJson(&record);
+  out["record"] = json::parse(record);
   return out;
 }
 
@@ -184,6 +208,8 @@ void Schedule::AppendStateMembers(std::string* out) const {
     out->append(",\"node_state\":");
     out->append(ns.dump());  // a few keys, and only for timm's types
   }
+  out->append(",\"record\":");
+  record_->AppendJson(out);
 }
 
 absl::StatusOr<std::unique_ptr<Schedule>> Schedule::ImportState(const json& state) {
@@ -194,12 +220,22 @@ absl::StatusOr<std::unique_ptr<Schedule>> Schedule::ImportState(const json& stat
   const json* groups = f.Raw("param_groups", true);
   const json* sd = f.Raw("state_dict", true);
   const json* node_state = f.Raw("node_state", false);
+  const json* record = f.Raw("record", false);  // absent in exports before issue #18
   absl::Status s = f.Finish();
   if (!s.ok()) return s;
   auto out = Restore(*spec, *groups, *sd);
   if (out.ok() && node_state != nullptr) {
     s = (*out)->root_->LoadNodeState(*node_state, "state.node_state");
     if (!s.ok()) return s;
+  }
+  if (out.ok()) {
+    Schedule& sch = **out;
+    if (record != nullptr) {
+      s = sch.record_->Load(*record, sch.opt_.groups.size(), sch.has_momentum(), "state.record");
+      if (!s.ok()) return s;
+    } else {
+      sch.StartRecordHere();  // a schedule imported without a record: it starts here
+    }
   }
   return out;
 }

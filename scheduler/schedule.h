@@ -42,6 +42,7 @@ namespace lrsched {
 // here only so that Schedule can own one; callers never see it.
 namespace scheduler_internal {
 class SchedulerNode;
+class ServedRecord;
 }  // namespace scheduler_internal
 
 // Limits on JSON read from outside (specs, states): size and nesting depth.
@@ -144,12 +145,17 @@ class Schedule {
  private:
   Schedule();
   absl::Status Finish();
+  // Starts the record afresh where the schedule stands, replayable from its current state
+  // (Restore, and ImportState of a state without a record).
+  void StartRecordHere();
 
   std::shared_ptr<const std::string> spec_text_;  // never null once built
   std::string type_;
   int64_t step_cost_ = 1;
   Optimizer opt_;
   std::unique_ptr<scheduler_internal::SchedulerNode> root_;
+  // What History answers from (internal/served_record.h); never null.
+  std::unique_ptr<scheduler_internal::ServedRecord> record_;
 };
 
 // Reads the optimizer part of a spec (exposed for tests and the server's validation).
