@@ -120,8 +120,8 @@ absl::Status Schedule::Step(const StepRequest& request) {
     }
   }
   // The record costs a plain step one branch while it is derived (served_record.h).
-  const bool plain = !request.metric && !request.epoch &&
-                     (!request.increment || scheduler_internal::IsPlainStep(request, *root_));
+  const bool plain = (!request.metric && !request.epoch && !request.increment) ||
+                     scheduler_internal::IsPlainStep(request, *root_);
   const bool deriving = record_->deriving();
   const int64_t before = plain || !deriving ? 0 : root_->last_epoch();
   // Every node's Step is all-or-nothing, so there is nothing to undo here.

@@ -16,8 +16,9 @@
 // field).
 //
 // Invariants: a Step that fails leaves the schedule exactly as it was (torch would have
-// advanced last_epoch; a service must not); a successful Step never allocates; every lr in
-// param_groups() is finite. A Schedule is not thread-safe; callers serialize access.
+// advanced last_epoch; a service must not); a successful plain Step never allocates (a step
+// carrying input may, when it starts a change run of the record, until its bound is reached);
+// every lr in param_groups() is finite. A Schedule is not thread-safe; callers serialize access.
 #ifndef LRSCHED_SCHEDULER_SCHEDULE_H_
 #define LRSCHED_SCHEDULER_SCHEDULE_H_
 
@@ -137,9 +138,16 @@ class Schedule {
   // replaying the spec and the amendments where every step was a plain step(); kept as change
   // points where steps carried input (metrics, explicit epochs, increments), bounded
   // (kMaxRecordedChanges). `cancelled` is polled during long replays (CANCELLED).
+  // Only epochs the schedule stood at are reported (step(epoch) jumps and Megatron increments
+  // skip the others); one it stood at more than once has the values it was given last, and
+  // after a step(epoch) back the clip is the highest epoch reached. Costs O(to) steps where
+  // derived; a negative limit is INVALID_ARGUMENT; a failed replay INTERNAL
+  // (internal/served_record.h).
   absl::StatusOr<std::vector<ServedEpoch>> History(int64_t from, int64_t to, int64_t limit,
                                                    const std::function<bool()>& cancelled) const;
-  // The first epoch History can answer: the epoch the schedule was created or imported at.
+  // The first epoch History can answer: the epoch the schedule was created, restored or
+  // imported at (an import of an export carries the record, and its first epoch), later once
+  // the change runs' bound dropped older ones.
   int64_t first_recorded_epoch() const;
 
  private:

@@ -36,7 +36,17 @@ ServedEpoch ServedRun::At(int64_t e, size_t groups) const {
 }
 
 bool IsPlainStep(const StepRequest& r, const SchedulerNode& root) {
-  if (r.metric || r.epoch) return false;
+  // A metric given to a deterministic schedule (timm's trainers pass one to every step) does
+  // not change what it serves.
+  if (r.metric && !root.deterministic()) return false;
+  if (r.epoch) {
+    // timm's step(t) with t one past the last is what a plain step computes (timm's trainers
+    // pass t on every call); torch's step(epoch) takes the closed form, other bits.
+    if (std::strncmp(root.type(), "timm.", 5) != 0 || !root.deterministic() ||
+        *r.epoch != static_cast<double>(root.last_epoch()) + 1) {
+      return false;
+    }
+  }
   if (!r.increment) return true;
   // Megatron's step(increment): the spec's own increment is what a plain step uses.
   const auto* m = dynamic_cast<const MegatronScheduler*>(&root);

@@ -7,9 +7,9 @@
 //    reproduces them. The replay starts from the base (Schedule::Create(spec()), or the state
 //    the schedule was restored or imported with, kept as JSON text), steps with plain steps and
 //    makes the first derived_amendments() amendments as the live schedule made them. The part
-//    grows with the schedule while every step is a plain step() (no metric, no explicit epoch,
-//    no increment other than the spec's), and ends where the first step carrying input was
-//    made: a replay cannot know that input.
+//    grows with the schedule while every step serves what a plain step() would (IsPlainStep),
+//    and ends where the first step carrying input was made (a metric to ReduceLROnPlateau, an
+//    explicit epoch, an increment other than the spec's): a replay cannot know that input.
 //  - From that step on, runs of change points: a run is the epochs first, first + stride, ...,
 //    last at which the schedule stood one after the other giving the same values
 //    (ReduceLROnPlateau stepped with metrics: one run per reduction; a step(epoch) jump ends a
@@ -70,7 +70,8 @@ struct ServedRun {
   ServedEpoch At(int64_t e, size_t groups) const;
 };
 
-// Whether `r` is a plain step(): no metric, no epoch, no increment other than the node's own.
+// Whether `r` serves what a plain step() would: no metric (or one a deterministic schedule
+// ignores), no epoch (or timm's t one past the last), no increment other than the spec's.
 bool IsPlainStep(const StepRequest& r, const SchedulerNode& root);
 
 // The values a schedule serves now, as a ServedEpoch.
