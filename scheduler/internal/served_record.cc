@@ -35,7 +35,7 @@ ServedEpoch ServedRun::At(int64_t e, size_t groups) const {
   return out;
 }
 
-bool IsPlainStep(const StepRequest& r, const SchedulerNode& root) {
+bool IsPlainStep(const StepRequest& r, const SchedulerNode& root, int64_t last_epoch) {
   // A metric given to a deterministic schedule (timm's trainers pass one to every step) does
   // not change what it serves.
   if (r.metric && !root.deterministic()) return false;
@@ -43,7 +43,7 @@ bool IsPlainStep(const StepRequest& r, const SchedulerNode& root) {
     // timm's step(t) with t one past the last is what a plain step computes (timm's trainers
     // pass t on every call); torch's step(epoch) takes the closed form, other bits.
     if (std::strncmp(root.type(), "timm.", 5) != 0 || !root.deterministic() ||
-        *r.epoch != static_cast<double>(root.last_epoch()) + 1) {
+        *r.epoch != static_cast<double>(last_epoch) + 1) {
       return false;
     }
   }

@@ -71,8 +71,9 @@ struct ServedRun {
 };
 
 // Whether `r` serves what a plain step() would: no metric (or one a deterministic schedule
-// ignores), no epoch (or timm's t one past the last), no increment other than the spec's.
-bool IsPlainStep(const StepRequest& r, const SchedulerNode& root);
+// ignores), no epoch (or timm's t one past the schedule's `last_epoch`), no increment other
+// than the spec's. `root`: the scheduler in force.
+bool IsPlainStep(const StepRequest& r, const SchedulerNode& root, int64_t last_epoch);
 
 // The values a schedule serves now, as a ServedEpoch.
 ServedEpoch CurrentServed(int64_t epoch, const std::vector<ParamGroup>& groups, bool momentum,
