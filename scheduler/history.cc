@@ -125,8 +125,9 @@ absl::StatusOr<std::vector<ServedEpoch>> Schedule::History(
 
   std::optional<Replay> replay;
   if (rec.has_derived() && from <= derived_end) {
-    replay.emplace(amendments(), rec.derived_amendments(amendments().size()), derived_end,
-                   cancelled);
+    // An imported record may claim more amendments than the state carries: replay those it has.
+    const size_t made = std::min(rec.derived_amendments(amendments().size()), amendments().size());
+    replay.emplace(amendments(), made, derived_end, cancelled);
     absl::Status st = replay->Start(*this, rec.base());
     if (!st.ok()) return st;
   }

@@ -247,7 +247,8 @@ absl::StatusOr<std::unique_ptr<Schedule>> Schedule::ImportState(const json& stat
   if (out.ok()) {
     Schedule& sch = **out;
     if (record != nullptr) {
-      s = sch.record_->Load(*record, sch.opt_.groups.size(), sch.has_momentum(), "state.record");
+      s = sch.record_->Load(*record, sch.opt_.groups.size(), sch.has_momentum(),
+                            sch.amendments().size(), "state.record");
       if (!s.ok()) return s;
     } else {
       sch.StartRecordHere();  // a schedule imported without a record: it starts here

@@ -222,7 +222,7 @@ void ServedRecord::AppendJson(std::string* out) const {
   out->push_back('}');
 }
 
-absl::Status ServedRecord::Load(const json& j, size_t groups, bool momentum,
+absl::Status ServedRecord::Load(const json& j, size_t groups, bool momentum, size_t amendments,
                                 const std::string& path) {
   ServedRecord r;
   Fields f(j, path);
@@ -251,6 +251,11 @@ absl::Status ServedRecord::Load(const json& j, size_t groups, bool momentum,
             absl::StrCat(path, ".replay.base: must be a state as JSON text, or null"));
       }
       r.base_ = std::make_shared<const std::string>(base->get<std::string>());
+    }
+    if (!r.deriving_ && r.derived_amendments_ > amendments) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ".replay.amendments: ", r.derived_amendments_, ", but the state has ",
+                       amendments, " amendments"));
     }
     if (!r.deriving_ && r.derived_to_ < r.first_epoch_) {
       return absl::InvalidArgumentError(

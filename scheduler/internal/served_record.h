@@ -110,8 +110,10 @@ class ServedRecord {
 
   // The record as a JSON object's text (ExportState's "record").
   void AppendJson(std::string* out) const;
-  // Reads AppendJson's object for a schedule of `groups` groups; `path` prefixes errors.
-  absl::Status Load(const nlohmann::json& j, size_t groups, bool momentum, const std::string& path);
+  // Reads AppendJson's object for a schedule of `groups` groups that carries `amendments`
+  // amendments; `path` prefixes errors.
+  absl::Status Load(const nlohmann::json& j, size_t groups, bool momentum, size_t amendments,
+                    const std::string& path);
 
  private:
   void DropOldest();

@@ -362,6 +362,8 @@ TEST(History, BadRecordsAreRefusedNamingTheField) {
       "state.record.changes[0].epochs");
   refused([](json& j) { j["record"].erase("first_epoch"); }, "state.record.first_epoch");
   refused([](json& j) { j["record"]["replay"]["base"] = 3; }, "state.record.replay.base");
+  refused([](json& j) { j["record"]["replay"]["amendments"] = 2; },
+          "state.record.replay.amendments");
   refused([](json& j) { j["record"] = json::object({{"first_epoch", 0}}); }, "state.record");
 }
 
