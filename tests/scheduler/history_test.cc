@@ -232,7 +232,9 @@ TEST(History, MegatronIncrements) {
 TEST(History, TimmStepsWithTheNextTStayDerived) {
   auto s = Make(json{{"optimizer", {{"type", "SGD"}, {"param_groups", {{{"lr", 0.1}}}}}},
                      {"scheduler",
-                      {{"type", "timm.CosineLRScheduler"}, {"t_initial", 50}, {"warmup_t", 5},
+                      {{"type", "timm.CosineLRScheduler"},
+                       {"t_initial", 50},
+                       {"warmup_t", 5},
                        {"warmup_lr_init", 1e-4}}}});
   Live live;
   live.Note(*s);
