@@ -123,13 +123,20 @@ absl::Status Schedule::Step(const StepRequest& request) {
     }
   }
   const scheduler_internal::StepArgs args{request.epoch, request.metric, request.increment};
-  // The record costs a plain step one branch while it is derived (served_record.h).
-  const bool plain = (!request.metric && !request.epoch && !request.increment) ||
-                     scheduler_internal::IsPlainStep(request, *root_, last_epoch());
+  // A plain step while the record is derived: nothing to record (served_record.h).
+  if (!request.metric && !request.epoch && !request.increment && record_->deriving()) {
+    // Every node's Step is all-or-nothing, so there is nothing to undo here; an amended
+    // schedule's Step (pending amendments, a scale) is all-or-nothing too.
+    return amend_ ? scheduler_internal::AmendEngine::Step(*this, args) : root_->Step(opt_, args);
+  }
+  return StepAndRecord(request);
+}
+
+absl::Status Schedule::StepAndRecord(const StepRequest& request) {
+  const scheduler_internal::StepArgs args{request.epoch, request.metric, request.increment};
+  const bool plain = scheduler_internal::IsPlainStep(request, *root_, last_epoch());
   const bool deriving = record_->deriving();
   const int64_t before = plain || !deriving ? 0 : last_epoch();
-  // Every node's Step is all-or-nothing, so there is nothing to undo here; an amended
-  // schedule's Step (pending amendments, a scale) is all-or-nothing too.
   absl::Status s =
       amend_ ? scheduler_internal::AmendEngine::Step(*this, args) : root_->Step(opt_, args);
   if (!s.ok() || (plain && deriving)) return s;

@@ -171,6 +171,8 @@ class Schedule {
   // Starts the record afresh where the schedule stands, replayable from its current state
   // (Restore, and ImportState of a state without a record).
   void StartRecordHere();
+  // Step's path where the record may note the step (input, or change runs already kept).
+  absl::Status StepAndRecord(const StepRequest& request);
 
   std::shared_ptr<const std::string> spec_text_;  // never null once built
   std::string type_;
