@@ -110,12 +110,13 @@ absl::StatusOr<std::unique_ptr<Schedule>> AmendEngine::Replay(const Schedule& w,
         "reparameterize: the new arguments start the scheduler at its epoch ",
         n.root_->last_epoch(), ", after at_epoch (", target, " in the piece in force)"));
   }
-  // Plain steps from the piece's start, as the job would have made them (Megatron's by
-  // increments of 1: its values are a function of num_steps alone).
+  // Plain steps from the piece's start, as the job would have made them. Megatron's values
+  // are a function of num_steps alone (schedulers_megatron.h), so one step of the whole
+  // increment lands on the same values.
   StepArgs plain;
-  if (n.root_->takes_increment()) plain.increment = 1;
   while (n.root_->last_epoch() < target) {
     const int64_t before = n.root_->last_epoch();
+    if (n.root_->takes_increment()) plain.increment = target - before;
     absl::Status s = n.root_->Step(n.opt_, plain);
     if (!s.ok()) {
       return absl::InvalidArgumentError(

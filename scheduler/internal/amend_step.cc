@@ -242,14 +242,17 @@ absl::StatusOr<AmendResult> AmendEngine::Amend(Schedule& s, const Amendment& ame
 
 int64_t AmendEngine::Cost(const Schedule& s, const Amendment& a) {
   // Building a spec, cloning the schedule: a few steps' worth; then every replay.
+  // (Megatron's replay is one step of the whole increment: see Replay.)
   int64_t cost = 16;
   const int64_t start = s.amend_ ? s.amend_->piece_start : 0;
-  if (a.kind == Amendment::Kind::kReparameterize && a.at_epoch > start) cost += a.at_epoch - start;
+  auto replay = [&s, start](int64_t at) -> int64_t {
+    if (at <= start) return 0;
+    return s.root_->takes_increment() ? 1 : at - start;
+  };
+  if (a.kind == Amendment::Kind::kReparameterize) cost += replay(a.at_epoch);
   if (s.amend_) {
     for (const Amendment& p : s.amend_->amendments) {
-      if (!p.applied && p.kind == Amendment::Kind::kReparameterize && p.at_epoch > start) {
-        cost += p.at_epoch - start;
-      }
+      if (!p.applied && p.kind == Amendment::Kind::kReparameterize) cost += replay(p.at_epoch);
     }
   }
   return cost;

@@ -298,3 +298,44 @@ TEST(AmendState, MalformedAmendedStateIsRefusedNamingTheField) {
 
 }  // namespace
 }  // namespace lrsched
+
+namespace lrsched {
+namespace {
+
+// Megatron's values are a function of num_steps: its replay is one step, whatever the epoch.
+TEST(AmendCost, MegatronReplayIsOneStep) {
+  json spec{{"optimizer", {{"type", "Adam"}, {"param_groups", {{{"lr", 0.001}}}}}},
+            {"scheduler",
+             {{"type", "megatron.OptimizerParamScheduler"},
+              {"init_lr", 0.0},
+              {"max_lr", 0.001},
+              {"min_lr", 0.0001},
+              {"lr_warmup_steps", 100},
+              {"lr_decay_steps", 100000},
+              {"lr_decay_style", "cosine"},
+              {"start_wd", 0.01},
+              {"end_wd", 0.01},
+              {"wd_incr_steps", 100000},
+              {"wd_incr_style", "constant"}}}};
+  auto s = Schedule::Create(spec);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_LT((*s)->AmendCost(A(kRep, 50000, {{"lr_decay_steps", 200000}})), 100);
+  auto fresh = spec;
+  fresh["scheduler"]["lr_decay_steps"] = 200000;
+  auto f = Schedule::Create(fresh);
+  ASSERT_TRUE(f.ok()) << f.status();
+  ASSERT_TRUE((*s)->Amend(A(kRep, 50000, {{"lr_decay_steps", 200000}})).ok());
+  StepRequest big;
+  big.increment = 25000;
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE((*s)->Step(big).ok());
+    ASSERT_TRUE((*f)->Step(big).ok());
+    EXPECT_EQ((*s)->amendments()[0].applied, i >= 1);
+    if (i >= 1) {
+      EXPECT_EQ((*s)->param_groups()[0].lr, (*f)->param_groups()[0].lr);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace lrsched
