@@ -9,6 +9,7 @@
 
 #include "gtest/gtest.h"
 #include "scheduler/schedule.h"
+#include "tests/scheduler/step_requests.h"
 
 namespace lrsched {
 namespace {
@@ -148,7 +149,7 @@ TEST(HistoryAmend, OldExportOfAnAmendedScheduleReplaysFromItsBase) {
 TEST(HistoryAmend, ChangeRunsKeepWhatAnAmendmentChangedAtOnce) {
   Session x(json{{"optimizer", {{"type", "SGD"}, {"param_groups", {{{"lr", 1.0}}}}}},
                  {"scheduler", {{"type", "ReduceLROnPlateau"}, {"factor", 0.5}, {"patience", 3}}}});
-  const StepRequest m{.metric = 1.0};
+  const StepRequest m = test_support::Metric(1.0);
   x.Steps(10, m);
   x.Amend(K::kScale, x.s->last_epoch(), {{"factor", 0.1}});  // epoch 10 now given 0.1x
   x.Steps(10, m);
@@ -168,7 +169,7 @@ TEST(HistoryAmend, DerivedThenJumpsThroughAnAmendment) {
   x.Amend(K::kScale, 12, {{"factor", 0.25}});
   x.Amend(K::kScale, 30, {{"factor", 4.0}});
   x.Steps(3);
-  for (double e : {20.0, 21.0, 35.0}) x.Steps(1, {.epoch = e});  // past the pending scale
+  for (double e : {20.0, 21.0, 35.0}) x.Steps(1, test_support::Epoch(e));  // past the pending scale
   x.Steps(3);
   x.ExpectHistoryIsLive("jumps");
 }

@@ -11,6 +11,7 @@
 #include "scheduler/internal/served_record.h"
 #include "scheduler/schedule.h"
 #include "tests/scheduler/golden_util.h"
+#include "tests/scheduler/step_requests.h"
 
 namespace lrsched {
 namespace {
@@ -109,8 +110,10 @@ TEST_P(HistoryGoldenTest, ReplayEqualsLive) {
     if (i == steps / 2) ExpectHistoryIsLive(s, live, "half-way");
   }
   const bool plain = metrics.empty() && epochs.empty();
-  if (plain) EXPECT_FALSE(RecordOf(s).contains("changes")) << RecordOf(s).dump();
-  if (plain) EXPECT_EQ(s.first_recorded_epoch(), live.epochs.begin()->first);
+  if (plain) {
+    EXPECT_FALSE(RecordOf(s).contains("changes")) << RecordOf(s).dump();
+    EXPECT_EQ(s.first_recorded_epoch(), live.epochs.begin()->first);
+  }
   ExpectHistoryIsLive(s, live, GetParam().name());
   // A clone, and an import of the export, answer the same.
   ExpectHistoryIsLive(*s.Clone(), live, "clone");
@@ -137,7 +140,7 @@ TEST(History, PlateauKeepsOneRunPerReduction) {
   auto s = Make(PlateauSpec(0.5, 2));
   Live live;
   live.Note(*s);
-  for (int i = 0; i < 40; ++i) ASSERT_TRUE(live.Step(*s, {.metric = 1.0}).ok());
+  for (int i = 0; i < 40; ++i) ASSERT_TRUE(live.Step(*s, test_support::Metric(1.0)).ok());
   // The first metric step starts a run; reductions after every 3 epochs without improvement, at
   // epochs 4, 7, ..., 40, start one each.
   const json rec = RecordOf(*s);
@@ -155,7 +158,7 @@ TEST(History, BoundDropsOldestRunsAndMovesFirstEpoch) {
   live.Note(*s);
   size_t max_bytes = 0;
   for (int i = 0; i < 400; ++i) {
-    ASSERT_TRUE(live.Step(*s, {.metric = 1.0}).ok());
+    ASSERT_TRUE(live.Step(*s, test_support::Metric(1.0)).ok());
     max_bytes = std::max(max_bytes, StateBytes(*s));
   }
   EXPECT_GT(s->first_recorded_epoch(), 50);
@@ -177,7 +180,7 @@ TEST(History, BoundCountsValuesOfWideSchedules) {
   auto s = Make(spec);
   Live live;
   live.Note(*s);
-  for (int i = 0; i < 30; ++i) ASSERT_TRUE(live.Step(*s, {.metric = 1.0}).ok());
+  for (int i = 0; i < 30; ++i) ASSERT_TRUE(live.Step(*s, test_support::Metric(1.0)).ok());
   // 400 numbers a run: 5 fit in kMaxRecordedValues.
   EXPECT_EQ(RecordOf(*s)["changes"].size(), scheduler_internal::kMaxRecordedValues / 400);
   ExpectHistoryIsLive(*s, live, "wide");
@@ -190,7 +193,7 @@ TEST(History, StepEpochJumpsReportOnlyEpochsReached) {
   live.Note(*s);
   for (int i = 0; i < 4; ++i) ASSERT_TRUE(live.Step(*s, {}).ok());  // 1..4, derived
   for (double e : {5.0, 6.0, 20.0, 21.0, 3.0, 4.0, 40.0}) {
-    ASSERT_TRUE(live.Step(*s, {.epoch = e}).ok());
+    ASSERT_TRUE(live.Step(*s, test_support::Epoch(e)).ok());
   }
   for (int i = 0; i < 5; ++i) ASSERT_TRUE(live.Step(*s, {}).ok());  // 41..45
   ExpectHistoryIsLive(*s, live, "jumps");
@@ -219,10 +222,10 @@ TEST(History, MegatronIncrements) {
   auto s = Make(spec);
   Live live;
   live.Note(*s);
-  for (int i = 0; i < 5; ++i) ASSERT_TRUE(live.Step(*s, {.increment = 2}).ok());  // the spec's
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(live.Step(*s, test_support::Inc(2)).ok());  // the spec's
   EXPECT_FALSE(RecordOf(*s).contains("changes")) << "the spec's increment is a plain step";
   ExpectHistoryIsLive(*s, live, "spec increment");
-  for (int64_t inc : {3, 1, 7, 2, 2, 2}) ASSERT_TRUE(live.Step(*s, {.increment = inc}).ok());
+  for (int64_t inc : {3, 1, 7, 2, 2, 2}) ASSERT_TRUE(live.Step(*s, test_support::Inc(inc)).ok());
   for (int i = 0; i < 5; ++i) ASSERT_TRUE(live.Step(*s, {}).ok());
   EXPECT_TRUE(RecordOf(*s).contains("changes"));
   ExpectHistoryIsLive(*s, live, "increments");
@@ -240,12 +243,12 @@ TEST(History, TimmStepsWithTheNextTStayDerived) {
   live.Note(*s);
   // timm's train.py: lr_scheduler.step(epoch + 1, metric) after every epoch.
   for (int t = 1; t <= 30; ++t) {
-    ASSERT_TRUE(live.Step(*s, {.metric = 0.5, .epoch = static_cast<double>(t)}).ok());
+    ASSERT_TRUE(live.Step(*s, test_support::MetricAtEpoch(0.5, static_cast<double>(t))).ok());
   }
   EXPECT_FALSE(RecordOf(*s).contains("changes")) << RecordOf(*s).dump();
   ExpectHistoryIsLive(*s, live, "timm t+1");
-  ASSERT_TRUE(live.Step(*s, {.epoch = 40.0}).ok());  // a jump: kept as a change
-  ASSERT_TRUE(live.Step(*s, {.epoch = 41.0}).ok());
+  ASSERT_TRUE(live.Step(*s, test_support::Epoch(40.0)).ok());  // a jump: kept as a change
+  ASSERT_TRUE(live.Step(*s, test_support::Epoch(41.0)).ok());
   EXPECT_TRUE(RecordOf(*s).contains("changes"));
   ExpectHistoryIsLive(*s, live, "timm jump");
 }
@@ -345,7 +348,7 @@ TEST(History, OldExportWithoutRecordStartsAtImport) {
 
 TEST(History, BadRecordsAreRefusedNamingTheField) {
   auto s = Make(PlateauSpec(0.5, 1));
-  for (int i = 0; i < 10; ++i) ASSERT_TRUE(s->Step({.metric = 1.0}).ok());
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(s->Step(test_support::Metric(1.0)).ok());
   json good = s->ExportState();
   auto refused = [&](const std::function<void(json&)>& edit, const std::string& field) {
     json bad = good;

@@ -11,6 +11,7 @@
 #include "scheduler/schedule.h"
 #include "scheduler/trace.h"
 #include "tests/scheduler/refusal_util.h"
+#include "tests/scheduler/step_requests.h"
 
 namespace lrsched {
 namespace {
@@ -39,22 +40,9 @@ json Spec(json overrides = json::object(), json groups = nullptr) {
   return json{{"optimizer", {{"type", "AdamW"}, {"param_groups", groups}}}, {"scheduler", sched}};
 }
 
-// Step requests (the project is C++17: no designated initializers).
-StepRequest Inc(int64_t n) {
-  StepRequest r;
-  r.increment = n;
-  return r;
-}
-StepRequest Epoch(double e) {
-  StepRequest r;
-  r.epoch = e;
-  return r;
-}
-StepRequest Metric(double m) {
-  StepRequest r;
-  r.metric = m;
-  return r;
-}
+using test_support::Epoch;
+using test_support::Inc;
+using test_support::Metric;
 
 std::unique_ptr<Schedule> Make(json spec) {
   auto s = Schedule::Create(spec);
