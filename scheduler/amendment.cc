@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "scheduler/internal/amend_state.h"
 #include "scheduler/internal/fields.h"
+#include "scheduler/internal/served_record.h"
 #include "scheduler/schedule.h"
 
 namespace lrsched {
@@ -39,7 +40,13 @@ absl::StatusOr<Amendment::Kind> ParseAmendmentKind(std::string_view name) {
 }
 
 absl::StatusOr<AmendResult> Schedule::Amend(const Amendment& amendment) {
-  return scheduler_internal::AmendEngine::Amend(*this, amendment);
+  absl::StatusOr<AmendResult> r = scheduler_internal::AmendEngine::Amend(*this, amendment);
+  // Applied at once, it changes what the current epoch is given: the record's change runs
+  // keep that (while the record is derived, its replay makes the same amendment).
+  if (r.ok() && r->applied && !record_->deriving()) {
+    record_->Record(last_epoch(), opt_.groups, has_momentum(), drives_weight_decay());
+  }
+  return r;
 }
 
 int64_t Schedule::AmendCost(const Amendment& amendment) const {

@@ -8,6 +8,7 @@
 #include "scheduler/internal/fields.h"
 #include "scheduler/internal/node.h"
 #include "scheduler/internal/param_groups.h"
+#include "scheduler/internal/served_record.h"
 #include "scheduler/json_text.h"
 
 namespace lrsched {
@@ -59,7 +60,7 @@ absl::StatusOr<json> ParseJson(std::string_view text, std::string_view what) {
   }
 }
 
-Schedule::Schedule() = default;
+Schedule::Schedule() : record_(std::make_unique<scheduler_internal::ServedRecord>()) {}
 Schedule::~Schedule() = default;
 
 absl::StatusOr<std::unique_ptr<Schedule>> Schedule::Create(const json& spec) {
@@ -79,6 +80,7 @@ absl::StatusOr<std::unique_ptr<Schedule>> Schedule::Create(const json& spec) {
   out->type_ = out->root_->type();
   s = out->Finish();
   if (!s.ok()) return s;
+  out->record_->Start(out->last_epoch(), nullptr);  // a replay of spec() reproduces it
   return out;
 }
 
@@ -101,6 +103,7 @@ std::unique_ptr<Schedule> Schedule::Clone() const {
   out->opt_ = opt_;
   out->root_ = root_->Clone();
   if (amend_) out->amend_ = amend_->Clone();
+  *out->record_ = *record_;
   return out;
 }
 
@@ -120,9 +123,18 @@ absl::Status Schedule::Step(const StepRequest& request) {
     }
   }
   const scheduler_internal::StepArgs args{request.epoch, request.metric, request.increment};
-  if (amend_) return scheduler_internal::AmendEngine::Step(*this, args);
+  // The record costs a plain step one branch while it is derived (served_record.h).
+  const bool plain = (!request.metric && !request.epoch && !request.increment) ||
+                     scheduler_internal::IsPlainStep(request, *root_, last_epoch());
+  const bool deriving = record_->deriving();
+  const int64_t before = plain || !deriving ? 0 : last_epoch();
   // Every node's Step is all-or-nothing, so there is nothing to undo here.
-  return root_->Step(opt_, args);
+  absl::Status st =
+      amend_ ? scheduler_internal::AmendEngine::Step(*this, args) : root_->Step(opt_, args);
+  if (!st.ok() || (plain && deriving)) return st;
+  if (deriving) record_->EndDerived(before, amendments().size());
+  record_->Record(last_epoch(), opt_.groups, has_momentum(), drives_weight_decay());
+  return st;
 }
 
 bool Schedule::has_momentum() const { return opt_.defaults_momentum || opt_.defaults_betas; }
@@ -156,7 +168,16 @@ absl::StatusOr<std::unique_ptr<Schedule>> Schedule::Restore(const json& spec,
   if (!st.ok()) return st;
   st = s.Finish();
   if (!st.ok()) return st;
+  s.StartRecordHere();
   return out;
+}
+
+void Schedule::StartRecordHere() {
+  // The state without its record is what a replay starts from; Create(spec()) would not
+  // reproduce a restored or imported schedule.
+  json base = ExportState(false);
+  base.erase("record");
+  record_->Start(last_epoch(), std::make_shared<const std::string>(base.dump()));
 }
 
 json Schedule::spec() const {
@@ -172,6 +193,9 @@ json Schedule::ExportState(bool include_spec) const {
   if (include_spec) out["spec"] = spec();
   if (json ns = root_->NodeState(); !ns.is_null()) out["node_state"] = std::move(ns);
   if (amend_) scheduler_internal::AmendEngine::Export(*this, out);
+  std::string record;
+  record_->AppendJson(&record);
+  out["record"] = json::parse(record);
   return out;
 }
 
@@ -192,6 +216,8 @@ void Schedule::AppendStateMembers(std::string* out) const {
     out->append(ns.dump());  // a few keys, and only for timm's types
   }
   if (amend_) scheduler_internal::AmendEngine::AppendExport(*this, out);
+  out->append(",\"record\":");
+  record_->AppendJson(out);
 }
 
 absl::StatusOr<std::unique_ptr<Schedule>> Schedule::ImportState(const json& state) {
@@ -204,16 +230,29 @@ absl::StatusOr<std::unique_ptr<Schedule>> Schedule::ImportState(const json& stat
   const json* node_state = f.Raw("node_state", false);
   const json* amendments = f.Raw("amendments", false);
   const json* amended = f.Raw("amended", false);
+  const json* record = f.Raw("record", false);  // absent in exports before issue #18
   absl::Status s = f.Finish();
   if (!s.ok()) return s;
+  absl::StatusOr<std::unique_ptr<Schedule>> out;
   if (amendments != nullptr || amended != nullptr) {
-    return scheduler_internal::AmendEngine::Import(*spec, *groups, *sd, node_state, amendments,
-                                                   amended);
+    out = scheduler_internal::AmendEngine::Import(*spec, *groups, *sd, node_state, amendments,
+                                                  amended);
+  } else {
+    out = Restore(*spec, *groups, *sd);
+    if (out.ok() && node_state != nullptr) {
+      s = (*out)->root_->LoadNodeState(*node_state, "state.node_state");
+      if (!s.ok()) return s;
+    }
   }
-  auto out = Restore(*spec, *groups, *sd);
-  if (out.ok() && node_state != nullptr) {
-    s = (*out)->root_->LoadNodeState(*node_state, "state.node_state");
-    if (!s.ok()) return s;
+  if (out.ok()) {
+    Schedule& sch = **out;
+    if (record != nullptr) {
+      s = sch.record_->Load(*record, sch.opt_.groups.size(), sch.has_momentum(),
+                            sch.amendments().size(), "state.record");
+      if (!s.ok()) return s;
+    } else {
+      sch.StartRecordHere();  // a schedule imported without a record: it starts here
+    }
   }
   return out;
 }

@@ -16,8 +16,9 @@
 // field).
 //
 // Invariants: a Step that fails leaves the schedule exactly as it was (torch would have
-// advanced last_epoch; a service must not); a successful Step never allocates; every lr in
-// param_groups() is finite. A Schedule is not thread-safe; callers serialize access.
+// advanced last_epoch; a service must not); a successful plain Step never allocates (a step
+// carrying input may, when it starts a change run of the record, until its bound is reached);
+// every lr in param_groups() is finite. A Schedule is not thread-safe; callers serialize access.
 #ifndef LRSCHED_SCHEDULER_SCHEDULE_H_
 #define LRSCHED_SCHEDULER_SCHEDULE_H_
 
@@ -44,6 +45,7 @@ namespace scheduler_internal {
 class SchedulerNode;
 struct AmendState;  // internal/amend_state.h: what an amended schedule keeps
 class AmendEngine;
+class ServedRecord;
 }  // namespace scheduler_internal
 
 // Limits on JSON read from outside (specs, states): size and nesting depth.
@@ -144,14 +146,24 @@ class Schedule {
   // replaying the spec and the amendments where every step was a plain step(); kept as change
   // points where steps carried input (metrics, explicit epochs, increments), bounded
   // (kMaxRecordedChanges). `cancelled` is polled during long replays (CANCELLED).
+  // Only epochs the schedule stood at are reported (step(epoch) jumps and Megatron increments
+  // skip the others); one it stood at more than once has the values it was given last, and
+  // after a step(epoch) back the clip is the highest epoch reached. Costs O(to) steps where
+  // derived; a negative limit is INVALID_ARGUMENT; a failed replay INTERNAL
+  // (internal/served_record.h).
   absl::StatusOr<std::vector<ServedEpoch>> History(int64_t from, int64_t to, int64_t limit,
                                                    const std::function<bool()>& cancelled) const;
-  // The first epoch History can answer: the epoch the schedule was created or imported at.
+  // The first epoch History can answer: the epoch the schedule was created, restored or
+  // imported at (an import of an export carries the record, and its first epoch), later once
+  // the change runs' bound dropped older ones.
   int64_t first_recorded_epoch() const;
 
  private:
   Schedule();
   absl::Status Finish();
+  // Starts the record afresh where the schedule stands, replayable from its current state
+  // (Restore, and ImportState of a state without a record).
+  void StartRecordHere();
 
   std::shared_ptr<const std::string> spec_text_;  // never null once built
   std::string type_;
@@ -162,6 +174,8 @@ class Schedule {
   // more state and costs no more per step than before amendments existed.
   std::unique_ptr<scheduler_internal::AmendState> amend_;
   friend class scheduler_internal::AmendEngine;
+  // What History answers from (internal/served_record.h); never null.
+  std::unique_ptr<scheduler_internal::ServedRecord> record_;
 };
 
 // Reads the optimizer part of a spec (exposed for tests and the server's validation).
