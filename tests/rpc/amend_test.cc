@@ -285,6 +285,25 @@ TEST(AmendCommitTest, AFailedCommitChangesNothing) {
   ASSERT_TRUE(Amend(h.stub(), ScaleReq("f", 0.5)).ok());
 }
 
+TEST(AmendAccessLogTest, AmendCallsAreLoggedAndCountedLikeTheOtherMutations) {
+  ServerConfig config;
+  config.metrics_listen = "127.0.0.1:0";
+  ServerHarness h(StoreKind::kMemory, config);
+  ASSERT_TRUE(Create(h.stub(), "log", kCosineSpec).ok());
+  std::vector<std::string> lines = CaptureAccessLog([&] {
+    ASSERT_TRUE(Amend(h.stub(), ScaleReq("log", 0.5)).ok());
+    EXPECT_EQ(Amend(h.stub(), ScaleReq("log", -1)).error_code(),
+              grpc::StatusCode::INVALID_ARGUMENT);
+  });
+  EXPECT_THAT(lines, ::testing::ElementsAre(
+                         "event=access method=AmendSession session=log epoch=0 code=OK",
+                         "event=access method=AmendSession session=log code=INVALID_ARGUMENT"));
+  ASSERT_NE(h.server()->metrics(), nullptr);
+  const std::string text = h.server()->metrics()->Render();
+  EXPECT_THAT(text, HasSubstr("LrScheduler/AmendSession\",code=\"OK\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("LrScheduler/AmendSession\",code=\"INVALID_ARGUMENT\"} 1\n"));
+}
+
 TEST(AmendLimitsTest, WorkBeyondMaxCallCostIsRefusedBeforeItStarts) {
   ServerConfig config;
   config.max_call_cost = 10'000;
