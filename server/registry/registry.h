@@ -219,19 +219,13 @@ class Registry {
                                          std::optional<Labels> labels, bool replace,
                                          std::optional<int64_t> if_revision = std::nullopt);
 
-  // Amends `name`'s schedule (AmendRequest), serialized with its steps: computed on a copy,
-  // committed durably, then installed and watchers notified; a refused amendment or a failed
-  // commit changes nothing. The work (Schedule::AmendCost, and a dry run's steps to at_epoch
-  // and through its windows) is bounded by `limits` before it starts (RESOURCE_EXHAUSTED
-  // naming at_epoch or dry_run_window). The engine's refusals keep its code and words
-  // (FAILED_PRECONDITION: at_epoch in the past, an argument that cannot change;
-  // INVALID_ARGUMENT: an argument the type does not take, a spec it cannot build).
+  // Amends `name` (amend.cc) as a step mutates it: on a copy, committed, installed, watchers
+  // told; a refusal or a failed commit changes nothing. Its work is bounded by `limits` first
+  // (RESOURCE_EXHAUSTED naming at_epoch); the engine's refusals keep their code and words.
   absl::StatusOr<AmendOutcome> Amend(const std::string& name, const AmendRequest& request,
                                      const LookaheadLimits& limits,
                                      const std::function<bool()>& cancelled);
-  // The record of `name`: its spec, its amendments and the values served at the epochs of
-  // `query` (clipped to the record: first_recorded_epoch .. last_epoch), from a copy of the
-  // schedule outside the session's lock. `cancelled` is polled during long replays.
+  // The record of `name` (history.cc) for `query`, read from a copy outside the session's lock.
   absl::StatusOr<HistoryPage> History(const std::string& name, const HistoryQuery& query,
                                       const std::function<bool()>& cancelled,
                                       const ReadOptions& options = {});
@@ -336,8 +330,7 @@ class Registry {
   };
   static PendingStep BeginStep(const std::string& name, const Entry& e, const StepRequest& request,
                                std::optional<int64_t> if_epoch, bool from_memory);
-  // One attempt of Amend with the session's write_mu held (amend.cc); *lost_compare: another
-  // replica committed first (re-read and try again).
+  // One attempt of Amend; *lost_compare: another replica committed first (re-read, retry).
   absl::StatusOr<AmendOutcome> AmendOnce(const std::string& name, const AmendRequest& request,
                                          const LookaheadLimits& limits,
                                          const std::function<bool()>& cancelled,

@@ -110,11 +110,12 @@ TEST_F(AmendErrorsTest, ReasonAtEpochAndWindow) {
   req.set_reason(std::string(1025, 'r'));
   ExpectInvalid(req, "reason");
   req.set_reason(std::string(1024, 'r'));
-  EXPECT_TRUE(Amend(stub(), [&] {
-                auto dry = req;
-                dry.set_dry_run(true);
-                return dry;
-              }())
+  EXPECT_TRUE(Amend(stub(),
+                    [&] {
+                      auto dry = req;
+                      dry.set_dry_run(true);
+                      return dry;
+                    }())
                   .ok());
   ExpectInvalid(ScaleReq("good", 0.5, -1), "at_epoch");
   req = ScaleReq("good", 0.5);
