@@ -153,6 +153,22 @@ TEST_F(AmendErrorsTest, EngineRefusalsKeepTheirCodeAndWords) {
   EXPECT_THAT(st.error_message(), HasSubstr("NoSuchLR"));
 }
 
+TEST_F(AmendErrorsTest, MetricDrivenScheduleIsDryRunOnlyAtTheCurrentEpoch) {
+  ASSERT_TRUE(Create(stub(), "plateau", kPlateauSpec).ok());
+  v1::AmendSessionRequest req = ScaleReq("plateau", 0.5);
+  req.set_dry_run(true);  // default window: 100 epochs ahead, which need metrics
+  grpc::Status st = Amend(stub(), req);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << st.error_message();
+  EXPECT_THAT(st.error_message(), StartsWith("dry_run:"));
+  req.set_dry_run_window(1);
+  v1::AmendSessionResponse r;
+  st = Amend(stub(), req, &r);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  ASSERT_EQ(r.amended_size(), 1);
+  EXPECT_EQ(r.amended(0).groups(0).lr(), 0.5 * r.current(0).groups(0).lr());
+  EXPECT_TRUE(Step(stub(), "good").ok());
+}
+
 TEST_F(AmendErrorsTest, HistoryRequests) {
   v1::GetHistoryRequest req;
   ExpectHistoryInvalid(req, "name");
