@@ -35,8 +35,8 @@ absl::StatusOr<Amendment::Kind> ParseAmendmentKind(std::string_view name) {
                             Amendment::Kind::kScale}) {
     if (AmendmentKindName(k) == name) return k;
   }
-  return absl::InvalidArgumentError(
-      absl::StrCat("kind: expected continue_with, reparameterize or scale, got \"", std::string(name), "\""));
+  return absl::InvalidArgumentError(absl::StrCat(
+      "kind: expected continue_with, reparameterize or scale, got \"", std::string(name), "\""));
 }
 
 absl::StatusOr<AmendResult> Schedule::Amend(const Amendment& amendment) {
@@ -81,8 +81,8 @@ absl::Status CheckAmendmentArgs(const Amendment& a, size_t groups) {
       if (f == a.args.end() || !f->is_number() || !std::isfinite(f->get<double>()) ||
           f->get<double>() <= 0) {
         const std::string got = f == a.args.end() ? "none"
-                                : f->is_number()    ? FormatNumber(f->get<double>())
-                                                    : f->dump();
+                                : f->is_number()  ? FormatNumber(f->get<double>())
+                                                  : f->dump();
         return absl::InvalidArgumentError(
             absl::StrCat("scale.factor: must be finite and > 0, got ", got));
       }
@@ -149,9 +149,10 @@ absl::Status MergeInto(json& base, const json& patch, const std::string& path, i
     const std::string at = path.empty() ? key : absl::StrCat(path, ".", key);
     if (key == "type") {
       if (!base.contains("type") || base["type"] != *it) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            "reparameterize: ", at, ": the scheduler's type cannot change mid-run (continue_with "
-            "starts another scheduler)"));
+        return absl::FailedPreconditionError(
+            absl::StrCat("reparameterize: ", at,
+                         ": the scheduler's type cannot change mid-run (continue_with "
+                         "starts another scheduler)"));
       }
       continue;
     }
@@ -166,9 +167,11 @@ absl::Status MergeInto(json& base, const json& patch, const std::string& path, i
     auto b = base.find(key);
     if (key == "schedulers" && b != base.end() && b->is_array()) {
       if (!it->is_array() || it->size() != b->size()) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            "reparameterize: ", at, ": the number of schedulers cannot change mid-run (give a "
-            "list of ", b->size(), " objects, {} for those unchanged)"));
+        return absl::FailedPreconditionError(
+            absl::StrCat("reparameterize: ", at,
+                         ": the number of schedulers cannot change mid-run (give a "
+                         "list of ",
+                         b->size(), " objects, {} for those unchanged)"));
       }
       for (size_t i = 0; i < it->size(); ++i) {
         const std::string ai = absl::StrCat(at, "[", i, "]");

@@ -55,8 +55,8 @@ struct Amendment {
   enum class Kind { kContinueWith, kReparameterize, kScale };
   Kind kind = Kind::kScale;
   int64_t at_epoch = 0;
-  nlohmann::json args;  // see the kinds above
-  nlohmann::json meta;  // opaque: kept and exported as given
+  nlohmann::json args;   // see the kinds above
+  nlohmann::json meta;   // opaque: kept and exported as given
   bool applied = false;  // set by the schedule once at_epoch is reached
   // Per param group, filled when applied: lr at at_epoch with the amendment minus without it.
   std::vector<double> jump;
@@ -68,7 +68,7 @@ absl::StatusOr<Amendment::Kind> ParseAmendmentKind(std::string_view name);
 
 // What Schedule::Amend did.
 struct AmendResult {
-  bool applied = false;     // at once (at_epoch == last_epoch()) or pending
+  bool applied = false;      // at once (at_epoch == last_epoch()) or pending
   std::vector<double> jump;  // when applied: as Amendment::jump
 };
 

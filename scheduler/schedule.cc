@@ -123,22 +123,33 @@ absl::Status Schedule::Step(const StepRequest& request) {
     }
   }
   const scheduler_internal::StepArgs args{request.epoch, request.metric, request.increment};
-  // The record costs a plain step one branch while it is derived (served_record.h).
-  const bool plain = (!request.metric && !request.epoch && !request.increment) ||
-                     scheduler_internal::IsPlainStep(request, *root_, last_epoch());
+  // A plain step while the record is derived: nothing to record (served_record.h).
+  if (!request.metric && !request.epoch && !request.increment && record_->deriving()) {
+    // Every node's Step is all-or-nothing, so there is nothing to undo here; an amended
+    // schedule's Step (pending amendments, a scale) is all-or-nothing too.
+    return amend_ ? scheduler_internal::AmendEngine::Step(*this, args) : root_->Step(opt_, args);
+  }
+  return StepAndRecord(request);
+}
+
+absl::Status Schedule::StepAndRecord(const StepRequest& request) {
+  const scheduler_internal::StepArgs args{request.epoch, request.metric, request.increment};
+  const bool plain = scheduler_internal::IsPlainStep(request, *root_, last_epoch());
   const bool deriving = record_->deriving();
   const int64_t before = plain || !deriving ? 0 : last_epoch();
-  // Every node's Step is all-or-nothing, so there is nothing to undo here.
-  absl::Status st =
+  absl::Status s =
       amend_ ? scheduler_internal::AmendEngine::Step(*this, args) : root_->Step(opt_, args);
-  if (!st.ok() || (plain && deriving)) return st;
+  if (!s.ok() || (plain && deriving)) return s;
   if (deriving) record_->EndDerived(before, amendments().size());
   record_->Record(last_epoch(), opt_.groups, has_momentum(), drives_weight_decay());
-  return st;
+  return s;
 }
 
 bool Schedule::has_momentum() const { return opt_.defaults_momentum || opt_.defaults_betas; }
-bool Schedule::deterministic() const { return root_->deterministic(); }
+bool Schedule::deterministic() const {
+  // A pending continue_with to a metric-driven scheduler ends the lookahead's validity too.
+  return root_->deterministic() && (amend_ == nullptr || !amend_->pending_metric_driven);
+}
 bool Schedule::drives_weight_decay() const { return root_->drives_weight_decay(); }
 int64_t Schedule::last_epoch() const {
   return amend_ ? amend_->piece_start + root_->last_epoch() : root_->last_epoch();

@@ -101,7 +101,8 @@ class Schedule {
   const Optimizer& optimizer() const { return opt_; }
   // Whether groups carry a momentum (SGD, RMSprop) or betas (Adam family).
   bool has_momentum() const;
-  // False if the schedule needs step-time input (ReduceLROnPlateau), so no lookahead.
+  // False if the schedule needs step-time input (ReduceLROnPlateau), so no lookahead; also
+  // while a continue_with to such a scheduler is pending.
   bool deterministic() const;
   // Whether the schedule writes the groups' weight_decay (Megatron's): then it is reported.
   bool drives_weight_decay() const;
@@ -134,6 +135,12 @@ class Schedule {
 
   // Changes the definition from amendment.at_epoch on (scheduler/amendment.h has the kinds'
   // semantics). On error nothing changes. Costs up to AmendCost(amendment) step_cost() units.
+  // A pending amendment is checked now against the piece that will be in force then (the
+  // served lrs stand in for those of at_epoch), and a pending reparameterize of a
+  // deterministic schedule is replayed now, so that the Step reaching it only swaps the
+  // replayed state in (one behind a pending continue_with is replayed by that Step, as the
+  // new piece's lrs are known only then). An amended schedule's Step copies its tree's state
+  // first (to undo a failed application), and a scale adds a multiply per group.
   absl::StatusOr<AmendResult> Amend(const Amendment& amendment);
   // What Amend(amendment) may cost, in step_cost() units (a reparameterize replays the piece
   // in force from its start to at_epoch), so that a server can bound it before doing it.
@@ -164,6 +171,8 @@ class Schedule {
   // Starts the record afresh where the schedule stands, replayable from its current state
   // (Restore, and ImportState of a state without a record).
   void StartRecordHere();
+  // Step's path where the record may note the step (input, or change runs already kept).
+  absl::Status StepAndRecord(const StepRequest& request);
 
   std::shared_ptr<const std::string> spec_text_;  // never null once built
   std::string type_;

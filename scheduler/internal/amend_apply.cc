@@ -31,10 +31,10 @@ absl::Status AmendEngine::RefreshServed(Schedule& w) {
     g = st.unscaled.groups[i];
     g.lr *= st.scale[i];
     if (!std::isfinite(g.lr)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "scale: the served lr of param group ", i, " would become ", FormatNumber(g.lr),
-          " (", FormatNumber(st.unscaled.groups[i].lr), " x ", FormatNumber(st.scale[i]),
-          "); refusing a non-finite learning rate"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("scale: the served lr of param group ", i, " would become ",
+                       FormatNumber(g.lr), " (", FormatNumber(st.unscaled.groups[i].lr), " x ",
+                       FormatNumber(st.scale[i]), "); refusing a non-finite learning rate"));
     }
   }
   return absl::OkStatus();
@@ -60,9 +60,9 @@ absl::StatusOr<json> CarriedOptimizer(const Schedule& w, const json* given) {
   }
   if (given != nullptr && !given->is_null()) {
     if (!given->is_array() || given->size() != served.size()) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "continue_with.param_groups: expected a list of ", served.size(),
-          " param groups (the number of param groups cannot change mid-run)"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("continue_with.param_groups: expected a list of ", served.size(),
+                       " param groups (the number of param groups cannot change mid-run)"));
     }
     for (size_t i = 0; i < served.size(); ++i) {
       const json& gi = (*given)[i];
@@ -97,10 +97,11 @@ absl::Status AmendEngine::ApplyContinueWith(Schedule& w, const json& args) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::unique_ptr<Schedule>> AmendEngine::Replay(const Schedule& w,
-                                                              const json& merged, int64_t epoch) {
+absl::StatusOr<std::unique_ptr<Schedule>> AmendEngine::Replay(const Schedule& w, const json& merged,
+                                                              int64_t epoch) {
   const AmendState& st = *w.amend_;
-  auto built = Schedule::Create(json{{"optimizer", st.piece_spec["optimizer"]}, {"scheduler", merged}});
+  auto built =
+      Schedule::Create(json{{"optimizer", st.piece_spec["optimizer"]}, {"scheduler", merged}});
   if (!built.ok()) return Prefixed(built.status(), "reparameterize");
   Schedule& n = **built;
   const int64_t target = epoch - st.piece_start;
@@ -109,17 +110,18 @@ absl::StatusOr<std::unique_ptr<Schedule>> AmendEngine::Replay(const Schedule& w,
         "reparameterize: the new arguments start the scheduler at its epoch ",
         n.root_->last_epoch(), ", after at_epoch (", target, " in the piece in force)"));
   }
-  // Plain steps from the piece's start, as the job would have made them (Megatron's by
-  // increments of 1: its values are a function of num_steps alone).
+  // Plain steps from the piece's start, as the job would have made them. Megatron's values
+  // are a function of num_steps alone (schedulers_megatron.h), so one step of the whole
+  // increment lands on the same values.
   StepArgs plain;
-  if (n.root_->takes_increment()) plain.increment = 1;
   while (n.root_->last_epoch() < target) {
     const int64_t before = n.root_->last_epoch();
+    if (n.root_->takes_increment()) plain.increment = target - before;
     absl::Status s = n.root_->Step(n.opt_, plain);
     if (!s.ok()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "reparameterize: the new arguments refuse the step to epoch ", before + 1 + st.piece_start,
-          ": ", s.message()));
+      return absl::InvalidArgumentError(
+          absl::StrCat("reparameterize: the new arguments refuse the step to epoch ",
+                       before + 1 + st.piece_start, ": ", s.message()));
     }
     if (n.root_->last_epoch() <= before) {
       return absl::InternalError("reparameterize: the replay does not advance");

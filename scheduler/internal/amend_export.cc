@@ -72,6 +72,7 @@ std::unique_ptr<AmendState> AmendState::Clone() const {
   out->unscaled = unscaled;
   out->pending = pending;
   out->next_pending = next_pending;
+  out->pending_metric_driven = pending_metric_driven;
   for (const Prepared& p : prepared) {
     Prepared q;
     q.index = p.index;

@@ -38,10 +38,10 @@ namespace lrsched::scheduler_internal {
 
 // A pending reparameterize replayed ahead of time.
 struct Prepared {
-  size_t index = 0;          // into AmendState::amendments
-  int64_t epoch = 0;         // the schedule epoch it was replayed to
-  int64_t piece_start = 0;   // the piece it was made for
-  json merged;               // the merged scheduler spec (compared with the one computed then)
+  size_t index = 0;         // into AmendState::amendments
+  int64_t epoch = 0;        // the schedule epoch it was replayed to
+  int64_t piece_start = 0;  // the piece it was made for
+  json merged;              // the merged scheduler spec (compared with the one computed then)
   std::unique_ptr<Schedule> replay;
 };
 
@@ -49,10 +49,11 @@ struct AmendState {
   std::vector<Amendment> amendments;
   int64_t piece_start = 0;
   json piece_spec;  // {"optimizer": ..., "scheduler": ...} of the piece in force, at its start
-  std::vector<double> scale;  // empty: no scale in force
-  Optimizer unscaled;         // what root_ drives while a scale is in force
-  int64_t pending = 0;        // amendments not applied
-  int64_t next_pending = 0;   // the smallest at_epoch of those (when pending > 0)
+  std::vector<double> scale;           // empty: no scale in force
+  Optimizer unscaled;                  // what root_ drives while a scale is in force
+  int64_t pending = 0;                 // amendments not applied
+  int64_t next_pending = 0;            // the smallest at_epoch of those (when pending > 0)
+  bool pending_metric_driven = false;  // a pending continue_with builds one (deterministic())
   std::vector<Prepared> prepared;
   std::unique_ptr<SchedulerNode> backup;  // same shape as root_ while pending or scale
   std::vector<ParamGroup> backup_groups;

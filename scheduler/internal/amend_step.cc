@@ -43,10 +43,18 @@ void AmendEngine::Rearm(Schedule& s) {
   AmendState& st = State(s);
   st.pending = 0;
   st.next_pending = std::numeric_limits<int64_t>::max();
+  st.pending_metric_driven = false;
   for (const Amendment& a : st.amendments) {
     if (a.applied) continue;
     ++st.pending;
     st.next_pending = std::min(st.next_pending, a.at_epoch);
+    if (a.kind == Amendment::Kind::kContinueWith && !st.pending_metric_driven) {
+      // Built on the served groups as stand-ins (only the tree's kind matters here).
+      auto opt = CarriedOptimizer(s, GivenGroups(a.args));
+      if (!opt.ok()) continue;
+      auto built = Schedule::Create(json{{"optimizer", *opt}, {"scheduler", SchedulerOf(a.args)}});
+      st.pending_metric_driven = built.ok() && !(*built)->deterministic();
+    }
   }
   const bool guard = st.pending > 0 || !st.scale.empty();
   if (guard) {
@@ -150,8 +158,8 @@ absl::Status AmendEngine::ApplyReached(Schedule& w) {
     if (!s.ok()) {
       const Amendment& a = st.amendments[j];
       return absl::Status(s.code(), absl::StrCat("applying amendment ", j, " (",
-                                                 std::string(AmendmentKindName(a.kind)), " at_epoch ",
-                                                 a.at_epoch, "): ", s.message()));
+                                                 std::string(AmendmentKindName(a.kind)),
+                                                 " at_epoch ", a.at_epoch, "): ", s.message()));
     }
   }
   return absl::OkStatus();
@@ -164,9 +172,9 @@ absl::Status AmendEngine::Step(Schedule& s, const StepArgs& args) {
     // step(epoch) counts schedule epochs; the piece in force counts from its start.
     const double e = *a.epoch - static_cast<double>(st.piece_start);
     if (!(e >= 0)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "epoch: ", FormatNumber(*a.epoch), " is before ", st.piece_start,
-          ", where the scheduler in force (continue_with) started"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("epoch: ", FormatNumber(*a.epoch), " is before ", st.piece_start,
+                       ", where the scheduler in force (continue_with) started"));
     }
     a.epoch = e;
   }
@@ -200,9 +208,9 @@ absl::StatusOr<AmendResult> AmendEngine::Amend(Schedule& s, const Amendment& ame
   if (!c.ok()) return c;
   const int64_t now = s.last_epoch();
   if (amendment.at_epoch < now) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("at_epoch: ", amendment.at_epoch, " is before the schedule's epoch ", now,
-                     "; the past is never rewritten"));
+    return absl::FailedPreconditionError(absl::StrCat("at_epoch: ", amendment.at_epoch,
+                                                      " is before the schedule's epoch ", now,
+                                                      "; the past is never rewritten"));
   }
   std::unique_ptr<Schedule> w = s.Clone();
   if (w->amend_ == nullptr) {
@@ -234,14 +242,17 @@ absl::StatusOr<AmendResult> AmendEngine::Amend(Schedule& s, const Amendment& ame
 
 int64_t AmendEngine::Cost(const Schedule& s, const Amendment& a) {
   // Building a spec, cloning the schedule: a few steps' worth; then every replay.
+  // (Megatron's replay is one step of the whole increment: see Replay.)
   int64_t cost = 16;
   const int64_t start = s.amend_ ? s.amend_->piece_start : 0;
-  if (a.kind == Amendment::Kind::kReparameterize && a.at_epoch > start) cost += a.at_epoch - start;
+  auto replay = [&s, start](int64_t at) -> int64_t {
+    if (at <= start) return 0;
+    return s.root_->takes_increment() ? 1 : at - start;
+  };
+  if (a.kind == Amendment::Kind::kReparameterize) cost += replay(a.at_epoch);
   if (s.amend_) {
     for (const Amendment& p : s.amend_->amendments) {
-      if (!p.applied && p.kind == Amendment::Kind::kReparameterize && p.at_epoch > start) {
-        cost += p.at_epoch - start;
-      }
+      if (!p.applied && p.kind == Amendment::Kind::kReparameterize) cost += replay(p.at_epoch);
     }
   }
   return cost;

@@ -145,8 +145,7 @@ TEST_P(AmendGoldenTest, MetricDrivenReparameterizeCarriesTheState) {
     ASSERT_FALSE((*amended)->deterministic());
     Trace head;
     ASSERT_TRUE(Simulate(**plain, k, absl::MakeConstSpan(metrics).subspan(0, k), {}, &head).ok());
-    ASSERT_TRUE(
-        Simulate(**amended, k, absl::MakeConstSpan(metrics).subspan(0, k), {}, &head).ok());
+    ASSERT_TRUE(Simulate(**amended, k, absl::MakeConstSpan(metrics).subspan(0, k), {}, &head).ok());
     Amendment a;
     a.kind = Amendment::Kind::kReparameterize;
     a.at_epoch = (*amended)->last_epoch();

@@ -13,8 +13,8 @@ namespace {
 
 using nlohmann::json;
 
-std::unique_ptr<Schedule> Make(const json& scheduler, const json& groups = json::array(
-                                                          {{{"lr", 0.1}}, {{"lr", 0.05}}})) {
+std::unique_ptr<Schedule> Make(const json& scheduler,
+                               const json& groups = json::array({{{"lr", 0.1}}, {{"lr", 0.05}}})) {
   json spec{{"optimizer", {{"type", "SGD"}, {"momentum", 0.9}, {"param_groups", groups}}},
             {"scheduler", scheduler}};
   auto s = Schedule::Create(spec);
@@ -72,8 +72,9 @@ TEST(AmendRefusal, EachNamesItsFieldAndChangesNothing) {
       {A(kCont, 11, {{"type", "NoSuchLR"}}), absl::StatusCode::kInvalidArgument,
        "continue_with: scheduler.type"},
       {A(kCont, 11, {{"T_max", 3}}), absl::StatusCode::kInvalidArgument, "continue_with.type"},
-      {A(kCont, 11, {{"scheduler", {{"type", "StepLR"}, {"step_size", 2}}},
-                     {"param_groups", {{{"lr", 0.1}}}}}),
+      {A(kCont, 11,
+         {{"scheduler", {{"type", "StepLR"}, {"step_size", 2}}},
+          {"param_groups", {{{"lr", 0.1}}}}}),
        absl::StatusCode::kFailedPrecondition, "continue_with.param_groups"},
       {A(kCont, 30, {{"type", "ExponentialLR"}}), absl::StatusCode::kInvalidArgument,
        "continue_with: scheduler.gamma"},
@@ -215,6 +216,123 @@ TEST(AmendPending, ReparameterizeAppliedAtItsEpochMatchesAFreshRun) {
     EXPECT_EQ(s->amendments()[0].applied, s->last_epoch() >= 30);
     if (s->last_epoch() >= 30) {
       EXPECT_EQ(s->param_groups()[0].lr, fresh->param_groups()[0].lr);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace lrsched
+
+namespace lrsched {
+namespace {
+
+// Lookahead is valid only if no metric-driven scheduler is coming: deterministic() says so.
+TEST(AmendPending, ContinueWithToAMetricDrivenSchedulerEndsDeterminism) {
+  auto s = Make({{"type", "CosineAnnealingLR"}, {"T_max", 50}});
+  ASSERT_TRUE(s->Amend(A(kCont, 5, {{"type", "ExponentialLR"}, {"gamma", 0.9}})).ok());
+  EXPECT_TRUE(s->deterministic());
+  ASSERT_TRUE(s->Amend(A(kCont, 10, {{"type", "ReduceLROnPlateau"}})).ok());
+  EXPECT_FALSE(s->deterministic());
+  auto imported = Schedule::ImportState(s->ExportState());
+  ASSERT_TRUE(imported.ok()) << imported.status();
+  EXPECT_FALSE((*imported)->deterministic());
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(s->Step({}).ok());
+  EXPECT_EQ(s->last_epoch(), 10);
+  EXPECT_FALSE(s->deterministic());
+  StepRequest m;
+  m.metric = 0.5;
+  EXPECT_TRUE(s->Step(m).ok());
+  EXPECT_EQ(s->last_epoch(), 11);
+}
+
+}  // namespace
+}  // namespace lrsched
+
+namespace lrsched {
+namespace {
+
+// step(epoch) past a pending amendment's at_epoch applies it at the epoch reached.
+TEST(AmendPending, ExplicitEpochPastAtEpochAppliesThere) {
+  auto s = Make({{"type", "CosineAnnealingLR"}, {"T_max", 50}});
+  auto plain = Make({{"type", "CosineAnnealingLR"}, {"T_max", 50}});
+  ASSERT_TRUE(s->Amend(A(kScale, 10, {{"factor", 0.5}})).ok());
+  ASSERT_TRUE(s->Amend(A(kCont, 12, {{"type", "ExponentialLR"}, {"gamma", 0.5}})).ok());
+  StepRequest at15;
+  at15.epoch = 15;
+  ASSERT_TRUE(s->Step(at15).ok());
+  ASSERT_TRUE(plain->Step(at15).ok());
+  EXPECT_EQ(s->last_epoch(), 15);
+  ASSERT_TRUE(s->amendments()[0].applied && s->amendments()[1].applied);
+  // The scale applied first (at_epoch 10 < 12), then folded into the new scheduler's lrs.
+  EXPECT_EQ(s->param_groups()[0].lr, plain->param_groups()[0].lr * 0.5);
+  ASSERT_TRUE(s->Step({}).ok());
+  EXPECT_EQ(s->last_epoch(), 16);
+  EXPECT_EQ(s->param_groups()[0].lr, plain->param_groups()[0].lr * 0.5 * 0.5);
+}
+
+TEST(AmendState, MalformedAmendedStateIsRefusedNamingTheField) {
+  auto s = Amended();
+  const json good = s->ExportState();
+  struct Bad {
+    const char* pointer;
+    json value;
+    const char* says;
+  };
+  for (const Bad& b : std::vector<Bad>{
+           {"/amendments", 5, "state.amendments"},
+           {"/amendments/0/kind", "rescale", "state.amendments[0].kind"},
+           {"/amendments/0/at_epoch", -1, "state.amendments[0].at_epoch"},
+           {"/amended/piece_start", "x", "state.amended.piece_start"},
+           {"/amended/scale", json::array({1.0}), "state.amended.scale"},
+           {"/amended/piece_spec/scheduler/type", "NoSuchLR", "state.amended.piece_spec"},
+       }) {
+    json bad = good;
+    bad[json::json_pointer(b.pointer)] = b.value;
+    auto r = Schedule::ImportState(bad);
+    ASSERT_FALSE(r.ok()) << b.pointer;
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << r.status();
+    EXPECT_NE(r.status().message().find(b.says), std::string::npos) << r.status();
+  }
+  EXPECT_TRUE(Schedule::ImportState(good).ok());
+}
+
+}  // namespace
+}  // namespace lrsched
+
+namespace lrsched {
+namespace {
+
+// Megatron's values are a function of num_steps: its replay is one step, whatever the epoch.
+TEST(AmendCost, MegatronReplayIsOneStep) {
+  json spec{{"optimizer", {{"type", "Adam"}, {"param_groups", {{{"lr", 0.001}}}}}},
+            {"scheduler",
+             {{"type", "megatron.OptimizerParamScheduler"},
+              {"init_lr", 0.0},
+              {"max_lr", 0.001},
+              {"min_lr", 0.0001},
+              {"lr_warmup_steps", 100},
+              {"lr_decay_steps", 100000},
+              {"lr_decay_style", "cosine"},
+              {"start_wd", 0.01},
+              {"end_wd", 0.01},
+              {"wd_incr_steps", 100000},
+              {"wd_incr_style", "constant"}}}};
+  auto s = Schedule::Create(spec);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_LT((*s)->AmendCost(A(kRep, 50000, {{"lr_decay_steps", 200000}})), 100);
+  auto fresh = spec;
+  fresh["scheduler"]["lr_decay_steps"] = 200000;
+  auto f = Schedule::Create(fresh);
+  ASSERT_TRUE(f.ok()) << f.status();
+  ASSERT_TRUE((*s)->Amend(A(kRep, 50000, {{"lr_decay_steps", 200000}})).ok());
+  StepRequest big;
+  big.increment = 25000;
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE((*s)->Step(big).ok());
+    ASSERT_TRUE((*f)->Step(big).ok());
+    EXPECT_EQ((*s)->amendments()[0].applied, i >= 1);
+    if (i >= 1) {
+      EXPECT_EQ((*s)->param_groups()[0].lr, (*f)->param_groups()[0].lr);
     }
   }
 }
