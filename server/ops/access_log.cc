@@ -18,7 +18,7 @@ constexpr absl::string_view kService(kLrSchedulerService.data(), kLrSchedulerSer
 
 bool IsMutation(std::string_view method) {
   return method == "Step" || method == "CreateSession" || method == "DeleteSession" ||
-         method == "ImportState";
+         method == "ImportState" || method == "AmendSession";
 }
 
 void CallObserver::Finished(const FinishedCall& call) const {

@@ -4,7 +4,7 @@
 //   - it counts the call in Metrics (by method and status code) with its latency, when metrics
 //     are on;
 //   - it writes one structured access-log line per mutation (CreateSession, DeleteSession, Step,
-//     ImportState), whatever its outcome:
+//     ImportState, AmendSession), whatever its outcome:
 //       level=info event=access method=Step session=runs/a epoch=12 advanced=true code=OK ms=0.41
 //     (epoch: the session's last_epoch after the call, when it succeeded).
 // Tokens and request bodies other than the session name are never logged.
@@ -39,7 +39,7 @@ inline constexpr std::string_view kLrSchedulerService = "lrsched.v1.LrScheduler"
 
 // One finished unary call of lrsched.v1.LrScheduler, as its handler saw it.
 // Whether `method` (a short name: "Step") writes to the store: CreateSession, DeleteSession,
-// Step, ImportState.
+// Step, ImportState, AmendSession (a dry run too: it is logged like the others).
 bool IsMutation(std::string_view method);
 
 struct FinishedCall {

@@ -54,6 +54,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "scheduler/schedule.h"
+#include "server/registry/amend_request.h"
 #include "server/registry/handoff_lock.h"
 #include "server/registry/session.h"
 #include "server/store/shared_store.h"
@@ -79,14 +80,10 @@ struct StepOutcome {
   bool advanced = false;
 };
 
-struct EpochGroups {
-  int64_t epoch = 0;
-  std::vector<GroupValue> groups;
-};
-
 struct Lookahead {
   int64_t last_epoch = 0;
   int64_t revision = 0;
+  int64_t schedule_revision = 0;    // the definition the values were computed with
   std::vector<GroupValue> groups;   // after `ahead` more steps
   int64_t epoch = 0;                // their last_epoch (last_epoch + ahead; Megatron: num_steps)
   std::vector<EpochGroups> window;  // now, then after 1, 2, ... more steps
@@ -222,6 +219,17 @@ class Registry {
                                          std::optional<Labels> labels, bool replace,
                                          std::optional<int64_t> if_revision = std::nullopt);
 
+  // Amends `name` (amend.cc) as a step mutates it: on a copy, committed, installed, watchers
+  // told; a refusal or a failed commit changes nothing. Its work is bounded by `limits` first
+  // (RESOURCE_EXHAUSTED naming at_epoch); the engine's refusals keep their code and words.
+  absl::StatusOr<AmendOutcome> Amend(const std::string& name, const AmendRequest& request,
+                                     const LookaheadLimits& limits,
+                                     const std::function<bool()>& cancelled);
+  // The record of `name` (history.cc) for `query`, read from a copy outside the session's lock.
+  absl::StatusOr<HistoryPage> History(const std::string& name, const HistoryQuery& query,
+                                      const std::function<bool()>& cancelled,
+                                      const ReadOptions& options = {});
+
   // Registers `sink`; it receives the current state at once, then every change.
   absl::Status Watch(const std::string& name, std::shared_ptr<WatchSink> sink);
   // Ends every watch (UNAVAILABLE) and refuses new ones; mutations still work until the store
@@ -322,6 +330,11 @@ class Registry {
   };
   static PendingStep BeginStep(const std::string& name, const Entry& e, const StepRequest& request,
                                std::optional<int64_t> if_epoch, bool from_memory);
+  // One attempt of Amend; *lost_compare: another replica committed first (re-read, retry).
+  absl::StatusOr<AmendOutcome> AmendOnce(const std::string& name, const AmendRequest& request,
+                                         const LookaheadLimits& limits,
+                                         const std::function<bool()>& cancelled,
+                                         bool* lost_compare);
   // Shared stores only (Store::shared(), e.g. etcd with several replicas): re-reads `name`
   // from the store and installs, replaces or drops the in-memory entry accordingly
   // (server/registry/sync.cc). OK and nothing done for a store this process alone writes.

@@ -25,10 +25,10 @@ constexpr char kStepper[] = "stepper-0123456789abcdef";
 constexpr char kAdmin[] = "admin-0123456789abcdef";
 
 const std::vector<std::string> kAllMethods = {
-    "CreateSession", "GetSession", "ListSessions", "DeleteSession", "Step",
-    "GetLR",         "Watch",      "Simulate",     "ExportState",   "ImportState"};
-const std::vector<std::string> kReads = {"GetSession", "ListSessions", "GetLR",
-                                         "Watch",      "Simulate",     "ExportState"};
+    "CreateSession", "GetSession", "ListSessions", "DeleteSession", "Step",         "GetLR",
+    "Watch",         "Simulate",   "ExportState",  "ImportState",   "AmendSession", "GetHistory"};
+const std::vector<std::string> kReads = {"GetSession", "ListSessions", "GetLR",     "Watch",
+                                         "Simulate",   "ExportState",  "GetHistory"};
 
 std::vector<TokenEntry> TestTokens() {
   auto t = ParseTokens(absl::StrCat("# roles\n", kReader, " reader\n", kStepper, " stepper\n",
@@ -47,7 +47,8 @@ TEST(TokensFile, RefusesMalformedLinesNamingThem) {
   };
   const std::vector<Case> cases = {
       {"tok-0123456789abcdef\n", "f.txt:1: expected TOKEN ROLE"},
-      {"# c\n\ntok-0123456789abcdef reader extra\n", "f.txt:3: expected TOKEN ROLE"},
+      {"# c\n\ntok-0123456789abcdef reader name extra\n", "f.txt:3: expected TOKEN ROLE"},
+      {"tok-0123456789abcdef reader " + std::string(65, 'n') + "\n", "f.txt:1: name longer"},
       {"tok-0123456789abcdef root\n", "f.txt:1: unknown role \"root\""},
       {"a reader\nshort admin\n", "f.txt:1: token shorter than 16"},
       {"tok-0123456789abcdef reader\ntok-0123456789abcdef admin\n", "f.txt:2: token listed twice"},
@@ -74,6 +75,7 @@ TEST(TokensFile, TableCoversEveryMethodOfTheService) {
   EXPECT_THAT(names, ::testing::UnorderedElementsAreArray(kAllMethods));
   for (const std::string& m : kReads) EXPECT_EQ(RequiredRole(m), Role::kReader) << m;
   EXPECT_EQ(RequiredRole("Step"), Role::kStepper);
+  EXPECT_EQ(RequiredRole("AmendSession"), Role::kOperator);
   for (const char* m : {"CreateSession", "DeleteSession", "ImportState", "SomethingNew"}) {
     EXPECT_EQ(RequiredRole(m), Role::kAdmin) << m;
   }
@@ -223,6 +225,19 @@ class AuthServerTest : public ::testing::Test {
       v1::Session resp;
       return stub.ImportState(With(token).get(), req, &resp);
     }
+    if (method == "AmendSession") {
+      v1::AmendSessionRequest req;
+      req.set_name("a");
+      req.mutable_scale()->set_factor(0.5);
+      v1::AmendSessionResponse resp;
+      return stub.AmendSession(With(token).get(), req, &resp);
+    }
+    if (method == "GetHistory") {
+      v1::GetHistoryRequest req;
+      req.set_name("a");
+      v1::GetHistoryResponse resp;
+      return stub.GetHistory(With(token).get(), req, &resp);
+    }
     ADD_FAILURE() << "no call for " << method;
     return grpc::Status(grpc::StatusCode::INTERNAL, "test");
   }
@@ -260,7 +275,7 @@ TEST_F(AuthServerTest, ReaderReadsButMayNotMutate) {
     grpc::Status s = Invoke(m, kReader);
     EXPECT_TRUE(s.ok()) << m << ": " << s.error_message();
   }
-  for (const char* m : {"Step", "CreateSession", "DeleteSession", "ImportState"}) {
+  for (const char* m : {"Step", "CreateSession", "DeleteSession", "ImportState", "AmendSession"}) {
     grpc::Status s = Invoke(m, kReader);
     EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED) << m;
     EXPECT_THAT(s.error_message(), HasSubstr("role reader may not call")) << m;
@@ -276,7 +291,7 @@ TEST_F(AuthServerTest, ReaderReadsButMayNotMutate) {
 TEST_F(AuthServerTest, StepperStepsButMayNotCreateDeleteOrImport) {
   for (const std::string& m : kReads) EXPECT_TRUE(Invoke(m, kStepper).ok()) << m;
   EXPECT_TRUE(Invoke("Step", kStepper).ok());
-  for (const char* m : {"CreateSession", "DeleteSession", "ImportState"}) {
+  for (const char* m : {"CreateSession", "DeleteSession", "ImportState", "AmendSession"}) {
     EXPECT_EQ(Invoke(m, kStepper).error_code(), grpc::StatusCode::PERMISSION_DENIED) << m;
   }
 }

@@ -52,6 +52,7 @@ SessionMeta Meta() {
   m.name = "runs/a.b-c_d/0";
   m.labels = {{"team", "vision"}, {"note", "q\"uote\\ and \t tab"}};
   m.revision = 17;
+  m.schedule_revision = 9;
   m.create_time = absl::FromUnixNanos(1764500000123456789);
   m.update_time = absl::Now();
   return m;
@@ -63,6 +64,7 @@ json ReferenceRecord(const SessionMeta& meta, const Schedule& s) {
   j["name"] = meta.name;
   j["labels"] = json(meta.labels);
   j["revision"] = meta.revision;
+  j["schedule_revision"] = meta.schedule_revision;
   j["create_time"] = absl::FormatTime(kTimeFormat, meta.create_time, absl::UTCTimeZone());
   j["update_time"] = absl::FormatTime(kTimeFormat, meta.update_time, absl::UTCTimeZone());
   return j;

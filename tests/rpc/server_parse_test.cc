@@ -24,8 +24,8 @@ namespace {
 using ::testing::HasSubstr;
 
 const std::vector<std::string> kMethods = {
-    "CreateSession", "GetSession", "ListSessions", "DeleteSession", "Step",
-    "GetLR",         "Watch",      "Simulate",     "ExportState",   "ImportState"};
+    "CreateSession", "GetSession", "ListSessions", "DeleteSession", "Step",         "GetLR",
+    "Watch",         "Simulate",   "ExportState",  "ImportState",   "AmendSession", "GetHistory"};
 
 // Bodies no request message parses from: a length-delimited field 1 running past the end; a
 // truncated tag varint; field 1 (a string in every request) holding invalid UTF-8, which
