@@ -99,6 +99,16 @@ absl::Status RemoteSchedule::LoadFromWindow(int64_t e) {
       epoch_ = e;
       return absl::OkStatus();
     }
+    if (v == nullptr && e < window_.last_epoch()) {
+      // Behind the session (its window was dropped after an amendment while the owner stepped
+      // on): past epochs are final, so the record has them.
+      auto past = client_->History(name_, e, e);
+      if (past.ok() && past->epochs_size() == 1 && past->epochs(0).epoch() == e) {
+        values_ = Groups(past->epochs(0).groups());
+        epoch_ = e;
+        return absl::OkStatus();
+      }
+    }
     if (v == nullptr) {
       return absl::FailedPreconditionError(absl::StrCat(
           "session ", name_, " is at epoch ", window_.last_epoch(), ", follower behind at ", e));

@@ -15,8 +15,9 @@
 //   one RPC per K steps. The window holds the session's exact values (computed by the server's
 //   engine), so every rank sees the same bits. Followers assume plain step() calls (no
 //   step(epoch)) for deterministic schedules. A follower may run ahead of the session (it
-//   reads lookahead values; more than K ahead costs one GetLR per step) but not behind it:
-//   the server keeps no past values, so that Step() fails FAILED_PRECONDITION.
+//   reads lookahead values; more than K ahead costs one GetLR per step); one behind it reads
+//   the epoch from the session's record (GetHistory), and one the record no longer has
+//   (before an import) fails FAILED_PRECONDITION.
 // For ReduceLROnPlateau (deterministic = false) there is no lookahead: an owner steps with the
 // metric as before; a follower reads the current values with one GetLR per Step().
 // Followers count one epoch per Step(): a megatron.OptimizerParamScheduler session whose spec
