@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "scheduler/internal/amend_state.h"
 #include "scheduler/internal/fields.h"
 #include "scheduler/internal/node.h"
 #include "scheduler/internal/param_groups.h"
@@ -99,32 +100,37 @@ std::unique_ptr<Schedule> Schedule::Clone() const {
   out->step_cost_ = step_cost_;
   out->opt_ = opt_;
   out->root_ = root_->Clone();
+  if (amend_) out->amend_ = amend_->Clone();
   return out;
 }
 
 absl::Status Schedule::Step(const StepRequest& request) {
   if (request.epoch && !root_->takes_epoch()) {
-    return absl::InvalidArgumentError(absl::StrCat("epoch: ", type_, ".step() takes no epoch"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("epoch: ", root_->type(), ".step() takes no epoch"));
   }
   if (request.increment) {
     if (!root_->takes_increment()) {
       return absl::InvalidArgumentError(
-          absl::StrCat("increment: ", type_, ".step() takes no increment"));
+          absl::StrCat("increment: ", root_->type(), ".step() takes no increment"));
     }
     if (*request.increment < 1) {
       return absl::InvalidArgumentError(
           absl::StrCat("increment: must be positive, got ", *request.increment));
     }
   }
+  const scheduler_internal::StepArgs args{request.epoch, request.metric, request.increment};
+  if (amend_) return scheduler_internal::AmendEngine::Step(*this, args);
   // Every node's Step is all-or-nothing, so there is nothing to undo here.
-  return root_->Step(
-      opt_, scheduler_internal::StepArgs{request.epoch, request.metric, request.increment});
+  return root_->Step(opt_, args);
 }
 
 bool Schedule::has_momentum() const { return opt_.defaults_momentum || opt_.defaults_betas; }
 bool Schedule::deterministic() const { return root_->deterministic(); }
 bool Schedule::drives_weight_decay() const { return root_->drives_weight_decay(); }
-int64_t Schedule::last_epoch() const { return root_->last_epoch(); }
+int64_t Schedule::last_epoch() const {
+  return amend_ ? amend_->piece_start + root_->last_epoch() : root_->last_epoch();
+}
 json Schedule::StateDict() const { return root_->StateDict(); }
 
 json Schedule::ParamGroupsJson() const {
@@ -165,6 +171,7 @@ json Schedule::ExportState(bool include_spec) const {
            {"state_dict", StateDict()}};
   if (include_spec) out["spec"] = spec();
   if (json ns = root_->NodeState(); !ns.is_null()) out["node_state"] = std::move(ns);
+  if (amend_) scheduler_internal::AmendEngine::Export(*this, out);
   return out;
 }
 
@@ -184,6 +191,7 @@ void Schedule::AppendStateMembers(std::string* out) const {
     out->append(",\"node_state\":");
     out->append(ns.dump());  // a few keys, and only for timm's types
   }
+  if (amend_) scheduler_internal::AmendEngine::AppendExport(*this, out);
 }
 
 absl::StatusOr<std::unique_ptr<Schedule>> Schedule::ImportState(const json& state) {
@@ -194,8 +202,14 @@ absl::StatusOr<std::unique_ptr<Schedule>> Schedule::ImportState(const json& stat
   const json* groups = f.Raw("param_groups", true);
   const json* sd = f.Raw("state_dict", true);
   const json* node_state = f.Raw("node_state", false);
+  const json* amendments = f.Raw("amendments", false);
+  const json* amended = f.Raw("amended", false);
   absl::Status s = f.Finish();
   if (!s.ok()) return s;
+  if (amendments != nullptr || amended != nullptr) {
+    return scheduler_internal::AmendEngine::Import(*spec, *groups, *sd, node_state, amendments,
+                                                   amended);
+  }
   auto out = Restore(*spec, *groups, *sd);
   if (out.ok() && node_state != nullptr) {
     s = (*out)->root_->LoadNodeState(*node_state, "state.node_state");

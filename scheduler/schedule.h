@@ -42,6 +42,8 @@ namespace lrsched {
 // here only so that Schedule can own one; callers never see it.
 namespace scheduler_internal {
 class SchedulerNode;
+struct AmendState;  // internal/amend_state.h: what an amended schedule keeps
+class AmendEngine;
 }  // namespace scheduler_internal
 
 // Limits on JSON read from outside (specs, states): size and nesting depth.
@@ -77,7 +79,9 @@ class Schedule {
   // "spec", "param_groups", "state_dict"} plus "node_state" where the scheduler's own
   // state_dict does not hold all its state (timm's types: t, Plateau's counters). Import
   // continues bit-exactly. Without the spec (`include_spec` false) for callers that splice in
-  // spec_text() themselves.
+  // spec_text() themselves. An amended schedule adds "amendments" (every amendment: kind,
+  // at_epoch, args, meta, applied, jump) and "amended" (the piece in force: its start and
+  // spec; the scale in force and the unscaled groups); absent, there are none.
   nlohmann::json ExportState(bool include_spec = true) const;
   // ExportState(false)'s members as JSON text, without the braces, appended to `out`
   // (`"format":...,"version":1,"param_groups":[...],"state_dict":{...}`): what a server writes
@@ -118,8 +122,12 @@ class Schedule {
   nlohmann::json spec() const;
 
   // torch's scheduler.state_dict() (non-finite floats as "inf"/"-inf"/"nan" strings).
+  // Amended schedules: the state_dict of the piece in force (the scheduler of the last
+  // continue_with, or the created one, with reparameterized arguments), whose own last_epoch
+  // counts from the piece's start; ExportState is the complete state.
   nlohmann::json StateDict() const;
-  // torch's optimizer.state_dict()["param_groups"], limited to the keys schedulers use.
+  // torch's optimizer.state_dict()["param_groups"], limited to the keys schedulers use: the
+  // served values (a scale in force included), as a trainer's optimizer holds them.
   nlohmann::json ParamGroupsJson() const;
 
   // Changes the definition from amendment.at_epoch on (scheduler/amendment.h has the kinds'
@@ -150,6 +158,10 @@ class Schedule {
   int64_t step_cost_ = 1;
   Optimizer opt_;
   std::unique_ptr<scheduler_internal::SchedulerNode> root_;
+  // Null until the first Amend (and then never again): a schedule never amended keeps no
+  // more state and costs no more per step than before amendments existed.
+  std::unique_ptr<scheduler_internal::AmendState> amend_;
+  friend class scheduler_internal::AmendEngine;
 };
 
 // Reads the optimizer part of a spec (exposed for tests and the server's validation).

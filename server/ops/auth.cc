@@ -23,11 +23,16 @@ struct MethodRole {
   Role role;
 };
 constexpr MethodRole kMethodRoles[] = {
-    {"GetSession", Role::kReader}, {"ListSessions", Role::kReader}, {"GetLR", Role::kReader},
-    {"Watch", Role::kReader},      {"Simulate", Role::kReader},     {"ExportState", Role::kReader},
-    {"Step", Role::kStepper},      {"CreateSession", Role::kAdmin}, {"DeleteSession", Role::kAdmin},
-    {"ImportState", Role::kAdmin},
+    {"GetSession", Role::kReader},     {"ListSessions", Role::kReader},
+    {"GetLR", Role::kReader},          {"Watch", Role::kReader},
+    {"Simulate", Role::kReader},       {"ExportState", Role::kReader},
+    {"GetHistory", Role::kReader},     {"Step", Role::kStepper},
+    {"AmendSession", Role::kOperator}, {"CreateSession", Role::kAdmin},
+    {"DeleteSession", Role::kAdmin},   {"ImportState", Role::kAdmin},
 };
+
+// A token's holder's name, when the file gives one (logged and recorded, so bounded).
+constexpr size_t kMaxTokenNameLength = 64;
 
 // Short tokens can be guessed; 16 characters is what `openssl rand -hex 8` prints.
 constexpr size_t kMinTokenLength = 16;
@@ -43,6 +48,8 @@ bool ParseRole(absl::string_view text, Role* out) {
     *out = Role::kReader;
   } else if (text == "stepper") {
     *out = Role::kStepper;
+  } else if (text == "operator") {
+    *out = Role::kOperator;
   } else if (text == "admin") {
     *out = Role::kAdmin;
   } else {
@@ -59,6 +66,8 @@ const char* RoleName(Role role) {
       return "reader";
     case Role::kStepper:
       return "stepper";
+    case Role::kOperator:
+      return "operator";
     case Role::kAdmin:
       return "admin";
   }
@@ -85,11 +94,22 @@ absl::StatusOr<std::vector<TokenEntry>> ParseTokens(absl::string_view text,
     };
     std::vector<absl::string_view> fields =
         absl::StrSplit(line, absl::ByAnyChar(" \t"), absl::SkipEmpty());
-    if (fields.size() != 2) return fail("expected TOKEN ROLE (two fields)");
+    if (fields.size() != 2 && fields.size() != 3) {
+      return fail("expected TOKEN ROLE [NAME] (two or three fields)");
+    }
     TokenEntry e;
     if (!ParseRole(fields[1], &e.role)) {
       return fail(absl::StrCat("unknown role \"", absl::CEscape(fields[1]),
-                               "\" (reader, stepper or admin)"));
+                               "\" (reader, stepper, operator or admin)"));
+    }
+    if (fields.size() == 3) {
+      if (fields[2].size() > kMaxTokenNameLength) {
+        return fail(absl::StrCat("name longer than ", kMaxTokenNameLength, " characters"));
+      }
+      for (char c : fields[2]) {
+        if (c < 0x21 || c > 0x7e) return fail("name has a character that is not printable ASCII");
+      }
+      e.name = std::string(fields[2]);
     }
     if (fields[0].size() < kMinTokenLength) {
       return fail(absl::StrCat("token shorter than ", kMinTokenLength, " characters"));
@@ -132,6 +152,11 @@ size_t Authorizer::size() const {
 }
 
 absl::Status Authorizer::Check(absl::string_view header, absl::string_view method) const {
+  return Authenticate(header, method).status();
+}
+
+absl::StatusOr<Caller> Authorizer::Authenticate(absl::string_view header,
+                                                absl::string_view method) const {
   constexpr absl::string_view kScheme = "bearer ";
   if (header.size() <= kScheme.size() ||
       !absl::EqualsIgnoreCase(header.substr(0, kScheme.size()), kScheme)) {
@@ -150,16 +175,17 @@ absl::Status Authorizer::Check(absl::string_view header, absl::string_view metho
   int found = -1;
   for (size_t i = 0; i < tokens->size(); ++i) {
     bool eq = CRYPTO_memcmp(presented.data(), (*tokens)[i].digest.data(), presented.size()) == 0;
-    found = eq ? static_cast<int>((*tokens)[i].role) : found;
+    found = eq ? static_cast<int>(i) : found;
   }
   if (found < 0) return absl::UnauthenticatedError("invalid token");
-  Role have = static_cast<Role>(found);
+  const TokenEntry& entry = (*tokens)[static_cast<size_t>(found)];
+  Role have = entry.role;
   Role need = RequiredRole(method);
   if (static_cast<int>(have) < static_cast<int>(need)) {
     return absl::PermissionDeniedError(absl::StrCat("role ", RoleName(have), " may not call ",
                                                     method, " (needs ", RoleName(need), ")"));
   }
-  return absl::OkStatus();
+  return Caller{entry.name, have};
 }
 
 }  // namespace lrsched

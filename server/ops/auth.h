@@ -2,14 +2,17 @@
 //
 // Optional bearer-token authorization for the LrScheduler service.
 //
-// A tokens file maps tokens to roles, one `TOKEN ROLE` per line; blank lines and lines whose
-// first non-blank character is '#' are ignored. Whitespace around a line (a CRLF file's CR
-// too) and between its two fields (spaces, tabs) is layout, never part of a token: a token is
-// printable ASCII without whitespace. A presented token is everything after `Bearer `, compared
-// byte for byte: with a space or tab before or after it, it is another, unknown token.
-// Roles, each including the one before:
-//   reader   GetSession, ListSessions, GetLR, Watch, Simulate, ExportState
+// A tokens file maps tokens to roles, one `TOKEN ROLE [NAME]` per line; blank lines and lines
+// whose first non-blank character is '#' are ignored. Whitespace around a line (a CRLF file's
+// CR too) and between its fields (spaces, tabs) is layout, never part of a token: a token is
+// printable ASCII without whitespace. NAME (optional; printable ASCII without whitespace, at
+// most 64 characters) names the token's holder: it is recorded as the caller of each amendment
+// made with the token (GetHistory shows it) and, unlike the token, may be logged. A presented token
+// is everything after `Bearer `, compared byte for byte: with a space or tab before or after it, it
+// is another, unknown token. Roles, each including the one before:
+//   reader   GetSession, ListSessions, GetLR, Watch, Simulate, ExportState, GetHistory
 //   stepper  + Step
+//   operator + AmendSession
 //   admin    + CreateSession, DeleteSession, ImportState (everything)
 // Clients send `authorization: Bearer TOKEN` metadata. No or an unknown token is
 // UNAUTHENTICATED; a known token whose role may not call the method is PERMISSION_DENIED.
@@ -38,7 +41,7 @@
 
 namespace lrsched {
 
-enum class Role { kReader = 0, kStepper = 1, kAdmin = 2 };
+enum class Role { kReader = 0, kStepper = 1, kOperator = 2, kAdmin = 3 };
 
 const char* RoleName(Role role);
 
@@ -49,6 +52,13 @@ Role RequiredRole(absl::string_view method);
 struct TokenEntry {
   std::array<unsigned char, 32> digest;  // SHA-256 of the token
   Role role;
+  std::string name;  // the file's optional third field ("" without one)
+};
+
+// Who is calling: the matched token's name and role.
+struct Caller {
+  std::string name;
+  Role role = Role::kReader;
 };
 
 // Parses a tokens file's text. `source` names it in errors, which name the line
@@ -67,6 +77,9 @@ class Authorizer {
 
   // OK if the caller's bearer token has a role that may call `method`.
   absl::Status Check(absl::string_view authorization_header, absl::string_view method) const;
+  // The same check, and on success who the caller is.
+  absl::StatusOr<Caller> Authenticate(absl::string_view authorization_header,
+                                      absl::string_view method) const;
 
  private:
   mutable absl::Mutex mu_;

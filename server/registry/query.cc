@@ -112,6 +112,7 @@ absl::StatusOr<Lookahead> Registry::LookAhead(const std::string& name, int64_t a
     if (!e->live) return NotFound(name);
     out.last_epoch = e->schedule->last_epoch();
     out.revision = e->meta.revision;
+    out.schedule_revision = e->meta.schedule_revision;
     out.groups = GroupValues(*e->schedule);
     out.epoch = out.last_epoch;
     if (ahead == 0 && window <= 1) {

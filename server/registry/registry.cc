@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "server/ops/log.h"
+#include "server/registry/amendment_meta.h"
 
 namespace lrsched {
 namespace {
@@ -309,6 +310,7 @@ absl::StatusOr<SessionSnapshot> Registry::Import(const std::string& name,
     SessionMeta meta = existing->meta;
     if (labels) meta.labels = *labels;
     meta.revision += 1;
+    meta.schedule_revision = meta.revision;  // a new definition: cached lookaheads are stale
     meta.update_time = absl::Now();
     return CommitPut(*existing, std::move(meta), std::move(schedule));
   }
@@ -320,7 +322,15 @@ void Registry::NotifyLocked(Entry& e) {
                                   [](const auto& w) { return w->Closed(); }),
                    e.watchers.end());
   if (e.watchers.empty()) return;
-  auto snap = std::make_shared<const SessionSnapshot>(SnapshotLocked(e));
+  SessionSnapshot snapshot = SnapshotLocked(e);
+  // The state an amendment just made (here or on another replica, through the feed) carries
+  // it: its recorded revision is the session's.
+  const std::vector<Amendment>& made = e.schedule->amendments();
+  if (!made.empty() && e.meta.schedule_revision == e.meta.revision &&
+      RecordedRevision(made.back()) == e.meta.revision) {
+    snapshot.amendment = made.back();
+  }
+  auto snap = std::make_shared<const SessionSnapshot>(std::move(snapshot));
   for (const auto& w : e.watchers) w->OnSnapshot(snap);
 }
 

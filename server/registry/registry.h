@@ -54,6 +54,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "scheduler/schedule.h"
+#include "server/registry/amend_request.h"
 #include "server/registry/handoff_lock.h"
 #include "server/registry/session.h"
 #include "server/store/shared_store.h"
@@ -79,14 +80,10 @@ struct StepOutcome {
   bool advanced = false;
 };
 
-struct EpochGroups {
-  int64_t epoch = 0;
-  std::vector<GroupValue> groups;
-};
-
 struct Lookahead {
   int64_t last_epoch = 0;
   int64_t revision = 0;
+  int64_t schedule_revision = 0;    // the definition the values were computed with
   std::vector<GroupValue> groups;   // after `ahead` more steps
   int64_t epoch = 0;                // their last_epoch (last_epoch + ahead; Megatron: num_steps)
   std::vector<EpochGroups> window;  // now, then after 1, 2, ... more steps
@@ -222,6 +219,23 @@ class Registry {
                                          std::optional<Labels> labels, bool replace,
                                          std::optional<int64_t> if_revision = std::nullopt);
 
+  // Amends `name`'s schedule (AmendRequest), serialized with its steps: computed on a copy,
+  // committed durably, then installed and watchers notified; a refused amendment or a failed
+  // commit changes nothing. The work (Schedule::AmendCost, and a dry run's steps to at_epoch
+  // and through its windows) is bounded by `limits` before it starts (RESOURCE_EXHAUSTED
+  // naming at_epoch or dry_run_window). The engine's refusals keep its code and words
+  // (FAILED_PRECONDITION: at_epoch in the past, an argument that cannot change;
+  // INVALID_ARGUMENT: an argument the type does not take, a spec it cannot build).
+  absl::StatusOr<AmendOutcome> Amend(const std::string& name, const AmendRequest& request,
+                                     const LookaheadLimits& limits,
+                                     const std::function<bool()>& cancelled);
+  // The record of `name`: its spec, its amendments and the values served at the epochs of
+  // `query` (clipped to the record: first_recorded_epoch .. last_epoch), from a copy of the
+  // schedule outside the session's lock. `cancelled` is polled during long replays.
+  absl::StatusOr<HistoryPage> History(const std::string& name, const HistoryQuery& query,
+                                      const std::function<bool()>& cancelled,
+                                      const ReadOptions& options = {});
+
   // Registers `sink`; it receives the current state at once, then every change.
   absl::Status Watch(const std::string& name, std::shared_ptr<WatchSink> sink);
   // Ends every watch (UNAVAILABLE) and refuses new ones; mutations still work until the store
@@ -322,6 +336,12 @@ class Registry {
   };
   static PendingStep BeginStep(const std::string& name, const Entry& e, const StepRequest& request,
                                std::optional<int64_t> if_epoch, bool from_memory);
+  // One attempt of Amend with the session's write_mu held (amend.cc); *lost_compare: another
+  // replica committed first (re-read and try again).
+  absl::StatusOr<AmendOutcome> AmendOnce(const std::string& name, const AmendRequest& request,
+                                         const LookaheadLimits& limits,
+                                         const std::function<bool()>& cancelled,
+                                         bool* lost_compare);
   // Shared stores only (Store::shared(), e.g. etcd with several replicas): re-reads `name`
   // from the store and installs, replaces or drops the in-memory entry accordingly
   // (server/registry/sync.cc). OK and nothing done for a store this process alone writes.

@@ -133,6 +133,8 @@ absl::StatusOr<std::string> EncodeRecord(const SessionMeta& meta, const Schedule
   text.push_back('}');
   text.append(",\"revision\":");
   json_text::AppendInt(meta.revision, &text);
+  text.append(",\"schedule_revision\":");
+  json_text::AppendInt(meta.schedule_revision, &text);
   text.append(",\"create_time\":");
   AppendRecordTime(meta.create_time, &text);
   text.append(",\"update_time\":");
@@ -171,6 +173,15 @@ absl::StatusOr<DecodedRecord> DecodeRecord(std::string_view record) {
     return absl::DataLossError("record: revision: missing");
   }
   out.meta.revision = revision.get<int64_t>();
+  // Absent from records written before amendments existed: those were last defined at their
+  // creation (revision 1).
+  if (const auto sr = j.find("schedule_revision"); sr != j.end()) {
+    if (!sr->is_number_integer() || sr->get<int64_t>() < 1 ||
+        sr->get<int64_t>() > out.meta.revision) {
+      return absl::DataLossError("record: schedule_revision: not a revision of the session");
+    }
+    out.meta.schedule_revision = sr->get<int64_t>();
+  }
   if (!labels.is_object()) return absl::DataLossError("record: labels: missing");
   for (auto it = labels.begin(); it != labels.end(); ++it) {
     if (!it.value().is_string()) return absl::DataLossError("record: labels: not strings");
@@ -179,7 +190,10 @@ absl::StatusOr<DecodedRecord> DecodeRecord(std::string_view record) {
   absl::Status s = TimeFromJson(j["create_time"], "create_time", &out.meta.create_time);
   if (s.ok()) s = TimeFromJson(j["update_time"], "update_time", &out.meta.update_time);
   if (!s.ok()) return s;
-  for (const char* k : {"name", "labels", "revision", "create_time", "update_time"}) j.erase(k);
+  for (const char* k :
+       {"name", "labels", "revision", "schedule_revision", "create_time", "update_time"}) {
+    j.erase(k);
+  }
   auto schedule = Schedule::ImportState(j);
   if (!schedule.ok()) {
     return absl::DataLossError(

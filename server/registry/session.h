@@ -3,7 +3,8 @@
 // A session's data as the registry keeps it, apart from locking: its identity and bookkeeping
 // (SessionMeta), the read-only view handed to RPC replies and watchers (SessionSnapshot), and
 // the durable record stored under the session's name:
-//   Schedule::ExportState() + {"name", "labels", "revision", "create_time", "update_time"}
+//   Schedule::ExportState() + {"name", "labels", "revision", "schedule_revision", "create_time",
+//   "update_time"}
 // as JSON text (times RFC 3339 in UTC, to the nanosecond), framed with its format and CRC32C
 // (record_frame.h). DecodeRecord(EncodeRecord(x)) rebuilds the schedule with
 // Schedule::ImportState, so a restarted server continues bit-exactly; a damaged record is
@@ -21,6 +22,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "scheduler/amendment.h"
 #include "scheduler/schedule.h"
 
 namespace lrsched {
@@ -39,6 +41,10 @@ struct SessionMeta {
   int64_t revision = 0;  // 1 at creation, +1 per mutation
   absl::Time create_time;
   absl::Time update_time;
+  // The revision of the schedule's definition: `revision` as it was at the session's creation,
+  // its last import or its last amendment (steps leave it). A record written before it existed
+  // reads as 1, its create revision.
+  int64_t schedule_revision = 1;
 };
 
 // One param group's values now (lr, and momentum or betas[0] where the optimizer has one, and
@@ -56,6 +62,8 @@ struct SessionSnapshot {
   std::vector<GroupValue> groups;
   std::string scheduler_type;
   bool deterministic = true;
+  // Watch only: set on the snapshot that follows an amendment (the amendment as recorded).
+  std::optional<Amendment> amendment;
 };
 
 std::vector<GroupValue> GroupValues(const Schedule& s);

@@ -1,6 +1,8 @@
 // Copyright lrsched authors.
 #include "server/rpc/convert.h"
 
+#include "server/registry/amendment_meta.h"
+
 namespace lrsched {
 
 grpc::Status ToGrpc(const absl::Status& s) {
@@ -34,6 +36,40 @@ void ToProto(const SessionSnapshot& s, v1::Session* out) {
   out->set_revision(s.meta.revision);
   ToProto(s.meta.create_time, out->mutable_create_time());
   ToProto(s.meta.update_time, out->mutable_update_time());
+  out->set_schedule_revision(s.meta.schedule_revision);
+  if (s.amendment) ToProto(*s.amendment, out->mutable_amendment());
+}
+
+void ToProto(const Amendment& a, v1::Amendment* out) {
+  out->set_at_epoch(a.at_epoch);
+  out->set_kind(std::string(AmendmentKindName(a.kind)));
+  // Replacing invalid UTF-8 rather than throwing: args may come from an imported state.
+  out->set_args_json(a.args.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  const AmendmentRecord rec = ReadAmendmentMeta(a.meta);
+  out->set_reason(rec.reason);
+  out->set_revision(rec.revision);
+  ToProto(rec.time, out->mutable_time());
+  out->set_caller(rec.caller);
+  out->set_role(rec.role);
+  out->set_applied(a.applied);
+  out->mutable_jump()->Add(a.jump.begin(), a.jump.end());
+}
+
+void ToProto(const EpochGroups& e, v1::EpochValues* out) {
+  out->set_epoch(e.epoch);
+  out->mutable_groups()->Reserve(static_cast<int>(e.groups.size()));
+  for (const GroupValue& g : e.groups) ToProto(g, out->add_groups());
+}
+
+void ToProto(const ServedEpoch& e, v1::EpochValues* out) {
+  out->set_epoch(e.epoch);
+  out->mutable_groups()->Reserve(static_cast<int>(e.lr.size()));
+  for (size_t i = 0; i < e.lr.size(); ++i) {
+    v1::GroupValues* g = out->add_groups();
+    g->set_lr(e.lr[i]);
+    if (i < e.momentum.size()) g->set_momentum(e.momentum[i]);
+    if (i < e.weight_decay.size()) g->set_weight_decay(e.weight_decay[i]);
+  }
 }
 
 Labels FromProto(const google::protobuf::Map<std::string, std::string>& labels) {

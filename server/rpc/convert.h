@@ -13,6 +13,8 @@
 #include "google/protobuf/timestamp.pb.h"
 #include "grpcpp/support/status.h"
 #include "lrsched/v1/lrsched.pb.h"
+#include "scheduler/amendment.h"
+#include "server/registry/registry.h"
 #include "server/registry/session.h"
 
 namespace lrsched {
@@ -22,6 +24,10 @@ grpc::Status ToGrpc(const absl::Status& s);
 void ToProto(absl::Time t, google::protobuf::Timestamp* out);
 void ToProto(const GroupValue& g, v1::GroupValues* out);
 void ToProto(const SessionSnapshot& s, v1::Session* out);
+// An amendment as recorded: the engine's fields and the server's meta (amendment_meta.h).
+void ToProto(const Amendment& a, v1::Amendment* out);
+void ToProto(const EpochGroups& e, v1::EpochValues* out);
+void ToProto(const ServedEpoch& e, v1::EpochValues* out);
 
 Labels FromProto(const google::protobuf::Map<std::string, std::string>& labels);
 

@@ -139,6 +139,17 @@ absl::Status LrSchedulerService::Authorize(const grpc::ServerContextBase* ctx,
   return options_.authorizer->Check(header, method);
 }
 
+Caller LrSchedulerService::CallerOf(const grpc::ServerContextBase* ctx, const char* method) const {
+  if (options_.authorizer == nullptr) return Caller{};
+  const auto& md = ctx->client_metadata();
+  auto it = md.find("authorization");
+  absl::string_view header;
+  if (it != md.end()) header = absl::string_view(it->second.data(), it->second.size());
+  absl::StatusOr<Caller> caller = options_.authorizer->Authenticate(header, method);
+  // Serve authorized the call already; a token file reloaded since may have dropped it.
+  return caller.ok() ? *std::move(caller) : Caller{};
+}
+
 grpc::ServerUnaryReactor* LrSchedulerService::Serve(grpc::CallbackServerContext* ctx,
                                                     const char* method, std::string_view name,
                                                     Where where, std::function<absl::Status()> body,

@@ -104,6 +104,13 @@ class LrSchedulerService final : public v1::LrScheduler::CallbackService {
                                         const v1::ImportStateRequest* req,
                                         v1::Session* resp) override;
 
+  grpc::ServerUnaryReactor* AmendSession(grpc::CallbackServerContext* ctx,
+                                         const v1::AmendSessionRequest* req,
+                                         v1::AmendSessionResponse* resp) override;
+  grpc::ServerUnaryReactor* GetHistory(grpc::CallbackServerContext* ctx,
+                                       const v1::GetHistoryRequest* req,
+                                       v1::GetHistoryResponse* resp) override;
+
   grpc::ServerWriteReactor<v1::Session>* Watch(grpc::CallbackServerContext* ctx,
                                                const v1::WatchRequest* req) override;
 
@@ -137,9 +144,17 @@ class LrSchedulerService final : public v1::LrScheduler::CallbackService {
   absl::Status DoSimulate(grpc::CallbackServerContext* ctx, const v1::SimulateRequest& req,
                           v1::SimulateResponse* resp);
   absl::Status DoImportState(const v1::ImportStateRequest& req, v1::Session* resp);
+  // service_amend.cc.
+  absl::Status DoAmendSession(grpc::CallbackServerContext* ctx, const v1::AmendSessionRequest& req,
+                              v1::AmendSessionResponse* resp);
+  absl::Status DoGetHistory(grpc::CallbackServerContext* ctx, const v1::GetHistoryRequest& req,
+                            v1::GetHistoryResponse* resp);
 
   // OK, or the refusal of a caller that may not call `method` (see ServiceOptions::authorizer).
   absl::Status Authorize(const grpc::ServerContextBase* ctx, const char* method) const;
+  // The caller of an authorized `method` call (its token's name and role); empty without
+  // tokens.
+  Caller CallerOf(const grpc::ServerContextBase* ctx, const char* method) const;
 
   // Requests that do not parse (service_parse.cc). The constructor replaces grpc++'s handler
   // of every method with one that refuses them itself (parse_checked_handler.h).

@@ -51,6 +51,7 @@ absl::Status LrSchedulerService::DoGetLR(grpc::CallbackServerContext* ctx,
   resp->set_name(req.name());
   resp->set_last_epoch(la->last_epoch);
   resp->set_revision(la->revision);
+  resp->set_schedule_revision(la->schedule_revision);
   resp->set_epoch(la->epoch);
   for (const GroupValue& g : la->groups) ToProto(g, resp->add_groups());
   for (const EpochGroups& w : la->window) {

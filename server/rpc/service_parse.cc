@@ -65,6 +65,8 @@ void LrSchedulerService::ParseCheckAllMethods() {
   ParseChecked("Simulate", &LrSchedulerService::Simulate);
   ParseChecked("ExportState", &LrSchedulerService::ExportState);
   ParseChecked("ImportState", &LrSchedulerService::ImportState);
+  ParseChecked("AmendSession", &LrSchedulerService::AmendSession);
+  ParseChecked("GetHistory", &LrSchedulerService::GetHistory);
   // Watch streams are counted by the interceptor (access_log.h), which sees this status.
   using WatchHandler = ParseCheckedWriterHandler<v1::WatchRequest, v1::Session>;
   MarkMethodCallback(
