@@ -190,7 +190,7 @@ def is_amendment(client, name, schedule_revision):
 
 
 class AmendAwareCache:
-    """For StepPipeline: a reply with a newer schedule_revision that GetHistory lists as an
+    """For StepPipeline (which also keeps a RevisionWatch, `_watch`): a reply with a newer schedule_revision that GetHistory lists as an
     amendment's is not another writer's change (an error) but a reason to read the values from
     the reply's epoch on again; only the epochs applied before that reply (at most
     max_pending) can have used the old ones. Needs _client, _name, _schedule_revision, _base,
@@ -200,6 +200,24 @@ class AmendAwareCache:
         """Whether reply `s` shows an amendment not seen yet (called outside the lock)."""
         return s.schedule_revision > self._schedule_revision and is_amendment(
             self._client, self._name, s.schedule_revision)
+
+    def _catch_up(self):
+        """step() finds a newer schedule_revision on the watch (`_watch`) than its values':
+        once the steps in flight are answered (their replies may predate it), the values past
+        the epoch applied are dropped, so step() reads a window again, whose reply says whether
+        it was an amendment (_resync). Another writer's import is left to the replies (an
+        error, as before amendments existed)."""
+        rev = self._watch.revision
+        if rev <= self._schedule_revision or rev == getattr(self, "_not_amendment", None):
+            return
+        if not is_amendment(self._client, self._name, rev):
+            self._not_amendment = rev  # an import: the next reply reports it (an error)
+            return
+        self.flush()
+        with self._cv:
+            if self._watch.revision > self._schedule_revision:
+                for k in [k for k in self._values if k > self._local]:
+                    del self._values[k]
 
     def _resync(self, amended, s):
         """After an amendment (`amended`: _newer(s)), drops the values from reply `s`'s epoch on

@@ -53,8 +53,8 @@ class RevisionWatch:
                     return
                 try:
                     self._call = call = stub.Watch(pb.WatchRequest(name=name), metadata=metadata)
-                except ValueError:  # the channel is closed
-                    return
+                except Exception:  # noqa: BLE001  (a closed channel): best effort, replies
+                    return  # still show a new schedule_revision
             try:
                 for s in call:
                     self.revision = max(self.revision, s.schedule_revision)

@@ -22,10 +22,10 @@ Invariants (all under `_cv`):
   different difference: that is how "another writer changed the schedule" is detected (an
   amendment is not: AmendAwareCache).
 
-Errors: a refused Step, a session that moved where plain steps of this job cannot take it, or a
-reply that disagrees with the window are raised by the next step() (or flush()) as the
-LrschedError of that status with a message naming what happened, carrying `.session`: the
-session re-read from the server, which the scheduler adopts (values corrected) before raising.
+Errors: a refused Step, a session moved where plain steps of this job cannot take it, or a reply
+that disagrees with the window are raised by the next step() (or flush()) as the LrschedError of
+that status naming what happened, with `.session`: the session re-read, which the scheduler
+adopts (values corrected) before raising.
 A Step lost to UNAVAILABLE or a deadline is sent again, synchronously, by the next step()/flush()
 with the client's retries (safe: it carries if_epoch); when those give up, Unavailable.
 """
@@ -36,6 +36,7 @@ import grpc
 
 from lrsched import errors
 from lrsched._amend import AmendAwareCache
+from lrsched._follow import RevisionWatch
 from lrsched._proto import pb
 from lrsched.values import LRValues, Session
 
@@ -71,9 +72,9 @@ class StepPipeline(AmendAwareCache):
         self._wake = threading.Lock()  # the sender thread sleeps on it (see _wake_sender)
         self._wake.acquire()
         self.reset(session)
+        self._watch = RevisionWatch(client, name)  # amendments, between two replies
         # The RPCs go out from this thread, as blocking calls: an RPC costs ~0.1-1 ms of CPU,
-        # which step() must not pay; and a grpc future costs twice a blocking call (with no
-        # other call in flight, grpcio starts a thread to poll for each future's answer).
+        # which step() must not pay; a grpc future costs twice a blocking call (bench/README).
         threading.Thread(target=self._run, name=f"lrsched-pipeline {name}", daemon=True).start()
 
     # -- called by RemoteLRScheduler ---------------------------------------------------------
@@ -111,13 +112,15 @@ class StepPipeline(AmendAwareCache):
             e = self._local + 1
             groups = self._values.get(e)
             if (groups is not None and self._error is None and self._lost is None
-                    and not self._closed and self._local - self._acked < self._max_pending):
+                    and not self._closed and self._local - self._acked < self._max_pending
+                    and self._watch.revision <= self._schedule_revision):
                 self._take(e)
                 return e, groups
         return self._step_waiting()
 
     def _step_waiting(self):
         """step() when it has to raise, resend, read the window or wait for an answer."""
+        self._catch_up()
         self._settle()
         e = self._local + 1
         with self._cv:
@@ -158,15 +161,15 @@ class StepPipeline(AmendAwareCache):
 
     def close(self, wait=None):
         """Stops the pipeline: waits up to `wait` seconds for the Step in flight and the steps
-        still to send (never retrying a lost one). Nothing is sent after it; an RPC still in
-        flight ends within the client's timeout, or when the channel closes (the client's
-        close(), or its finalizer at exit), which cancels it."""
+        still to send (never retrying a lost one). Nothing is sent after it; an RPC in flight
+        ends within the client's timeout, or when the channel closes (which cancels it)."""
         with self._cv:
             if wait:
                 self._cv.wait_for(lambda: (self._inflight is None and self._local <= self._acked)
                                   or self._error or self._lost, timeout=wait)
             self._closed = True
             self._notify()
+        self._watch.stop()
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -253,11 +256,9 @@ class StepPipeline(AmendAwareCache):
         self._wake_sender()
 
     def _wake_sender(self):
-        """Wakes the sender thread to look at the state again. _wake is a binary semaphore
-        (released: there is news), not a Condition: releasing a lock is the cheapest wake-up
-        Python has (a notify adds a Python-level waiter list), and wake-ups that come together
-        collapse into one. The wake-up itself still costs step() most of its time on a VM
-        (bench/README.md); a sender that polls instead was measured and rejected there."""
+        """Wakes the sender thread. _wake is a binary semaphore, not a Condition: releasing a lock
+        is Python's cheapest wake-up, and wake-ups that come together collapse into one. It still
+        costs step() most of its time on a VM (bench/README.md: polling was measured, rejected)."""
         try:
             self._wake.release()
         except RuntimeError:  # already released: the sender has not looked yet
