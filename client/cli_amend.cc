@@ -59,8 +59,7 @@ absl::StatusOr<std::vector<int32_t>> ParseGroups(const std::string& text) {
   for (absl::string_view part : absl::StrSplit(text, ',')) {
     int32_t g = 0;
     if (!absl::SimpleAtoi(part, &g) || g < 0) {
-      return Bad(absl::StrCat("--groups: expected param group indices like 0,2, got '", text,
-                              "'"));
+      return Bad(absl::StrCat("--groups: expected param group indices like 0,2, got '", text, "'"));
     }
     if (!seen.insert(g).second) return Bad(absl::StrCat("--groups: group ", g, " given twice"));
     groups.push_back(g);
@@ -83,8 +82,8 @@ std::string Cell(const nlohmann::json& row, const char* key) {
 }
 
 void PrintAmendment(const std::string& name, const v1::Amendment& a, bool dry_run) {
-  std::cout << (dry_run ? "dry run: would amend " : "amended ") << name << ": " << a.kind()
-            << " " << a.args_json() << " at epoch " << a.at_epoch();
+  std::cout << (dry_run ? "dry run: would amend " : "amended ") << name << ": " << a.kind() << " "
+            << a.args_json() << " at epoch " << a.at_epoch();
   if (!dry_run) {
     std::cout << " (revision " << a.revision() << ", " << (a.applied() ? "in force" : "pending")
               << ")";
@@ -92,8 +91,9 @@ void PrintAmendment(const std::string& name, const v1::Amendment& a, bool dry_ru
   std::cout << "\n";
   bool jumps = false;
   for (double j : a.jump()) jumps = jumps || j != 0;
-  if (jumps) std::cout << "jump at epoch " << a.at_epoch() << ": " << AmendmentJson(a)["jump"]
-                       << " (lr with it minus without it, per group)\n";
+  if (jumps)
+    std::cout << "jump at epoch " << a.at_epoch() << ": " << AmendmentJson(a)["jump"]
+              << " (lr with it minus without it, per group)\n";
 }
 
 }  // namespace
@@ -136,8 +136,9 @@ absl::StatusOr<v1::AmendSessionRequest> AmendRequestFromFlags(const std::string&
   const std::string groups = absl::GetFlag(FLAGS_groups);
   int kinds = (continue_with.empty() ? 0 : 1) + (SetGiven() ? 1 : 0) + (scale ? 1 : 0);
   if (kinds != 1) {
-    return Bad("amend: give exactly one of --continue-with=SPEC.json, --set KEY=VALUE, "
-               "--scale=F");
+    return Bad(
+        "amend: give exactly one of --continue-with=SPEC.json, --set KEY=VALUE, "
+        "--scale=F");
   }
   if (!groups.empty() && !scale) return Bad("--groups: only with --scale");
   if (!continue_with.empty()) {
@@ -171,8 +172,7 @@ absl::StatusOr<v1::AmendSessionRequest> AmendRequestFromFlags(const std::string&
   }
   const std::string reason = absl::GetFlag(FLAGS_reason);
   if (reason.size() > kMaxReasonBytes) {
-    return Bad(absl::StrCat("--reason: at most ", kMaxReasonBytes, " bytes, got ",
-                            reason.size()));
+    return Bad(absl::StrCat("--reason: at most ", kMaxReasonBytes, " bytes, got ", reason.size()));
   }
   req.set_reason(reason);
   if (auto r = absl::GetFlag(FLAGS_if_revision)) {
@@ -287,7 +287,8 @@ int RunHistory(const std::vector<std::string>& args) {
         {"AT_EPOCH", "KIND", "ARGS", "REASON", "REVISION", "TIME", "CALLER", "APPLIED"}};
     for (const nlohmann::json& a : amendments) {
       std::string caller = a["caller"].get<std::string>();
-      if (!a["role"].get<std::string>().empty()) caller += " (" + a["role"].get<std::string>() + ")";
+      if (!a["role"].get<std::string>().empty())
+        caller += " (" + a["role"].get<std::string>() + ")";
       rows.push_back({a["at_epoch"].dump(), a["kind"].get<std::string>(), a["args"].dump(),
                       a["reason"].get<std::string>(), a["revision"].dump(),
                       a["time"].get<std::string>(), caller.empty() ? "-" : caller,

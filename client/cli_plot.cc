@@ -138,7 +138,8 @@ int AddSession(Client& client, const std::string& name, std::vector<PlotSeries>*
     }
   } else if (history.status().code() == absl::StatusCode::kUnimplemented) {
     std::cerr << "lrsched: warning: the server keeps no record (GetHistory unimplemented): "
-                 "plotting the lookahead of " << name << " only\n";
+                 "plotting the lookahead of "
+              << name << " only\n";
   } else {
     return Fail(history.status());
   }
@@ -156,8 +157,8 @@ int AddSession(Client& client, const std::string& name, std::vector<PlotSeries>*
     amended.dash = PlotSeries::Dash::kDotted;
     AddEpochs(absl::StrCat(label, " (amended)"), r->amended(), amended, color + groups, out);
     std::string what = req->reason().empty() ? r->amendment().kind() : req->reason();
-    markers->push_back({static_cast<double>(r->amendment().at_epoch()),
-                        absl::StrCat(what, " (dry run)")});
+    markers->push_back(
+        {static_cast<double>(r->amendment().at_epoch()), absl::StrCat(what, " (dry run)")});
     return kExitOk;
   }
   if (!session->deterministic()) {

@@ -78,7 +78,7 @@ class WatchCanceller {
  private:
   friend class Client;
   mutable std::mutex mu_;
-  std::condition_variable cv_;  // wakes a Watch waiting out its backoff
+  std::condition_variable cv_;          // wakes a Watch waiting out its backoff
   grpc::ClientContext* ctx_ = nullptr;  // the stream in progress, if any
   bool cancelled_ = false;
 };

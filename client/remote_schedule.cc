@@ -45,14 +45,11 @@ void RemoteSchedule::StartWatch() {
   watch_thread_ = std::thread([this] {
     // Ends when the destructor cancels it, or the session is deleted (the next GetLR then
     // reports NOT_FOUND); a broken stream is resubscribed by Client::Watch.
-    client_->Watch(
-        name_,
-        [this](const v1::Session& s) {
-          Know(s.schedule_revision());
-          return true;
-        },
-        &watch_cancel_)
-        .IgnoreError();
+    auto know = [this](const v1::Session& s) {
+      Know(s.schedule_revision());
+      return true;
+    };
+    client_->Watch(name_, know, &watch_cancel_).IgnoreError();
   });
 }
 

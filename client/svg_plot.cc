@@ -150,8 +150,9 @@ void Panel(const std::vector<PlotSeries>& series, Values values, const std::stri
       absl::StrAppendFormat(svg,
                             "<text class=\"marker-label\" x=\"%.1f\" y=\"%d\" "
                             "text-anchor=\"%s\" font-size=\"11\" fill=\"#333333\">%s</text>\n",
-                            px(mk.x) + (right_half ? -4 : 4), top + 14 + 14 * static_cast<int>(m % 4),
-                            right_half ? "end" : "start", Escape(mk.label));
+                            px(mk.x) + (right_half ? -4 : 4),
+                            top + 14 + 14 * static_cast<int>(m % 4), right_half ? "end" : "start",
+                            Escape(mk.label));
     }
   }
 }
@@ -236,8 +237,8 @@ std::string RenderSvg(const std::vector<PlotSeries>& series, const PlotOptions& 
                           "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"%s\" "
                           "stroke-width=\"3\"%s/>\n<text class=\"legend\" x=\"%d\" y=\"%d\" "
                           "font-size=\"12\">%s</text>\n",
-                          lx, ly - 4, lx + 24, ly - 4, Color(series[i], i),
-                          DashAttr(series[i]), lx + 30, ly, Escape(series[i].label));
+                          lx, ly - 4, lx + 24, ly - 4, Color(series[i], i), DashAttr(series[i]),
+                          lx + 30, ly, Escape(series[i].label));
   }
   svg += "</svg>\n";
   return svg;

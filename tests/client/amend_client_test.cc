@@ -54,9 +54,7 @@ class AmendClientTest : public ::testing::Test {
     EXPECT_TRUE(c.ok()) << c.status();
     client_ = *std::move(c);
   }
-  std::unique_ptr<Client> NewClient() {
-    return *Client::Connect(FastOptions(harness_.address()));
-  }
+  std::unique_ptr<Client> NewClient() { return *Client::Connect(FastOptions(harness_.address())); }
   ServerHarness harness_;
   std::unique_ptr<Client> client_;
 };
@@ -257,7 +255,10 @@ TEST_F(AmendClientTest, WatchCancellerStopsAWatch) {
   EXPECT_TRUE(Eventually([&] { return seen.load() > 0; }));
   cancel.Cancel();
   t.join();
-  EXPECT_EQ(client_->Watch("am/w", [](const v1::Session&) { return true; }, &cancel).code(),
+  EXPECT_EQ(client_
+                ->Watch(
+                    "am/w", [](const v1::Session&) { return true; }, &cancel)
+                .code(),
             absl::StatusCode::kCancelled);
 }
 

@@ -190,11 +190,11 @@ def is_amendment(client, name, schedule_revision):
 
 
 class AmendAwareCache:
-    """For StepPipeline (which also keeps a RevisionWatch, `_watch`): a reply with a newer schedule_revision that GetHistory lists as an
-    amendment's is not another writer's change (an error) but a reason to read the values from
-    the reply's epoch on again; only the epochs applied before that reply (at most
-    max_pending) can have used the old ones. Needs _client, _name, _schedule_revision, _base,
-    _values (epoch -> groups)."""
+    """For StepPipeline (which keeps a RevisionWatch, `_watch`): a reply with a newer
+    schedule_revision that GetHistory lists as an amendment's is not another writer's change
+    (an error) but a reason to read the values from the reply's epoch on again, and the watch
+    makes step() do so (_catch_up) before it applies a value the amendment may change. Needs
+    _client, _name, _schedule_revision, _base, _values (epoch -> groups), _cv, _local, flush()."""
 
     def _newer(self, s):
         """Whether reply `s` shows an amendment not seen yet (called outside the lock)."""
