@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import List, Optional
 
 from lrsched import errors
+from lrsched._follow import RevisionWatch
 from lrsched._proto import pb
 from lrsched.values import EpochValues, Session, _groups, _time
 
@@ -195,6 +196,9 @@ class AmendAwareCache:
     (an error) but a reason to read the values from the reply's epoch on again, and the watch
     makes step() do so (_catch_up) before it applies a value the amendment may change. Needs
     _client, _name, _schedule_revision, _base, _values (epoch -> groups), _cv, _local, flush()."""
+
+    def _watch_amendments(self, client, name):
+        self._watch = RevisionWatch(client, name)  # stopped by the pipeline's close()
 
     def _newer(self, s):
         """Whether reply `s` shows an amendment not seen yet (called outside the lock)."""

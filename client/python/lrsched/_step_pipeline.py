@@ -36,7 +36,6 @@ import grpc
 
 from lrsched import errors
 from lrsched._amend import AmendAwareCache
-from lrsched._follow import RevisionWatch
 from lrsched._proto import pb
 from lrsched.values import LRValues, Session
 
@@ -72,7 +71,7 @@ class StepPipeline(AmendAwareCache):
         self._wake = threading.Lock()  # the sender thread sleeps on it (see _wake_sender)
         self._wake.acquire()
         self.reset(session)
-        self._watch = RevisionWatch(client, name)  # amendments, between two replies
+        self._watch_amendments(client, name)  # between two replies (AmendAwareCache)
         # The RPCs go out from this thread, as blocking calls: an RPC costs ~0.1-1 ms of CPU,
         # which step() must not pay; a grpc future costs twice a blocking call (bench/README).
         threading.Thread(target=self._run, name=f"lrsched-pipeline {name}", daemon=True).start()
