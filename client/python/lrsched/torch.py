@@ -338,7 +338,6 @@ class RemoteLRScheduler:
             self._close_client()
 
     def _close_client(self):
-        self._follow.stop()
         if self._owns_client and getattr(self, "client", None) is not None:
             self.client.close()
 
