@@ -2,7 +2,8 @@
 //
 // Shared pieces of the `lrsched` command-line client: its flags (defined in cli_main.cc), exit
 // codes, and the subcommands (cli_remote.cc: create/get/list/delete/step; cli_read.cc: lr,
-// watch, health; cli_state.cc: export/import; cli_plot.cc: plot; cli_simulate_remote.cc).
+// watch, health; cli_state.cc: export/import; cli_plot.cc: plot; cli_simulate_remote.cc;
+// cli_amend.cc: amend, history).
 //
 // Flags may stand before or after the subcommand. Flag names may be spelled with dashes
 // (--if-epoch) or underscores (--if_epoch); NormalizeFlagArgs rewrites the former before absl
@@ -47,6 +48,15 @@ ABSL_DECLARE_FLAG(bool, replace);
 ABSL_DECLARE_FLAG(std::string, out);
 ABSL_DECLARE_FLAG(std::vector<std::string>, session);
 ABSL_DECLARE_FLAG(std::string, title);
+ABSL_DECLARE_FLAG(std::string, continue_with);
+ABSL_DECLARE_FLAG(std::optional<double>, scale);
+ABSL_DECLARE_FLAG(std::optional<int64_t>, at_epoch);
+ABSL_DECLARE_FLAG(std::string, groups);
+ABSL_DECLARE_FLAG(std::string, reason);
+ABSL_DECLARE_FLAG(std::optional<int64_t>, if_revision);
+ABSL_DECLARE_FLAG(bool, dry_run);
+ABSL_DECLARE_FLAG(int64_t, from);
+ABSL_DECLARE_FLAG(std::optional<int64_t>, to);
 
 namespace lrsched::cli {
 
@@ -91,6 +101,24 @@ nlohmann::json GroupsJson(const google::protobuf::RepeatedPtrField<v1::GroupValu
 // scheduler_type, deterministic, revision, labels, spec, create_time, update_time.
 nlohmann::json SessionJson(const v1::Session& s);
 
+// A Timestamp as RFC 3339 UTC text.
+std::string TimeText(const google::protobuf::Timestamp& t);
+
+// `--set KEY=VALUE` may be repeated (absl keeps only a flag's last value): TakeSetFlags removes
+// every --set=KV / --set KV from `args` (before absl parses them) and keeps them, in order, for
+// AmendRequestFromFlags.
+void TakeSetFlags(std::vector<std::string>* args);
+
+// The AmendSessionRequest the amend flags describe (--continue-with | --set | --scale, and
+// --at-epoch, --groups, --reason, --if-revision, --dry-run, --window); INVALID_ARGUMENT naming
+// the flag that is wrong.
+absl::StatusOr<v1::AmendSessionRequest> AmendRequestFromFlags(const std::string& name);
+// True when any of --continue-with, --set, --scale was given.
+bool AmendFlagsGiven();
+// An amendment as JSON: at_epoch, kind, args (parsed), reason, revision, time, caller, role,
+// applied, jump.
+nlohmann::json AmendmentJson(const v1::Amendment& a);
+
 // Prints rows (a header row first, where there is one) as left-aligned columns separated by
 // two spaces.
 void PrintTable(const std::vector<std::vector<std::string>>& rows);
@@ -109,6 +137,8 @@ int RunHealth(const std::vector<std::string>& args);
 int RunExport(const std::vector<std::string>& args);
 int RunImport(const std::vector<std::string>& args);
 int RunPlot(const std::vector<std::string>& args);
+int RunAmend(const std::vector<std::string>& args);
+int RunHistory(const std::vector<std::string>& args);
 
 }  // namespace lrsched::cli
 

@@ -167,12 +167,10 @@ void PrintTable(const std::vector<std::vector<std::string>>& rows) {
   }
 }
 
-namespace {
 std::string TimeText(const google::protobuf::Timestamp& t) {
   absl::Time at = absl::FromUnixSeconds(t.seconds()) + absl::Nanoseconds(t.nanos());
   return absl::FormatTime("%Y-%m-%dT%H:%M:%E*SZ", at, absl::UTCTimeZone());
 }
-}  // namespace
 
 nlohmann::json SessionJson(const v1::Session& s) {
   nlohmann::json j;
@@ -185,6 +183,7 @@ nlohmann::json SessionJson(const v1::Session& s) {
   j["scheduler_type"] = s.scheduler_type();
   j["deterministic"] = s.deterministic();
   j["revision"] = s.revision();
+  j["schedule_revision"] = s.schedule_revision();
   j["labels"] = nlohmann::json::object();
   for (const auto& [k, v] : s.labels()) j["labels"][k] = v;
   nlohmann::json spec = nlohmann::json::parse(s.spec_json(), nullptr, /*allow_exceptions=*/false);

@@ -49,6 +49,23 @@ ABSL_FLAG(bool, replace, false, "import: overwrite an existing session");
 ABSL_FLAG(std::string, out, "", "plot: the SVG file to write");
 ABSL_FLAG(std::vector<std::string>, session, {}, "plot: live sessions to plot (NAME,NAME)");
 ABSL_FLAG(std::string, title, "", "plot: the title");
+ABSL_FLAG(std::string, continue_with, "",
+          "amend: a JSON file with the scheduler spec that takes over at --at-epoch");
+ABSL_FLAG(std::vector<std::string>, set, {},
+          "amend: KEY=VALUE, a keyword argument of the schedule in force changed (repeatable; "
+          "VALUE read as JSON where it parses, else as a string)");
+ABSL_FLAG(std::optional<double>, scale, std::nullopt,
+          "amend: multiply every lr (of --groups) by this factor from --at-epoch on");
+ABSL_FLAG(std::optional<int64_t>, at_epoch, std::nullopt,
+          "amend: the session's last_epoch at which the amendment takes effect (default: now)");
+ABSL_FLAG(std::string, groups, "", "amend --scale: the param groups it applies to (0,2)");
+ABSL_FLAG(std::string, reason, "", "amend: why (kept in the record; at most 1024 bytes)");
+ABSL_FLAG(std::optional<int64_t>, if_revision, std::nullopt,
+          "amend: apply only if the session's revision equals this (else ABORTED)");
+ABSL_FLAG(bool, dry_run, false,
+          "amend, plot: change nothing; show the next --window epochs with and without it");
+ABSL_FLAG(int64_t, from, 0, "history: the first epoch");
+ABSL_FLAG(std::optional<int64_t>, to, std::nullopt, "history: the last epoch (default: now)");
 
 namespace lrsched::cli {
 namespace {
@@ -64,6 +81,12 @@ constexpr const char* kUsage =
     "  export NAME [--torch] > FILE\n"
     "  import NAME --state=FILE | --torch-spec=FILE --torch-state=FILE [--replace]\n"
     "  plot FILE... [--session=NAME,...] --out=OUT.svg [--steps=N] [--title=T]\n"
+    "       (a session: its record solid, the lookahead dashed, amendments marked;\n"
+    "        --dry-run with amend flags: both futures)\n"
+    "  amend NAME (--continue-with=SPEC.json | --set KEY=VALUE... | --scale=F)\n"
+    "        [--at-epoch=E] [--groups=0,2] [--reason=TEXT] [--if-revision=R]\n"
+    "        [--dry-run [--window=K]]             change a running schedule\n"
+    "  history NAME [--from=E] [--to=E]          the spec, amendments, values served\n"
     "  health                                    prints SERVING / NOT_SERVING\n"
     "output: tables for people; --json for one JSON document (a line per change for watch)\n"
     "server: --server=HOST:PORT (default 127.0.0.1:50051) --timeout=30s --token=T\n"
@@ -142,6 +165,7 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(kUsage);
   ConfigureHelp();
   std::vector<std::string> normalized = NormalizeFlagArgs(argc, argv);
+  TakeSetFlags(&normalized);  // repeatable; absl would keep only the last
   std::vector<char*> cargs;
   for (std::string& a : normalized) cargs.push_back(a.data());
   std::vector<char*> positional =
@@ -167,6 +191,8 @@ int main(int argc, char** argv) {
   if (cmd == "export") return RunExport(args);
   if (cmd == "import") return RunImport(args);
   if (cmd == "plot") return RunPlot(args);
+  if (cmd == "amend") return RunAmend(args);
+  if (cmd == "history") return RunHistory(args);
   if (cmd == "help") {
     std::cout << kUsage;
     return kExitOk;

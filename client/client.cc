@@ -252,15 +252,52 @@ absl::StatusOr<v1::Session> Client::ImportState(const v1::ImportStateRequest& re
   return Reply(s, std::move(resp));
 }
 
+void WatchCanceller::Cancel() {
+  std::lock_guard<std::mutex> lock(mu_);
+  cancelled_ = true;
+  if (ctx_ != nullptr) ctx_->TryCancel();
+  cv_.notify_all();
+}
+
+bool WatchCanceller::cancelled() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return cancelled_;
+}
+
 absl::Status Client::Watch(const std::string& name,
-                           const std::function<bool(const v1::Session&)>& on_update) {
+                           const std::function<bool(const v1::Session&)>& on_update,
+                           WatchCanceller* canceller) {
   v1::WatchRequest req;
   req.set_name(name);
+  const absl::Status cancelled = absl::CancelledError("watch cancelled");
   int failures = 0;  // consecutive attempts that broke UNAVAILABLE without delivering anything
   while (true) {
-    if (failures > 0) absl::SleepFor(Backoff(failures - 1));
+    if (failures > 0) {
+      absl::Duration wait = Backoff(failures - 1);
+      if (canceller == nullptr) {
+        absl::SleepFor(wait);
+      } else {
+        std::unique_lock<std::mutex> lock(canceller->mu_);
+        canceller->cv_.wait_for(lock, absl::ToChronoMilliseconds(wait),
+                                [&] { return canceller->cancelled_; });
+      }
+    }
     grpc::ClientContext ctx;
     Prepare(&ctx, /*deadline=*/false);  // a watch lasts as long as the caller wants
+    if (canceller != nullptr) {
+      std::lock_guard<std::mutex> lock(canceller->mu_);
+      if (canceller->cancelled_) return cancelled;
+      canceller->ctx_ = &ctx;
+    }
+    // The context must not be cancelled through the canceller once it is gone.
+    struct Unregister {
+      WatchCanceller* c;
+      ~Unregister() {
+        if (c == nullptr) return;
+        std::lock_guard<std::mutex> lock(c->mu_);
+        c->ctx_ = nullptr;
+      }
+    } unregister{canceller};
     Count("Watch");
     auto reader = stub_->Watch(&ctx, req);
     v1::Session s;
@@ -274,6 +311,7 @@ absl::Status Client::Watch(const std::string& name,
       }
     }
     absl::Status st = FromGrpcStatus(reader->Finish());
+    if (canceller != nullptr && canceller->cancelled()) return cancelled;
     if (st.code() != absl::StatusCode::kUnavailable) {
       // A server ending the stream OK would be a protocol surprise; report it as such.
       if (st.ok()) return absl::UnavailableError("watch stream ended");
@@ -282,6 +320,47 @@ absl::Status Client::Watch(const std::string& name,
     failures = delivered ? 1 : failures + 1;
     if (failures >= options_.max_attempts) return st;
   }
+}
+
+absl::StatusOr<v1::AmendSessionResponse> Client::Amend(const v1::AmendSessionRequest& request) {
+  v1::AmendSessionResponse resp;
+  absl::Status s = Call("AmendSession", request.dry_run(), [&](grpc::ClientContext* ctx) {
+    return stub_->AmendSession(ctx, request, &resp);
+  });
+  return Reply(s, std::move(resp));
+}
+
+absl::StatusOr<v1::GetHistoryResponse> Client::GetHistory(const v1::GetHistoryRequest& request) {
+  v1::GetHistoryResponse resp;
+  absl::Status s = Call("GetHistory", true, [&](grpc::ClientContext* ctx) {
+    return stub_->GetHistory(ctx, request, &resp);
+  });
+  return Reply(s, std::move(resp));
+}
+
+absl::StatusOr<v1::GetHistoryResponse> Client::History(const std::string& name, int64_t from_epoch,
+                                                       std::optional<int64_t> to_epoch) {
+  v1::GetHistoryRequest req;
+  req.set_name(name);
+  req.set_from_epoch(from_epoch);
+  if (to_epoch) req.set_to_epoch(*to_epoch);
+  req.set_page_size(10000);
+  v1::GetHistoryResponse all;
+  // Bounded: a page holds up to 10000 epochs and the server keeps the record bounded; a server
+  // that kept returning a token would stop here rather than loop forever.
+  for (int page = 0; page < 100000; ++page) {
+    auto r = GetHistory(req);
+    if (!r.ok()) return r.status();
+    if (page == 0) {
+      all.set_spec_json(r->spec_json());
+      *all.mutable_amendments() = r->amendments();
+      all.set_first_epoch(r->first_epoch());
+    }
+    for (v1::EpochValues& e : *r->mutable_epochs()) *all.add_epochs() = std::move(e);
+    if (r->next_page_token().empty()) return all;
+    req.set_page_token(r->next_page_token());
+  }
+  return absl::InternalError(absl::StrCat("GetHistory of ", name, ": too many pages"));
 }
 
 absl::StatusOr<HealthStatus> Client::Health(const std::string& service) {

@@ -16,13 +16,15 @@
 // exponential backoff while they fail UNAVAILABLE (server restarting, connection refused):
 // GetSession, ListSessions, GetLR, Simulate, ExportState, health checks, Watch's (re)subscribe,
 // CreateSession (idempotent by contract: the same create returns the existing session) and Step
-// only when it carries if_epoch (a repeated conditional step cannot step twice). Delete, Import
-// and unconditional Steps are never retried: a repeat could act twice or fail spuriously.
+// only when it carries if_epoch (a repeated conditional step cannot step twice), GetHistory, and
+// AmendSession's dry runs. Delete, Import, unconditional Steps and AmendSession (not dry) are
+// never retried: a repeat could act twice or fail spuriously.
 // With a token every call carries `authorization: Bearer <token>`.
 #ifndef LRSCHED_CLIENT_CLIENT_H_
 #define LRSCHED_CLIENT_CLIENT_H_
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -65,6 +67,22 @@ struct StepArgs {
   std::optional<int64_t> increment;
 };
 
+// Stops a Watch from another thread: Cancel() ends the stream (the Watch returns CANCELLED) and
+// makes every later Watch given this object return CANCELLED at once. RemoteSchedule's followers
+// stop their background watch with it.
+class WatchCanceller {
+ public:
+  void Cancel();
+  bool cancelled() const;
+
+ private:
+  friend class Client;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;          // wakes a Watch waiting out its backoff
+  grpc::ClientContext* ctx_ = nullptr;  // the stream in progress, if any
+  bool cancelled_ = false;
+};
+
 enum class HealthStatus { kUnknown = 0, kServing = 1, kNotServing = 2, kServiceUnknown = 3 };
 const char* HealthStatusName(HealthStatus s);
 
@@ -101,7 +119,21 @@ class Client {
   // returns false (then OK). Ends NOT_FOUND when the session is deleted (or does not exist).
   // A stream broken by UNAVAILABLE is resubscribed with backoff; `revision` shows any gap.
   absl::Status Watch(const std::string& name,
-                     const std::function<bool(const v1::Session&)>& on_update);
+                     const std::function<bool(const v1::Session&)>& on_update,
+                     WatchCanceller* canceller = nullptr);
+
+  // Changes a running schedule (AmendSessionRequest in lrsched.proto: continue_with,
+  // reparameterize or scale at at_epoch; dry_run changes nothing and returns both futures).
+  // A dry run is retried like a read; an amendment is not (the server may have applied it
+  // before an UNAVAILABLE reply; GetHistory shows whether it did).
+  absl::StatusOr<v1::AmendSessionResponse> Amend(const v1::AmendSessionRequest& request);
+  // One page of a session's record (GetHistoryRequest).
+  absl::StatusOr<v1::GetHistoryResponse> GetHistory(const v1::GetHistoryRequest& request);
+  // Every page of the record of epochs from_epoch .. to_epoch (absent: the session's
+  // last_epoch), as one reply: the epochs of all pages in order, the spec, amendments and
+  // first_epoch of the first page, no next_page_token.
+  absl::StatusOr<v1::GetHistoryResponse> History(const std::string& name, int64_t from_epoch = 0,
+                                                 std::optional<int64_t> to_epoch = std::nullopt);
 
   // grpc.health.v1.Health/Check for `service` ("" = the whole server).
   absl::StatusOr<HealthStatus> Health(const std::string& service = "");

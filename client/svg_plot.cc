@@ -15,6 +15,21 @@ namespace {
 // Matplotlib's "tab10" palette: distinct, and readable in print.
 constexpr const char* kColors[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
                                    "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"};
+const char* Color(const PlotSeries& s, size_t i) {
+  return kColors[(s.color >= 0 ? static_cast<size_t>(s.color) : i) % 10];
+}
+
+const char* DashAttr(const PlotSeries& s) {
+  switch (s.dash) {
+    case PlotSeries::Dash::kDashed:
+      return " stroke-dasharray=\"7,4\"";
+    case PlotSeries::Dash::kDotted:
+      return " stroke-dasharray=\"2,3\"";
+    default:
+      return "";
+  }
+}
+
 constexpr int kLeft = 80, kRight = 24, kTop = 48, kPanelGap = 36, kBottom = 52;
 
 std::string Escape(const std::string& s) {
@@ -49,7 +64,7 @@ using Values = std::vector<double> PlotSeries::*;  // which values a panel shows
 
 void Panel(const std::vector<PlotSeries>& series, Values values, const std::string& y_label,
            const std::vector<double>& xt, int top, const PlotOptions& o, bool x_labels,
-           std::string* svg) {
+           bool marker_labels, std::string* svg) {
   Range y;
   for (const PlotSeries& s : series) {
     for (double v : s.*values) y.Add(v);
@@ -105,10 +120,10 @@ void Panel(const std::vector<PlotSeries>& series, Values values, const std::stri
     auto flush = [&]() {
       if (points.empty()) return;
       absl::StrAppendFormat(svg,
-                            "<polyline class=\"curve\" data-series=\"%d\" fill=\"none\" "
-                            "stroke=\"%s\" stroke-width=\"1.8\" stroke-linejoin=\"round\" "
+                            "<polyline class=\"%s\" data-series=\"%d\" fill=\"none\" "
+                            "stroke=\"%s\" stroke-width=\"1.8\"%s stroke-linejoin=\"round\" "
                             "points=\"%s\"/>\n",
-                            i, kColors[i % 10], points);
+                            s.past ? "past" : "curve", i, Color(s, i), DashAttr(s), points);
       points.clear();
     };
     for (size_t k = 0; k < v.size() && k < s.x.size(); ++k) {
@@ -120,6 +135,25 @@ void Panel(const std::vector<PlotSeries>& series, Values values, const std::stri
                             py(v[k]));
     }
     flush();
+  }
+  // Markers (amendments) over the curves; labels staggered so that close ones stay readable.
+  for (size_t m = 0; m < o.markers.size(); ++m) {
+    const PlotMarker& mk = o.markers[m];
+    if (!(mk.x >= x0 && mk.x <= x1)) continue;
+    absl::StrAppendFormat(svg,
+                          "<line class=\"marker\" x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" "
+                          "y2=\"%.1f\" stroke=\"#555555\" stroke-width=\"1.2\" "
+                          "stroke-dasharray=\"3,3\"/>\n",
+                          px(mk.x), top, px(mk.x), bottom);
+    if (marker_labels) {
+      const bool right_half = px(mk.x) > (left + right) / 2;
+      absl::StrAppendFormat(svg,
+                            "<text class=\"marker-label\" x=\"%.1f\" y=\"%d\" "
+                            "text-anchor=\"%s\" font-size=\"11\" fill=\"#333333\">%s</text>\n",
+                            px(mk.x) + (right_half ? -4 : 4),
+                            top + 14 + 14 * static_cast<int>(m % 4), right_half ? "end" : "start",
+                            Escape(mk.label));
+    }
   }
 }
 
@@ -158,7 +192,11 @@ std::string RenderSvg(const std::vector<PlotSeries>& series, const PlotOptions& 
   if (x.empty()) x = Range{0, 1};
   std::vector<double> xt = NiceTicks(x.lo, x.hi, 9);
   const int panels = 1 + (has_momentum ? 1 : 0) + (has_weight_decay ? 1 : 0);
-  const int legend_rows = static_cast<int>((series.size() + 2) / 3);
+  std::vector<size_t> legend;  // past series share their future's entry
+  for (size_t i = 0; i < series.size(); ++i) {
+    if (!series[i].past) legend.push_back(i);
+  }
+  const int legend_rows = static_cast<int>((legend.size() + 2) / 3);
   const int legend_h = 20 * legend_rows + 8;
   const int height = kTop + panels * o.panel_height + (panels - 1) * kPanelGap + kBottom + legend_h;
   std::string svg = absl::StrFormat(
@@ -172,14 +210,17 @@ std::string RenderSvg(const std::vector<PlotSeries>& series, const PlotOptions& 
                         "font-size=\"16\" font-weight=\"bold\">%s</text>\n",
                         o.width / 2, Escape(o.title));
   int top = kTop;
-  Panel(series, &PlotSeries::lr, "learning rate", xt, top, o, /*x_labels=*/true, &svg);
+  Panel(series, &PlotSeries::lr, "learning rate", xt, top, o, /*x_labels=*/true,
+        /*marker_labels=*/true, &svg);
   if (has_momentum) {
     top += o.panel_height + kPanelGap;
-    Panel(series, &PlotSeries::momentum, "momentum / beta1", xt, top, o, /*x_labels=*/true, &svg);
+    Panel(series, &PlotSeries::momentum, "momentum / beta1", xt, top, o, /*x_labels=*/true,
+          /*marker_labels=*/false, &svg);
   }
   if (has_weight_decay) {
     top += o.panel_height + kPanelGap;
-    Panel(series, &PlotSeries::weight_decay, "weight decay", xt, top, o, /*x_labels=*/true, &svg);
+    Panel(series, &PlotSeries::weight_decay, "weight decay", xt, top, o, /*x_labels=*/true,
+          /*marker_labels=*/false, &svg);
   }
   const int axis_bottom = top + o.panel_height;
   absl::StrAppendFormat(&svg,
@@ -188,15 +229,16 @@ std::string RenderSvg(const std::vector<PlotSeries>& series, const PlotOptions& 
                         (kLeft + o.width - kRight) / 2, axis_bottom + 36, Escape(o.x_label));
   // Legend below the plot, three entries per row.
   const int col_w = (o.width - kLeft - kRight) / 3;
-  for (size_t i = 0; i < series.size(); ++i) {
-    int lx = kLeft + static_cast<int>(i % 3) * col_w;
-    int ly = axis_bottom + kBottom + 12 + static_cast<int>(i / 3) * 20;
+  for (size_t k = 0; k < legend.size(); ++k) {
+    const size_t i = legend[k];
+    int lx = kLeft + static_cast<int>(k % 3) * col_w;
+    int ly = axis_bottom + kBottom + 12 + static_cast<int>(k / 3) * 20;
     absl::StrAppendFormat(&svg,
                           "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"%s\" "
-                          "stroke-width=\"3\"/>\n<text class=\"legend\" x=\"%d\" y=\"%d\" "
+                          "stroke-width=\"3\"%s/>\n<text class=\"legend\" x=\"%d\" y=\"%d\" "
                           "font-size=\"12\">%s</text>\n",
-                          lx, ly - 4, lx + 24, ly - 4, kColors[i % 10], lx + 30, ly,
-                          Escape(series[i].label));
+                          lx, ly - 4, lx + 24, ly - 4, Color(series[i], i), DashAttr(series[i]),
+                          lx + 30, ly, Escape(series[i].label));
   }
   svg += "</svg>\n";
   return svg;

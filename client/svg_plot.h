@@ -7,8 +7,12 @@
 // is plain SVG 1.1 that browsers, rsvg-convert and LaTeX (via conversion) render the same.
 //
 // Invariants of the output: one <polyline class="curve"> per series and panel it has values
-// for, the legend as <text class="legend"> entries in series order, axes as <line
-// class="axis">; non-finite values are skipped (the curve breaks into separate polylines).
+// for (class="past" for a session's record: PlotSeries::past), the legend as <text
+// class="legend"> entries in series order (past series have none: they share their future's
+// colour), axes as <line class="axis">; non-finite values are skipped (the curve breaks into
+// separate polylines). Dashed series carry stroke-dasharray. Markers (PlotOptions::markers) are
+// a vertical <line class="marker"> in every panel and a <text class="marker-label"> in the
+// first.
 #ifndef LRSCHED_CLIENT_SVG_PLOT_H_
 #define LRSCHED_CLIENT_SVG_PLOT_H_
 
@@ -23,6 +27,19 @@ struct PlotSeries {
   std::vector<double> lr;            // same length as x
   std::vector<double> momentum;      // empty, or same length as x
   std::vector<double> weight_decay;  // empty, or same length as x (Megatron's schedules)
+  // Drawing: dashed (a lookahead: values not served yet; "dotted" a proposed alternative);
+  // `past`: a session's record (class "past", no legend entry); `color`: an index into the
+  // palette (-1: the series' position).
+  enum class Dash { kSolid, kDashed, kDotted };
+  Dash dash = Dash::kSolid;
+  bool past = false;
+  int color = -1;
+};
+
+// A vertical line at x with a label (an amendment: its reason).
+struct PlotMarker {
+  double x = 0;
+  std::string label;
 };
 
 struct PlotOptions {
@@ -30,6 +47,7 @@ struct PlotOptions {
   std::string x_label = "step";
   int width = 800;
   int panel_height = 320;
+  std::vector<PlotMarker> markers;
 };
 
 // The SVG document.

@@ -49,7 +49,10 @@ def flush(sched):
 
 def stop(sched, wait):
     """Ends sched's pipeline: flushes first if `wait` (raising what went wrong), then cancels
-    whatever is still in flight. Idempotent."""
+    whatever is still in flight; and a follower's watch (lrsched/_follow.py). Idempotent."""
+    follow = getattr(sched, "_follow", None)
+    if follow is not None:
+        follow.stop()
     p = getattr(sched, "_pipeline", None)
     if p is None:
         return

@@ -14,18 +14,18 @@ Invariants (all under `_cv`):
 - At most one Step is in flight, sent with if_epoch = `_acked` by the sender thread (creating
   an RPC costs far more than step() may), and only after the previous answer was
   checked (by the sender thread itself, which then sends the next). The sender
-  sleeps on `_wake` (a lock used as a binary semaphore), released by every change it may
-  have to act on.
+  sleeps on `_wake` (a lock used as a binary semaphore), released by every change to act on.
 - Every value applied is the server's double for that epoch (`_values`, from GetLR windows and
   Step replies), checked against every later reply for the same epoch.
 - `_base` = revision - last_epoch of the session. Each plain step (whichever rank sends it)
   raises both by one, so any other change (an import, load_state_dict, step(epoch)) shows as a
-  different difference: that is how "another writer changed the schedule" is detected.
+  different difference: that is how "another writer changed the schedule" is detected (an
+  amendment is not: AmendAwareCache).
 
-Errors: a refused Step, a session that moved where plain steps of this job cannot take it, or a
-reply that disagrees with the window are raised by the next step() (or flush()) as the
-LrschedError of that status with a message naming what happened, carrying `.session`: the
-session re-read from the server, which the scheduler adopts (values corrected) before raising.
+Errors: a refused Step, a session moved where plain steps of this job cannot take it, or a reply
+that disagrees with the window are raised by the next step() (or flush()) as the LrschedError of
+that status naming what happened, with `.session`: the session re-read, which the scheduler
+adopts (values corrected) before raising.
 A Step lost to UNAVAILABLE or a deadline is sent again, synchronously, by the next step()/flush()
 with the client's retries (safe: it carries if_epoch); when those give up, Unavailable.
 """
@@ -35,6 +35,7 @@ import threading
 import grpc
 
 from lrsched import errors
+from lrsched._amend import AmendAwareCache
 from lrsched._proto import pb
 from lrsched.values import LRValues, Session
 
@@ -50,7 +51,7 @@ _SENDING = object()
 _REFUSED_AT = re.compile(r"lookahead: step (\d+) after last_epoch (-?\d+) is refused")
 
 
-class StepPipeline:
+class StepPipeline(AmendAwareCache):
     """Pipelined step() for one deterministic session (see the module docstring).
 
     step() returns (epoch, groups) to write into the optimizer, or None when the pipeline cannot
@@ -70,9 +71,9 @@ class StepPipeline:
         self._wake = threading.Lock()  # the sender thread sleeps on it (see _wake_sender)
         self._wake.acquire()
         self.reset(session)
+        self._watch_amendments(client, name)  # between two replies (AmendAwareCache)
         # The RPCs go out from this thread, as blocking calls: an RPC costs ~0.1-1 ms of CPU,
-        # which step() must not pay; and a grpc future costs twice a blocking call (with no
-        # other call in flight, grpcio starts a thread to poll for each future's answer).
+        # which step() must not pay; a grpc future costs twice a blocking call (bench/README).
         threading.Thread(target=self._run, name=f"lrsched-pipeline {name}", daemon=True).start()
 
     # -- called by RemoteLRScheduler ---------------------------------------------------------
@@ -85,6 +86,7 @@ class StepPipeline:
             self._fetching = None
             self._session = session
             self._base = session.revision - session.last_epoch
+            self._schedule_revision = session.schedule_revision
             self._local = self._acked = session.last_epoch
             self._values = {session.last_epoch: list(session.groups)}
             self._end = None  # the first epoch the schedule refuses, once a lookahead says so
@@ -109,13 +111,15 @@ class StepPipeline:
             e = self._local + 1
             groups = self._values.get(e)
             if (groups is not None and self._error is None and self._lost is None
-                    and not self._closed and self._local - self._acked < self._max_pending):
+                    and not self._closed and self._local - self._acked < self._max_pending
+                    and self._watch.revision <= self._schedule_revision):
                 self._take(e)
                 return e, groups
         return self._step_waiting()
 
     def _step_waiting(self):
         """step() when it has to raise, resend, read the window or wait for an answer."""
+        self._catch_up()
         self._settle()
         e = self._local + 1
         with self._cv:
@@ -156,15 +160,15 @@ class StepPipeline:
 
     def close(self, wait=None):
         """Stops the pipeline: waits up to `wait` seconds for the Step in flight and the steps
-        still to send (never retrying a lost one). Nothing is sent after it; an RPC still in
-        flight ends within the client's timeout, or when the channel closes (the client's
-        close(), or its finalizer at exit), which cancels it."""
+        still to send (never retrying a lost one). Nothing is sent after it; an RPC in flight
+        ends within the client's timeout, or when the channel closes (which cancels it)."""
         with self._cv:
             if wait:
                 self._cv.wait_for(lambda: (self._inflight is None and self._local <= self._acked)
                                   or self._error or self._lost, timeout=wait)
             self._closed = True
             self._notify()
+        self._watch.stop()
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -191,8 +195,9 @@ class StepPipeline:
                     f"at {self._local}) could not be delivered: {e.details}") from None
             except errors.LrschedError as e:
                 self._fail(self._refused(e, acked))
+            amended = self._newer(r.session)
             with self._cv:
-                err = self._check(acked, r.session, r.advanced)
+                err = self._check(acked, r.session, r.advanced, amended)
             if err is not None:
                 self._fail(err)
 
@@ -250,11 +255,9 @@ class StepPipeline:
         self._wake_sender()
 
     def _wake_sender(self):
-        """Wakes the sender thread to look at the state again. _wake is a binary semaphore
-        (released: there is news), not a Condition: releasing a lock is the cheapest wake-up
-        Python has (a notify adds a Python-level waiter list), and wake-ups that come together
-        collapse into one. The wake-up itself still costs step() most of its time on a VM
-        (bench/README.md); a sender that polls instead was measured and rejected there."""
+        """Wakes the sender thread. _wake is a binary semaphore, not a Condition: releasing a lock
+        is Python's cheapest wake-up, and wake-ups that come together collapse into one. It still
+        costs step() most of its time on a VM (bench/README.md: polling was measured, rejected)."""
         try:
             self._wake.release()
         except RuntimeError:  # already released: the sender has not looked yet
@@ -272,6 +275,7 @@ class StepPipeline:
     def _on_step(self, resp, err, acked, gen):
         """Takes a Step's answer (or its failure) in: for step() waiting on it, and the sender
         thread for the next Step."""
+        amended = err is None and self._newer(resp.session)
         with self._cv:
             self._inflight = None
             if gen != self._gen:  # sent before a reset(): its answer is not this pipeline's
@@ -286,12 +290,13 @@ class StepPipeline:
                 else:
                     self._error = self._refused(e, acked)
             elif self._error is None:
-                self._error = self._check(acked, Session.from_proto(resp.session), resp.advanced)
+                self._error = self._check(acked, Session.from_proto(resp.session), resp.advanced,
+                                          amended)
             self._notify()
 
-    def _check(self, acked, s, advanced):
-        """Takes a Step's answer (the Step sent from `acked`) in; returns the error it shows, or
-        None (lock held)."""
+    def _check(self, acked, s, advanced, amended=False):
+        """Takes a Step's answer (sent from `acked`) in; returns its error or None (lock held)."""
+        self._resync(amended, s)
         what = f"session {self._name!r}: the pipelined step from epoch {acked} found"
         if s.revision - s.last_epoch != self._base:
             return errors.Aborted(
@@ -321,19 +326,22 @@ class StepPipeline:
         return max(1, min(10000, e + self._window - self._acked))
 
     def _on_window(self, resp, err, gen):
+        amended = err is None and self._newer(got := LRValues.from_proto(resp))
         with self._cv:
             self._fetching = None
             if gen == self._gen:
                 if err is None:
-                    self._take_window(LRValues.from_proto(resp))
+                    self._take_window(got, amended)
                 else:
                     self._unfetched = self._local  # lost: step() reads it when it needs it
                     if isinstance(err, grpc.RpcError):
                         self._refusal(errors.from_rpc_error(err), max(self._values) + 1)
             self._notify()
 
-    def _take_window(self, got):
+    def _take_window(self, got, amended=False):
         """Merges a GetLR reply into `_values` (lock held)."""
+        if self._resync(amended, got):  # computed before an amendment already taken in
+            return
         if got.revision - got.last_epoch != self._base:
             self._error = errors.Aborted(
                 f"session {self._name!r}: lookahead found revision {got.revision} at epoch "
@@ -382,8 +390,9 @@ class StepPipeline:
                 if n == 0:
                     return None
                 continue
+            amended = self._newer(got)
             with self._cv:
-                self._take_window(got)
+                self._take_window(got, amended)
                 err = self._error
             if err is not None:
                 self._fail(err)

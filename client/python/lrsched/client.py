@@ -27,6 +27,7 @@ import weakref
 import grpc
 
 from lrsched import errors
+from lrsched._amend import AmendCalls
 from lrsched._proto import pb, pb_grpc
 from lrsched.values import (ExportedState, LRValues, Session, SimulateResult, StepResult,
                             encode_nonfinite)
@@ -71,7 +72,7 @@ def _spec_text(spec):
     return json.dumps(spec, allow_nan=False, sort_keys=True)
 
 
-class Client:
+class Client(AmendCalls):
     """A connection to an lrsched server.
 
     target: "host:port" (default 127.0.0.1:50051). timeout: seconds per RPC attempt (None: no
@@ -85,6 +86,8 @@ class Client:
     retry_timeout allows; 0: never). Between attempts it waits backoff, 2*backoff, ... (at most
     max_backoff, with jitter). channel: an existing grpc.Channel to use instead (target and
     credentials are then ignored; the client does not close it, so the caller must).
+
+    amend() and history() (lrsched/_amend.py) change a running schedule and read its record.
 
     Thread-safe (gRPC channels are). Use as a context manager or call close(); a client that is
     neither closed nor collected is closed at interpreter exit.

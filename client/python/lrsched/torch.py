@@ -22,7 +22,7 @@ import dataclasses
 import functools
 import weakref
 
-from lrsched import _pipeline, _resume, errors, transformers
+from lrsched import _amend, _follow, _pipeline, _resume, errors, transformers
 from lrsched._adapter import OwnedClientMixin
 from lrsched._optimizer import OPTIMIZER_TYPES, build_spec  # noqa: F401 (public here too)
 from lrsched.client import DEFAULT_RETRY_TIMEOUT, DEFAULT_TARGET, Client
@@ -72,8 +72,8 @@ class RemoteLRScheduler(OwnedClientMixin):
     groups, so a follower costs one RPC per `window` steps. The window holds the server's exact
     values, so followers get the same bits as the stepping rank. Followers assume plain step()
     calls (step(epoch=...) raises ValueError; a metric is ignored: the stepping rank's counts).
-    A follower may run ahead of the session (lookahead is exact for plain steps), but not
-    behind it: the server keeps no past values, so step() then raises FailedPrecondition. For
+    A follower may run ahead of the session (lookahead is exact for plain steps); behind it, it
+    reads the session's record. A window computed before an amendment is dropped (_follow). For
     ReduceLROnPlateau (no lookahead) each step() reads the session's current values (one GetLR).
     A follower does not see changes that are not plain steps (load_state_dict() by another
     rank) until refresh(), which also sets its epoch to the session's.
@@ -101,7 +101,7 @@ class RemoteLRScheduler(OwnedClientMixin):
                              f"{window!r}")
         self.follow = bool(follow)
         self.window = window
-        self._window = []  # follower: EpochValues for consecutive epochs (a GetLR's window)
+        self._follow = _follow.Follower()  # a follower's window (lrsched/_follow.py)
         self._pipeline = None  # a StepPipeline (lrsched/_pipeline.py) once construction is done
         self.optimizer = optimizer
         self.name = name
@@ -163,8 +163,7 @@ class RemoteLRScheduler(OwnedClientMixin):
         if metrics is not None and epoch is None and self.scheduler_type != "ReduceLROnPlateau":
             metrics, epoch = None, metrics
         if self.follow:
-            self._follow_step(epoch)
-            return
+            return self._follow.step(self, epoch)
         if self._pipeline is not None and metrics is None and epoch is None:
             taken = _pipeline.call(self, self._pipeline.step)
             if taken is not None:  # None: the schedule refuses a lookahead that far
@@ -248,6 +247,8 @@ class RemoteLRScheduler(OwnedClientMixin):
         see README.md "Distributed training"); raises what went wrong."""
         _pipeline.flush(self)
 
+    amend = _amend.scheduler_amend  # Client.amend on this session (lrsched/_amend.py)
+
     @property
     def scheduler_type(self):
         return self._session.scheduler_type
@@ -284,8 +285,7 @@ class RemoteLRScheduler(OwnedClientMixin):
     def _adopt(self, session):
         """Makes this object and the optimizer's param groups reflect `session`."""
         self._session = session
-        # A follower's window may predate this state (a load_state_dict, a step(epoch)).
-        self._window = []
+        self._follow.reset()  # a follower's window may predate this state (load_state_dict)
         if self._pipeline is not None:
             self._pipeline.reset(session)
         self._set_values(session.last_epoch, session.groups)
@@ -306,42 +306,6 @@ class RemoteLRScheduler(OwnedClientMixin):
                 group["betas"] = (values.momentum, *tuple(group["betas"])[1:])
             elif "momentum" in group:
                 group["momentum"] = values.momentum
-
-    def _follow_step(self, epoch):
-        """step() of a follower: no Step RPC; the next epoch's values from the window."""
-        if epoch is not None:
-            raise ValueError("RemoteLRScheduler(follow=True): step(epoch) is not supported; a "
-                             "follower follows plain step() calls (use refresh() to re-read)")
-        if not self._session.deterministic:
-            # No lookahead: the session's current values, whoever steps it.
-            values = self.client.get_lr(self.name)
-            self._set_values(values.last_epoch, values.groups)
-            return
-        e = self.last_epoch + 1
-        groups = self._from_window(e)
-        if groups is None:
-            # The window starts at the session's current epoch; a follower ahead of the
-            # stepping rank reads the values ahead of it (exact for plain steps).
-            fetched = self.client.get_lr(self.name, window=self.window)
-            self._window = fetched.window
-            groups = self._from_window(e)
-            if groups is None and e > fetched.last_epoch:
-                # More than `window` epochs ahead (nobody steps the session): the window
-                # cannot shift, so read this epoch alone.
-                groups = self.client.get_lr(self.name, ahead=e - fetched.last_epoch).groups
-            elif groups is None:
-                raise errors.FailedPrecondition(
-                    f"RemoteLRScheduler(follow=True): session {self.name!r} is at epoch "
-                    f"{fetched.last_epoch}, this follower behind it at {e} (the server keeps "
-                    f"no past values; refresh() to rejoin at the session's epoch)")
-        self._set_values(e, groups)
-
-    def _from_window(self, e):
-        """The groups for epoch `e` from the follower's window, or None if it is not there."""
-        if not self._window:
-            return None
-        i = e - self._window[0].epoch
-        return self._window[i].groups if 0 <= i < len(self._window) else None
 
     def _copy_construction_keys(self):
         """Writes initial_lr (and OneCycleLR's max_lr, ...) as torch's constructor leaves them in

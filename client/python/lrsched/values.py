@@ -82,6 +82,8 @@ class Session:
     revision: int
     create_time: Optional[datetime.datetime] = None
     update_time: Optional[datetime.datetime] = None
+    # The revision of the schedule's definition (creation, last import or amendment).
+    schedule_revision: int = 0
 
     @property
     def spec(self):
@@ -104,7 +106,7 @@ class Session:
                    last_epoch=m.last_epoch, groups=_groups(m.groups),
                    scheduler_type=m.scheduler_type, deterministic=m.deterministic,
                    revision=m.revision, create_time=_time(m.create_time),
-                   update_time=_time(m.update_time))
+                   update_time=_time(m.update_time), schedule_revision=m.schedule_revision)
 
 
 @dataclass(frozen=True)
@@ -137,6 +139,7 @@ class LRValues:
     groups: List[GroupValues]
     window: List[EpochValues] = field(default_factory=list)
     epoch: Optional[int] = None
+    schedule_revision: int = 0  # Session.schedule_revision the values were computed with
 
     @property
     def lrs(self):
@@ -147,7 +150,7 @@ class LRValues:
         return cls(name=m.name, last_epoch=m.last_epoch, revision=m.revision,
                    groups=_groups(m.groups),
                    window=[EpochValues(epoch=w.epoch, groups=_groups(w.groups)) for w in m.window],
-                   epoch=m.epoch)
+                   epoch=m.epoch, schedule_revision=m.schedule_revision)
 
 
 @dataclass(frozen=True)
