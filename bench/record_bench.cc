@@ -29,7 +29,7 @@ std::unique_ptr<Schedule> Make(benchmark::State& state, const json& config) {
   }
   std::optional<double> metric;
   if (config.contains("metric")) metric = config["metric"].get<double>();
-  for (int i = 0; i < 3; ++i) (void)(*s)->Step(StepRequest{metric, std::nullopt});
+  for (int i = 0; i < 3; ++i) (void)(*s)->Step(StepRequest{metric, std::nullopt, std::nullopt});
   return *std::move(s);
 }
 

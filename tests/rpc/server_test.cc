@@ -126,7 +126,7 @@ TEST_P(ServerTest, StepWithMetricAndEpoch) {
     req.set_metric(m);
     v1::StepResponse r;
     ASSERT_TRUE(StepOnce(stub(), req, &r).ok());
-    ASSERT_TRUE(plateau->Step({m, std::nullopt}).ok());
+    ASSERT_TRUE(plateau->Step({m, std::nullopt, std::nullopt}).ok());
     ExpectSameValues(r.session(), *plateau);
   }
   EXPECT_FALSE(plateau->deterministic());
@@ -138,7 +138,7 @@ TEST_P(ServerTest, StepWithMetricAndEpoch) {
   req.set_epoch(7);
   v1::StepResponse r;
   ASSERT_TRUE(StepOnce(stub(), req, &r).ok());
-  ASSERT_TRUE(steplr->Step({std::nullopt, 7.0}).ok());
+  ASSERT_TRUE(steplr->Step({std::nullopt, 7.0, std::nullopt}).ok());
   ExpectSameValues(r.session(), *steplr);
   EXPECT_EQ(r.session().last_epoch(), 7);
   EXPECT_FALSE(r.session().groups(0).has_momentum());  // Adagrad has none
