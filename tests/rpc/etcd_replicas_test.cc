@@ -6,7 +6,7 @@
 // at once with consistent = true); 32 ranks stepping one session through both with if_epoch
 // advance it exactly once per epoch and each sees torch's values; etcd stopped: mutations and
 // consistent reads UNAVAILABLE, nothing acknowledged that is not stored; etcd back: serving
-// again. Skipped without the etcd binary.
+// again; an amendment made on one replica served by the other. Skipped without the etcd binary.
 #include <atomic>
 #include <chrono>
 #include <functional>
@@ -22,6 +22,7 @@
 #include "gtest/gtest.h"
 #include "server/rpc/server.h"
 #include "server/store/etcd/etcd_store.h"
+#include "tests/rpc/amend_util.h"
 #include "tests/rpc/server_harness.h"
 #include "tests/store/etcd/etcd_cluster.h"
 
@@ -91,12 +92,6 @@ class EtcdReplicasTest : public ::testing::Test {
   EtcdCluster etcd_;
   Replica a_, b_;
 };
-
-std::vector<double> Lrs(const v1::Session& s) {
-  std::vector<double> out;
-  for (const auto& g : s.groups()) out.push_back(g.lr());
-  return out;
-}
 
 TEST_F(EtcdReplicasTest, CreateOnAStepOnBGetOnA) {
   v1::Session created, got;
@@ -265,6 +260,81 @@ TEST_F(EtcdReplicasTest, GarbageUnderThePrefixIsSetAsideNeverACrash) {
   }
   EXPECT_TRUE(Create(c.stub(), "runs/g", kCosineSpec).ok());
   EXPECT_EQ(Get(a_.stub(), "evil").error_code(), grpc::StatusCode::DATA_LOSS);
+}
+
+// Amendments travel in the session's record, so the change feed brings them to the other
+// replica: amended on A, B serves the new values (and its watchers get the amendment), steps on B
+// go on with it, GetHistory on B lists it, and an if_revision that B's memory might still hold
+// but the store does not is ABORTED (issue #18).
+TEST_F(EtcdReplicasTest, AmendedOnAServedByB) {
+  ASSERT_TRUE(Create(a_.stub(), "runs/amend", kCosineSpec).ok());
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(Step(a_.stub(), "runs/amend").ok());
+  v1::Session on_b;
+  ASSERT_TRUE(Eventually(
+      [&] { return Get(b_.stub(), "runs/amend", &on_b).ok() && on_b.last_epoch() == 3; }));
+  const int64_t rev = on_b.revision();
+
+  // A watcher on B, fed by the change feed.
+  auto wctx = Ctx(absl::Seconds(20));
+  v1::WatchRequest wreq;
+  wreq.set_name("runs/amend");
+  auto watch = b_.stub().Watch(wctx.get(), wreq);
+  v1::Session watched;
+  ASSERT_TRUE(watch->Read(&watched));
+
+  v1::AmendSessionResponse r;
+  grpc::Status st = Amend(a_.stub(), ScaleReq("runs/amend", 0.5), &r);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  st = Amend(a_.stub(), ContinueReq("runs/amend", R"({"type": "ExponentialLR", "gamma": 0.7})", 5),
+             &r);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  const int64_t amended = r.session().revision();
+  EXPECT_EQ(amended, rev + 2);
+
+  // B serves the new values once the feed brings the record.
+  ASSERT_TRUE(Eventually([&] {
+    return Get(b_.stub(), "runs/amend", &on_b).ok() && on_b.schedule_revision() == amended;
+  }));
+  EXPECT_EQ(Lrs(on_b), Lrs(r.session()));
+  bool saw_amendment = false;
+  for (int i = 0; i < 10 && !saw_amendment; ++i) {
+    ASSERT_TRUE(watch->Read(&watched));
+    saw_amendment = watched.has_amendment() && watched.amendment().kind() == "continue_with";
+  }
+  EXPECT_TRUE(saw_amendment);
+  EXPECT_EQ(watched.amendment().revision(), amended);
+  wctx->TryCancel();
+  watch->Finish();
+
+  // An operator on B still holding the old revision loses, whatever B's memory holds.
+  v1::AmendSessionRequest stale = ScaleReq("runs/amend", 2.0);
+  stale.set_if_revision(rev);
+  st = Amend(b_.stub(), stale);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::ABORTED) << st.error_message();
+  EXPECT_THAT(st.error_message(), ::testing::HasSubstr(absl::StrCat("is at revision ", amended)));
+
+  // Steps through B go on with both amendments, as the engine gives them.
+  auto local = Local(kCosineSpec);
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(local->Step({}).ok());
+  ASSERT_TRUE(local->Amend(LocalAmendment(Amendment::Kind::kScale, {{"factor", 0.5}}, 3)).ok());
+  ASSERT_TRUE(local
+                  ->Amend(LocalAmendment(Amendment::Kind::kContinueWith,
+                                         {{"type", "ExponentialLR"}, {"gamma", 0.7}}, 5))
+                  .ok());
+  for (int i = 0; i < 5; ++i) {
+    v1::StepResponse sr;
+    ASSERT_TRUE(Step(b_.stub(), "runs/amend", &sr).ok());
+    ASSERT_TRUE(local->Step({}).ok());
+    EXPECT_EQ(Lrs(sr.session()), Lrs(*local)) << "epoch " << sr.session().last_epoch();
+  }
+  v1::GetHistoryRequest hreq;
+  hreq.set_name("runs/amend");
+  v1::GetHistoryResponse h;
+  ASSERT_TRUE(b_.stub().GetHistory(Ctx().get(), hreq, &h).ok());
+  ASSERT_EQ(h.amendments_size(), 2);
+  EXPECT_EQ(h.amendments(1).at_epoch(), 5);
+  EXPECT_TRUE(h.amendments(1).applied());
+  EXPECT_EQ(h.epochs_size(), 9);  // epochs 0..8
 }
 
 }  // namespace

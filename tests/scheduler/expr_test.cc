@@ -19,23 +19,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
-
-// A counting global allocator, to prove that Eval does not allocate.
-namespace {
-std::atomic<bool> g_count_allocations{false};
-std::atomic<int64_t> g_allocations{0};
-}  // namespace
-
-void* operator new(std::size_t size) {
-  if (g_count_allocations.load(std::memory_order_relaxed)) {
-    g_allocations.fetch_add(1, std::memory_order_relaxed);
-  }
-  void* p = std::malloc(size == 0 ? 1 : size);
-  if (p == nullptr) std::abort();
-  return p;
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+#include "tests/scheduler/counting_allocator.h"
 
 namespace lrsched {
 namespace {
@@ -453,16 +437,15 @@ TEST(ExprTest, EvalDoesNotAllocate) {
     exprs.push_back(*Expr::Compile(s, kVars));
   }
   double sum = 0;
-  g_allocations = 0;
-  g_count_allocations = true;
-  for (int64_t arg = 0; arg < 200; ++arg) {
-    for (const Expr& e : exprs) {
-      absl::StatusOr<double> r = e.Eval(arg);
-      if (r.ok()) sum += *r;
-    }
-  }
-  g_count_allocations = false;
-  EXPECT_EQ(g_allocations.load(), 0);
+  EXPECT_EQ(test_support::AllocationsDuring([&] {
+              for (int64_t arg = 0; arg < 200; ++arg) {
+                for (const Expr& e : exprs) {
+                  absl::StatusOr<double> r = e.Eval(arg);
+                  if (r.ok()) sum += *r;
+                }
+              }
+            }),
+            0);
   EXPECT_TRUE(std::isfinite(sum));
 }
 

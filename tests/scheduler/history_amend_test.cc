@@ -9,6 +9,7 @@
 
 #include "gtest/gtest.h"
 #include "scheduler/schedule.h"
+#include "tests/scheduler/history_util.h"
 #include "tests/scheduler/step_requests.h"
 
 namespace lrsched {
@@ -16,28 +17,10 @@ namespace {
 
 using nlohmann::json;
 
-constexpr int64_t kAll = int64_t{1} << 62;
-
-ServedEpoch Now(const Schedule& s) {
-  ServedEpoch e;
-  e.epoch = s.last_epoch();
-  for (const ParamGroup& g : s.param_groups()) {
-    e.lr.push_back(g.lr);
-    if (s.has_momentum()) e.momentum.push_back(g.reported_momentum().value_or(0.0));
-    if (s.drives_weight_decay()) e.weight_decay.push_back(g.weight_decay.value_or(0.0));
-  }
-  return e;
-}
-
-bool SameBits(const std::vector<double>& a, const std::vector<double>& b) {
-  return a.size() == b.size() &&
-         (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(double)) == 0);
-}
-
 // A schedule with what it served at each epoch it stood at (the latest values).
 struct Session {
   std::unique_ptr<Schedule> s;
-  std::map<int64_t, ServedEpoch> live;
+  test_support::Live live;
 
   explicit Session(const json& spec) {
     auto c = Schedule::Create(spec);
@@ -45,7 +28,7 @@ struct Session {
     s = *std::move(c);
     Note();
   }
-  void Note() { live[s->last_epoch()] = Now(*s); }
+  void Note() { live.Note(*s); }
   void Steps(int n, const StepRequest& r = {}) {
     for (int i = 0; i < n; ++i) {
       absl::Status st = s->Step(r);
@@ -63,20 +46,7 @@ struct Session {
     Note();  // applied at once: the current epoch's values changed
   }
   void ExpectHistoryIsLive(const std::string& what) const {
-    auto h = s->History(-kAll, kAll, kAll, nullptr);
-    ASSERT_TRUE(h.ok()) << what << ": " << h.status();
-    auto it = live.lower_bound(s->first_recorded_epoch());
-    size_t i = 0;
-    for (; it != live.end() && i < h->size(); ++it, ++i) {
-      const ServedEpoch& got = (*h)[i];
-      ASSERT_EQ(got.epoch, it->first) << what << " entry " << i;
-      ASSERT_TRUE(SameBits(got.lr, it->second.lr) && SameBits(got.momentum, it->second.momentum) &&
-                  SameBits(got.weight_decay, it->second.weight_decay))
-          << what << ": epoch " << got.epoch << " history lr " << json(got.lr).dump()
-          << ", live lr " << json(it->second.lr).dump();
-    }
-    EXPECT_EQ(it, live.end()) << what << ": history ends early, at entry " << i;
-    EXPECT_EQ(i, h->size()) << what << ": history has epochs never reached";
+    test_support::ExpectHistoryIsLive(*s, live, what);
   }
   // The server's way: state text with the spec spliced in, imported.
   void ExportImport(bool drop_record = false) {

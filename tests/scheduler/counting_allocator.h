@@ -1,0 +1,42 @@
+// Copyright lrsched authors.
+//
+// A counting global allocator, for tests that prove a path does not allocate (Expr::Eval, a
+// plain step, the record's steady state). It REPLACES the global operator new and delete: include
+// it in exactly one source file of a test executable.
+#ifndef LRSCHED_TESTS_COUNTING_ALLOCATOR_H_
+#define LRSCHED_TESTS_COUNTING_ALLOCATOR_H_
+
+#include <atomic>
+#include <cstdint>
+#include <cstdlib>
+#include <new>
+
+namespace lrsched::test_support {
+
+inline std::atomic<bool> g_count_allocations{false};
+inline std::atomic<int64_t> g_allocations{0};
+
+// The allocations `fn` makes (on any thread, while it runs).
+template <typename Fn>
+int64_t AllocationsDuring(Fn&& fn) {
+  g_allocations = 0;
+  g_count_allocations = true;
+  fn();
+  g_count_allocations = false;
+  return g_allocations.load();
+}
+
+}  // namespace lrsched::test_support
+
+void* operator new(std::size_t size) {
+  if (lrsched::test_support::g_count_allocations.load(std::memory_order_relaxed)) {
+    lrsched::test_support::g_allocations.fetch_add(1, std::memory_order_relaxed);
+  }
+  void* p = std::malloc(size == 0 ? 1 : size);
+  if (p == nullptr) std::abort();
+  return p;
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+
+#endif  // LRSCHED_TESTS_COUNTING_ALLOCATOR_H_
