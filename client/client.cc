@@ -266,9 +266,10 @@ bool WatchCanceller::cancelled() const {
 
 absl::Status Client::Watch(const std::string& name,
                            const std::function<bool(const v1::Session&)>& on_update,
-                           WatchCanceller* canceller) {
+                           WatchCanceller* canceller, bool definition_changes_only) {
   v1::WatchRequest req;
   req.set_name(name);
+  req.set_definition_changes_only(definition_changes_only);
   const absl::Status cancelled = absl::CancelledError("watch cancelled");
   int failures = 0;  // consecutive attempts that broke UNAVAILABLE without delivering anything
   while (true) {

@@ -118,9 +118,11 @@ class Client {
   // Streams the session: `on_update` gets the current state, then each change, until it
   // returns false (then OK). Ends NOT_FOUND when the session is deleted (or does not exist).
   // A stream broken by UNAVAILABLE is resubscribed with backoff; `revision` shows any gap.
+  // `definition_changes_only`: only the first state and those after an amendment or import
+  // (WatchRequest.definition_changes_only), not one per step.
   absl::Status Watch(const std::string& name,
                      const std::function<bool(const v1::Session&)>& on_update,
-                     WatchCanceller* canceller = nullptr);
+                     WatchCanceller* canceller = nullptr, bool definition_changes_only = false);
 
   // Changes a running schedule (AmendSessionRequest in lrsched.proto: continue_with,
   // reparameterize or scale at at_epoch; dry_run changes nothing and returns both futures).

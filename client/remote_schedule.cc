@@ -49,7 +49,7 @@ void RemoteSchedule::StartWatch() {
       Know(s.schedule_revision());
       return true;
     };
-    client_->Watch(name_, know, &watch_cancel_).IgnoreError();
+    client_->Watch(name_, know, &watch_cancel_, /*definition_changes_only=*/true).IgnoreError();
   });
 }
 

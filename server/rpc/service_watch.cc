@@ -30,13 +30,19 @@ class WatchReactor;
 
 class WatchChannel final : public WatchSink {
  public:
-  explicit WatchChannel(WatchReactor* reactor) : reactor_(reactor) {}
+  WatchChannel(WatchReactor* reactor, bool definition_changes_only)
+      : reactor_(reactor), definition_changes_only_(definition_changes_only) {}
 
   void OnSnapshot(std::shared_ptr<const SessionSnapshot> snapshot) override {
     Next next;
     {
       absl::MutexLock l(&mu_);
       if (closed_) return;
+      if (definition_changes_only_) {
+        // WatchRequest.definition_changes_only: the first snapshot, then only a new definition.
+        if (snapshot->meta.schedule_revision == last_schedule_revision_) return;
+        last_schedule_revision_ = snapshot->meta.schedule_revision;
+      }
       if (queue_.size() >= kMaxQueued) queue_.pop_front();
       queue_.push_back(std::move(snapshot));
       next = NextLocked();
@@ -122,6 +128,8 @@ class WatchChannel final : public WatchSink {
 
   mutable absl::Mutex mu_;
   WatchReactor* reactor_ ABSL_GUARDED_BY(mu_);
+  const bool definition_changes_only_;
+  int64_t last_schedule_revision_ ABSL_GUARDED_BY(mu_) = -1;  // none sent yet
   std::deque<std::shared_ptr<const SessionSnapshot>> queue_ ABSL_GUARDED_BY(mu_);
   bool writing_ ABSL_GUARDED_BY(mu_) = false;   // a StartWrite is outstanding
   bool closed_ ABSL_GUARDED_BY(mu_) = false;    // no more snapshots accepted
@@ -131,7 +139,8 @@ class WatchChannel final : public WatchSink {
 
 class WatchReactor final : public grpc::ServerWriteReactor<v1::Session> {
  public:
-  WatchReactor() : channel_(std::make_shared<WatchChannel>(this)) {}
+  explicit WatchReactor(bool definition_changes_only)
+      : channel_(std::make_shared<WatchChannel>(this, definition_changes_only)) {}
 
   // `refused`: the call's authorization failed; the stream ends with it at once.
   void Start(Registry* registry, const v1::WatchRequest& req, absl::Status refused) {
@@ -173,7 +182,7 @@ void WatchChannel::Run(const Next& n) {
 
 grpc::ServerWriteReactor<v1::Session>* LrSchedulerService::Watch(grpc::CallbackServerContext* ctx,
                                                                  const v1::WatchRequest* req) {
-  auto* reactor = new WatchReactor();
+  auto* reactor = new WatchReactor(req->definition_changes_only());
   reactor->Start(registry_, *req, Authorize(ctx, "Watch"));
   return reactor;
 }

@@ -252,6 +252,31 @@ TEST_P(AmendTest, WatchCarriesTheAmendmentOnTheSnapshotAfterIt) {
   reader->Finish();
 }
 
+// WatchRequest.definition_changes_only: the current state, then only states whose definition
+// changed; the steps in between send nothing (a step's state would arrive first otherwise).
+TEST_P(AmendTest, DefinitionChangesOnlyWatchSkipsSteps) {
+  ASSERT_TRUE(Create(stub(), "wd", kCosineSpec).ok());
+  auto ctx = Ctx();
+  v1::WatchRequest wreq;
+  wreq.set_name("wd");
+  wreq.set_definition_changes_only(true);
+  auto reader = stub().Watch(ctx.get(), wreq);
+  v1::Session got;
+  ASSERT_TRUE(reader->Read(&got));
+  EXPECT_EQ(got.revision(), 1);
+  for (int round = 0; round < 2; ++round) {
+    for (int i = 0; i < 5; ++i) ASSERT_TRUE(Step(stub(), "wd").ok());
+    v1::AmendSessionResponse r;
+    ASSERT_TRUE(Amend(stub(), ScaleReq("wd", 0.5), &r).ok());
+    ASSERT_TRUE(reader->Read(&got));
+    EXPECT_EQ(got.revision(), r.session().revision()) << "round " << round;
+    EXPECT_TRUE(got.has_amendment());
+    EXPECT_EQ(got.schedule_revision(), r.session().revision());
+  }
+  ctx->TryCancel();
+  reader->Finish();
+}
+
 TEST_P(AmendTest, AmendingADeletedSessionIsNotFound) {
   ASSERT_TRUE(Create(stub(), "gone", kCosineSpec).ok());
   ASSERT_TRUE(Delete(stub(), "gone").ok());

@@ -52,7 +52,9 @@ class RevisionWatch:
                 if self._stopped:
                     return
                 try:
-                    self._call = call = stub.Watch(pb.WatchRequest(name=name), metadata=metadata)
+                    self._call = call = stub.Watch(
+                        pb.WatchRequest(name=name, definition_changes_only=True),
+                        metadata=metadata)
                 except Exception:  # noqa: BLE001  (a closed channel): best effort, replies
                     return  # still show a new schedule_revision
             try:
