@@ -13,7 +13,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from test_server_process import BIN_DIR, COSINE, Server, lrsched
+from test_server_process import BIN_DIR, COSINE, Server, lrsched, ok
 
 pytestmark = pytest.mark.skipif(
     not BIN_DIR, reason="LRSCHED_BIN_DIR is not set (the build directory; run scripts/test.sh)")
@@ -35,12 +35,6 @@ def spec(tmp_path):
     p = tmp_path / "spec.json"
     p.write_text(json.dumps(COSINE))
     return p
-
-
-def ok(*args, server=None):
-    out = lrsched(*args, server=server)
-    assert out.returncode == 0, (args, out.stderr)
-    return out.stdout
 
 
 def as_json(*args, server=None):

@@ -15,7 +15,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from test_server_process import BIN_DIR, COSINE, Server, cli_bin, lrsched
+from test_server_process import BIN_DIR, COSINE, Server, cli_bin, lrsched, ok
 
 pytestmark = pytest.mark.skipif(
     not BIN_DIR, reason="LRSCHED_BIN_DIR is not set (the build directory; run scripts/test.sh)")
@@ -40,12 +40,6 @@ def spec(tmp_path):
     p = tmp_path / "spec.json"
     p.write_text(json.dumps(dict(COSINE, steps=20)))
     return p
-
-
-def ok(*args, server=None):
-    out = lrsched(*args, server=server)
-    assert out.returncode == 0, (args, out.stderr)
-    return out.stdout
 
 
 def as_json(*args, server=None):

@@ -138,6 +138,13 @@ def lrsched(*args, server=None, timeout=CALL_TIMEOUT, **kw):
     return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, **kw)
 
 
+def ok(*args, server=None):
+    """lrsched(*args) that must exit 0: its stdout."""
+    out = lrsched(*args, server=server)
+    assert out.returncode == 0, (args, out.stderr)
+    return out.stdout
+
+
 def golden_lines(every=1):
     """Every golden line (or every `every`-th of each file, the first included)."""
     for name in ("torch-1.13-traces.jsonl", "lrsched-extra-traces.jsonl", "beyond-traces.jsonl"):
