@@ -145,22 +145,7 @@ TEST(HistoryAmend, DerivedThenJumpsThroughAnAmendment) {
 }
 
 TEST(HistoryAmend, MegatronAmendmentOffTheStride) {
-  json spec{{"optimizer",
-             {{"type", "AdamW"},
-              {"param_groups", {{{"lr", 0.0}, {"betas", {0.9, 0.95}}, {"weight_decay", 0.1}}}}}},
-            {"scheduler",
-             {{"type", "megatron.OptimizerParamScheduler"},
-              {"init_lr", 0.0},
-              {"max_lr", 0.001},
-              {"min_lr", 1e-05},
-              {"lr_warmup_steps", 8},
-              {"lr_decay_steps", 200},
-              {"lr_decay_style", "cosine"},
-              {"start_wd", 0.01},
-              {"end_wd", 0.1},
-              {"wd_incr_steps", 200},
-              {"wd_incr_style", "linear"},
-              {"increment", 4}}}};
+  json spec = test_support::MegatronCosine(8, 200, 4);
   Session x(spec);
   x.Steps(2);                                                 // at 8
   x.Amend(K::kReparameterize, 10, {{"lr_decay_steps", 60}});  // applies at 12

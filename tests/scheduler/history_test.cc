@@ -154,22 +154,7 @@ TEST(History, StepEpochJumpsReportOnlyEpochsReached) {
 }
 
 TEST(History, MegatronIncrements) {
-  json spec{{"optimizer",
-             {{"type", "AdamW"},
-              {"param_groups", {{{"lr", 0.0}, {"betas", {0.9, 0.95}}, {"weight_decay", 0.1}}}}}},
-            {"scheduler",
-             {{"type", "megatron.OptimizerParamScheduler"},
-              {"init_lr", 0.0},
-              {"max_lr", 0.001},
-              {"min_lr", 1e-05},
-              {"lr_warmup_steps", 10},
-              {"lr_decay_steps", 100},
-              {"lr_decay_style", "cosine"},
-              {"start_wd", 0.01},
-              {"end_wd", 0.1},
-              {"wd_incr_steps", 100},
-              {"wd_incr_style", "linear"},
-              {"increment", 2}}}};
+  json spec = test_support::MegatronCosine(10, 100, 2);
   auto s = Make(spec);
   Live live;
   live.Note(*s);

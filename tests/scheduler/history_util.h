@@ -71,6 +71,27 @@ inline void ExpectHistoryIsLive(const Schedule& s, const Live& live, const std::
   EXPECT_EQ(i, h->size()) << what << ": history has epochs never reached";
 }
 
+// A Megatron cosine schedule (AdamW, one group, weight decay rising linearly) with warmup
+// `warmup` and decay over `decay` num_steps, stepped by `increment` by default.
+inline nlohmann::json MegatronCosine(int64_t warmup, int64_t decay, int64_t increment) {
+  return {{"optimizer",
+           {{"type", "AdamW"},
+            {"param_groups", {{{"lr", 0.0}, {"betas", {0.9, 0.95}}, {"weight_decay", 0.1}}}}}},
+          {"scheduler",
+           {{"type", "megatron.OptimizerParamScheduler"},
+            {"init_lr", 0.0},
+            {"max_lr", 0.001},
+            {"min_lr", 1e-05},
+            {"lr_warmup_steps", warmup},
+            {"lr_decay_steps", decay},
+            {"lr_decay_style", "cosine"},
+            {"start_wd", 0.01},
+            {"end_wd", 0.1},
+            {"wd_incr_steps", decay},
+            {"wd_incr_style", "linear"},
+            {"increment", increment}}}};
+}
+
 }  // namespace lrsched::test_support
 
 #endif  // LRSCHED_TESTS_HISTORY_UTIL_H_
