@@ -11,6 +11,8 @@ pkgs=(
   etcd-server etcd-client     # --store=etcd: its tests start real etcd; scripts/ha-demo.sh
   clang libclang-rt-14-dev   # scripts/fuzz.sh: libFuzzer (-fsanitize=fuzzer) comes with clang's runtime
   clang-format-14            # scripts/check-tree.sh: the tree is checked for format
+  python3-venv python3-pip python3-setuptools python3-wheel  # the pip-installed Python package's tests
+  chromium chromium-driver python3-selenium  # tests/python/test_dashboard.py: the dashboard in headless Chromium
 )
 # Extra packages for optional parts (e.g. LRSCHED_EXTRA_PKGS="python3-torch").
 if [[ -n "${LRSCHED_EXTRA_PKGS:-}" ]]; then read -r -a extra <<<"$LRSCHED_EXTRA_PKGS"; pkgs+=("${extra[@]}"); fi
