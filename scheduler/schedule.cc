@@ -165,6 +165,14 @@ json Schedule::ParamGroupsJson() const {
 absl::StatusOr<std::unique_ptr<Schedule>> Schedule::Restore(const json& spec,
                                                             const json& param_groups,
                                                             const json& state_dict) {
+  auto out = RestoreUnrecorded(spec, param_groups, state_dict);
+  if (out.ok()) (*out)->StartRecordHere();
+  return out;
+}
+
+absl::StatusOr<std::unique_ptr<Schedule>> Schedule::RestoreUnrecorded(const json& spec,
+                                                                      const json& param_groups,
+                                                                      const json& state_dict) {
   auto out = Create(spec);
   if (!out.ok()) return out.status();
   Schedule& s = **out;
@@ -179,7 +187,6 @@ absl::StatusOr<std::unique_ptr<Schedule>> Schedule::Restore(const json& spec,
   if (!st.ok()) return st;
   st = s.Finish();
   if (!st.ok()) return st;
-  s.StartRecordHere();
   return out;
 }
 
@@ -249,7 +256,7 @@ absl::StatusOr<std::unique_ptr<Schedule>> Schedule::ImportState(const json& stat
     out = scheduler_internal::AmendEngine::Import(*spec, *groups, *sd, node_state, amendments,
                                                   amended);
   } else {
-    out = Restore(*spec, *groups, *sd);
+    out = RestoreUnrecorded(*spec, *groups, *sd);
     if (out.ok() && node_state != nullptr) {
       s = (*out)->root_->LoadNodeState(*node_state, "state.node_state");
       if (!s.ok()) return s;

@@ -168,6 +168,12 @@ class Schedule {
  private:
   Schedule();
   absl::Status Finish();
+  // Restore without starting the record: ImportState loads the exported record (or starts one
+  // after the node state is in), and the amendment engine's piece in force keeps none, so
+  // neither pays for a base state that would be thrown away.
+  static absl::StatusOr<std::unique_ptr<Schedule>> RestoreUnrecorded(
+      const nlohmann::json& spec, const nlohmann::json& param_groups,
+      const nlohmann::json& state_dict);
   // Starts the record afresh where the schedule stands, replayable from its current state
   // (Restore, and ImportState of a state without a record).
   void StartRecordHere();

@@ -141,7 +141,8 @@ absl::StatusOr<std::unique_ptr<Schedule>> AmendEngine::Import(const json& spec, 
     if (!fs.ok()) return fs;
   }
   // The piece in force, restored as the creation spec is for a schedule never amended.
-  auto piece = Schedule::Restore(st->piece_spec, unscaled ? *unscaled : groups, state_dict);
+  auto piece =
+      Schedule::RestoreUnrecorded(st->piece_spec, unscaled ? *unscaled : groups, state_dict);
   if (!piece.ok()) return Prefixed(piece.status(), "state.amended.piece_spec");
   if (node_state != nullptr) {
     absl::Status ns = (*piece)->root_->LoadNodeState(*node_state, "state.node_state");
