@@ -384,7 +384,7 @@ class Registry {
 
   // The change feed. feed_revision_: the revision of the change the feed is applying or has
   // applied last (or of its last re-list): memory will reflect the store at least as of it,
-  // so a read racing the feed that is not newer must not install what it read (Install).
+  // so a read racing the feed that is older must not install what it read (Install).
   absl::Mutex feed_ctl_mu_;  // StartFeed / StopFeed
   std::unique_ptr<SharedStore::ChangeListener> feed_listener_ ABSL_GUARDED_BY(feed_ctl_mu_);
   std::unique_ptr<SharedStore::Subscription> feed_ ABSL_GUARDED_BY(feed_ctl_mu_);

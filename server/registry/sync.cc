@@ -61,10 +61,14 @@ absl::Status Registry::Install(const std::string& name, const SharedStore::ReadR
       if (!reserved.ok()) return reserved.status();
       if (*reserved != nullptr) {
         e = *reserved;  // locked, not yet live
-        // A read racing the feed: if the feed is already at (or past) what we read, it has
-        // brought or will bring this session, or it was deleted since the read; either way
-        // installing what we read could resurrect a deleted session.
-        if (!from_feed && FeedActive() && rec.read_revision <= feed_revision_.load()) {
+        // A read racing the feed: if the feed is already past what we read, it has brought
+        // or will bring this session, or it was deleted since the read; either way
+        // installing what we read could resurrect a deleted session. At exactly the read's
+        // revision, what we read is what the feed is installing (it announces a change
+        // before applying it): install it, or a Step arriving in that window would answer
+        // NOT_FOUND for a session that exists (the feed then finds it installed, same
+        // revision); a later change is announced after our Reserve and waits for write_mu.
+        if (!from_feed && FeedActive() && rec.read_revision < feed_revision_.load()) {
           Unmap(name, e);
           e->write_mu.Unlock();
           return absl::OkStatus();

@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
@@ -183,6 +184,22 @@ TEST_F(EtcdWatchTest, ListAndGetLROnAFollowBWithoutTouchingA) {
   EXPECT_TRUE(feed.active);
   EXPECT_TRUE(feed.healthy);
   EXPECT_GT(feed.revision, 0);
+}
+
+// B's feed announces A's create before it installs it; a Step on B that re-reads the session
+// in that window must install what it read, not answer NOT_FOUND (it did, now and then).
+TEST_F(EtcdWatchTest, AStepOnBRightAfterACreateOnAFindsTheSession) {
+  EtcdCluster etcd;
+  ASSERT_TRUE(etcd.Start(1).ok());
+  auto a = StartReplica(etcd.endpoints());
+  auto b = StartReplica(etcd.endpoints());
+  ASSERT_TRUE(a && b);
+  for (int k = 0; k < 100; ++k) {
+    const std::string name = absl::StrCat("n/", k);
+    ASSERT_TRUE(Create(*a->stub, name, kCosineSpec).ok());
+    grpc::Status st = Step(*b->stub, name);
+    EXPECT_TRUE(st.ok()) << name << ": " << st.error_message();
+  }
 }
 
 TEST_F(EtcdWatchTest, FeedSurvivesEtcdStoppedAndRestarted) {
