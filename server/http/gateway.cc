@@ -50,7 +50,8 @@ std::shared_ptr<RouteHandlers> RegisterRoutes(httplib::Server& http, grpc::Serve
   // Replies are bounded by the service (--max_reply_bytes), not by the channel's 4 MiB default.
   args.SetMaxReceiveMessageSize(-1);
   auto routes = std::make_shared<RouteHandlers>(grpc_server->InProcessChannel(args),
-                                                options.max_watch_streams, options.max_body_bytes);
+                                                options.max_watch_streams, options.max_body_bytes,
+                                                options.call_key);
   RouteHandlers* r = routes.get();
   auto handle = [r](const httplib::Request& req, httplib::Response& res) { r->Handle(req, res); };
   http.Get(kRoutes, handle);
@@ -76,8 +77,8 @@ std::shared_ptr<RouteHandlers> RegisterRoutes(httplib::Server& http, grpc::Serve
 void StopStreams(RouteHandlers& routes) { routes.StopStreams(); }
 
 absl::StatusOr<std::unique_ptr<HttpGatewayHandle>> StartGateway(const ServerConfig& config,
-                                                                grpc::Server* grpc_server,
-                                                                Metrics* metrics) {
+                                                                const HttpGatewayEnv& env) {
+  Metrics* metrics = env.metrics;
   const std::string& listen = config.http_listen;
   size_t colon = listen.rfind(':');
   int port = -1;
@@ -126,7 +127,8 @@ absl::StatusOr<std::unique_ptr<HttpGatewayHandle>> StartGateway(const ServerConf
   GatewayOptions options;
   options.max_watch_streams = config.http_max_watch_streams;
   options.max_body_bytes = static_cast<size_t>(config.max_receive_bytes);
-  g->routes_ = RegisterRoutes(*g->http_, grpc_server, options);
+  options.call_key = env.call_key;
+  g->routes_ = RegisterRoutes(*g->http_, env.grpc_server, options);
   int bound = port == 0 ? g->http_->bind_to_any_port(host)
                         : (g->http_->bind_to_port(host, port) ? port : -1);
   if (bound <= 0) {

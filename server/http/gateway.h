@@ -40,8 +40,7 @@ class RouteHandlers;
 // Starts serving on config.http_listen (HTTPS with config.tls_cert_file/tls_key_file). Matches
 // HttpGatewayStarter: main.cc sets ServerConfig::start_http = StartGateway.
 absl::StatusOr<std::unique_ptr<HttpGatewayHandle>> StartGateway(const ServerConfig& config,
-                                                                grpc::Server* grpc_server,
-                                                                Metrics* metrics);
+                                                                const HttpGatewayEnv& env);
 
 // What the routes need: the in-process channel's stub, the Watch stream bound and the
 // stopping flag. Shared by every handler registered on a server; outlives them.
@@ -49,6 +48,8 @@ struct GatewayOptions {
   int max_watch_streams = 16;
   // The server's request size limit (httplib's payload limit), for the 413's message.
   size_t max_body_bytes = 4 << 20;
+  // Sent with every call (HttpGatewayEnv::call_key).
+  std::string call_key;
 };
 
 // Registers the /v1 routes on `http` (and its error handler, which gives every error status

@@ -23,7 +23,8 @@ bool MetadataSafe(const std::string& v) {
 
 }  // namespace
 
-absl::Status PrepareContext(const httplib::Request& req, grpc::ClientContext* ctx) {
+absl::Status PrepareContext(const httplib::Request& req, const std::string& call_key,
+                            grpc::ClientContext* ctx) {
   if (req.has_header("Authorization")) {
     std::string auth = req.get_header_value("Authorization");
     if (!MetadataSafe(auth)) {
@@ -32,7 +33,7 @@ absl::Status PrepareContext(const httplib::Request& req, grpc::ClientContext* ct
     ctx->AddMetadata("authorization", auth);
   }
   if (MetadataSafe(req.remote_addr)) ctx->AddMetadata("x-forwarded-for", req.remote_addr);
-  ctx->AddMetadata("x-lrsched-transport", "http");
+  if (!call_key.empty()) ctx->AddMetadata("x-lrsched-gateway", call_key);
   return absl::OkStatus();
 }
 
@@ -42,10 +43,11 @@ void WriteError(httplib::Response& res, int code, const std::string& message) {
 }
 
 RouteHandlers::RouteHandlers(std::shared_ptr<grpc::ChannelInterface> channel, int max_watch_streams,
-                             size_t max_body_bytes)
+                             size_t max_body_bytes, std::string call_key)
     : stub_(v1::LrScheduler::NewStub(std::move(channel))),
       max_watch_streams_(max_watch_streams),
-      max_body_bytes_(max_body_bytes) {}
+      max_body_bytes_(max_body_bytes),
+      call_key_(std::move(call_key)) {}
 
 template <class Req, class Resp>
 void RouteHandlers::Unary(const httplib::Request& req, httplib::Response& res,
@@ -57,7 +59,7 @@ void RouteHandlers::Unary(const httplib::Request& req, httplib::Response& res,
   if (s.ok() && !has_body) s = ApplyQuery(req.params, &request);
   if (s.ok() && !route.name.empty()) s = SetPathName(route.name, &request);
   grpc::ClientContext ctx;
-  if (s.ok()) s = PrepareContext(req, &ctx);
+  if (s.ok()) s = PrepareContext(req, call_key_, &ctx);
   if (!s.ok()) return WriteError(res, static_cast<int>(s.code()), std::string(s.message()));
   Resp reply;
   grpc::Status st = (stub_.get()->*method)(&ctx, request, &reply);

@@ -33,7 +33,7 @@ class RouteHandlers {
  public:
   // `max_body_bytes`: what the server's payload limit is, for the 413's message.
   RouteHandlers(std::shared_ptr<grpc::ChannelInterface> channel, int max_watch_streams,
-                size_t max_body_bytes);
+                size_t max_body_bytes, std::string call_key);
 
   // Any method on a /v1 path.
   void Handle(const httplib::Request& req, httplib::Response& res);
@@ -60,13 +60,16 @@ class RouteHandlers {
   std::unique_ptr<v1::LrScheduler::Stub> stub_;
   const int max_watch_streams_;
   const size_t max_body_bytes_;
+  const std::string call_key_;
   std::atomic<bool> stopping_{false};
   std::shared_ptr<HttpCounters> counters_ = std::make_shared<HttpCounters>();
 };
 
 // The gateway's metadata of a call: the caller's Authorization header as `authorization`, its
-// address as `x-forwarded-for`. INVALID_ARGUMENT for a header gRPC could not carry.
-absl::Status PrepareContext(const httplib::Request& req, grpc::ClientContext* ctx);
+// address as `x-forwarded-for`, `call_key` as `x-lrsched-gateway` (HttpGatewayEnv).
+// INVALID_ARGUMENT for a header gRPC could not carry.
+absl::Status PrepareContext(const httplib::Request& req, const std::string& call_key,
+                            grpc::ClientContext* ctx);
 
 // Writes the JSON error body with the HTTP status of gRPC `code`.
 void WriteError(httplib::Response& res, int code, const std::string& message);

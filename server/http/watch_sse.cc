@@ -109,7 +109,7 @@ void RouteHandlers::Watch(const httplib::Request& req, httplib::Response& res,
   absl::Status s = ApplyQuery(req.params, &request);
   if (s.ok()) s = SetPathName(route.name, &request);
   auto stream = std::make_shared<WatchStream>();
-  if (s.ok()) s = PrepareContext(req, stream->context());
+  if (s.ok()) s = PrepareContext(req, call_key_, stream->context());
   if (!s.ok()) return WriteError(res, static_cast<int>(s.code()), std::string(s.message()));
   if (stopping_) return WriteError(res, 14, "the server is shutting down");
   // Claim a stream slot; the releaser below gives it back.

@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <memory>
+#include <random>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -23,6 +24,14 @@ std::string BoundAddress(const std::string& listen, int port) {
   size_t colon = listen.rfind(':');
   std::string host = colon == std::string::npos ? listen : listen.substr(0, colon);
   return absl::StrCat(host, ":", port);
+}
+
+// 128 random bits as hex (std::random_device reads the kernel's random source).
+std::string RandomKey() {
+  std::random_device rd;
+  std::string key;
+  for (int i = 0; i < 4; ++i) absl::StrAppend(&key, absl::Hex(rd(), absl::kZeroPad8));
+  return key;
 }
 
 }  // namespace
@@ -112,6 +121,7 @@ absl::StatusOr<std::unique_ptr<LrschedServer>> LrschedServer::Start(const Server
   service_options.max_call_cost = config.max_call_cost;
   service_options.max_reply_bytes = config.max_reply_bytes;
   service_options.metrics = s->metrics_.get();
+  if (!config.http_listen.empty()) service_options.http_gateway_key = RandomKey();
   // The health service says NOT_SERVING while the store refuses writes (write_health.h). It
   // exists once the server is built; a change before that is not reported.
   auto health = std::make_shared<std::atomic<grpc::HealthCheckServiceInterface*>>(nullptr);
@@ -147,8 +157,12 @@ absl::StatusOr<std::unique_ptr<LrschedServer>> LrschedServer::Start(const Server
   }
   s->address_ = BoundAddress(config.listen, s->port_);
   if (!config.http_listen.empty()) {
+    HttpGatewayEnv env;
+    env.grpc_server = s->server_.get();
+    env.metrics = s->metrics_.get();
+    env.call_key = service_options.http_gateway_key;
     absl::StatusOr<std::unique_ptr<HttpGatewayHandle>> http =
-        config.start_http ? config.start_http(config, s->server_.get(), s->metrics_.get())
+        config.start_http ? config.start_http(config, env)
                           : absl::InvalidArgumentError(
                                 "--http_listen: this program has no HTTP gateway linked in");
     if (!http.ok()) {

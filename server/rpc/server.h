@@ -47,10 +47,22 @@ class HttpGatewayHandle {
   virtual void Stop() = 0;
 };
 
-// Starts a gateway for `config` (its http_* and tls_* fields) in front of `grpc_server`, whose
-// in-process channel it calls; `metrics` (null: none) must outlive the gateway.
+// What LrschedServer hands the gateway besides the config.
+struct HttpGatewayEnv {
+  // The gateway calls the service over this server's in-process channel.
+  grpc::Server* grpc_server = nullptr;
+  // Null: no metrics. Outlives the gateway.
+  Metrics* metrics = nullptr;
+  // A random key, new for each server, that the gateway sends with every call as the
+  // `x-lrsched-gateway` metadata: the service believes a call's `x-forwarded-for` (the HTTP
+  // client's address, for the access log) only when it comes with this key, so no gRPC
+  // client can pass itself off as an HTTP one.
+  std::string call_key;
+};
+
+// Starts a gateway for `config` (its http_* and tls_* fields).
 using HttpGatewayStarter = std::function<absl::StatusOr<std::unique_ptr<HttpGatewayHandle>>(
-    const ServerConfig& config, grpc::Server* grpc_server, Metrics* metrics)>;
+    const ServerConfig& config, const HttpGatewayEnv& env)>;
 
 // What a server is started with. Its member initializers are the defaults of main.cc's flags
 // (each flag's default reads ServerConfig{}), so a default is written once.

@@ -216,10 +216,28 @@ def test_created_over_http_stepped_over_grpc_and_back_bit_equal(srv, grpc_client
     assert status == 200 and r["advanced"] is False and r["session"]["lastEpoch"] == "8"
     status, r, _ = call(srv.base, "POST", f"/v1/sessions/{name}:step", data=b"")
     assert status == 200 and r["advanced"] is True and r["session"]["lastEpoch"] == "9"
+    # The access log tells the HTTP calls (and their client) from the gRPC ones, and a gRPC
+    # client cannot pass itself off as one by sending the gateway's header.
+    import grpc
+    with grpc.insecure_channel(srv.address) as ch:
+        step = ch.unary_unary("/lrsched.v1.LrScheduler/Step")  # raw bytes both ways
+        step(b"\x0a" + bytes([len(name)]) + name.encode(),
+             metadata=(("authorization", f"Bearer {ADMIN}"), ("x-forwarded-for", "6.6.6.6")),
+             timeout=CALL_TIMEOUT)
+    deadline = time.monotonic() + 5  # the log is written by a thread of its own
+    while True:
+        steps = [line for line in srv.log().splitlines()
+                 if "event=access method=Step session=h/mixed " in line]
+        if len(steps) >= 11 or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
+    assert ["via=http peer=127.0.0.1 " in line for line in steps] == [
+        epoch % 2 == 0 for epoch in range(1, 9)] + [True, True, False], steps
+    assert not any("6.6.6.6" in line for line in steps)
     # GetLR with query parameters: the same lookahead window as gRPC's.
     status, lr, _ = call(srv.base, "GET", f"/v1/sessions/{name}:lr?ahead=2&window=4")
     want = grpc_client.get_lr(name, ahead=2, window=4)
-    assert status == 200 and int(lr["epoch"]) == want.epoch == 11
+    assert status == 200 and int(lr["epoch"]) == want.epoch == 12
     assert [g["lr"] for g in lr["groups"]] == [g.lr for g in want.groups]
     assert [[g["lr"] for g in e["groups"]] for e in lr["window"]] == \
         [[g.lr for g in e.groups] for e in want.window]
