@@ -129,6 +129,8 @@ absl::StatusOr<std::unique_ptr<HttpGatewayHandle>> StartGateway(const ServerConf
   options.max_body_bytes = static_cast<size_t>(config.max_receive_bytes);
   options.call_key = env.call_key;
   g->routes_ = RegisterRoutes(*g->http_, env.grpc_server, options);
+  // Other pages on the same port (the dashboard) register their handlers on *g->http_ here,
+  // on paths outside /v1.
   int bound = port == 0 ? g->http_->bind_to_any_port(host)
                         : (g->http_->bind_to_port(host, port) ? port : -1);
   if (bound <= 0) {

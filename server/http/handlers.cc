@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "server/http/http_status.h"
 #include "server/http/transcode.h"
 
@@ -34,6 +35,12 @@ absl::Status PrepareContext(const httplib::Request& req, const std::string& call
   }
   if (MetadataSafe(req.remote_addr)) ctx->AddMetadata("x-forwarded-for", req.remote_addr);
   if (!call_key.empty()) ctx->AddMetadata("x-lrsched-gateway", call_key);
+  // The client's deadline for the call, as grpc-gateway takes it.
+  if (req.has_header("Grpc-Timeout")) {
+    absl::StatusOr<absl::Duration> timeout = ParseGrpcTimeout(req.get_header_value("Grpc-Timeout"));
+    if (!timeout.ok()) return timeout.status();
+    ctx->set_deadline(absl::ToChronoTime(absl::Now() + *timeout));
+  }
   return absl::OkStatus();
 }
 

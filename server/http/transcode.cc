@@ -189,6 +189,36 @@ absl::Status SetPathName(const std::string& name, Message* msg) {
   return absl::OkStatus();
 }
 
+absl::StatusOr<absl::Duration> ParseGrpcTimeout(absl::string_view value) {
+  auto bad = [value] {
+    return absl::InvalidArgumentError(
+        absl::StrCat("Grpc-Timeout: expected an integer of 1 to 8 digits and a unit (H, M, S, ",
+                     "m, u, n), e.g. 5S or 250m; got \"", value, "\""));
+  };
+  if (value.size() < 2 || value.size() > 9) return bad();
+  int64_t n = 0;
+  if (!absl::SimpleAtoi(value.substr(0, value.size() - 1), &n) || n <= 0 ||
+      value.find_first_not_of("0123456789") != value.size() - 1) {
+    return bad();
+  }
+  switch (value.back()) {
+    case 'H':
+      return absl::Hours(n);
+    case 'M':
+      return absl::Minutes(n);
+    case 'S':
+      return absl::Seconds(n);
+    case 'm':
+      return absl::Milliseconds(n);
+    case 'u':
+      return absl::Microseconds(n);
+    case 'n':
+      return absl::Nanoseconds(n);
+    default:
+      return bad();
+  }
+}
+
 std::string PrintJson(const Message& msg) {
   google::protobuf::util::JsonPrintOptions opts;
   opts.always_print_primitive_fields = true;

@@ -11,7 +11,9 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 #include "google/protobuf/message.h"
 
 namespace lrsched::http {
@@ -29,6 +31,11 @@ absl::Status ApplyQuery(const std::multimap<std::string, std::string>& params,
 // Sets `msg`'s `name` field to the path's `name`; a name already set (by the body or the
 // query) must be the same.
 absl::Status SetPathName(const std::string& name, google::protobuf::Message* msg);
+
+// The `Grpc-Timeout` header's value, as grpc-gateway reads it: a positive integer of at most 8
+// digits and a unit, H (hours), M (minutes), S, m (milliseconds), u or n. INVALID_ARGUMENT
+// naming the header otherwise.
+absl::StatusOr<absl::Duration> ParseGrpcTimeout(absl::string_view value);
 
 // `msg` as JSON: lowerCamelCase names, fields at their default printed too.
 std::string PrintJson(const google::protobuf::Message& msg);

@@ -113,5 +113,18 @@ TEST(TranscodeTest, PrintsDefaultsCamelCaseAndExactDoubles) {
   EXPECT_EQ(std::memcmp(&want, &got, sizeof want), 0) << json;
 }
 
+TEST(TranscodeTest, GrpcTimeoutHeader) {
+  EXPECT_EQ(*ParseGrpcTimeout("5S"), absl::Seconds(5));
+  EXPECT_EQ(*ParseGrpcTimeout("250m"), absl::Milliseconds(250));
+  EXPECT_EQ(*ParseGrpcTimeout("2H"), absl::Hours(2));
+  EXPECT_EQ(*ParseGrpcTimeout("3M"), absl::Minutes(3));
+  EXPECT_EQ(*ParseGrpcTimeout("99999999n"), absl::Nanoseconds(99999999));
+  for (const char* bad : {"", "S", "5", "5s", "0S", "-1S", "+1S", "123456789S", "1.5S", " 5S"}) {
+    absl::StatusOr<absl::Duration> t = ParseGrpcTimeout(bad);
+    EXPECT_EQ(t.status().code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_NE(t.status().message().find("Grpc-Timeout"), std::string::npos) << bad;
+  }
+}
+
 }  // namespace
 }  // namespace lrsched::http

@@ -110,7 +110,7 @@ def srv(tmp_path_factory):
     tokens = d / "tokens"
     tokens.write_text(f"{ADMIN} admin ops\n{STEPPER} stepper trainer\n{READER} reader viewer\n")
     p = Proc(d, f"--tokens_file={tokens}", f"--http_max_watch_streams={MAX_WATCH}",
-             "--http_threads=4")
+             "--http_threads=4", "--metrics_listen=127.0.0.1:0")
     p.base = f"http://127.0.0.1:{p.http_port}"
     try:
         yield p
@@ -409,6 +409,58 @@ def test_watch_streams_are_bounded_and_freed_when_the_client_goes(srv):
     finally:
         for r in streams:
             r.close()
+    wait_streams_closed(srv)  # for the tests after this one
+
+
+def test_grpc_timeout_header_is_the_calls_deadline(srv):
+    assert create(srv, "h/deadline", STEP_LR)[0] == 200
+    req = urllib.request.Request(f"{srv.base}/v1/sessions/h/deadline:watch",
+                                 headers={"Authorization": f"Bearer {ADMIN}",
+                                          "Grpc-Timeout": "300m"})
+    with urllib.request.urlopen(req, timeout=CALL_TIMEOUT) as r:
+        next_event(r)
+        end = next_event(r)
+    assert end["event"] == "end" and json.loads(end["data"])["status"] == "DEADLINE_EXCEEDED"
+    assert_error(call(srv.base, "GET", "/v1/sessions/h/deadline", headers={"Grpc-Timeout": "soon"}),
+                 400, "INVALID_ARGUMENT", "Grpc-Timeout")
+    assert call(srv.base, "GET", "/v1/sessions/h/deadline", headers={"Grpc-Timeout": "5S"})[0] == 200
+
+
+def scrape(srv):
+    """The module server's metrics, {"name{labels}": value}."""
+    deadline = time.monotonic() + READY_TIMEOUT
+    while not (m := re.search(r"event=metrics_listening port=(\d+)", srv.log())):
+        assert time.monotonic() < deadline, srv.log()
+        time.sleep(0.02)
+    url = f"http://127.0.0.1:{m.group(1)}/metrics"
+    text = urllib.request.urlopen(url, timeout=CALL_TIMEOUT).read().decode()
+    return {k: float(v) for k, v in re.findall(r"^(\S+) (\S+)$", text, re.M)}
+
+
+def wait_streams_closed(srv):
+    """Until the server has let go of every Watch stream (a client's close shows at the
+    stream's next keep-alive comment)."""
+    deadline = time.monotonic() + 10
+    while scrape(srv)["lrsched_http_watch_streams"] != 0:
+        assert time.monotonic() < deadline, "a closed stream stayed open on the server"
+        time.sleep(0.1)
+
+
+def test_metrics_count_http_requests_and_streams(srv):
+    wait_streams_closed(srv)
+    assert create(srv, "h/metrics", STEP_LR)[0] == 200
+    before = scrape(srv)
+    call(srv.base, "GET", "/v1/sessions/h/metrics")
+    call(srv.base, "GET", "/v1/sessions/h/none")
+    with open_watch(srv, "h/metrics") as r:
+        next_event(r)
+        during = scrape(srv)
+    assert during["lrsched_http_requests_total"] == before["lrsched_http_requests_total"] + 2
+    assert during["lrsched_http_errors_total"] == before["lrsched_http_errors_total"] + 1
+    assert during["lrsched_http_watch_streams"] == 1
+    # The calls themselves are counted by the service, as gRPC calls are.
+    key = 'lrsched_rpc_total{method="lrsched.v1.LrScheduler/GetSession",code="NOT_FOUND"}'
+    assert during[key] >= 1
 
 
 def test_shutdown_ends_open_streams(tmp_path):
