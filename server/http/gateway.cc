@@ -118,6 +118,9 @@ absl::StatusOr<std::unique_ptr<HttpGatewayHandle>> StartGateway(const ServerConf
   // An idle keep-alive connection holds a pool thread until this timeout, and stop() waits
   // for it: keep it short.
   g->http_->set_keep_alive_timeout(2);
+  // A busy client keeps its connection (httplib's default closes it after 5 requests, making
+  // a client that calls in a loop reconnect every fifth call).
+  g->http_->set_keep_alive_max_count(1000);
   g->http_->set_payload_max_length(static_cast<size_t>(config.max_receive_bytes));
   // As for metrics: no SO_REUSEPORT, so a busy port fails rather than sharing connections.
   g->http_->set_socket_options([](int sock) {

@@ -10,11 +10,12 @@
 // metrics as gRPC callers, by construction. The `Authorization` header travels as the
 // `authorization` metadata, the HTTP client's address as `x-forwarded-for`.
 //
-// Threads: cpp-httplib runs each connection on a thread of its pool. A unary call holds one
-// for the call; an idle keep-alive connection holds one for its timeout (2 s); a Watch stream
-// holds one for its life. The pool has http_threads + http_max_watch_streams threads, and a
-// Watch beyond http_max_watch_streams open at once is refused (429), so streams never starve
-// unary calls.
+// Threads: cpp-httplib runs each connection on a thread of its pool, for as long as the
+// connection is open: a keep-alive connection holds one between its calls too, until it has
+// been idle 2 s (so http_threads should be at least the number of concurrent clients; others
+// wait for a thread); a Watch stream holds one for its life. The pool has http_threads +
+// http_max_watch_streams threads, and a Watch beyond http_max_watch_streams open at once is refused
+// (429), so streams never starve unary calls.
 //
 // Invariants: Stop() ends every Watch stream (an `event: end` with UNAVAILABLE) and returns
 // once no handler runs; a client that goes away ends its stream within a few seconds (the

@@ -111,7 +111,7 @@ struct ServerConfig {
   // The gateway's threads for unary calls (and idle keep-alive connections), and the most
   // Watch streams it holds open at once (each holds a thread of its own; one more is refused
   // RESOURCE_EXHAUSTED, HTTP 429).
-  int http_threads = 16;
+  int http_threads = 32;
   int http_max_watch_streams = 16;
   // PEM files: with tls_cert_file and tls_key_file the gateway serves HTTPS, with
   // tls_client_ca_file it requires client certificates signed by that CA (as `credentials`
