@@ -121,6 +121,9 @@ absl::StatusOr<std::unique_ptr<HttpGatewayHandle>> StartGateway(const ServerConf
   // A busy client keeps its connection (httplib's default closes it after 5 requests, making
   // a client that calls in a loop reconnect every fifth call).
   g->http_->set_keep_alive_max_count(1000);
+  // httplib sends a reply's headers and body in separate writes: with Nagle's algorithm the
+  // body then waits for the client's delayed ACK, 40 ms per call.
+  g->http_->set_tcp_nodelay(true);
   g->http_->set_payload_max_length(static_cast<size_t>(config.max_receive_bytes));
   // As for metrics: no SO_REUSEPORT, so a busy port fails rather than sharing connections.
   g->http_->set_socket_options([](int sock) {

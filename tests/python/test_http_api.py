@@ -277,6 +277,28 @@ def test_amend_and_history(srv, grpc_client):
     assert [e["groups"][0]["lr"] for e in hist["epochs"]] == [e.groups[0].lr for e in h.epochs]
 
 
+def test_keep_alive_calls_do_not_wait_for_delayed_acks(srv):
+    """A reply's headers and body go out in separate writes: without TCP_NODELAY each call on a
+    kept-alive connection waited ~40 ms for the client's delayed ACK (Nagle). The median of a
+    few calls tells that stall (>= 40 ms each) from any load spike, with a wide margin."""
+    import http.client
+    assert create(srv, "h/nagle", STEP_LR)[0] == 200
+    conn = http.client.HTTPConnection("127.0.0.1", srv.http_port, timeout=CALL_TIMEOUT)
+    took = []
+    try:
+        for _ in range(15):
+            t0 = time.monotonic()
+            conn.request("GET", "/v1/sessions/h/nagle:lr",
+                         headers={"Authorization": f"Bearer {ADMIN}"})
+            r = conn.getresponse()
+            r.read()
+            assert r.status == 200
+            took.append(time.monotonic() - t0)
+    finally:
+        conn.close()
+    assert sorted(took)[len(took) // 2] < 0.02, took
+
+
 # --- errors -----------------------------------------------------------------------------------
 
 def test_bad_bodies_name_the_field(srv):
