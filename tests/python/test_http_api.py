@@ -1,18 +1,15 @@
 """lrsched-server's HTTP/JSON gateway (--http_listen) as a real process, called with urllib as a
 client in any language would call it: every route of the contract (the comment at the top of
 proto/lrsched/v1/lrsched.proto), every error class with its JSON body, bearer tokens and roles,
-a session created over HTTP and stepped over gRPC and back (values bit-equal both ways), Watch as
-Server-Sent Events (its stream bound, a vanished client, shutdown), and HTTPS with client
-certificates. One server (with tokens) serves the module; shutdown and TLS start their own.
+a session created over HTTP and stepped over gRPC and back (values bit-equal both ways), the
+access log and metrics, Watch as Server-Sent Events (its stream bound, a vanished client, a
+deadline). One server, with tokens, serves the module; test_http_process.py has shutdown and
+HTTPS.
 """
 import json
 import os
 import pathlib
 import re
-import shutil
-import signal
-import ssl
-import subprocess
 import sys
 import time
 import urllib.error
@@ -21,7 +18,9 @@ import urllib.request
 
 import pytest
 
-from ready import READY_TIMEOUT, wait_until_healthy
+import http_proc
+from http_proc import CALL_TIMEOUT, Proc, next_event
+from ready import READY_TIMEOUT
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
 BIN_DIR = os.environ.get("LRSCHED_BIN_DIR")
@@ -43,65 +42,7 @@ STEP_LR = {"optimizer": {"type": "SGD", "param_groups": [{"lr": 0.1}]},
            "scheduler": {"type": "StepLR", "step_size": 2, "gamma": 0.5}}
 PLATEAU = {"optimizer": {"type": "SGD", "param_groups": [{"lr": 0.1}]},
            "scheduler": {"type": "ReduceLROnPlateau", "patience": 0}}
-CALL_TIMEOUT = 10  # seconds per HTTP request
 MAX_WATCH = 2  # --http_max_watch_streams of the module's server
-
-
-class Proc:
-    """An lrsched-server with --http_listen=127.0.0.1:0: its gRPC address and HTTP port come
-    from its log."""
-
-    def __init__(self, tmp_path, *flags):
-        self.log_path = tmp_path / "server.log"
-        with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(
-                [SERVER_BIN, "--listen=127.0.0.1:0", "--http_listen=127.0.0.1:0",
-                 f"--data_dir={tmp_path / 'd'}", "--sqlite_synchronous=normal",
-                 "--shutdown_grace=1s", *flags],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log)
-        deadline = time.monotonic() + READY_TIMEOUT
-        try:
-            while True:
-                text = self.log()
-                m = re.search(r"event=listening addr=(\S+)", text)
-                h = re.search(r"event=http_listening port=(\d+)", text)
-                if m and h:
-                    break
-                assert self.proc.poll() is None and time.monotonic() < deadline, text
-                time.sleep(0.02)
-            self.address = m.group(1)
-            self.http_port = int(h.group(1))
-            if "--tls_client_ca" not in " ".join(flags):
-                wait_until_healthy(self.address, self.proc, deadline, log=self.log,
-                                   what="lrsched-server",
-                                   credentials=self._grpc_credentials(flags))
-        except BaseException:
-            self.proc.kill()
-            self.proc.wait(30)
-            raise
-
-    @staticmethod
-    def _grpc_credentials(flags):
-        for f in flags:
-            if f.startswith("--tls_cert="):
-                ca = pathlib.Path(f.split("=", 1)[1]).parent / "ca.pem"
-                import grpc
-                return grpc.ssl_channel_credentials(root_certificates=ca.read_bytes())
-        return None
-
-    def log(self):
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self):
-        """SIGTERM; the exit code (waits at most 10 s: shutdown must never hang on a client)."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
-            raise AssertionError("the server did not stop within 10 s of SIGTERM:\n" + self.log())
 
 
 @pytest.fixture(scope="module")
@@ -124,22 +65,9 @@ def grpc_client(srv):
         yield c
 
 
-def call(base, method, path, body=None, *, token=ADMIN, data=None, headers=None, context=None):
-    """One HTTP request; (status, parsed JSON body, headers). `body`: a value sent as JSON;
-    `data`: raw bytes instead."""
-    if body is not None:
-        data = json.dumps(body).encode()
-    h = {"Content-Type": "application/json"} if data is not None else {}
-    if token:
-        h["Authorization"] = f"Bearer {token}"
-    h.update(headers or {})
-    req = urllib.request.Request(base + path, data=data, method=method, headers=h)
-    try:
-        with urllib.request.urlopen(req, timeout=CALL_TIMEOUT, context=context) as r:
-            return r.status, json.loads(r.read() or b"null"), r.headers
-    except urllib.error.HTTPError as e:
-        raw = e.read()
-        return e.code, json.loads(raw) if raw else None, e.headers
+def call(base, method, path, body=None, *, token=ADMIN, **kw):
+    """http_proc.call with the admin token by default."""
+    return http_proc.call(base, method, path, body, token=token, **kw)
 
 
 def q(name):
@@ -368,23 +296,6 @@ def open_watch(srv, name, token=ADMIN):
     return r
 
 
-def next_event(r):
-    """The next event's fields ({"id": ..., "data": ..., "event": ...}); comments skipped."""
-    fields = {}
-    while True:
-        line = r.readline()
-        assert line, "the stream ended"
-        line = line.decode().rstrip("\n")
-        if line == "":
-            if fields:
-                return fields
-            continue
-        if line.startswith(":"):
-            continue
-        key, _, value = line.partition(":")
-        fields[key] = value[1:] if value.startswith(" ") else value
-
-
 def test_watch_streams_steps_and_ends_when_deleted(srv, grpc_client):
     assert create(srv, "h/watch", COSINE)[0] == 200
     r = open_watch(srv, "h/watch")
@@ -483,69 +394,3 @@ def test_metrics_count_http_requests_and_streams(srv):
     # The calls themselves are counted by the service, as gRPC calls are.
     key = 'lrsched_rpc_total{method="lrsched.v1.LrScheduler/GetSession",code="NOT_FOUND"}'
     assert during[key] >= 1
-
-
-def test_shutdown_ends_open_streams(tmp_path):
-    p = Proc(tmp_path)  # no tokens: every call allowed
-    base = f"http://127.0.0.1:{p.http_port}"
-    try:
-        assert call(base, "POST", "/v1/sessions",
-                    {"name": "s", "spec_json": json.dumps(STEP_LR)}, token=None)[0] == 200
-        r = urllib.request.urlopen(f"{base}/v1/sessions/s:watch", timeout=CALL_TIMEOUT)
-        next_event(r)
-        t0 = time.monotonic()
-        p.proc.send_signal(signal.SIGTERM)
-        end = next_event(r)
-        assert end["event"] == "end" and json.loads(end["data"])["status"] == "UNAVAILABLE"
-        assert p.stop() == 0
-        assert time.monotonic() - t0 < 5, "shutdown waited on the open stream"
-        r.close()
-    finally:
-        p.stop()
-
-
-# --- HTTPS ------------------------------------------------------------------------------------
-
-def openssl(*args, cwd):
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=30)
-
-
-@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is not installed")
-def test_https_with_client_certificates(tmp_path):
-    d = tmp_path
-    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-    openssl("req", "-x509", *ec, "-days", "1", "-subj", "/CN=test-ca", "-keyout", "ca.key",
-            "-out", "ca.pem", cwd=d)
-    for who, ext in (("server", "subjectAltName=IP:127.0.0.1"),
-                     ("client", "extendedKeyUsage=clientAuth")):
-        openssl("req", *ec, "-subj", f"/CN={who}", "-keyout", f"{who}.key", "-out",
-                f"{who}.csr", cwd=d)
-        (d / f"{who}.ext").write_text(ext + "\n")
-        openssl("x509", "-req", "-in", f"{who}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-                "-CAcreateserial", "-days", "1", "-extfile", f"{who}.ext", "-out", f"{who}.pem",
-                cwd=d)
-    p = Proc(d, f"--tls_cert={d / 'server.pem'}", f"--tls_key={d / 'server.key'}",
-             f"--tls_client_ca={d / 'ca.pem'}")
-    base = f"https://127.0.0.1:{p.http_port}"
-    try:
-        ctx = ssl.create_default_context(cafile=str(d / "ca.pem"))
-        ctx.load_cert_chain(str(d / "client.pem"), str(d / "client.key"))
-        status, body, _ = call(base, "POST", "/v1/sessions",
-                               {"name": "t", "spec_json": json.dumps(STEP_LR)}, token=None,
-                               context=ctx)
-        assert status == 200 and body["name"] == "t"
-        assert call(base, "GET", "/v1/sessions/t", token=None, context=ctx)[0] == 200
-        # Without a client certificate the handshake fails; plain HTTP gets no answer.
-        no_cert = ssl.create_default_context(cafile=str(d / "ca.pem"))
-        with pytest.raises((urllib.error.URLError, ssl.SSLError, ConnectionError)):
-            call(base, "GET", "/v1/sessions/t", token=None, context=no_cert)
-        with pytest.raises((urllib.error.URLError, ConnectionError, http_client_errors())):
-            call(f"http://127.0.0.1:{p.http_port}", "GET", "/v1/sessions/t", token=None)
-        assert p.stop() == 0
-    finally:
-        p.stop()
-
-
-def http_client_errors():
-    import http.client
-    return http.client.HTTPException
