@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import signal
+import subprocess
 import ssl
 import time
 import urllib.error
@@ -67,3 +68,18 @@ def test_https_with_client_certificates(tmp_path):
         assert p.stop() == 0
     finally:
         p.stop()
+
+
+def test_bad_http_flags_fail_to_start(tmp_path):
+    import socket
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        taken = busy.getsockname()[1]
+        for flags, says in ((["--http_listen=nonsense"], "--http_listen: expected HOST:PORT"),
+                            (["--http_listen=127.0.0.1:99999"], "--http_listen"),
+                            ([f"--http_listen=127.0.0.1:{taken}"], "--http_listen: cannot listen"),
+                            (["--http_listen=127.0.0.1:0", "--http_threads=0"], "--http_threads")):
+            out = subprocess.run([SERVER_BIN, "--listen=127.0.0.1:0", f"--data_dir={tmp_path / 'd'}",
+                                  *flags], capture_output=True, text=True, timeout=CALL_TIMEOUT)
+            assert out.returncode == 1 and says in out.stderr, (flags, out.stderr)
