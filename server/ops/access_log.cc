@@ -33,6 +33,7 @@ void CallObserver::Finished(const FinishedCall& call) const {
   const bool ok = call.code == absl::StatusCode::kOk;
   if (ok && call.epoch) line.Kv("epoch", *call.epoch);
   if (ok && call.advanced) line.Kv("advanced", *call.advanced);
+  if (!call.http_peer.empty()) line.Kv("via", "http").Kv("peer", call.http_peer);
   line.Kv("code", StatusCodeName(static_cast<int>(call.code)))
       .Kv("ms", absl::StrFormat("%.3f", absl::ToDoubleMilliseconds(latency)));
 }

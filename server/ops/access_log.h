@@ -6,7 +6,8 @@
 //   - it writes one structured access-log line per mutation (CreateSession, DeleteSession, Step,
 //     ImportState, AmendSession), whatever its outcome:
 //       level=info event=access method=Step session=runs/a epoch=12 advanced=true code=OK ms=0.41
-//     (epoch: the session's last_epoch after the call, when it succeeded).
+//     (epoch: the session's last_epoch after the call, when it succeeded; a call made over
+//     HTTP/JSON adds `via=http peer=ADDR`, its HTTP client's address).
 // Tokens and request bodies other than the session name are never logged.
 //
 // Calls come in two ways:
@@ -49,6 +50,9 @@ struct FinishedCall {
   absl::StatusCode code = absl::StatusCode::kOk;  // gRPC's codes have the same numbers
   std::optional<int64_t> epoch;  // the session's last_epoch after a successful mutation
   std::optional<bool> advanced;  // Step: whether it advanced
+  // Set when the call came through the HTTP/JSON gateway (server/http/): the HTTP client's
+  // address, logged as `via=http peer=ADDR`. Empty for a gRPC client.
+  std::string_view http_peer;
 };
 
 class CallObserver {

@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <memory>
+#include <random>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -23,6 +24,14 @@ std::string BoundAddress(const std::string& listen, int port) {
   size_t colon = listen.rfind(':');
   std::string host = colon == std::string::npos ? listen : listen.substr(0, colon);
   return absl::StrCat(host, ":", port);
+}
+
+// 128 random bits as hex (std::random_device reads the kernel's random source).
+std::string RandomKey() {
+  std::random_device rd;
+  std::string key;
+  for (int i = 0; i < 4; ++i) absl::StrAppend(&key, absl::Hex(rd(), absl::kZeroPad8));
+  return key;
 }
 
 }  // namespace
@@ -112,6 +121,7 @@ absl::StatusOr<std::unique_ptr<LrschedServer>> LrschedServer::Start(const Server
   service_options.max_call_cost = config.max_call_cost;
   service_options.max_reply_bytes = config.max_reply_bytes;
   service_options.metrics = s->metrics_.get();
+  if (!config.http_listen.empty()) service_options.http_gateway_key = RandomKey();
   // The health service says NOT_SERVING while the store refuses writes (write_health.h). It
   // exists once the server is built; a change before that is not reported.
   auto health = std::make_shared<std::atomic<grpc::HealthCheckServiceInterface*>>(nullptr);
@@ -146,6 +156,21 @@ absl::StatusOr<std::unique_ptr<LrschedServer>> LrschedServer::Start(const Server
     return absl::UnavailableError(absl::StrCat("cannot listen on ", config.listen));
   }
   s->address_ = BoundAddress(config.listen, s->port_);
+  if (!config.http_listen.empty()) {
+    HttpGatewayEnv env;
+    env.grpc_server = s->server_.get();
+    env.metrics = s->metrics_.get();
+    env.call_key = service_options.http_gateway_key;
+    absl::StatusOr<std::unique_ptr<HttpGatewayHandle>> http =
+        config.start_http ? config.start_http(config, env)
+                          : absl::InvalidArgumentError(
+                                "--http_listen: this program has no HTTP gateway linked in");
+    if (!http.ok()) {
+      s->Shutdown(absl::ZeroDuration());
+      return http.status();
+    }
+    s->http_ = *std::move(http);
+  }
   if (auto* h = s->server_->GetHealthCheckService()) {
     // Also by the service's own name, for clients that check the service they call.
     h->SetServingStatus(v1::LrScheduler::service_full_name(), true);
@@ -165,8 +190,11 @@ void LrschedServer::Shutdown(absl::Duration grace) {
   // path, which must not turn a refused start into a crash.
   if (stopped_ || server_ == nullptr) return;
   stopped_ = true;
-  // Watch streams first: they would otherwise hold Shutdown until its deadline.
+  // Watch streams first: they would otherwise hold Shutdown until its deadline (those of the
+  // HTTP gateway too: they end with UNAVAILABLE like any other).
   registry_->Shutdown();
+  // Then the gateway, while the gRPC server still answers the calls it has in flight.
+  if (http_ != nullptr) http_->Stop();
   auto* health = server_->GetHealthCheckService();
   // NOT_SERVING for good: a write that succeeds during the grace period must not undo it.
   if (health != nullptr) health->Shutdown();

@@ -150,6 +150,18 @@ Caller LrSchedulerService::CallerOf(const grpc::ServerContextBase* ctx, const ch
   return caller.ok() ? *std::move(caller) : Caller{};
 }
 
+std::string_view LrSchedulerService::HttpPeer(const grpc::ServerContextBase* ctx) const {
+  if (options_.http_gateway_key.empty()) return {};
+  const auto& md = ctx->client_metadata();
+  auto key = md.find("x-lrsched-gateway");
+  auto peer = md.find("x-forwarded-for");
+  if (key == md.end() || peer == md.end()) return {};
+  if (absl::string_view(key->second.data(), key->second.size()) != options_.http_gateway_key) {
+    return {};
+  }
+  return std::string_view(peer->second.data(), peer->second.size());
+}
+
 grpc::ServerUnaryReactor* LrSchedulerService::Serve(grpc::CallbackServerContext* ctx,
                                                     const char* method, std::string_view name,
                                                     Where where, std::function<absl::Status()> body,
@@ -159,6 +171,7 @@ grpc::ServerUnaryReactor* LrSchedulerService::Serve(grpc::CallbackServerContext*
   call.method = method;
   call.session = name;
   call.start = absl::Now();
+  call.http_peer = HttpPeer(ctx);
   auto finish = [this, reactor, call, result](const absl::Status& s) mutable {
     if (s.ok() && result != nullptr) call.epoch = result->last_epoch();
     Finish(reactor, call, s);
@@ -281,12 +294,14 @@ grpc::ServerUnaryReactor* LrSchedulerService::Step(grpc::CallbackServerContext* 
   // busy with another mutation; a shared store's memory needs a re-read), or another replica
   // won the compare, the step runs on the pool like any blocking call.
   const absl::Time start = absl::Now();
-  auto finish = [this, req, resp, start](grpc::ServerUnaryReactor* reactor,
-                                         absl::StatusOr<StepOutcome> out) {
+  const std::string_view http_peer = HttpPeer(ctx);
+  auto finish = [this, req, resp, start, http_peer](grpc::ServerUnaryReactor* reactor,
+                                                    absl::StatusOr<StepOutcome> out) {
     FinishedCall call;
     call.method = "Step";
     call.session = req->name();
     call.start = start;
+    call.http_peer = http_peer;
     if (out.ok()) {
       ToProto(out->session, resp->mutable_session());
       resp->set_advanced(out->advanced);

@@ -71,6 +71,9 @@ struct ServiceOptions {
   // Told when the store stops or starts taking writes, as mutations' outcomes show it
   // (write_health.h); the server sets the health service's status from it. Empty: not watched.
   std::function<void(bool writable)> on_store_writable;
+  // The key of the HTTP/JSON gateway's calls (HttpGatewayEnv::call_key in server.h); empty:
+  // no gateway, and no call's `x-forwarded-for` is believed.
+  std::string http_gateway_key;
 };
 
 class LrSchedulerService final : public v1::LrScheduler::CallbackService {
@@ -155,6 +158,8 @@ class LrSchedulerService final : public v1::LrScheduler::CallbackService {
   // The caller of an authorized `method` call (its token's name and role); empty without
   // tokens.
   Caller CallerOf(const grpc::ServerContextBase* ctx, const char* method) const;
+  // The HTTP client's address of a call the gateway made (FinishedCall::http_peer), else empty.
+  std::string_view HttpPeer(const grpc::ServerContextBase* ctx) const;
 
   // Requests that do not parse (service_parse.cc). The constructor replaces grpc++'s handler
   // of every method with one that refuses them itself (parse_checked_handler.h).
