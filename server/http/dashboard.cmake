@@ -1,6 +1,6 @@
 # The web dashboard (dashboard.{h,cc}): static/'s files compiled into the library by
 # embed_static.cmake (a cmake -P step writing byte arrays; no xxd), rebuilt when a file changes.
-# include()d from the HTTP gateway's CMakeLists.txt, which links lrsched_dashboard.
+# include()d from server/http/CMakeLists.txt, whose lrsched_http links lrsched_dashboard.
 set(LRSCHED_DASHBOARD_FILES index.html style.css app.js api.js chart.js dom.js session.js)
 set(_dash_dir ${CMAKE_CURRENT_LIST_DIR})
 set(_dash_cc ${CMAKE_CURRENT_BINARY_DIR}/dashboard_assets.cc)
