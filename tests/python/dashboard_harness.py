@@ -250,16 +250,20 @@ def show_session(driver, url, name, epoch):
 
 
 def fit_height(driver):
-    """Resizes the window to the page's height, so a screenshot holds the whole page."""
-    height = js(driver, "return document.documentElement.scrollHeight")
-    driver.set_window_size(WINDOW[0], max(WINDOW[1], min(int(height) + 140, 3000)))
+    """Resizes the window so that its viewport ends just below the page's content: a screenshot
+    holds the whole page and no empty space (the window's frame, if any, measured first)."""
+    driver.set_window_size(*WINDOW)
+    frame = WINDOW[1] - js(driver, "return window.innerHeight")
+    bottom = js(driver, "return Math.ceil(document.querySelector('main')"
+                        ".getBoundingClientRect().bottom)")
+    driver.set_window_size(WINDOW[0], min(max(int(bottom) + frame, 300), 3000))
 
 
 def screenshots(driver, url, out_dir, names):
     """The list and the amended session's view as PNGs in out_dir (dashboard-list.png,
     dashboard-session.png); returns their paths."""
     show_list(driver, url, READER_TOKEN, names)
-    driver.set_window_size(*WINDOW)
+    fit_height(driver)
     listing = out_dir / "dashboard-list.png"
     driver.save_screenshot(str(listing))
     show_session(driver, url, AMENDED, names[AMENDED])

@@ -167,7 +167,7 @@ def test_screenshots_of_both_pages(server, epochs, driver, tmp_path):
         head = png.read_bytes()[:24]
         assert head[:8] == b"\x89PNG\r\n\x1a\n", png
         width, height = struct.unpack(">II", head[16:24])
-        assert width >= 1000 and height >= 600, (png, width, height)
+        assert width == h.WINDOW[0] and height >= 300, (png, width, height)
     print(f"screenshots in {tmp_path}")
 
 
