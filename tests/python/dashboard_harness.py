@@ -190,6 +190,18 @@ def js(driver, script, *args):
     return driver.execute_script(script, *args)
 
 
+def text(driver, selector):
+    """The textContent of the element `selector` finds (None if none), read in one script: the
+    page re-renders its parts, so an element found by one call may be gone at the next."""
+    return js(driver, "const e = document.querySelector(arguments[0]); "
+                      "return e && e.textContent", selector)
+
+
+def classes(driver, selector):
+    return js(driver, "const e = document.querySelector(arguments[0]); "
+                      "return e ? [...e.classList] : []", selector)
+
+
 def list_rows(driver):
     """{name: {type, epoch, lr, labels, updated}} of the session table's rows."""
     return js(driver, """

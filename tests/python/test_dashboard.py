@@ -8,7 +8,9 @@ test reads the DOM:
 - a session's view: the past curve has one point per epoch of the record (GetHistory), the
   lookahead one per epoch of the window (GetLR), an amendment its marker, momentum and
   weight decay their panels where served, a ReduceLROnPlateau session no lookahead;
-- a step made over gRPC shows on the open page within 2 s (Watch as Server-Sent Events).
+- a step made over gRPC shows on the open page within 2 s (Watch as Server-Sent Events), and
+  so do an amendment's marker and a deletion;
+- a wrong token is refused, in words.
 Screenshots of both pages go into the test's tmp dir (scripts/dashboard-screenshot.py makes the
 committed ones in docs/ the same way).
 
@@ -71,7 +73,11 @@ def test_without_a_token_the_page_asks_for_one(server, epochs, driver):
     text = h.wait_for(driver, "the token prompt", lambda d: h.js(
         d, "const e = document.getElementById('error'); return !e.hidden && e.textContent"))
     assert "requires a token" in text
-    assert "needed" in driver.find_element("id", "token-form").get_attribute("class")
+    assert "needed" in h.classes(driver, "#token-form")
+    assert h.list_rows(driver) == {}
+    h.use_token(driver, "not-a-token-of-this-server-0123")
+    h.wait_for(driver, "the refusal", lambda d: "refused this token" in h.js(
+        d, "return document.getElementById('error').textContent"))
     assert h.list_rows(driver) == {}
 
 
@@ -101,7 +107,7 @@ def test_list_filters_by_prefix_and_label(server, epochs, driver):
     filter_to(driver, "", "team=nlp", {h.AMENDED, h.PLATEAU})
     filter_to(driver, "", "team=nlp, stage=finetune", {h.PLATEAU})
     filter_to(driver, "vision/", "team=nlp", set())
-    assert driver.find_element("id", "list-count").text == "0 sessions"
+    assert h.text(driver, "#list-count") == "0 sessions"
     filter_to(driver, "", "", set(epochs))
 
 
@@ -157,7 +163,7 @@ def test_momentum_weight_decay_and_no_lookahead_where_served(server, epochs, dri
     h.show_session(driver, server.url, h.PLATEAU, epochs[h.PLATEAU])
     assert h.curve(driver, "lr", "past", 0)["count"] == epochs[h.PLATEAU] + 1
     assert h.curve(driver, "lr", "ahead", 0) is None
-    assert "No lookahead" in driver.find_element("id", "session-note").text
+    assert "No lookahead" in h.text(driver, "#session-note")
 
 
 def test_screenshots_of_both_pages(server, epochs, driver, tmp_path):
@@ -175,8 +181,7 @@ def test_a_grpc_step_shows_on_the_page_within_2_s(server, client, epochs, driver
     h.show_list(driver, server.url, h.READER_TOKEN, epochs)
     last = client.get_session(h.COSINE).last_epoch
     h.show_session(driver, server.url, h.COSINE, last)
-    h.wait_for(driver, "the live status", lambda d: "live" in d.find_element(
-        "id", "status").get_attribute("class"))
+    h.wait_for(driver, "the live status", lambda d: "live" in h.classes(d, "#status"))
     before = h.curve(driver, "lr", "past", 0)
     for n in (1, 2, 3):
         stepped = client.step(h.COSINE).session
@@ -188,8 +193,7 @@ def test_a_grpc_step_shows_on_the_page_within_2_s(server, client, epochs, driver
                    and h.curve(d, "lr", "past", 0)["count"] == before["count"] + n,
                    timeout=LIVE_BOUND)
         assert time.monotonic() - t0 <= LIVE_BOUND
-        assert driver.find_element(
-            "css selector", '[data-fact="epoch"] dd').text == str(stepped.last_epoch)
+        assert h.text(driver, '[data-fact="epoch"] dd') == str(stepped.last_epoch)
     # The lookahead moved with it: it starts at the new epoch.
     h.wait_for(driver, "the window moved", lambda d: h.curve(d, "lr", "ahead", 0) == {
         "count": 100, "points": 100, "first": str(last + 3), "last": str(last + 102)})
@@ -197,3 +201,29 @@ def test_a_grpc_step_shows_on_the_page_within_2_s(server, client, epochs, driver
     driver.get(server.url + "/#/")
     h.wait_for(driver, "the list's new epoch",
                lambda d: h.list_rows(d).get(h.COSINE, {}).get("epoch") == str(last + 3))
+
+
+def test_an_amendment_and_a_deletion_show_live(server, client, epochs, driver):
+    name = "tmp/deleted-live"
+    client.create_session(name, h.sgd({"type": "StepLR", "step_size": 5, "gamma": 0.5}))
+    try:
+        for _ in range(3):
+            client.step(name)
+        h.show_session(driver, server.url, name, 3)
+        h.wait_for(driver, "the live status", lambda d: "live" in h.classes(d, "#status"))
+        assert h.js(driver, "return document.querySelectorAll('g.amend').length") == 0
+        client.amend(name, scale=0.25, reason="live marker")
+        marker = h.wait_for(driver, "the amendment's marker", lambda d: h.js(d, """
+            const g = document.querySelector('#charts svg[data-kind="lr"] g.amend');
+            return g && g.querySelector('text').textContent;"""), timeout=LIVE_BOUND)
+        assert marker == "scale ×0.25: live marker"
+        # The session's values now are the amended ones (the amendment is at the current
+        # epoch), and the page shows them.
+        lr = h.wait_for(driver, "the amended lr", lambda d: h.js(
+            d, "return document.querySelector('#session-groups tbody td.num').textContent"))
+        assert float(lr) == pytest.approx(0.1 * 0.25)
+    finally:
+        client.delete_session(name)
+    h.wait_for(driver, "the deletion", lambda d: h.text(
+        d, "#session-note") == "This session was deleted.", timeout=LIVE_BOUND)
+    assert h.text(driver, "#status") == "session deleted"
