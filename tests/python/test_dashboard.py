@@ -177,6 +177,23 @@ def test_screenshots_of_both_pages(server, epochs, driver, tmp_path):
     print(f"screenshots in {tmp_path}")
 
 
+def test_a_window_the_schedule_refuses_is_halved(server, client, epochs, driver):
+    """OneCycleLR refuses a step past total_steps, so GetLR refuses a window through it
+    (FAILED_PRECONDITION): the page asks again for half the window until one fits."""
+    name = "tmp/onecycle-near-end"
+    client.create_session(name, h.sgd({"type": "OneCycleLR", "max_lr": 0.1, "total_steps": 60},
+                                      momentum=0.9))
+    try:
+        for _ in range(30):
+            client.step(name)
+        h.show_session(driver, server.url, name, 30)
+        # 100 (to epoch 129) and 50 (to 79) go past total_steps; 25 (epochs 30..54) fits.
+        h.wait_for(driver, "the halved window", lambda d: h.curve(d, "lr", "ahead", 0) == {
+            "count": 25, "points": 25, "first": "30", "last": "54"})
+    finally:
+        client.delete_session(name)
+
+
 def test_a_grpc_step_shows_on_the_page_within_2_s(server, client, epochs, driver):
     h.show_list(driver, server.url, h.READER_TOKEN, epochs)
     last = client.get_session(h.COSINE).last_epoch
