@@ -95,7 +95,8 @@ RouteMatch MatchRoute(absl::string_view method, absl::string_view path) {
     verb = rest.substr(colon + 1);
     rest = rest.substr(0, colon);
   }
-  if (rest.empty()) return none;
+  // A ':' with no verb after it is no route (not GetSession on the name before it).
+  if (rest.empty() || (colon != absl::string_view::npos && verb.empty())) return none;
   std::string allow;
   for (const VerbRoute& r : kNamed) {
     if (r.verb != verb) continue;
