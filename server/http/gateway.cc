@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "grpcpp/support/channel_arguments.h"
+#include "server/http/dashboard.h"
 #include "server/http/handlers.h"
 #include "server/ops/log.h"
 
@@ -60,6 +61,7 @@ std::shared_ptr<RouteHandlers> RegisterRoutes(httplib::Server& http, grpc::Serve
   http.Put(kRoutes, handle);
   http.Patch(kRoutes, handle);
   http.Options(kRoutes, handle);
+  MountDashboard(http);  // GET / and /static/: the web dashboard (dashboard.h)
   httplib::Server::HandlerWithResponse on_error = [r](const httplib::Request& req,
                                                       httplib::Response& res) {
     r->FillError(req, res);
