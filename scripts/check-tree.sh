@@ -28,7 +28,7 @@ if ((${#bad[@]})); then
 fi
 
 # Include rules: FOLDER|FORBIDDEN (an extended regex matched against the quoted include path).
-# server/README.md explains the layers: ops <- store <- registry <- rpc <- main.cc.
+# server/README.md explains the layers: ops <- store <- registry <- rpc <- http <- main.cc.
 rules=(
   'scheduler/|^(server|client|lrsched|grpcpp|grpc|etcdserverpb)/'
   'server/ops/|^(server/(store|registry|rpc)/|grpcpp/|grpc/|lrsched/|etcdserverpb/)'
@@ -36,7 +36,8 @@ rules=(
   'server/store/sqlite/|^(server/store/(etcd|testing)/|grpcpp/|grpc/|etcdserverpb/)'
   'server/store/etcd/|^server/store/(sqlite|testing)/'
   'server/registry/|^(server/rpc/|server/store/(sqlite|etcd|testing)/|server/ops/(access_log|metrics|auth)\.h|grpcpp/|grpc/|lrsched/|etcdserverpb/)'
-  'server/rpc/|^(server/store/(sqlite|etcd|testing)/|etcdserverpb/)'
+  'server/rpc/|^(server/(store/(sqlite|etcd|testing)|http)/|etcdserverpb/)'
+  'server/http/|^(server/store/(sqlite|etcd|testing)/|etcdserverpb/)'
   'client/|^server/'
   # The engine's public face only (scheduler/README.md); tests may include its internals.
   'server/|^scheduler/internal/'

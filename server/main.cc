@@ -31,6 +31,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "grpcpp/security/server_credentials.h"
+#include "server/http/gateway.h"
 #include "server/ops/auth.h"
 #include "server/ops/log.h"
 #include "server/ops/metrics.h"
@@ -92,6 +93,14 @@ ABSL_FLAG(std::string, damaged_records, "",
 ABSL_FLAG(std::string, metrics_listen, "",
           "HOST:PORT to serve Prometheus metrics on at /metrics (e.g. 127.0.0.1:9464); off if "
           "empty");
+ABSL_FLAG(std::string, http_listen, "",
+          "HOST:PORT to serve every RPC as JSON over HTTP on (README \"HTTP/JSON\"; HTTPS with "
+          "--tls_cert/--tls_key); empty: off");
+ABSL_FLAG(int32_t, http_threads, lrsched::ServerConfig{}.http_threads,
+          "threads of the HTTP gateway for unary calls and keep-alive connections");
+ABSL_FLAG(int32_t, http_max_watch_streams, lrsched::ServerConfig{}.http_max_watch_streams,
+          "Watch streams (Server-Sent Events) open at once over HTTP, each holding a thread of "
+          "its own; one more is refused with 429");
 ABSL_FLAG(std::string, store, "sqlite",
           "where sessions live: sqlite (embedded, one process, --data_dir) or etcd (several "
           "replicas share them, --etcd_endpoints)");
@@ -213,6 +222,9 @@ int Run() {
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGHUP);  // re-read --tokens_file
+  // A write to a peer that has gone away must fail, not kill the process: OpenSSL's writes
+  // (the HTTPS gateway) do not ask the kernel for MSG_NOSIGNAL as gRPC and httplib do.
+  signal(SIGPIPE, SIG_IGN);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   logging::Level level;
@@ -272,6 +284,19 @@ int Run() {
   if (!creds.ok()) return Fail("bad_flag", creds.status());
   config.credentials = *creds;
   config.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
+  config.http_listen = absl::GetFlag(FLAGS_http_listen);
+  config.start_http = http::StartGateway;
+  config.http_threads = absl::GetFlag(FLAGS_http_threads);
+  config.http_max_watch_streams = absl::GetFlag(FLAGS_http_max_watch_streams);
+  if (config.http_threads < 1 || config.http_threads > 4096 || config.http_max_watch_streams < 0 ||
+      config.http_max_watch_streams > 4096) {
+    return Fail("bad_flag", absl::InvalidArgumentError(
+                                "--http_threads must be 1 to 4096 and --http_max_watch_streams 0 "
+                                "to 4096"));
+  }
+  config.tls_cert_file = absl::GetFlag(FLAGS_tls_cert);
+  config.tls_key_file = absl::GetFlag(FLAGS_tls_key);
+  config.tls_client_ca_file = absl::GetFlag(FLAGS_tls_client_ca);
   const std::string tokens_file = absl::GetFlag(FLAGS_tokens_file);
   std::unique_ptr<Authorizer> authorizer;
   if (!tokens_file.empty()) {
@@ -330,6 +355,7 @@ int Run() {
     if (*store) ObserveStore(store->get(), metrics);
     logging::Info("metrics_listening").Kv("port", static_cast<int64_t>((*server)->metrics_port()));
   }
+
   // Scripts and supervisors wait for these lines to know the server is ready: not a moment
   // later than it is.
   logging::Flush();

@@ -146,6 +146,17 @@ absl::StatusOr<std::unique_ptr<LrschedServer>> LrschedServer::Start(const Server
     return absl::UnavailableError(absl::StrCat("cannot listen on ", config.listen));
   }
   s->address_ = BoundAddress(config.listen, s->port_);
+  if (!config.http_listen.empty()) {
+    absl::StatusOr<std::unique_ptr<HttpGatewayHandle>> http =
+        config.start_http ? config.start_http(config, s->server_.get(), s->metrics_.get())
+                          : absl::InvalidArgumentError(
+                                "--http_listen: this program has no HTTP gateway linked in");
+    if (!http.ok()) {
+      s->Shutdown(absl::ZeroDuration());
+      return http.status();
+    }
+    s->http_ = *std::move(http);
+  }
   if (auto* h = s->server_->GetHealthCheckService()) {
     // Also by the service's own name, for clients that check the service they call.
     h->SetServingStatus(v1::LrScheduler::service_full_name(), true);
@@ -165,8 +176,11 @@ void LrschedServer::Shutdown(absl::Duration grace) {
   // path, which must not turn a refused start into a crash.
   if (stopped_ || server_ == nullptr) return;
   stopped_ = true;
-  // Watch streams first: they would otherwise hold Shutdown until its deadline.
+  // Watch streams first: they would otherwise hold Shutdown until its deadline (those of the
+  // HTTP gateway too: they end with UNAVAILABLE like any other).
   registry_->Shutdown();
+  // Then the gateway, while the gRPC server still answers the calls it has in flight.
+  if (http_ != nullptr) http_->Stop();
   auto* health = server_->GetHealthCheckService();
   // NOT_SERVING for good: a write that succeeds during the grace period must not undo it.
   if (health != nullptr) health->Shutdown();

@@ -15,6 +15,7 @@
 #ifndef LRSCHED_SERVER_SERVER_H_
 #define LRSCHED_SERVER_SERVER_H_
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -30,6 +31,26 @@
 #include "server/store/store.h"
 
 namespace lrsched {
+
+struct ServerConfig;
+
+// The HTTP/JSON gateway (server/http/), which LrschedServer starts after its gRPC server and
+// stops with it. It lives in the layer above rpc/, so this layer knows it only by this
+// interface, and main.cc (or a test) hands in the function that starts it
+// (ServerConfig::start_http, usually lrsched::http::StartGateway).
+class HttpGatewayHandle {
+ public:
+  virtual ~HttpGatewayHandle() = default;
+  // The TCP port bound.
+  virtual int port() const = 0;
+  // Ends every open stream, stops accepting, and returns once no handler runs. Idempotent.
+  virtual void Stop() = 0;
+};
+
+// Starts a gateway for `config` (its http_* and tls_* fields) in front of `grpc_server`, whose
+// in-process channel it calls; `metrics` (null: none) must outlive the gateway.
+using HttpGatewayStarter = std::function<absl::StatusOr<std::unique_ptr<HttpGatewayHandle>>(
+    const ServerConfig& config, grpc::Server* grpc_server, Metrics* metrics)>;
 
 // What a server is started with. Its member initializers are the defaults of main.cc's flags
 // (each flag's default reads ServerConfig{}), so a default is written once.
@@ -72,6 +93,20 @@ struct ServerConfig {
   DamagedRecords damaged_records = DamagedRecords::kRefuse;
   // Where the store keeps its data (a path, etcd endpoints and prefix), for error messages.
   std::string store_location;
+  // HOST:PORT of the HTTP/JSON gateway (server/http/); empty: none. Needs start_http.
+  std::string http_listen;
+  HttpGatewayStarter start_http;
+  // The gateway's threads for unary calls (and idle keep-alive connections), and the most
+  // Watch streams it holds open at once (each holds a thread of its own; one more is refused
+  // RESOURCE_EXHAUSTED, HTTP 429).
+  int http_threads = 16;
+  int http_max_watch_streams = 16;
+  // PEM files: with tls_cert_file and tls_key_file the gateway serves HTTPS, with
+  // tls_client_ca_file it requires client certificates signed by that CA (as `credentials`
+  // does for gRPC; main.cc sets both from the same flags).
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  std::string tls_client_ca_file;
 };
 
 class LrschedServer {
@@ -88,6 +123,8 @@ class LrschedServer {
   // Null unless config.metrics_listen was set; metrics_port() is the HTTP port bound.
   Metrics* metrics() { return metrics_.get(); }
   int metrics_port() const;
+  // The HTTP/JSON gateway's port; 0 without config.http_listen.
+  int http_port() const { return http_ != nullptr ? http_->port() : 0; }
   // Calls waiting for a worker thread (tests, metrics).
   size_t pool_queued() const { return pool_ != nullptr ? pool_->queued() : 0; }
   // Heavy calls waiting for a heavy-call thread, and running (tests, metrics).
@@ -108,6 +145,7 @@ class LrschedServer {
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<Metrics> metrics_;
   std::unique_ptr<MetricsHttpServer> metrics_http_;
+  std::unique_ptr<HttpGatewayHandle> http_;
   std::string address_;
   int port_ = 0;
   bool stopped_ = false;
