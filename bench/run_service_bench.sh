@@ -7,8 +7,8 @@
 #
 # Environment: BUILD (build-bench), CONCS ("1 8 32 64"), CHANNELS (1), DURATION_MS (5000),
 # WARMUP_MS (1000), STEP_SESSIONS (1000: Step round-robins over these), SYNCS ("full normal"),
-# ROUNDS (3), HTTP (0). With HTTP=1 the servers also serve HTTP/JSON (--http_listen on a port
-# picked free) and each GetLR run is followed by `getlr-http`: GetLR of the same session on the
+# ROUNDS (3), HTTP (0). With HTTP=1 the servers also serve HTTP/JSON (--http_listen=127.0.0.1:0,
+# the port read from their `event=http_listening port=` line) and each GetLR run is followed by `getlr-http`: GetLR of the same session on the
 # same server through GET /v1/sessions/{name}:lr (loadgen --rpc=http_getlr: one keep-alive
 # connection per client thread); a second table gives HTTP's QPS and p99 over gRPC's, per round.
 # One lrsched-server per SYNCS value runs beside the echo server for the whole session. Each
@@ -41,8 +41,14 @@ WORK_NAME=lrsched-svcbench
 source bench/common.sh
 
 kv() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$2"; }
-free_port() {  # a port free on 127.0.0.1 now (the HTTP listener's; gRPC's binds port 0)
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+http_port() {  # http_port LOG: the port of the server's `event=http_listening port=N` line
+  local port=
+  for _ in $(seq 100); do  # at most 10 s
+    port=$(sed -n 's/.*event=http_listening .*port=\([0-9]*\).*/\1/p' "$1" | head -1)
+    [[ -n $port ]] && { echo "$port"; return 0; }
+    sleep 0.1
+  done
+  echo "no event=http_listening in $1" >&2; return 1
 }
 run() {  # run ROUND LABEL ARGS...: one loadgen run, result line appended to results
   local out
@@ -58,13 +64,13 @@ ECHO_ADDR=$ADDR
 declare -A LR_ADDRS HTTP_ADDRS
 for sync in $SYNCS; do
   http_flag=()
-  if [[ $HTTP == 1 ]]; then
-    HTTP_ADDRS[$sync]=127.0.0.1:$(free_port)
-    http_flag=(--http_listen="${HTTP_ADDRS[$sync]}")
-  fi
+  [[ $HTTP == 1 ]] && http_flag=(--http_listen=127.0.0.1:0)
   start "lrsched-$sync" "$SERVER" --listen=127.0.0.1:0 --data_dir="$work/data-$sync" \
     --sqlite_synchronous="$sync" "${http_flag[@]}"
   LR_ADDRS[$sync]=$ADDR
+  if [[ $HTTP == 1 ]]; then
+    HTTP_ADDRS[$sync]=127.0.0.1:$(http_port "$work/lrsched-$sync.log")
+  fi
   # Creates the sessions, and reads the message sizes off the probe.
   p=$(timeout 300 "$LOADGEN" --addr="$ADDR" --rpc=getlr --prefix=getlr --warmup_ms=100 --duration_ms=300)
   G_REQ=$(kv request_bytes "$p"); G_RESP=$(kv response_bytes "$p")
