@@ -1,6 +1,7 @@
-"""Builds the `lrsched` package; metadata lives in pyproject.toml. What this file adds: the gRPC
-stubs, generated from the API contract when the package is built (build_py), into
-<build_lib>/lrsched/_gen/, never into the source tree and never committed.
+"""Builds the `lrsched` package; metadata lives in pyproject.toml. This file gives the version
+(lrsched/_version.py), the package list and py.typed, and adds the gRPC stubs, generated from
+the API contract when the package is built (build_py), into <build_lib>/lrsched/_gen/, never
+into the source tree and never committed.
 
 The proto is ../../proto/lrsched/v1/lrsched.proto (this file's directory being client/python), or
 $LRSCHED_PROTO_DIR/lrsched/v1/lrsched.proto. The compiler is `python -m grpc_tools.protoc` when
@@ -83,4 +84,13 @@ class BuildPyWithStubs(build_py):
             str(gen / f"{m}.py") for m in ("__init__",) + GEN_MODULES]
 
 
-setup(cmdclass={"build_py": BuildPyWithStubs})
+def version():
+    """lrsched/_version.py's __version__ (read, not imported: the stubs do not exist yet)."""
+    text = (HERE / "lrsched" / "_version.py").read_text()
+    return re.search(r'(?m)^__version__ = "([^"]+)"$', text).group(1)
+
+
+setup(version=version(),
+      packages=["lrsched"],  # lrsched._gen is added by build_py, generated, not copied
+      package_data={"lrsched": ["py.typed"]},
+      cmdclass={"build_py": BuildPyWithStubs})
