@@ -8,6 +8,7 @@
 //
 //   loadgen --addr=127.0.0.1:PORT --rpc=getlr --concurrency=32                 # one session
 //   loadgen --addr=127.0.0.1:PORT --rpc=step --concurrency=32 --sessions=1000  # round-robin
+//   loadgen --addr=127.0.0.1:PORT --http_addr=127.0.0.1:HPORT --rpc=http_getlr --concurrency=32
 //   loadgen --addr=127.0.0.1:PORT --rpc=echo --request_bytes=20 --response_bytes=40
 //   loadgen --addr=ETCD --rpc=etcd_txn --concurrency=32 --sessions=1000 --prefix=/bare/
 //           --value_like=/lrsched/bench/0          # bare etcd (one command), bench/etcd_load.h
@@ -17,6 +18,9 @@
 // `<prefix>/<i>`, SGD + CosineAnnealingLR (T_max 1e9, so Step never runs out). GetLR asks for
 // ahead = 0, window = 0 of session 0. Step uses no if_epoch; slot i steps sessions i, i + C,
 // i + 2C, ... in turn (C = concurrency), so with sessions >= C no two calls wait on one session.
+// http_getlr is GetLR of the same session through the server's HTTP/JSON gateway at
+// --http_addr (GET /v1/sessions/<prefix>/0:lr; bench/http_load.h: one keep-alive connection
+// per client thread); its session is created over gRPC at --addr, as for getlr.
 // etcd_txn and etcd_put (bench/etcd_load.h) load an etcd endpoint directly: a Txn shaped like
 // lrsched's Step commit, or a plain Put, of --value_bytes (or the size of --value_like's value)
 // on keys `<prefix><i>` walked as Step walks its sessions.
@@ -33,6 +37,7 @@
 #include "bench/closed_loop.h"
 #include "bench/echo.grpc.pb.h"
 #include "bench/etcd_load.h"
+#include "bench/http_load.h"
 #include "grpcpp/grpcpp.h"
 #include "lrsched/v1/lrsched.grpc.pb.h"
 
@@ -45,6 +50,7 @@ namespace eb = lrsched::bench;
 
 struct Flags {
   std::string addr = "127.0.0.1:50051";
+  std::string http_addr;  // http_getlr: the server's --http_listen address
   std::string rpc = "getlr";
   int concurrency = 1;
   int channels = 1;
@@ -71,6 +77,8 @@ bool Parse(int argc, char** argv, Flags* f) {
     std::string k = a.substr(2, eq - 2), v = a.substr(eq + 1);
     if (k == "addr")
       f->addr = v;
+    else if (k == "http_addr")
+      f->http_addr = v;
     else if (k == "rpc")
       f->rpc = v;
     else if (k == "concurrency")
@@ -106,7 +114,8 @@ bool Parse(int argc, char** argv, Flags* f) {
       f->duration_ms < 100 || f->duration_ms > 600000 || f->warmup_ms < 0 || f->value_bytes < 0 ||
       f->value_bytes > (1 << 20) ||
       (f->rpc != "getlr" && f->rpc != "step" && f->rpc != "echo" && f->rpc != "etcd_txn" &&
-       f->rpc != "etcd_put")) {
+       f->rpc != "etcd_put" && f->rpc != "http_getlr") ||
+      (f->rpc == "http_getlr" && f->http_addr.empty())) {
     std::fprintf(stderr, "loadgen: flags out of range\n");
     return false;
   }
@@ -222,7 +231,13 @@ int main(int argc, char** argv) {
     for (auto& ch : channels) stubs.push_back(v1::LrScheduler::NewStub(ch));
     std::vector<std::string> names;
     for (int i = 0; i < n; ++i) names.push_back(SessionName(f, i));
-    if (f.rpc == "getlr") {
+    if (f.rpc == "http_getlr") {
+      lrsched_bench::HttpLoadOptions o;
+      o.addr = f.http_addr;
+      o.path = "/v1/sessions/" + names[0] + ":lr";  // bench names need no percent-encoding
+      o.concurrency = f.concurrency;
+      if (!lrsched_bench::RunHttpLoad(o, warmup, duration, &r)) return 1;
+    } else if (f.rpc == "getlr") {
       ClosedLoop<v1::GetLRRequest, v1::GetLRResponse> loop(
           f.concurrency,
           [&](int slot, grpc::ClientContext* ctx, const v1::GetLRRequest* req,

@@ -3,10 +3,14 @@
 # sizes (the ceiling), at several concurrencies, all in one session on 127.0.0.1.
 #
 #   bench/run_service_bench.sh            # after: cmake --build build-bench --target loadgen echo_server lrsched-server
+#   HTTP=1 CONCS="8 32" SYNCS=normal bench/run_service_bench.sh   # GetLR over HTTP/JSON beside gRPC
 #
 # Environment: BUILD (build-bench), CONCS ("1 8 32 64"), CHANNELS (1), DURATION_MS (5000),
 # WARMUP_MS (1000), STEP_SESSIONS (1000: Step round-robins over these), SYNCS ("full normal"),
-# ROUNDS (3).
+# ROUNDS (3), HTTP (0). With HTTP=1 the servers also serve HTTP/JSON (--http_listen=127.0.0.1:0,
+# the port read from their `event=http_listening port=` line) and each GetLR run is followed by `getlr-http`: GetLR of the same session on the
+# same server through GET /v1/sessions/{name}:lr (loadgen --rpc=http_getlr: one keep-alive
+# connection per client thread); a second table gives HTTP's QPS and p99 over gRPC's, per round.
 # One lrsched-server per SYNCS value runs beside the echo server for the whole session. Each
 # round measures, per concurrency and back to back, the echo at GetLR's size, GetLR, the echo
 # at Step's size and Step on each server, so every ratio compares runs made seconds apart (a
@@ -22,6 +26,7 @@ CHANNELS=${CHANNELS:-1}
 DURATION_MS=${DURATION_MS:-5000}
 WARMUP_MS=${WARMUP_MS:-1000}
 STEP_SESSIONS=${STEP_SESSIONS:-1000}
+HTTP=${HTTP:-0}
 SYNCS=${SYNCS:-"full normal"}
 ROUNDS=${ROUNDS:-3}
 LOADGEN=$BUILD/bench/loadgen
@@ -36,6 +41,15 @@ WORK_NAME=lrsched-svcbench
 source bench/common.sh
 
 kv() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$2"; }
+http_port() {  # http_port LOG: the port of the server's `event=http_listening port=N` line
+  local port=
+  for _ in $(seq 100); do  # at most 10 s
+    port=$(sed -n 's/.*event=http_listening .*port=\([0-9]*\).*/\1/p' "$1" | head -1)
+    [[ -n $port ]] && { echo "$port"; return 0; }
+    sleep 0.1
+  done
+  echo "no event=http_listening in $1" >&2; return 1
+}
 run() {  # run ROUND LABEL ARGS...: one loadgen run, result line appended to results
   local out
   out=$(timeout 120 "$LOADGEN" --label="$2" --warmup_ms="$WARMUP_MS" --duration_ms="$DURATION_MS" \
@@ -47,11 +61,16 @@ echo "date=$(date -u +%FT%TZ) nproc=$(nproc) $(uptime | sed 's/.*load/load/')"
 start echo "$ECHO" --listen=127.0.0.1:0 --max_seconds=3600
 ECHO_ADDR=$ADDR
 
-declare -A LR_ADDRS
+declare -A LR_ADDRS HTTP_ADDRS
 for sync in $SYNCS; do
+  http_flag=()
+  [[ $HTTP == 1 ]] && http_flag=(--http_listen=127.0.0.1:0)
   start "lrsched-$sync" "$SERVER" --listen=127.0.0.1:0 --data_dir="$work/data-$sync" \
-    --sqlite_synchronous="$sync"
+    --sqlite_synchronous="$sync" "${http_flag[@]}"
   LR_ADDRS[$sync]=$ADDR
+  if [[ $HTTP == 1 ]]; then
+    HTTP_ADDRS[$sync]=127.0.0.1:$(http_port "$work/lrsched-$sync.log")
+  fi
   # Creates the sessions, and reads the message sizes off the probe.
   p=$(timeout 300 "$LOADGEN" --addr="$ADDR" --rpc=getlr --prefix=getlr --warmup_ms=100 --duration_ms=300)
   G_REQ=$(kv request_bytes "$p"); G_RESP=$(kv response_bytes "$p")
@@ -65,6 +84,10 @@ for round in $(seq "$ROUNDS"); do
     run "$round" echo-getlr --addr="$ECHO_ADDR" --rpc=echo --concurrency="$c" \
       --request_bytes="$G_REQ" --response_bytes="$G_RESP"
     run "$round" getlr --addr="${LR_ADDRS[$first_sync]}" --rpc=getlr --prefix=getlr --concurrency="$c"
+    if [[ $HTTP == 1 ]]; then
+      run "$round" getlr-http --addr="${LR_ADDRS[$first_sync]}" --rpc=http_getlr --prefix=getlr \
+        --http_addr="${HTTP_ADDRS[$first_sync]}" --create=0 --concurrency="$c"
+    fi
     run "$round" echo-step --addr="$ECHO_ADDR" --rpc=echo --concurrency="$c" \
       --request_bytes="$S_REQ" --response_bytes="$S_RESP"
     for sync in $SYNCS; do
@@ -117,5 +140,21 @@ awk '
       m2 = r2 == "" ? "-" : sprintf("%.2fx", median(r2))
       printf "| %s | %s | %.0f | %.0f | %.0f | %d | %s | %s | %s |\n", labels[l], conc[c], \
         median(q), median(a), median(b), e, m1, m2, each == "" ? "-" : each
+    }
+    # HTTP/JSON over gRPC: GetLR of the same session, runs made seconds apart in each round.
+    if (!("getlr-http" in seen)) exit
+    print ""
+    print "| concurrency | HTTP QPS / gRPC QPS | HTTP p99 / gRPC p99 | QPS ratio by round |"
+    print "|---:|---:|---:|---|"
+    for (c = 1; c <= nc; c++) {
+      r1 = ""; r2 = ""; each = ""
+      for (r = 1; r <= nr; r++) {
+        kh = "getlr-http" SUBSEP conc[c] SUBSEP rounds[r]; kg = "getlr" SUBSEP conc[c] SUBSEP rounds[r]
+        if (!(kh in qps) || !(kg in qps) || qps[kg] == 0 || p99[kg] == 0) continue
+        x = 100 * qps[kh] / qps[kg]; r1 = r1 " " x; r2 = r2 " " p99[kh] / p99[kg]
+        each = each (each == "" ? "" : " / ") sprintf("%.0f%%", x)
+      }
+      if (r1 == "") continue
+      printf "| %s | %.0f%% | %.2fx | %s |\n", conc[c], median(r1), median(r2), each
     }
   }' "$work/results"

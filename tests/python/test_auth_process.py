@@ -3,11 +3,9 @@ stops start-up naming the line (and not the token), tokens without TLS are warne
 re-reads the file (a broken edit keeps the old tokens), and /metrics answers over HTTP.
 """
 import os
-import pathlib
 import re
 import signal
 import subprocess
-import sys
 import time
 import urllib.request
 
@@ -15,14 +13,14 @@ import pytest
 
 from ready import READY_TIMEOUT, wait_until_healthy
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
 BIN_DIR = os.environ.get("LRSCHED_BIN_DIR")
 SERVER_BIN = os.path.join(BIN_DIR, "server", "lrsched-server") if BIN_DIR else None
 if not BIN_DIR or not os.access(SERVER_BIN, os.X_OK):
     pytest.skip("no lrsched-server (set LRSCHED_BIN_DIR; run scripts/test.sh)",
                 allow_module_level=True)
 
-sys.path.insert(0, str(ROOT / "client" / "python"))
+import lrsched_source  # noqa: E402  (the installed package, or the source tree)
+lrsched_source.use()
 import lrsched  # noqa: E402
 
 READER = "reader-token-0123456789abcdef"

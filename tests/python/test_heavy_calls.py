@@ -17,7 +17,6 @@ the build directory. Every wait is bounded; the file runs in 10-30 seconds.
 import concurrent.futures
 import json
 import os
-import pathlib
 import re
 import subprocess
 import sys
@@ -26,12 +25,12 @@ import time
 
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
 if not os.environ.get("LRSCHED_BIN_DIR"):
     pytest.skip("LRSCHED_BIN_DIR is not set (the CMake build directory; run scripts/test.sh)",
                 allow_module_level=True)
 
-sys.path.insert(0, str(ROOT / "client" / "python"))
+import lrsched_source  # noqa: E402  (the installed package, or the source tree)
+lrsched_source.use()
 import grpc  # noqa: E402
 from lrsched._proto import pb, pb_grpc  # noqa: E402
 from test_server_process import Server as ProcessServer  # noqa: E402

@@ -29,7 +29,8 @@ if not BIN_DIR or not os.access(SERVER_BIN, os.X_OK):
     pytest.skip("no lrsched-server (set LRSCHED_BIN_DIR; run scripts/test.sh)",
                 allow_module_level=True)
 
-sys.path.insert(0, str(ROOT / "client" / "python"))
+import lrsched_source  # noqa: E402  (the installed package, or the source tree)
+lrsched_source.use()
 import lrsched  # noqa: E402
 
 ADMIN = "admin-token-0123456789abcdef"

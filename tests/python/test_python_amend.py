@@ -13,8 +13,6 @@ Needs LRSCHED_BIN_DIR (the build directory); one server for the module (conftest
 """
 import itertools
 import math
-import pathlib
-import sys
 import time
 
 import pytest
@@ -24,8 +22,8 @@ from pyclient_server import skip_reason
 if skip_reason():
     pytest.skip(skip_reason(), allow_module_level=True)
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
-sys.path.insert(0, str(ROOT / "client" / "python"))
+import lrsched_source  # noqa: E402  (the installed package, or the source tree)
+lrsched_source.use()
 import lrsched  # noqa: E402
 from lrsched.torch import RemoteLRScheduler  # noqa: E402
 

@@ -39,8 +39,8 @@ if not os.access(SERVER_BIN, os.X_OK):
     pytest.skip(f"no server binary at {SERVER_BIN} (build the lrsched-server target)",
                 allow_module_level=True)
 
-# The package is used from the source tree, as the README says (PYTHONPATH=client/python).
-sys.path.insert(0, str(ROOT / "client" / "python"))
+import lrsched_source  # noqa: E402  (the installed package, or the source tree)
+lrsched_source.use()
 import grpc  # noqa: E402
 import lrsched  # noqa: E402
 from lrsched.torch import STATE_KEY, RemoteLRScheduler, build_spec  # noqa: E402
@@ -379,7 +379,7 @@ def test_import_needs_no_torch():
     code = ("import sys; sys.modules['torch'] = None\n"  # `import torch` would now fail
             "import lrsched, lrsched.torch\n"
             "assert lrsched.torch.RemoteLRScheduler and lrsched.Client\n")
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "client" / "python"))
+    env = lrsched_source.child_env()
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                          timeout=30)
     assert out.returncode == 0, out.stderr

@@ -26,8 +26,8 @@ if skip_reason():
     pytest.skip(skip_reason(), allow_module_level=True)
 pytest.importorskip("torch")
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
-sys.path.insert(0, str(ROOT / "client" / "python"))
+import lrsched_source  # noqa: E402  (the installed package, or the source tree)
+lrsched_source.use()
 import lrsched  # noqa: E402
 
 WORKER = pathlib.Path(__file__).resolve().parent / "ddp_worker.py"

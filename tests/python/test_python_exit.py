@@ -4,8 +4,8 @@ Found with build e1d5896: after a call the Python client had retried, a process 
 closed its client hung forever at interpreter exit (grpc's channel __del__ waiting on a thread),
 and a job whose server stayed down raised Unavailable on every rank and then never exited.
 
-Each test runs a child process (Debian's /usr/bin/python3, the package from the source tree, as
-a user's script would) that uses lrsched without close() and prints a marker when its main has
+Each test runs a child process (the tests' interpreter and lrsched, lrsched_source.py, as a
+user's script would) that uses lrsched without close() and prints a marker when its main has
 finished; the child must then exit within EXIT_LIMIT seconds:
 - retried calls that succeed: the server is down when the child starts calling and is started
   while it retries;
@@ -18,11 +18,9 @@ Needs LRSCHED_BIN_DIR (the build directory, holding server/lrsched-server); the 
 generates the package's gRPC modules. Each test takes a few seconds; every wait is bounded.
 """
 import os
-import pathlib
 import queue
 import re
 import subprocess
-import sys
 import threading
 import time
 
@@ -33,25 +31,22 @@ from pyclient_server import Server, free_port, skip_reason
 if skip_reason():
     pytest.skip(skip_reason(), allow_module_level=True)
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
-# The package is used from the source tree, as the README says (PYTHONPATH=client/python).
-sys.path.insert(0, str(ROOT / "client" / "python"))
+import lrsched_source  # noqa: E402  (the installed package, or the source tree)
+lrsched_source.use()
 import lrsched  # noqa: E402
 from lrsched.torch import RemoteLRScheduler  # noqa: E402
 
-PYTHON = "/usr/bin/python3"
+PYTHON = lrsched_source.PYTHON
 EXIT_LIMIT = 2.0  # seconds from the child's last marker to its exit
 HARD_LIMIT = 30.0  # seconds any wait here may take before the test fails (and kills)
 
 
 class Child:
-    """A /usr/bin/python3 process running `code` with the package importable; its stdout lines
-    arrive in a queue with the time they were read."""
+    """A process of the tests' interpreter running `code` with the same lrsched importable; its
+    stdout lines arrive in a queue with the time they were read."""
 
     def __init__(self, code, *args):
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (str(ROOT / "client" / "python"), env.get("PYTHONPATH")) if p)
+        env = lrsched_source.child_env()
         self.proc = subprocess.Popen([PYTHON, "-c", code, *args], env=env, text=True,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE)

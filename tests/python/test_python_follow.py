@@ -10,8 +10,6 @@ Needs LRSCHED_BIN_DIR (the build directory); one server for the module; runs in 
 """
 import itertools
 import math
-import pathlib
-import sys
 
 import pytest
 
@@ -20,9 +18,8 @@ from pyclient_server import skip_reason
 if skip_reason():
     pytest.skip(skip_reason(), allow_module_level=True)
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
-# The package is used from the source tree, as the README says (PYTHONPATH=client/python).
-sys.path.insert(0, str(ROOT / "client" / "python"))
+import lrsched_source  # noqa: E402  (the installed package, or the source tree)
+lrsched_source.use()
 import lrsched  # noqa: E402
 from lrsched.torch import RemoteLRScheduler, build_spec  # noqa: E402
 

@@ -15,7 +15,6 @@ Needs LRSCHED_BIN_DIR (the build directory); one server for the module; a few se
 import itertools
 import json
 import pathlib
-import sys
 
 import pytest
 
@@ -26,7 +25,8 @@ if skip_reason():
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
 DATA = ROOT / "tests" / "data"
-sys.path.insert(0, str(ROOT / "client" / "python"))
+import lrsched_source  # noqa: E402  (the installed package, or the source tree)
+lrsched_source.use()
 import lrsched  # noqa: E402
 from lrsched.megatron import RemoteOptimizerParamScheduler  # noqa: E402
 

@@ -10,7 +10,6 @@ test); runs in a few seconds.
 """
 import itertools
 import os
-import pathlib
 import signal
 import subprocess
 import sys
@@ -24,8 +23,8 @@ from pyclient_server import Server, free_port, skip_reason
 if skip_reason():
     pytest.skip(skip_reason(), allow_module_level=True)
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
-sys.path.insert(0, str(ROOT / "client" / "python"))
+import lrsched_source  # noqa: E402  (the installed package, or the source tree)
+lrsched_source.use()
 import lrsched  # noqa: E402
 from lrsched.torch import RemoteLRScheduler  # noqa: E402
 
@@ -287,7 +286,7 @@ def test_exit_without_close_delivers_pending_steps(client, server, keep):
     delivered before the channel closes (collection or interpreter exit), within EXIT_WAIT, and
     the process exits promptly."""
     name = fresh_name("exit")
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "client" / "python"))
+    env = lrsched_source.child_env()
     t0 = time.monotonic()
     out = subprocess.run([sys.executable, "-c", EXITS_WITHOUT_CLOSE, server.address, name, keep],
                          env=env, capture_output=True, text=True, timeout=30)

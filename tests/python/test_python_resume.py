@@ -26,8 +26,6 @@ pytestmark = pytest.mark.skipif(pyclient_server.skip_reason() is not None,
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TRAINER = os.path.join(HERE, "resume_trainer.py")
-CLIENT_DIR = os.path.join(HERE, "..", "..", "client", "python")  # the package, as README says
-PYTHON = "/usr/bin/python3"
 EPOCHS = 24
 CFG = {"seed": 7, "lr": 0.1, "ckpt_every": 10,
        "scheduler": {"type": "OneCycleLR", "max_lr": 0.5, "total_steps": EPOCHS}}
@@ -35,7 +33,9 @@ NAME = "jobs/resume"
 REPLY_TIMEOUT = 60  # seconds for one reply of a trainer (torch's import on a loaded machine)
 
 sys.path.insert(0, HERE)
-sys.path.insert(0, CLIENT_DIR)
+import lrsched_source  # noqa: E402  (the installed package, or the source tree)
+lrsched_source.use()
+from lrsched_source import PYTHON  # noqa: E402
 import resume_trainer  # noqa: E402  (the same model, data and loop for the oracle)
 import lrsched  # noqa: E402
 
@@ -59,8 +59,8 @@ class Rank:
     """One trainer process; ask() sends a command and returns its JSON reply."""
 
     def __init__(self, server, name, ckpt_dir, rank, launch, log):
-        env = dict(os.environ, LRSCHED_LAUNCH_ID=launch,
-                   PYTHONPATH=os.pathsep.join([CLIENT_DIR, os.environ.get("PYTHONPATH", "")]))
+        env = lrsched_source.child_env(LRSCHED_LAUNCH_ID=launch,
+                   )
         self.proc = subprocess.Popen(
             [PYTHON, TRAINER, server.address, name, str(ckpt_dir), str(rank), json.dumps(CFG)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True, env=env)
@@ -178,8 +178,8 @@ dist.destroy_process_group()
 def test_ranks_agree_on_a_launch_id_rank_0_broadcasts():
     def launch():
         url = f"tcp://127.0.0.1:{free_port()}"
-        env = dict(os.environ, WORLD_SIZE="2",
-                   PYTHONPATH=os.pathsep.join([CLIENT_DIR, os.environ.get("PYTHONPATH", "")]))
+        env = lrsched_source.child_env(WORLD_SIZE="2",
+                   )
         env.pop("LRSCHED_LAUNCH_ID", None)
         procs = [subprocess.Popen([PYTHON, "-c", _LAUNCH_RANK, url, str(r)], env=env,
                                   stdout=subprocess.PIPE, text=True) for r in (0, 1)]
@@ -198,8 +198,8 @@ def test_ranks_agree_on_a_launch_id_rank_0_broadcasts():
 
 
 def test_a_rank_without_process_group_or_launch_id_is_refused():
-    env = dict(os.environ, WORLD_SIZE="2",
-               PYTHONPATH=os.pathsep.join([CLIENT_DIR, os.environ.get("PYTHONPATH", "")]))
+    env = lrsched_source.child_env(WORLD_SIZE="2",
+               )
     env.pop("LRSCHED_LAUNCH_ID", None)
     code = "from lrsched import _resume\ntry:\n  _resume.launch_id()\nexcept RuntimeError as e:" \
            "\n  print(e)\n"

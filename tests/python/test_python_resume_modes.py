@@ -9,8 +9,6 @@ this process with an explicit launch_id. Needs LRSCHED_BIN_DIR; no torch; about 
 """
 import copy
 import itertools
-import pathlib
-import sys
 import warnings
 
 import pytest
@@ -20,8 +18,8 @@ from pyclient_server import skip_reason
 if skip_reason():
     pytest.skip(skip_reason(), allow_module_level=True)
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
-sys.path.insert(0, str(ROOT / "client" / "python"))
+import lrsched_source  # noqa: E402  (the installed package, or the source tree)
+lrsched_source.use()
 import lrsched  # noqa: E402
 from lrsched._resume import ResumeWarning  # noqa: E402
 from lrsched.torch import RemoteLRScheduler  # noqa: E402

@@ -10,14 +10,13 @@ import json
 import math
 import os
 import pathlib
-import sys
 
 import pytest
 
 BIN_DIR = os.environ.get("LRSCHED_BIN_DIR")
 pytestmark = pytest.mark.skipif(not BIN_DIR, reason="LRSCHED_BIN_DIR is not set (run scripts/test.sh)")
-if BIN_DIR:
-    sys.path.insert(0, os.path.join(BIN_DIR, "client", "python"))
+import lrsched_source  # noqa: E402  (the installed package, or the source tree)
+lrsched_source.use()
 
 import lrsched  # noqa: E402
 from lrsched.timm import STATE_KEY, RemoteScheduler  # noqa: E402

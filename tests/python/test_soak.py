@@ -22,7 +22,6 @@ import random
 import re
 import signal
 import subprocess
-import sys
 import threading
 import time
 import urllib.request
@@ -31,7 +30,6 @@ import pytest
 
 from ready import READY_TIMEOUT, wait_until_healthy
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
 BIN_DIR = os.environ.get("LRSCHED_BIN_DIR")
 SERVER_BIN = os.path.join(BIN_DIR, "server", "lrsched-server") if BIN_DIR else None
 if not BIN_DIR:
@@ -40,7 +38,8 @@ if not BIN_DIR:
 if not os.access(SERVER_BIN, os.X_OK):
     pytest.skip(f"no server binary at {SERVER_BIN}", allow_module_level=True)
 
-sys.path.insert(0, str(ROOT / "client" / "python"))
+import lrsched_source  # noqa: E402  (the installed package, or the source tree)
+lrsched_source.use()
 import lrsched  # noqa: E402
 
 SOAK_SECONDS = float(os.environ.get("SOAK_SECONDS", "60"))

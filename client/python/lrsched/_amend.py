@@ -5,10 +5,12 @@ they return, `AmendCalls` (mixed into `lrsched.Client`: amend(), history()) and
 An amendment is sent once (never retried: the server may have applied it before an UNAVAILABLE
 reply; history() shows whether it did); a dry run and history() are reads, retried as such.
 """
+from __future__ import annotations
+
 import json
 import math
 from dataclasses import dataclass, field
-from typing import List, Optional
+from typing import Any, List, Mapping, Optional, Sequence
 
 from lrsched import errors
 from lrsched._follow import RevisionWatch
@@ -142,8 +144,11 @@ def amend_request(name, *, continue_with=None, set=None, scale=None, at_epoch=No
 class AmendCalls:
     """Client.amend() and Client.history() (mixed into lrsched.Client)."""
 
-    def amend(self, name, *, continue_with=None, set=None, scale=None, at_epoch=None,
-              groups=None, reason="", if_revision=None, dry_run=False, window=0):
+    def amend(self, name: str, *, continue_with: Optional[Mapping[str, Any]] = None,
+              set: Optional[Mapping[str, Any]] = None, scale: Optional[float] = None,
+              at_epoch: Optional[int] = None, groups: Optional[Sequence[int]] = None,
+              reason: str = "", if_revision: Optional[int] = None, dry_run: bool = False,
+              window: int = 0) -> AmendResult:
         """Changes session `name`'s schedule from `at_epoch` on (default: its current epoch;
         an earlier one raises FailedPrecondition: the past is never rewritten). Exactly one of:
         continue_with: a scheduler spec (dict) that takes over, built on the groups' values
@@ -158,7 +163,8 @@ class AmendCalls:
                             if_revision=if_revision, dry_run=dry_run, window=window)
         return AmendResult.from_proto(self._call("AmendSession", req, retry=bool(dry_run)))
 
-    def history(self, name, *, from_epoch=0, to_epoch=None, page_size=10000):
+    def history(self, name: str, *, from_epoch: int = 0, to_epoch: Optional[int] = None,
+                page_size: int = 10000) -> History:
         """The record of session `name` for epochs from_epoch .. to_epoch (None: its current
         epoch), every page read: a History (spec, amendments, per-epoch values)."""
         req = pb.GetHistoryRequest(name=name, from_epoch=int(from_epoch), page_size=page_size)
@@ -234,7 +240,7 @@ class AmendAwareCache:
             del self._values[k]
 
 
-def scheduler_amend(sched, **kwargs):
+def scheduler_amend(sched: Any, **kwargs: Any) -> AmendResult:
     """RemoteLRScheduler.amend(...): Client.amend on the scheduler's session (same arguments).
     Steps in flight are acknowledged first; an amendment in force at once (at the session's
     current epoch) is written into the optimizer's param groups now, as for every rank at its

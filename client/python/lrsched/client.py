@@ -17,18 +17,22 @@ interpreter shuts down can block its exit forever (grpc's channel __del__ waits 
 every channel the client opens is closed by close(), by the garbage collection of the client,
 and at interpreter exit, whichever comes first (weakref.finalize), never left to grpc's __del__.
 """
+from __future__ import annotations
+
 import json
 import math
 import random
 import threading
 import time
 import weakref
+from typing import Any, Iterator, Mapping, Optional, Sequence, Tuple, Union
 
 import grpc
 
 from lrsched import errors
 from lrsched._amend import AmendCalls
 from lrsched._proto import pb, pb_grpc
+from lrsched._types import Labels, Spec
 from lrsched.values import (ExportedState, LRValues, Session, SimulateResult, StepResult,
                             encode_nonfinite)
 
@@ -93,9 +97,12 @@ class Client(AmendCalls):
     neither closed nor collected is closed at interpreter exit.
     """
 
-    def __init__(self, target=DEFAULT_TARGET, *, timeout=10.0, credentials=None, token=None,
-                 retry_timeout=DEFAULT_RETRY_TIMEOUT, retries=None, backoff=0.1, max_backoff=4.0,
-                 channel=None, options=()):
+    def __init__(self, target: str = DEFAULT_TARGET, *, timeout: Optional[float] = 10.0,
+                 credentials: Optional[grpc.ChannelCredentials] = None,
+                 token: Optional[str] = None, retry_timeout: float = DEFAULT_RETRY_TIMEOUT,
+                 retries: Optional[int] = None, backoff: float = 0.1, max_backoff: float = 4.0,
+                 channel: Optional[grpc.Channel] = None,
+                 options: Sequence[Tuple[str, Any]] = ()) -> None:
         if retries is not None and retries < 0:
             raise ValueError(f"retries must not be negative, got {retries}")
         if not isinstance(retry_timeout, (int, float)) or not 0 <= retry_timeout < math.inf:
@@ -124,19 +131,19 @@ class Client(AmendCalls):
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    def close(self):
+    def close(self) -> None:
         """Closes the channel (if the client opened it). Idempotent."""
         if self._finalizer is not None:
             self._finalizer()  # closes the channel once, then never again
         self._channel = None
 
-    def __enter__(self):
+    def __enter__(self) -> Client:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"lrsched.Client({self.target!r})"
 
     # -- plumbing ----------------------------------------------------------------------------
@@ -202,7 +209,8 @@ class Client(AmendCalls):
 
     # -- sessions ----------------------------------------------------------------------------
 
-    def create_session(self, name, spec, *, labels=None):
+    def create_session(self, name: str, spec: Spec, *,
+                       labels: Optional[Labels] = None) -> Session:
         """Creates session `name` from `spec` (a dict in torch's vocabulary, or its JSON text)
         and returns it. The same name with the same spec and labels returns the existing
         session (so this is retried safely); a different spec raises AlreadyExists, a spec
@@ -210,7 +218,7 @@ class Client(AmendCalls):
         req = pb.CreateSessionRequest(name=name, spec_json=_spec_text(spec), labels=labels or {})
         return Session.from_proto(self._call("CreateSession", req, retry=True))
 
-    def get_session(self, name, *, consistent=False):
+    def get_session(self, name: str, *, consistent: bool = False) -> Session:
         """The session now; NotFound if there is none of that name. `consistent` (here and in
         list_sessions, get_lr): with an etcd-backed server, read etcd itself rather than the
         replica's memory, which may lag another replica's commit briefly; no difference on
@@ -218,7 +226,8 @@ class Client(AmendCalls):
         req = pb.GetSessionRequest(name=name, consistent=consistent)
         return Session.from_proto(self._call("GetSession", req, retry=True))
 
-    def list_sessions(self, *, name_prefix="", labels=None, page_size=0, consistent=False):
+    def list_sessions(self, *, name_prefix: str = "", labels: Optional[Labels] = None,
+                      page_size: int = 0, consistent: bool = False) -> Iterator[Session]:
         """Iterates over all sessions (in name order) whose name starts with `name_prefix` and
         that carry all `labels`, fetching pages of `page_size` (0: the server's default) as
         the iteration proceeds."""
@@ -234,7 +243,7 @@ class Client(AmendCalls):
             if not token:
                 return
 
-    def delete_session(self, name, *, if_revision=None):
+    def delete_session(self, name: str, *, if_revision: Optional[int] = None) -> None:
         """Deletes the session; with `if_revision`, only if it is still at that revision
         (FailedPrecondition otherwise). Not retried (a repeat would report NotFound)."""
         req = pb.DeleteSessionRequest(name=name)
@@ -244,7 +253,8 @@ class Client(AmendCalls):
 
     # -- stepping and reading ----------------------------------------------------------------
 
-    def step(self, name, *, metric=None, epoch=None, if_epoch=None, increment=None):
+    def step(self, name: str, *, metric: Optional[float] = None, epoch: Optional[float] = None,
+             if_epoch: Optional[int] = None, increment: Optional[int] = None) -> StepResult:
         """One scheduler.step() (`metric`: ReduceLROnPlateau's step(metric); `epoch`:
         step(epoch); `increment`: megatron.OptimizerParamScheduler's step(increment), a
         positive int, absent: the spec's default). With `if_epoch`, steps only if the session's last_epoch equals it, else
@@ -263,14 +273,15 @@ class Client(AmendCalls):
         resp = self._call("Step", req, retry=if_epoch is not None)
         return StepResult(session=Session.from_proto(resp.session), advanced=resp.advanced)
 
-    def get_lr(self, name, *, ahead=0, window=0, consistent=False):
+    def get_lr(self, name: str, *, ahead: int = 0, window: int = 0,
+               consistent: bool = False) -> LRValues:
         """The values now, or `ahead` plain steps from now, plus (window > 0) the values for
         the next `window` epochs, without changing the session. Lookahead on a
         ReduceLROnPlateau session raises FailedPrecondition."""
         req = pb.GetLRRequest(name=name, ahead=ahead, window=window, consistent=consistent)
         return LRValues.from_proto(self._call("GetLR", req, retry=True))
 
-    def watch(self, name, *, timeout=None):
+    def watch(self, name: str, *, timeout: Optional[float] = None) -> Iterator[Session]:
         """Yields the session now and again after every change, until the session is deleted
         (raises NotFound), the server shuts down (raises Unavailable), `timeout` seconds pass
         (raises DeadlineExceeded), or the caller stops iterating (closing the generator cancels
@@ -285,7 +296,8 @@ class Client(AmendCalls):
         finally:
             call.cancel()
 
-    def simulate(self, spec, steps, *, metrics=None, epochs=None):
+    def simulate(self, spec: Spec, steps: int, *, metrics: Optional[Sequence[float]] = None,
+                 epochs: Optional[Sequence[float]] = None) -> SimulateResult:
         """Traces `spec` for `steps` step() calls without creating a session (metrics/epochs:
         what to pass to each step). A configuration torch refuses raises InvalidArgument; a
         step torch refuses ends the trace and is reported in the result."""
@@ -296,14 +308,17 @@ class Client(AmendCalls):
 
     # -- state -------------------------------------------------------------------------------
 
-    def export_state(self, name):
+    def export_state(self, name: str) -> ExportedState:
         """The session's whole state (lrsched's document, plus torch's state_dict and param
         groups for a torch checkpoint)."""
         req = pb.ExportStateRequest(name=name)
         return ExportedState.from_proto(self._call("ExportState", req, retry=True))
 
-    def import_state(self, name, *, state=None, torch_spec=None, torch_state_dict=None,
-                     replace=False, labels=None, if_revision=None):
+    def import_state(self, name: str, *, state: Union[str, Mapping[str, Any], None] = None,
+                     torch_spec: Optional[Spec] = None,
+                     torch_state_dict: Union[str, Mapping[str, Any], None] = None,
+                     replace: bool = False, labels: Optional[Labels] = None,
+                     if_revision: Optional[int] = None) -> Session:
         """Creates (replace=True: or overwrites) session `name` from either `state` (an
         export's state_json, as text or a dict) or a torch checkpoint: `torch_spec` (the spec,
         its optimizer.param_groups the checkpoint's) with `torch_state_dict` (torch's

@@ -6,6 +6,10 @@ for INVALID_ARGUMENT. Subclasses let callers catch what they can handle (`except
 and also derive from the matching builtin (`InvalidArgument` is a `ValueError`, as torch's
 refusal of a configuration is), so torch-style code that catches builtins keeps working.
 """
+from __future__ import annotations
+
+from typing import Optional
+
 import grpc
 
 __all__ = [
@@ -18,9 +22,10 @@ __all__ = [
 class LrschedError(Exception):
     """A failed lrsched RPC: `code` is the grpc.StatusCode, `details` the server's message."""
 
-    code = grpc.StatusCode.UNKNOWN
+    code: grpc.StatusCode = grpc.StatusCode.UNKNOWN
+    details: str
 
-    def __init__(self, details="", code=None):
+    def __init__(self, details: str = "", code: Optional[grpc.StatusCode] = None) -> None:
         if code is not None:
             self.code = code
         self.details = details or ""
@@ -92,7 +97,7 @@ _BY_CODE = {cls.code: cls for cls in (
     Unauthenticated)}
 
 
-def from_rpc_error(err):
+def from_rpc_error(err: grpc.RpcError) -> LrschedError:
     """The LrschedError for a grpc.RpcError (a grpc.Call: it has code() and details())."""
     code = err.code() if callable(getattr(err, "code", None)) else grpc.StatusCode.UNKNOWN
     details = err.details() if callable(getattr(err, "details", None)) else str(err)

@@ -24,9 +24,14 @@ checkpoint's values win unless use_checkpoint_opt_param_scheduler is False).
 Steps carry if_epoch = the num_steps this object knows, so a retried RPC never steps twice, and
 ranks that all step from the same num_steps advance the session once. torch is not required.
 """
+from __future__ import annotations
+
 import json
 import math
 
+from typing import Any, Mapping, Optional
+
+from lrsched._types import Labels, Optimizer, StateDict
 from lrsched import errors
 from lrsched.client import DEFAULT_RETRY_TIMEOUT, DEFAULT_TARGET, Client
 from lrsched._adapter import OwnedClientMixin
@@ -64,12 +69,16 @@ class RemoteOptimizerParamScheduler(OwnedClientMixin):
     lr_wsd_decay_style, an unknown decay style), the session left unchanged.
     """
 
-    def __init__(self, optimizer, init_lr, max_lr, min_lr, lr_warmup_steps, lr_decay_steps,
-                 lr_decay_style, start_wd, end_wd, wd_incr_steps, wd_incr_style,
-                 use_checkpoint_opt_param_scheduler=True, override_opt_param_scheduler=False,
-                 wsd_decay_steps=None, lr_wsd_decay_style=None, *, name, server=DEFAULT_TARGET,
-                 client=None, optimizer_type=None, labels=None, timeout=10.0,
-                 retry_timeout=DEFAULT_RETRY_TIMEOUT, retries=None):
+    def __init__(self, optimizer: Optimizer, init_lr: float, max_lr: float, min_lr: float,
+                 lr_warmup_steps: int, lr_decay_steps: int, lr_decay_style: str,
+                 start_wd: float, end_wd: float, wd_incr_steps: int, wd_incr_style: str,
+                 use_checkpoint_opt_param_scheduler: bool = True,
+                 override_opt_param_scheduler: bool = False,
+                 wsd_decay_steps: Optional[int] = None, lr_wsd_decay_style: Optional[str] = None,
+                 *, name: str, server: str = DEFAULT_TARGET, client: Optional[Client] = None,
+                 optimizer_type: Optional[str] = None, labels: Optional[Labels] = None,
+                 timeout: Optional[float] = 10.0, retry_timeout: float = DEFAULT_RETRY_TIMEOUT,
+                 retries: Optional[int] = None) -> None:
         self.optimizer = optimizer
         self.name = name
         groups = _param_groups(optimizer)
@@ -106,11 +115,11 @@ class RemoteOptimizerParamScheduler(OwnedClientMixin):
     # -- Megatron's interface ----------------------------------------------------------------
 
     @property
-    def num_steps(self):
+    def num_steps(self) -> int:
         """Megatron's num_steps: the session's last_epoch as this object last saw it."""
         return self._session.last_epoch
 
-    def step(self, increment):
+    def step(self, increment: int) -> None:
         """num_steps += increment, then every group's lr and weight_decay (Megatron's
         step(increment)). When another rank stepped from the same num_steps first, this
         object takes the session's state (the one that step produced)."""
@@ -118,12 +127,12 @@ class RemoteOptimizerParamScheduler(OwnedClientMixin):
         self._adopt(result.session)
         return None
 
-    def get_lr(self, param_group):
+    def get_lr(self, param_group: Mapping[str, Any]) -> float:
         """The learning rate Megatron's get_lr(param_group) gives at the current num_steps, for
         one of the optimizer's param groups (the value step() wrote)."""
         return self._session.groups[self._index(param_group)].lr
 
-    def get_wd(self, param_group=None):
+    def get_wd(self, param_group: Optional[Mapping[str, Any]] = None) -> float:
         """Megatron's get_wd(param_group): the weight decay before the group's wd_mult, from
         the group's start_wd/end_wd (or the scheduler's, without a group), at the current
         num_steps. Computed from the session's state_dict with Megatron's formula and order of
@@ -145,12 +154,12 @@ class RemoteOptimizerParamScheduler(OwnedClientMixin):
             coeff = 0.5 * (math.cos(math.pi * (1 - ratio)) + 1.0)
         return start + coeff * (end - start)
 
-    def state_dict(self):
+    def state_dict(self) -> StateDict:
         """Megatron's state_dict(): max_lr, lr_warmup_steps, num_steps, lr_decay_style,
         lr_decay_steps, min_lr, start_wd, end_wd, wd_incr_style, wd_incr_steps."""
         return self.client.export_state(self.name).torch_state_dict
 
-    def load_state_dict(self, state_dict):
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
         """Megatron's load_state_dict(): the session becomes this spec at the checkpoint's
         num_steps (older key names such as num_iters and start_lr are read too), with the
         checkpoint's settings unless use_checkpoint_opt_param_scheduler is False (then they
@@ -162,7 +171,7 @@ class RemoteOptimizerParamScheduler(OwnedClientMixin):
 
     # -- lrsched's additions -----------------------------------------------------------------
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return (f"RemoteOptimizerParamScheduler(name={self.name!r}, "
                 f"num_steps={self.num_steps if self._session else None})")
 

@@ -19,8 +19,13 @@ step() only), each param group's "lr" holds exactly the value timm's scheduler w
 written (lr_scale applied), and `t` is the session's t. The other call is a no-op, as in timm
 (timm stores its metric; the session keeps the metric of the calls that reach it).
 """
+from __future__ import annotations
+
 import json
 
+from typing import Any, Mapping, Optional
+
+from lrsched._types import Optimizer, StateDict
 from lrsched.client import DEFAULT_RETRY_TIMEOUT, DEFAULT_TARGET, Client
 from lrsched._adapter import OwnedClientMixin
 from lrsched._optimizer import _group_spec, _number, _optimizer_type, _param_groups
@@ -62,9 +67,11 @@ class RemoteScheduler(OwnedClientMixin):
     lrsched) refuses; lrsched.FailedPrecondition from the call timm would raise in (a
     cycle_mul < 1 schedule running out), the session left unchanged."""
 
-    def __init__(self, optimizer, scheduler, *, name, server=DEFAULT_TARGET, client=None,
-                 optimizer_type=None, timeout=10.0, retry_timeout=DEFAULT_RETRY_TIMEOUT,
-                 retries=None):
+    def __init__(self, optimizer: Optimizer, scheduler: Mapping[str, Any], *, name: str,
+                 server: str = DEFAULT_TARGET, client: Optional[Client] = None,
+                 optimizer_type: Optional[str] = None, timeout: Optional[float] = 10.0,
+                 retry_timeout: float = DEFAULT_RETRY_TIMEOUT,
+                 retries: Optional[int] = None) -> None:
         self.optimizer = optimizer
         self.name = name
         self.spec = build_spec(optimizer, scheduler, optimizer_type=optimizer_type)
@@ -87,17 +94,17 @@ class RemoteScheduler(OwnedClientMixin):
 
     # -- timm's Scheduler interface ----------------------------------------------------------
 
-    def step(self, epoch, metric=None):
+    def step(self, epoch: int, metric: Optional[float] = None) -> None:
         """timm's step(epoch, metric): at the end of an epoch, with the next epoch's index."""
         if self.t_in_epochs:
             self._step(epoch, metric)
 
-    def step_update(self, num_updates, metric=None):
+    def step_update(self, num_updates: int, metric: Optional[float] = None) -> None:
         """timm's step_update(num_updates, metric): after each optimizer update."""
         if not self.t_in_epochs and not self.plateau:
             self._step(num_updates, metric)
 
-    def state_dict(self):
+    def state_dict(self) -> StateDict:
         """timm's scheduler.state_dict() for the session, plus STATE_KEY: lrsched's complete
         state, which load_state_dict() prefers."""
         exported = self.client.export_state(self.name)
@@ -105,7 +112,7 @@ class RemoteScheduler(OwnedClientMixin):
         sd[STATE_KEY] = exported.state
         return sd
 
-    def load_state_dict(self, state_dict):
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
         """Puts the session back to `state_dict`: one of state_dict() (exactly that state,
         t included) or a timm scheduler's own, restored onto the optimizer's current param
         groups (load the optimizer's checkpoint first). A timm state_dict holds no t: call
@@ -123,7 +130,7 @@ class RemoteScheduler(OwnedClientMixin):
 
     # -- beyond timm -------------------------------------------------------------------------
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return (f"RemoteScheduler(name={self.name!r}, type={self.spec['scheduler']['type']!r}, "
                 f"t={self.t})")
 

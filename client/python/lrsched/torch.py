@@ -18,10 +18,16 @@ last_epoch: the optimizer looks exactly as it would under the torch scheduler th
 A follower's `last_epoch` is its own count of step() calls, which may run ahead of the session
 (its values come from the session's lookahead); see RemoteLRScheduler.
 """
+from __future__ import annotations
+
 import dataclasses
 import functools
 import weakref
 
+from typing import Any, List, Mapping, Optional
+
+from lrsched._types import Labels, Optimizer, StateDict
+from lrsched.values import Session
 from lrsched import _amend, _follow, _pipeline, _resume, errors, transformers
 from lrsched._adapter import OwnedClientMixin
 from lrsched._optimizer import OPTIMIZER_TYPES, build_spec  # noqa: F401 (public here too)
@@ -91,11 +97,14 @@ class RemoteLRScheduler(OwnedClientMixin):
     FailedPrecondition from step() for a step torch refuses (the session is left unchanged).
     """
 
-    def __init__(self, optimizer, scheduler, *, name, server=DEFAULT_TARGET, client=None,
-                 attach=False, labels=None, optimizer_type=None, timeout=10.0,
-                 retry_timeout=DEFAULT_RETRY_TIMEOUT, retries=None, follow=False, window=64,
-                 resume="auto", resume_epoch=None, launch_id=None, pipeline=True,
-                 max_pending=1):
+    def __init__(self, optimizer: Optimizer, scheduler: Mapping[str, Any], *, name: str,
+                 server: str = DEFAULT_TARGET, client: Optional[Client] = None,
+                 attach: bool = False, labels: Optional[Labels] = None,
+                 optimizer_type: Optional[str] = None, timeout: Optional[float] = 10.0,
+                 retry_timeout: float = DEFAULT_RETRY_TIMEOUT, retries: Optional[int] = None,
+                 follow: bool = False, window: int = 64, resume: str = "auto",
+                 resume_epoch: Optional[int] = None, launch_id: Optional[str] = None,
+                 pipeline: bool = True, max_pending: int = 1) -> None:
         if not isinstance(window, int) or not 1 <= window <= 10000:
             raise ValueError(f"RemoteLRScheduler: window must be an int in 1..10000, got "
                              f"{window!r}")
@@ -152,7 +161,7 @@ class RemoteLRScheduler(OwnedClientMixin):
 
     # -- torch's scheduler interface ---------------------------------------------------------
 
-    def step(self, metrics=None, epoch=None):
+    def step(self, metrics: Optional[float] = None, epoch: Optional[float] = None) -> None:
         """scheduler.step(): step(), step(metric) for ReduceLROnPlateau, step(epoch=...).
 
         As with torch, a positional argument is the epoch for every scheduler except
@@ -176,11 +185,11 @@ class RemoteLRScheduler(OwnedClientMixin):
         self._adopt(result.session)
         self._advanced = result.advanced
 
-    def get_last_lr(self):
+    def get_last_lr(self) -> List[float]:
         """The learning rates the last step (or construction) set, one per param group."""
         return list(self._last_lr)
 
-    def state_dict(self):
+    def state_dict(self) -> StateDict:
         """torch's scheduler.state_dict() for this session (so a torch scheduler can load it),
         plus STATE_KEY: lrsched's complete state, which load_state_dict() prefers."""
         _pipeline.flush(self)
@@ -191,7 +200,7 @@ class RemoteLRScheduler(OwnedClientMixin):
         sd[_resume.RESUME_KEY] = _resume.resume_record(exported)
         return sd
 
-    def load_state_dict(self, state_dict):
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
         """Puts the session back to `state_dict`: one from state_dict() (exactly that state),
         or a torch scheduler's state_dict(), which is restored onto the optimizer's current
         param groups (load the optimizer's checkpoint first, as with torch). Replaces the
@@ -227,14 +236,14 @@ class RemoteLRScheduler(OwnedClientMixin):
     # -- beyond torch ------------------------------------------------------------------------
 
     @property
-    def session(self):
+    def session(self) -> Session:
         """The session as last seen (after the last step/refresh; pipelined steps: once every
         step taken is acknowledged, which reading it waits for)."""
         _pipeline.flush(self)
         return self._pipeline.session if self._pipeline is not None else self._session
 
     @property
-    def advanced(self):
+    def advanced(self) -> Optional[bool]:
         """Whether the last step() stepped the session (False: another rank already had).
         For a pipelined step, reading it waits until the step is acknowledged."""
         if self._advanced is None and self._pipeline is not None:
@@ -242,7 +251,7 @@ class RemoteLRScheduler(OwnedClientMixin):
             return self._pipeline.advanced
         return self._advanced
 
-    def flush(self):
+    def flush(self) -> None:
         """Waits until every step() taken so far has reached the server (pipelined steps,
         see README.md "Distributed training"); raises what went wrong."""
         _pipeline.flush(self)
@@ -250,10 +259,10 @@ class RemoteLRScheduler(OwnedClientMixin):
     amend = _amend.scheduler_amend  # Client.amend on this session (lrsched/_amend.py)
 
     @property
-    def scheduler_type(self):
+    def scheduler_type(self) -> str:
         return self._session.scheduler_type
 
-    def refresh(self):
+    def refresh(self) -> Session:
         """Reads the session and writes its values into the param groups: what a rank that
         does not step calls to follow the one that does. Returns the Session."""
         _pipeline.flush(self)
@@ -261,7 +270,7 @@ class RemoteLRScheduler(OwnedClientMixin):
         self._adopt(session)
         return session
 
-    def close(self):
+    def close(self) -> None:
         """Closes the client if this object created it. Idempotent. (Without it, the client is
         closed when collected or at interpreter exit.) Waits for pipelined steps still in
         flight first, and raises if they failed."""
@@ -270,13 +279,13 @@ class RemoteLRScheduler(OwnedClientMixin):
         finally:
             self._close_client()
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         try:
             _pipeline.stop(self, wait=exc[0] is None)  # an exception already propagates
         finally:
             self._close_client()
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return (f"RemoteLRScheduler(name={self.name!r}, type={self.scheduler_type!r}, "
                 f"last_epoch={self.last_epoch})")
 

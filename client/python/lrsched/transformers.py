@@ -12,7 +12,15 @@ ReduceLROnPlateau one) that `transformers.Trainer(optimizers=(opt, sched))` driv
 same thing spelt as a spec. Neither this module nor lrsched.torch imports torch or
 transformers (code in this package imports absolute names, so it never shadows them).
 """
+from __future__ import annotations
+
 import sys
+from typing import TYPE_CHECKING, Any, Mapping, Optional
+
+from lrsched._types import Optimizer
+
+if TYPE_CHECKING:  # lrsched.torch imports this module
+    from lrsched.torch import RemoteLRScheduler
 
 __all__ = ["SPEC_TYPE", "NAMES", "get_scheduler"]
 
@@ -25,8 +33,10 @@ NAMES = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant",
 _plateau_classes = {}
 
 
-def get_scheduler(name, optimizer, num_warmup_steps=None, num_training_steps=None,
-                  scheduler_specific_kwargs=None, *, session, **remote_kwargs):
+def get_scheduler(name: str, optimizer: Optimizer, num_warmup_steps: Optional[int] = None,
+                  num_training_steps: Optional[int] = None,
+                  scheduler_specific_kwargs: Optional[Mapping[str, Any]] = None, *,
+                  session: str, **remote_kwargs: Any) -> RemoteLRScheduler:
     """transformers.get_scheduler(...) whose schedule lives in the lrsched session `session`;
     remote_kwargs go to RemoteLRScheduler (server=, client=, resume=, ...)."""
     from lrsched.torch import RemoteLRScheduler  # lrsched.torch imports this module
