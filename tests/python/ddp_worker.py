@@ -20,7 +20,6 @@ mean seconds per iteration and inside sched.step() (mean per iteration, median c
 """
 import datetime
 import json
-import os
 import sys
 import time
 

@@ -8,9 +8,7 @@ HTTPS.
 """
 import json
 import os
-import pathlib
 import re
-import sys
 import time
 import urllib.error
 import urllib.parse
@@ -22,7 +20,6 @@ import http_proc
 from http_proc import CALL_TIMEOUT, Proc, next_event
 from ready import READY_TIMEOUT
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
 BIN_DIR = os.environ.get("LRSCHED_BIN_DIR")
 SERVER_BIN = os.path.join(BIN_DIR, "server", "lrsched-server") if BIN_DIR else None
 if not BIN_DIR or not os.access(SERVER_BIN, os.X_OK):

@@ -17,7 +17,6 @@ closes its client as a context manager.
 Needs LRSCHED_BIN_DIR (the build directory, holding server/lrsched-server); the build also
 generates the package's gRPC modules. Each test takes a few seconds; every wait is bounded.
 """
-import os
 import queue
 import re
 import subprocess

@@ -7,7 +7,6 @@ groups' lr after the k-th call that moves the schedule (step(k), or step_update(
 t_in_epochs is false). Every row, and the final state_dict, must be the golden one, bit for bit.
 """
 import json
-import math
 import os
 import pathlib
 

@@ -28,7 +28,7 @@ from typing import Any, List, Mapping, Optional
 
 from lrsched._types import Labels, Optimizer, StateDict
 from lrsched.values import Session
-from lrsched import _amend, _follow, _pipeline, _resume, errors, transformers
+from lrsched import _amend, _follow, _pipeline, _resume, transformers
 from lrsched._adapter import OwnedClientMixin
 from lrsched._optimizer import OPTIMIZER_TYPES, build_spec  # noqa: F401 (public here too)
 from lrsched.client import DEFAULT_RETRY_TIMEOUT, DEFAULT_TARGET, Client
