@@ -28,13 +28,22 @@
 #   (with float-cast-overflow, see CMakeLists.txt). A new finding is ours until shown otherwise.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+# Wall time of each stage, printed with the summary: the 45-minute budget is spent here.
+timings=()
+stage_start=$SECONDS
+stage_done() {
+  timings+=("$1: $((SECONDS - stage_start)) s")
+  stage_start=$SECONDS
+}
 scripts/build.sh || exit 1
+stage_done "build"
 build=${BUILD_DIR:-build}
 summary=()
 
 # The tree's own rules (format, each folder's include rule): seconds, and a red CI if broken.
 scripts/check-tree.sh
 summary+=("tree check exit code: $?")
+stage_done "tree check"
 
 # install_venv DIR: a fresh venv at DIR over Debian's /usr/bin/python3 (its python3-grpcio,
 # python3-protobuf, python3-pytest, torch), with `pip install ./client/python` in it, as the
@@ -58,6 +67,7 @@ run_suites() {
   (cd "$dir" && ctest --output-on-failure -j2 --timeout 300)
   rc=$?
   summary+=("$name ctest exit code: $rc")
+  stage_done "$name ctest"
   if [[ -n $python ]]; then
     LRSCHED_BIN_DIR="$PWD/$dir" LRSCHED_EXPECT_INSTALLED=1 PYTHONPATH="$PWD/tests/python" \
       "$python" -m pytest -q -p no:cacheprovider tests/python
@@ -68,11 +78,13 @@ run_suites() {
   fi
   rc=$?
   summary+=("$name pytest exit code: $rc")
+  stage_done "$name pytest"
 }
 
 # The normal tree's Python tests run against the package as pip installs it (issue #19).
 venv="$build/venv"
 if install_venv "$venv"; then
+  stage_done "pip install into $venv"
   run_suites normal "$build" "$PWD/$venv/bin/python"
 else
   summary+=("pip install ./client/python exit code: 1")
@@ -82,6 +94,7 @@ fi
 if [[ ${LRSCHED_CI_SANITIZE:-1} != 0 ]]; then
   asan=${ASAN_BUILD_DIR:-build-asan}
   if BUILD_DIR=$asan scripts/build.sh -DLRSCHED_SANITIZE=ON -DLRSCHED_BUILD_BENCH=OFF; then
+    stage_done "sanitize build"
     # Every finding fails the test that hit it: ASan aborts, UBSan too (-fno-sanitize-recover).
     ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_stack_use_after_return=1} \
       UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
@@ -95,8 +108,12 @@ if [[ ${LRSCHED_CI_FUZZ:-1} != 0 ]]; then
   # 30 s per target fits the CI budget above; set FUZZ_SECONDS for a longer run.
   FUZZ_SECONDS=${FUZZ_SECONDS:-30} scripts/fuzz.sh
   summary+=("fuzz exit code: $?")
+  stage_done "fuzz (build and run)"
 fi
 
+for line in "${timings[@]}"; do
+  echo "time, $line"
+done
 failed=0
 for line in "${summary[@]}"; do
   echo "$line"
