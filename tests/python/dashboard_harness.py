@@ -8,18 +8,16 @@ shows what the server holds.
 Not a test module (pytest collects test_*.py only). Needs selenium only in browser().
 """
 import os
-import signal
 import subprocess
 import time
 import urllib.request
 
-from pyclient_server import SERVER_BIN, free_port
+from pyclient_server import SERVER_BIN, free_port, stop_process
 from ready import wait_until_healthy
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 START_TIMEOUT = 20  # seconds for the server's gRPC and HTTP ports to answer
-STOP_TIMEOUT = 10
 WAIT = 10  # seconds for the page to show a state the server already holds
 ADMIN_TOKEN = "dashboard-admin-token-0123456789"
 READER_TOKEN = "dashboard-reader-token-0123456789"
@@ -94,17 +92,8 @@ class HttpServer:
             raise
 
     def stop(self):
-        if self.proc is None:
-            return
         proc, self.proc = self.proc, None
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(STOP_TIMEOUT)
-                return
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        proc.wait(STOP_TIMEOUT)
+        stop_process(proc)
 
 
 def sgd(scheduler, lrs=(0.1,), momentum=None):

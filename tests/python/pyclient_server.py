@@ -75,14 +75,19 @@ class Server:
 
     def stop(self):
         """Stops it if it runs (idempotent)."""
-        if self.proc is None:
-            return
         proc, self.proc = self.proc, None
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(STOP_TIMEOUT)
-                return
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        proc.wait(STOP_TIMEOUT)
+        stop_process(proc)
+
+
+def stop_process(proc):
+    """SIGTERM, then SIGKILL after STOP_TIMEOUT; waits for the process (None: nothing to do)."""
+    if proc is None:
+        return
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(STOP_TIMEOUT)
+            return
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    proc.wait(STOP_TIMEOUT)
