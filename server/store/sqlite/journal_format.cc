@@ -5,8 +5,8 @@
 #include <limits>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/string_view.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/string_view.h"
 #include "server/store/crc32c.h"
 #include "server/store/sqlite/journal.h"
 
@@ -79,7 +79,6 @@ absl::Status CheckEntries(absl::Span<const JournalEntry> entries) {
     auto bad = [i](absl::string_view what) {
       return absl::InvalidArgumentError(absl::StrCat("journal: entry ", i, ": ", what));
     };
-    if (e.name.empty()) return bad("empty name");
     if (e.kind == JournalEntry::Kind::kPut) {
       if (e.revision < 1) return bad(absl::StrCat("put with revision ", e.revision, " (< 1)"));
     } else if (e.kind == JournalEntry::Kind::kDelete) {
@@ -130,7 +129,6 @@ absl::Status DecodePayload(std::string_view payload, std::vector<JournalEntry>* 
     } else {
       return bad(absl::StrCat("entry ", i, ": kind ", kind, " (1 put, 2 delete)"));
     }
-    if (name_len == 0) return bad(absl::StrCat("entry ", i, ": empty name"));
     if (name_len > static_cast<size_t>(end - p) || end - p - name_len < 4) {
       return bad(absl::StrCat("entry ", i, ": name of ", name_len, " bytes runs past the end"));
     }
