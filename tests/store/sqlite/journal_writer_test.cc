@@ -94,11 +94,10 @@ TEST(JournalWriterTest, RefusesEntriesARecordCannotHold) {
   ASSERT_NE(w, nullptr);
   for (const Batch& bad :
        std::vector<Batch>{{},
-                          {Put("", "v", 1)},
                           {Put("a", "v", 0)},
                           {JournalEntry{JournalEntry::Kind::kDelete, "a", "v", 0}},
                           {JournalEntry{JournalEntry::Kind::kDelete, "a", "", 3}},
-                          {Put("a", "v", 1), Put("", "v", 1)}}) {
+                          {Put("a", "v", 1), Put("b", "v", -1)}}) {
     absl::StatusOr<int64_t> seq = w->Append(bad);
     EXPECT_EQ(seq.status().code(), absl::StatusCode::kInvalidArgument) << seq.status();
   }
