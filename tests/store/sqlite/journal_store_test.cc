@@ -19,6 +19,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/ops/log.h"
+#include "server/store/sqlite/journal.h"
 #include "server/store/sqlite/sqlite_store.h"
 #include "tests/store/sqlite/store_test_util.h"
 
@@ -26,6 +27,8 @@ namespace lrsched::store_test {
 namespace {
 
 namespace fs = std::filesystem;
+using sqlite_internal::JournalEntry;
+using sqlite_internal::JournalWriter;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
@@ -196,6 +199,31 @@ TEST(JournalStoreTest, ReplayTwiceIsReplayOnce) {
     EXPECT_THAT(Load(*store), ::testing::ElementsAreArray(kAfterHistory));
   }
   fs::remove_all(saved);
+}
+
+// A delete and the re-creation of the same name inside one record (one group-commit batch, as
+// store_test.cc's CompareAndSwapWithinOneBatch makes one), replayed: the last entry wins.
+TEST(JournalStoreTest, DeleteThenRecreateInOneRecordReplays) {
+  TempDir dir;
+  {
+    JournalWriter::Options jo;
+    jo.dir = dir.path() + "/journal";
+    absl::StatusOr<std::unique_ptr<JournalWriter>> w = JournalWriter::Open(jo, 1);
+    ASSERT_TRUE(w.ok()) << w.status();
+    using K = JournalEntry::Kind;
+    ASSERT_TRUE((*w)->Append({JournalEntry{K::kPut, "k", "one", 1}}).ok());
+    ASSERT_TRUE(
+        (*w)->Append({JournalEntry{K::kPut, "k", "two", 2}, JournalEntry{K::kDelete, "k", "", 0},
+                      JournalEntry{K::kPut, "k", "again", 1}, JournalEntry{K::kPut, "gone", "g", 1},
+                      JournalEntry{K::kDelete, "gone", "", 0}})
+            .ok());
+  }
+  auto store = MustOpen(JournalOpts(dir));
+  ASSERT_TRUE(store);
+  EXPECT_EQ(store->journal_stats().replayed_records, 2);
+  EXPECT_THAT(Load(*store), ElementsAre(Row{"k", "again", 1}));
+  EXPECT_EQ(*store->Commit(Put("k", "next", 1)), 2);
+  EXPECT_EQ(*store->Commit(Put("gone", "back", 0)), 1);
 }
 
 // The applier dies inside its transaction: before its COMMIT (nothing applied: all of it is
