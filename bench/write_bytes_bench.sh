@@ -15,7 +15,8 @@
 #      before and after it;
 #   3. a clean stop (SIGTERM): the server is a child of a small sh wrapper, whose own /proc/PID/io
 #      includes its reaped child's, so the writes of the final apply/checkpoint are counted too.
-# Prints one key=value line: step_bytes_per_step (phase 2 only) and with_stop_bytes_per_step
+# Prints the change of the store's counters over the Step phase (transactions, checkpoints, the
+# journal's bytes, syncs and applies when it has one), then one key=value line: step_bytes_per_step (phase 2 only) and with_stop_bytes_per_step
 # (phase 2 + the stop), cancelled_write_bytes (dirty pages truncated away before writeback, e.g.
 # deleted journal segments) of the whole run, and the totals.
 # Environment: BUILD (build), SERVER_FLAGS (""), DURATION (60, seconds), CONC (8), SESSIONS
@@ -39,10 +40,17 @@ WORK_NAME=lrsched-wbytes
 source bench/common.sh
 
 io() { awk -v k="$1:" '$1 == k {print $2}' "$2"; }
-steps_ok() {  # the server's count of Step calls answered OK
-  curl -sf --max-time 10 "http://127.0.0.1:$MPORT/metrics" |
-    awk '/^lrsched_rpc_total\{method="Step",code="OK"\}/ {print $2; found=1} END {if (!found) print 0}'
+scrape() { curl -sf --max-time 10 "http://127.0.0.1:$MPORT/metrics" >"$1"; }
+metric() {  # metric NAME FILE: a sample's value (0 if absent); NAME may carry {labels}
+  awk -v k="$1" '$1 == k {print $2; found=1} END {if (!found) print 0}' "$2"
 }
+# Counters whose change over the Step phase is printed beside the bytes: the store's
+# transactions and checkpoints, and the journal's (absent, so 0, without it).
+COUNTERS="lrsched_store_commits_total lrsched_store_transactions_total
+  lrsched_store_wal_checkpoints_total lrsched_store_wal_syncs_total
+  lrsched_store_journal_bytes_total lrsched_store_journal_syncs_total
+  lrsched_store_journal_applies_total lrsched_store_journal_waits_total"
+STEP_OK='lrsched_rpc_total{method="lrsched.v1.LrScheduler/Step",code="OK"}'
 
 echo "date=$(date -u +%FT%TZ) nproc=$(nproc) $(uptime | sed 's/.*load/load/')" \
      "fs=$(df -T "$work" | awk 'NR == 2 {print $2}') server_flags=\"$SERVER_FLAGS\""
@@ -66,12 +74,18 @@ timeout 600 "$LOADGEN" --addr="$ADDR" --rpc=step --sessions="$SESSIONS" --concur
   --warmup_ms=0 --duration_ms=100 >/dev/null
 sleep "$SETTLE"
 cp "/proc/$SPID/io" "$work/io1"
-s1=$(steps_ok)
+scrape "$work/m1"
 run=$(timeout $((DURATION + 120)) "$LOADGEN" --addr="$ADDR" --rpc=step --create=0 \
   --sessions="$SESSIONS" --concurrency="$CONC" --warmup_ms=0 --duration_ms=$((DURATION * 1000)))
 cp "/proc/$SPID/io" "$work/io2"
-s2=$(steps_ok)
+scrape "$work/m2"
 echo "loadgen: $run"
+deltas=
+for m in $COUNTERS; do
+  d=$(awk -v a="$(metric "$m" "$work/m1")" -v b="$(metric "$m" "$work/m2")" 'BEGIN {print b - a}')
+  deltas+="${m#lrsched_store_}=$d "
+done
+echo "step_phase_counters: $deltas"
 
 kill -TERM "$SPID"
 for _ in $(seq 600); do kill -0 "$WRAPPER" 2>/dev/null || break; sleep 0.1; done  # at most 60 s
@@ -82,7 +96,7 @@ pids=()
 w1=$(io write_bytes "$work/io1"); w2=$(io write_bytes "$work/io2")
 w3=$(io write_bytes "$work/server.pid.io")
 c3=$(io cancelled_write_bytes "$work/server.pid.io")
-acked=$((s2 - s1))
+acked=$(($(metric "$STEP_OK" "$work/m2") - $(metric "$STEP_OK" "$work/m1")))
 ((acked > 0)) || { echo "no Step acknowledged in the Step phase" >&2; exit 1; }
 echo "acked_steps=$acked step_write_bytes=$((w2 - w1)) with_stop_write_bytes=$((w3 - w1))" \
      "step_bytes_per_step=$(((w2 - w1) / acked)) with_stop_bytes_per_step=$(((w3 - w1) / acked))" \
