@@ -253,3 +253,4 @@ def test_clean_stop_leaves_a_complete_database(tmp_path, spec):
         assert header.startswith(b"#lrsched-record/"), header
         record = json.loads(body)
         assert record["name"] == name and record["revision"] == want["revision"], record
+        assert record["state_dict"]["last_epoch"] == want["last_epoch"], record  # CosineAnnealingLR
