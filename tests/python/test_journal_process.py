@@ -18,6 +18,7 @@ own servers on 127.0.0.1:0 and stops them; every loop is bounded in count and in
 import json
 import os
 import re
+import resource
 import shutil
 import signal
 import sqlite3
@@ -138,8 +139,14 @@ def test_crash_during_apply_keeps_every_step_once(tmp_path, spec, point, monkeyp
     names = [f"c/{i}" for i in range(3)]
     epochs = {name: 0 for name in names}  # the last acknowledged last_epoch of each
     monkeypatch.setenv("LRSCHED_TEST_CRASH_POINT", point)
+    # No core file from the abort (core_pattern may name one in the working directory).
+    core = resource.getrlimit(resource.RLIMIT_CORE)
+    resource.setrlimit(resource.RLIMIT_CORE, (0, core[1]))
     server = Server(tmp_path / "data", "--journal_apply_delay=2s")
-    server.start()  # the environment is copied at the spawn
+    try:
+        server.start()  # the environment and the limit are copied at the spawn
+    finally:
+        resource.setrlimit(resource.RLIMIT_CORE, core)
     monkeypatch.delenv("LRSCHED_TEST_CRASH_POINT")
     try:
         for name in names:
