@@ -17,15 +17,18 @@
 #include <signal.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <utility>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/flags/usage_config.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
@@ -69,8 +72,22 @@ ABSL_FLAG(std::string, tls_key, "", "PEM private key file for --tls_cert");
 ABSL_FLAG(std::string, tls_client_ca, "",
           "PEM CA file: require client certificates signed by it (mutual TLS)");
 ABSL_FLAG(std::string, sqlite_synchronous, "full",
-          "full: every acknowledged mutation survives power loss; normal: survives a crash of "
-          "the process only (faster)");
+          "full: every acknowledged mutation survives power loss (with --journal, the journal "
+          "is fdatasynced before each reply); normal: it survives the death of the process, "
+          "kill -9 included, but not of the machine (faster)");
+ABSL_FLAG(bool, journal, true,
+          "append each commit batch to DATA_DIR/journal/ with one write before replying, and "
+          "apply it to lrsched.db in the background (README \"The journal\"); false: a SQLite "
+          "transaction per batch on the reply path. A journal left by an earlier run is "
+          "replayed at start-up either way");
+ABSL_FLAG(int32_t, journal_segment_mb, 64,
+          "MiB after which the journal starts a new segment file (applied ones are deleted)");
+ABSL_FLAG(int32_t, journal_max_backlog_mb, 256,
+          "MiB of journal not yet applied to lrsched.db beyond which commits wait for the "
+          "applier (lrsched_store_journal_waits_total counts them)");
+ABSL_FLAG(absl::Duration, journal_apply_delay, absl::Milliseconds(200),
+          "how long appended commits wait before the applier copies them into lrsched.db: "
+          "longer folds more steps of a session into one row write");
 ABSL_FLAG(int32_t, sqlite_checkpoint_pages, 4000,
           "WAL pages (4 KiB each) after which the WAL is copied back into the database file; "
           "commits wait during that copy, so larger values make those pauses rarer and the WAL "
@@ -206,6 +223,57 @@ void ObserveStore(SqliteStore* store, Metrics* metrics) {
   metrics->AddGauge("lrsched_store_wal_syncs_total",
                     "Background syncs of the WAL (--sqlite_synchronous=normal).", "counter",
                     [store] { return static_cast<double>(store->wal_syncs()); });
+  if (!store->journaled()) return;
+  struct JournalMetric {
+    const char* name;
+    const char* help;
+    const char* type;
+    int64_t SqliteStore::JournalStats::*field;
+  };
+  using J = SqliteStore::JournalStats;
+  for (const JournalMetric& m : {
+           JournalMetric{"lrsched_store_journal_bytes_total", "Bytes appended to the journal.",
+                         "counter", &J::bytes},
+           JournalMetric{"lrsched_store_journal_syncs_total",
+                         "fdatasyncs of the journal (--sqlite_synchronous=full).", "counter",
+                         &J::syncs},
+           JournalMetric{"lrsched_store_journal_backlog_bytes",
+                         "Journal bytes appended but not yet applied to lrsched.db.", "gauge",
+                         &J::backlog_bytes},
+           JournalMetric{"lrsched_store_journal_waits_total",
+                         "Commits that waited for the applier (--journal_max_backlog_mb).",
+                         "counter", &J::waits},
+           JournalMetric{"lrsched_store_journal_applies_total",
+                         "Transactions that applied the journal to lrsched.db.", "counter",
+                         &J::applies},
+           JournalMetric{"lrsched_store_journal_segments", "Journal segment files.", "gauge",
+                         &J::segments},
+           JournalMetric{"lrsched_store_journal_replayed_records",
+                         "Journal records replayed at start-up.", "gauge", &J::replayed_records},
+       }) {
+    metrics->AddGauge(m.name, m.help, m.type, [store, field = m.field] {
+      return static_cast<double>(store->journal_stats().*field);
+    });
+  }
+}
+
+// The test hooks of SqliteStore::Options, from the environment (tests/python start the real
+// binary with them; nothing else sets them): LRSCHED_TEST_CRASH_POINT=apply_before_commit or
+// apply_after_commit, LRSCHED_TEST_JOURNAL_ENOSPC=N:K.
+absl::Status TestHooksFromEnv(SqliteStore::Options* o) {
+  if (const char* crash = std::getenv("LRSCHED_TEST_CRASH_POINT")) {
+    o->crash_point_for_testing = crash;
+  }
+  if (const char* enospc = std::getenv("LRSCHED_TEST_JOURNAL_ENOSPC")) {
+    std::pair<std::string, std::string> nk = absl::StrSplit(enospc, absl::MaxSplits(':', 1));
+    if (!absl::SimpleAtoi(nk.first, &o->journal_enospc_after_for_testing) ||
+        !absl::SimpleAtoi(nk.second, &o->journal_enospc_count_for_testing) ||
+        o->journal_enospc_after_for_testing < 0 || o->journal_enospc_count_for_testing < 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("LRSCHED_TEST_JOURNAL_ENOSPC: N:K (two counts), got \"", enospc, "\""));
+    }
+  }
+  return absl::OkStatus();
 }
 
 int Fail(const char* event, const absl::Status& s) {
@@ -246,6 +314,21 @@ int Run() {
   }
   store_opts.checkpoint_pages = absl::GetFlag(FLAGS_sqlite_checkpoint_pages);
   store_opts.accept_data_loss = absl::GetFlag(FLAGS_accept_data_loss);
+  store_opts.journal = absl::GetFlag(FLAGS_journal);
+  const int32_t segment_mb = absl::GetFlag(FLAGS_journal_segment_mb);
+  const int32_t backlog_mb = absl::GetFlag(FLAGS_journal_max_backlog_mb);
+  store_opts.journal_apply_delay = absl::GetFlag(FLAGS_journal_apply_delay);
+  if (segment_mb < 1 || segment_mb > 4096 || backlog_mb < 1 || backlog_mb > 65536 ||
+      store_opts.journal_apply_delay < absl::ZeroDuration()) {
+    return Fail("bad_flag", absl::InvalidArgumentError(
+                                "--journal_segment_mb must be 1 to 4096, --journal_max_backlog_mb "
+                                "1 to 65536 and --journal_apply_delay not negative"));
+  }
+  store_opts.journal_segment_bytes = int64_t{segment_mb} << 20;
+  store_opts.journal_max_backlog_bytes = int64_t{backlog_mb} << 20;
+  if (absl::Status hooks = TestHooksFromEnv(&store_opts); !hooks.ok()) {
+    return Fail("bad_flag", hooks);
+  }
   if (store_opts.checkpoint_pages < 1 || store_opts.checkpoint_pages > (1 << 24)) {
     return Fail("bad_flag",
                 absl::InvalidArgumentError("--sqlite_checkpoint_pages: between 1 and 16777216"));

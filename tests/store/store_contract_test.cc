@@ -2,11 +2,11 @@
 //
 // The Store contract suites (server/store/testing/store_contract.h), instantiated for every
 // backend by capability: the core (StoreContractTest) for SqliteStore (synchronous FULL and
-// NORMAL), EtcdStore and the in-memory fake; the SharedStore capability
-// (SharedStoreContractTest) for EtcdStore, the one store other processes write too. etcd runs
-// as a real single-member cluster started per test on free 127.0.0.1 ports (skipped with a
-// message when the etcd binary is missing). SQLite-specific behaviour (exact revision numbers,
-// group commit, files): sqlite/store_test.cc.
+// NORMAL, each with its journal, the default, and without), EtcdStore and the in-memory fake; the
+// SharedStore capability (SharedStoreContractTest) for EtcdStore, the one store other processes
+// write too. etcd runs as a real single-member cluster started per test on free 127.0.0.1 ports
+// (skipped with a message when the etcd binary is missing). SQLite-specific behaviour (exact
+// revision numbers, group commit, files): sqlite/store_test.cc.
 #include "server/store/testing/store_contract.h"
 
 #include <memory>
@@ -26,20 +26,24 @@ namespace {
 // write when nobody else is: the contract must hold on both paths.
 class SqliteBackend final : public StoreBackend {
  public:
-  explicit SqliteBackend(SqliteStore::Options::Synchronous sync) : sync_(sync) {}
+  SqliteBackend(SqliteStore::Options::Synchronous sync, bool journal)
+      : sync_(sync), journal_(journal) {}
   std::unique_ptr<Store> Open() override {
     SqliteStore::Options o = store_test::Opts(dir_);
     o.synchronous = sync_;
+    o.journal = journal_;
     return store_test::MustOpen(o);
   }
 
  private:
   const SqliteStore::Options::Synchronous sync_;
+  const bool journal_;
   store_test::TempDir dir_;
 };
 
-StoreBackendFactory Sqlite(std::string name, SqliteStore::Options::Synchronous sync) {
-  return {std::move(name), [sync] { return std::make_unique<SqliteBackend>(sync); }, nullptr};
+StoreBackendFactory Sqlite(std::string name, SqliteStore::Options::Synchronous sync, bool journal) {
+  return {std::move(name),
+          [sync, journal] { return std::make_unique<SqliteBackend>(sync, journal); }, nullptr};
 }
 
 class EtcdBackend final : public StoreBackend {
@@ -106,9 +110,12 @@ StoreBackendFactory Memory() {
 
 INSTANTIATE_TEST_SUITE_P(
     Backends, StoreContractTest,
-    ::testing::Values(Sqlite("sqlite", SqliteStore::Options::Synchronous::kFull),
-                      Sqlite("sqlite_normal", SqliteStore::Options::Synchronous::kNormal), Etcd(),
-                      Memory()),
+    ::testing::Values(Sqlite("sqlite", SqliteStore::Options::Synchronous::kFull, true),
+                      Sqlite("sqlite_normal", SqliteStore::Options::Synchronous::kNormal, true),
+                      Sqlite("sqlite_nojournal", SqliteStore::Options::Synchronous::kFull, false),
+                      Sqlite("sqlite_nojournal_normal", SqliteStore::Options::Synchronous::kNormal,
+                             false),
+                      Etcd(), Memory()),
     StoreBackendName);
 
 INSTANTIATE_TEST_SUITE_P(Backends, SharedStoreContractTest, ::testing::Values(Etcd()),

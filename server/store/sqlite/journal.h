@@ -131,11 +131,13 @@ class JournalWriter {
 
   const Options options_;
   int fd_ = -1;          // the newest segment
+  std::string path_;     // its path, for messages
   int64_t offset_ = 0;   // its size
   std::string buffer_;   // reused encoding buffer
   absl::Status broken_;  // non-OK: every Append fails with it
   int64_t write_limit_ = -1;
 
+  absl::Mutex delete_mu_;  // one DeleteApplied at a time: segments go oldest first
   mutable absl::Mutex mu_;
   int64_t next_seq_ ABSL_GUARDED_BY(mu_);
   std::vector<Segment> segments_ ABSL_GUARDED_BY(mu_);  // oldest first; back() is the newest

@@ -13,6 +13,7 @@
 #include "server/store/sqlite/data_dir_lock.h"
 #include "server/store/sqlite/db.h"
 #include "server/store/sqlite/highwater.h"
+#include "server/store/sqlite/journal_state.h"
 #include "server/store/sqlite/wal_syncer.h"
 #include "server/store/sqlite/writer.h"
 
@@ -20,18 +21,6 @@ namespace lrsched {
 
 using sqlite_internal::SqliteError;
 using sqlite_internal::Stmt;
-
-// One caller's mutation while it waits in Commit. It lives on the caller's stack: the
-// committer must not touch it after setting `done`, since the caller may return at once.
-struct SqliteStore::Pending {
-  const Mutation* m;
-  absl::StatusOr<int64_t> result = absl::InternalError("not committed");
-  bool done = false;  // guarded by mu_
-  // CommitAsync: the Pending is on the heap, owns its mutation, and is answered (and deleted)
-  // through the callback instead of `done`.
-  Mutation owned{};
-  CommitCallback callback{};
-};
 
 namespace {
 
@@ -163,12 +152,14 @@ void SqliteStore::WriteQueued(int max_rounds) {
   const bool committer = max_rounds < 0;
   std::vector<Pending*>& batch = batch_;
   for (int round = 0;; ++round) {
-    if (committer && checkpoint_due_) Checkpoint();
+    // With the journal the applier owns the connection and checkpoints (journal_apply.cc).
+    const bool checkpoint_due = journal_ == nullptr && checkpoint_due_;
+    if (committer && checkpoint_due) Checkpoint();
     {
       absl::MutexLock l(&mu_);
       // A checkpoint holds up commits for milliseconds: a caller's thread leaves it to the
       // committer's.
-      const bool hand_over = !committer && checkpoint_due_;
+      const bool hand_over = !committer && journal_ == nullptr && checkpoint_due_;
       if (hand_over || queue_.empty() || round == max_rounds) {
         // What is still queued (or the checkpoint) now wakes the committer: its condition
         // turns true.
@@ -184,7 +175,11 @@ void SqliteStore::WriteQueued(int max_rounds) {
     // Callers that arrive while this batch is being written (and fsynced) queue up and form
     // the next batch: that is the whole group-commit mechanism.
     absl::Time t0 = absl::Now();
-    WriteBatch(batch.data(), batch.size());
+    if (journal_ != nullptr) {
+      JournalBatch(batch.data(), batch.size());
+    } else {
+      WriteBatch(batch.data(), batch.size());
+    }
     {
       // Before the callers wake, so a caller that reads metrics after its reply sees its batch.
       absl::MutexLock l(&observer_mu_);
@@ -327,12 +322,16 @@ absl::Status SqliteStore::LoadAll(
     if (closing_) return absl::UnavailableError(absl::StrCat(path_, ": store is closed"));
     writer_busy_ = true;  // Close waits for it: the committer exits only once it is clear
   }
-  Stmt& q = writer_->load_all;
   absl::Status s;
-  int rc;
-  while ((rc = q.Step()) == SQLITE_ROW) {
+  // With the journal, lrsched.db holds everything once the applier has caught up (no append
+  // can come meanwhile: this thread holds the writer's place), and the applier must not use the
+  // connection while the rows are read.
+  if (journal_ != nullptr) s = FlushJournal();
+  absl::MutexLock conn(&conn_mu_);
+  Stmt& q = writer_->load_all;
+  int rc = SQLITE_DONE;
+  while (s.ok() && (rc = q.Step()) == SQLITE_ROW) {
     s = fn(q.ColumnText(0), q.ColumnBlob(1), q.ColumnInt(2));
-    if (!s.ok()) break;
   }
   q.Reset();  // ends the read snapshot
   if (s.ok() && rc != SQLITE_DONE) {
@@ -352,6 +351,7 @@ void SqliteStore::Close() {
     closing_ = true;
   }
   if (committer_.joinable()) committer_.join();
+  if (applier_.joinable()) CloseJournal();
   wal_syncer_.reset();
   // Closing the last connection checkpoints the WAL into the database file and removes it;
   // only then may another process take the directory.

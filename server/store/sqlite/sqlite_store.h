@@ -50,6 +50,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
@@ -62,6 +63,9 @@ namespace lrsched {
 class DataDirLock;
 namespace sqlite_internal {
 class HighWaterFile;
+class JournalWriter;
+struct JournalEntry;
+struct JournalReplay;
 class WalSyncer;
 }  // namespace sqlite_internal
 
@@ -89,6 +93,30 @@ class SqliteStore final : public Store {
     // database (a cut or damaged -wal file), or is itself damaged: serve what the database
     // holds, log a warning with both numbers and reset the file to the database's.
     bool accept_data_loss = false;
+
+    // The journal (server/store/sqlite/journal.h, README "The journal"): each commit batch is
+    // appended to DATA_DIR/journal/ with one write(2) (and, under kFull, one fdatasync) before
+    // its callers are answered, and a background applier copies the journal into lrsched.db in
+    // large transactions. false: every batch is a SQLite transaction on the reply path. Either
+    // way Open replays a journal left by an earlier run, and Close applies everything, so that
+    // lrsched.db alone is complete after a clean stop.
+    bool journal = true;
+    // A segment that has reached this size is closed and a new one started.
+    int64_t journal_segment_bytes = int64_t{64} << 20;
+    // Appends wait (counted: JournalStats::waits) while this many journal bytes are appended
+    // but not yet applied; the applier starts at once when half of it is reached.
+    int64_t journal_max_backlog_bytes = int64_t{256} << 20;
+    // How long appended batches wait before the applier copies them into lrsched.db: the
+    // longer, the more steps of one session fold into one row write.
+    absl::Duration journal_apply_delay = absl::Milliseconds(200);
+
+    // Tests of the real binary (main.cc reads them from the environment): abort() in the
+    // applier's transaction after it wrote the applied sequence number but before COMMIT
+    // ("apply_before_commit"), or right after COMMIT ("apply_after_commit"); and a full disk:
+    // after `journal_enospc_after` journal writes, the next `journal_enospc_count` fail ENOSPC.
+    std::string crash_point_for_testing;
+    int64_t journal_enospc_after_for_testing = -1;
+    int64_t journal_enospc_count_for_testing = 0;
   };
 
   // Opens or creates the store. Refuses (without touching the file) a file that is not an
@@ -136,6 +164,19 @@ class SqliteStore final : public Store {
   }
   int64_t wal_syncs() const { return wal_syncs_.load(std::memory_order_relaxed); }
 
+  // The journal's counters and gauges (all 0 when Options::journal is false), for metrics.
+  struct JournalStats {
+    int64_t bytes = 0;             // appended since Open, segment headers included
+    int64_t syncs = 0;             // fdatasyncs of the journal since Open
+    int64_t backlog_bytes = 0;     // appended, not yet applied to lrsched.db
+    int64_t waits = 0;             // appends that waited for the applier (backlog at its limit)
+    int64_t applies = 0;           // apply transactions committed
+    int64_t segments = 0;          // segment files in DATA_DIR/journal
+    int64_t replayed_records = 0;  // records Open replayed (past the database's applied number)
+  };
+  JournalStats journal_stats() const;
+  bool journaled() const { return journal_ != nullptr; }
+
   // Called by the writing thread after each transaction (committed or failed) with its
   // number of mutations and how long it took (BEGIN to COMMIT, fsync included), for metrics.
   // It must be cheap and must not call the store. Empty (the default): nothing is called.
@@ -171,6 +212,40 @@ class SqliteStore final : public Store {
   // itself failed and the whole batch must be abandoned.
   absl::StatusOr<int64_t> Apply(const Mutation& m, absl::Status& fatal);
 
+  // The journal (journal_commit.cc, journal_apply.cc, journal_replay.cc).
+  struct Unapplied;  // one appended record, kept until the applier has copied it
+  // WriteBatch's journal form: decides each mutation against revisions_, appends the batch as
+  // one record (waiting first while the backlog is at its limit) and hands it to the applier.
+  void JournalBatch(Pending* const* batch, size_t n);
+  // Appends batch[begin..) as one record, up to its size budget; returns where it stopped.
+  size_t JournalRecord(Pending* const* batch, size_t begin, size_t n);
+  // Waits while the backlog is over its limit; UNAVAILABLE if the applier is failing then.
+  absl::Status WaitForBacklog();
+  void ApplierLoop();
+  bool ApplyDue() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(apply_mu_);
+  bool ApplyDueOrPending() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(apply_mu_);
+  bool BacklogBelowLimitOrFailing() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(apply_mu_);
+  // Copies `records` into lrsched.db (WriteEntries, the last write of each name only) and
+  // deletes the segments now applied. Takes conn_mu_.
+  absl::Status ApplyRecords(const std::vector<Unapplied>& records);
+  // One transaction that writes `entries` (at most one per name: a put's value and revision, or
+  // a delete) and sets commit_seq to `seq`; the caller owns the connection (conn_mu_, or Open).
+  // `crash_points`: the applier's, where Options::crash_point_for_testing may abort().
+  absl::Status WriteEntries(const std::vector<const sqlite_internal::JournalEntry*>& entries,
+                            int64_t seq, bool crash_points);
+  // Applies everything appended so far (LoadAll, Close); the applier's error if it fails.
+  absl::Status FlushJournal();
+  // Close's part: applies everything, stops the applier and removes the journal, so that
+  // lrsched.db alone is complete (or keeps it for the next start if the apply fails).
+  void CloseJournal();
+  // Open's part (journal_replay.cc): writes what `replay` read past the database's commit_seq
+  // (`*seq`, advanced to the last record replayed) into lrsched.db, then removes the journal
+  // (and, without Options::journal, its directory); logs what was replayed or dropped.
+  absl::Status ReplayJournal(const sqlite_internal::JournalReplay& replay, const std::string& dir,
+                             int64_t* seq);
+  // Open's part with Options::journal: a new segment at `seq` + 1, revisions_ from lrsched.db.
+  absl::Status StartJournal(const std::string& dir, int64_t seq);
+
   const Options options_;
   const std::string path_;
   const bool inline_async_;  // CommitAsync may write on its caller's thread (NORMAL)
@@ -190,6 +265,31 @@ class SqliteStore final : public Store {
   std::unique_ptr<sqlite_internal::WalSyncer> wal_syncer_;
   // Released last, once the connection is closed.
   std::unique_ptr<DataDirLock> dir_lock_;
+
+  // The journal (Options::journal; nullptr otherwise). The writer-role holder appends to it
+  // and alone reads or changes revisions_: every stored key's current revision, from which
+  // compare-and-swap and new revisions are decided while lrsched.db lags behind the journal.
+  // In journal mode the connection (writer_) belongs to the applier thread and to LoadAll,
+  // which take conn_mu_ to use it.
+  std::unique_ptr<sqlite_internal::JournalWriter> journal_;
+  std::string journal_dir_;
+  absl::flat_hash_map<std::string, int64_t> revisions_;
+  int64_t enospc_left_ = 0;  // Options::journal_enospc_count_for_testing still to fail
+  absl::Mutex conn_mu_;
+  std::thread applier_;
+
+  mutable absl::Mutex apply_mu_;
+  std::vector<Unapplied> unapplied_ ABSL_GUARDED_BY(apply_mu_);  // in seq order
+  int64_t unapplied_bytes_ ABSL_GUARDED_BY(apply_mu_) = 0;
+  int64_t appended_seq_ ABSL_GUARDED_BY(apply_mu_) = 0;  // the last record appended
+  int64_t applied_seq_ ABSL_GUARDED_BY(apply_mu_) = 0;   // the last record in lrsched.db
+  int64_t flush_to_ ABSL_GUARDED_BY(apply_mu_) = 0;      // apply at once up to this seq
+  absl::Status apply_error_ ABSL_GUARDED_BY(apply_mu_);  // the last apply's, until one works
+  int64_t apply_failures_ ABSL_GUARDED_BY(apply_mu_) = 0;
+  bool apply_stop_ ABSL_GUARDED_BY(apply_mu_) = false;
+  std::atomic<int64_t> journal_waits_{0};
+  std::atomic<int64_t> journal_applies_{0};
+  std::atomic<int64_t> replayed_records_{0};
 
   mutable absl::Mutex mu_;
   std::deque<Pending*> queue_ ABSL_GUARDED_BY(mu_);

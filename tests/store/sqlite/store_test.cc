@@ -22,9 +22,22 @@ namespace {
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 
-TEST(SqliteStoreTest, PutAndLoadAllInNameOrder) {
+// Every behaviour below holds with the journal (the default) and without: the parameter.
+class SqliteStoreTest : public ::testing::TestWithParam<bool> {
+ protected:
+  SqliteStore::Options O(const TempDir& dir) const {
+    return GetParam() ? JournalOpts(dir) : Opts(dir);
+  }
+};
+
+INSTANTIATE_TEST_SUITE_P(Journal, SqliteStoreTest, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& p) {
+                           return p.param ? "Journal" : "NoJournal";
+                         });
+
+TEST_P(SqliteStoreTest, PutAndLoadAllInNameOrder) {
   TempDir dir;
-  auto store = MustOpen(Opts(dir));
+  auto store = MustOpen(O(dir));
   ASSERT_TRUE(store);
   EXPECT_EQ(*store->Commit(Put("b", "B")), 1);
   EXPECT_EQ(*store->Commit(Put("a", "A")), 1);
@@ -43,18 +56,18 @@ TEST(SqliteStoreTest, PutAndLoadAllInNameOrder) {
   EXPECT_EQ(calls, 1);
 }
 
-TEST(SqliteStoreTest, RevisionsCountPerKey) {
+TEST_P(SqliteStoreTest, RevisionsCountPerKey) {
   TempDir dir;
-  auto store = MustOpen(Opts(dir));
+  auto store = MustOpen(O(dir));
   ASSERT_TRUE(store);
   for (int i = 1; i <= 5; ++i) EXPECT_EQ(*store->Commit(Put("x", absl::StrCat("v", i))), i);
   EXPECT_EQ(*store->Commit(Put("y", "y")), 1);
   EXPECT_THAT(Load(*store), ::testing::ElementsAre(Row{"x", "v5", 5}, Row{"y", "y", 1}));
 }
 
-TEST(SqliteStoreTest, CompareAndSwap) {
+TEST_P(SqliteStoreTest, CompareAndSwap) {
   TempDir dir;
-  auto store = MustOpen(Opts(dir));
+  auto store = MustOpen(O(dir));
   ASSERT_TRUE(store);
   EXPECT_EQ(*store->Commit(Put("k", "1", 0)), 1);
   absl::StatusOr<int64_t> r = store->Commit(Put("k", "lost", 0));
@@ -78,9 +91,9 @@ TEST(SqliteStoreTest, CompareAndSwap) {
   EXPECT_THAT(Load(*store), ::testing::ElementsAre(Row{"k", "again", 1}));
 }
 
-TEST(SqliteStoreTest, DeleteIsIdempotent) {
+TEST_P(SqliteStoreTest, DeleteIsIdempotent) {
   TempDir dir;
-  auto store = MustOpen(Opts(dir));
+  auto store = MustOpen(O(dir));
   ASSERT_TRUE(store);
   EXPECT_EQ(*store->Commit(Del("missing")), 0);
   EXPECT_EQ(*store->Commit(Del("missing", 0)), 0);  // "must not exist" holds
@@ -92,10 +105,10 @@ TEST(SqliteStoreTest, DeleteIsIdempotent) {
   EXPECT_TRUE(Load(*store).empty());
 }
 
-TEST(SqliteStoreTest, ReopenKeepsRecordsAndRevisions) {
+TEST_P(SqliteStoreTest, ReopenKeepsRecordsAndRevisions) {
   TempDir dir;
   {
-    auto store = MustOpen(Opts(dir));
+    auto store = MustOpen(O(dir));
     ASSERT_TRUE(store);
     for (int i = 0; i < 3; ++i) ASSERT_TRUE(store->Commit(Put("a", absl::StrCat(i))).ok());
     ASSERT_TRUE(store->Commit(Put("b", "b")).ok());
@@ -103,7 +116,7 @@ TEST(SqliteStoreTest, ReopenKeepsRecordsAndRevisions) {
     ASSERT_TRUE(store->Commit(Del("gone")).ok());
   }                                             // the destructor closes
   EXPECT_FALSE(fs::exists(dir.db() + "-wal"));  // checkpointed into the file on close
-  auto store = MustOpen(Opts(dir));
+  auto store = MustOpen(O(dir));
   ASSERT_TRUE(store);
   EXPECT_THAT(Load(*store), ::testing::ElementsAre(Row{"a", "2", 3}, Row{"b", "b", 1}));
   EXPECT_EQ(*store->Commit(Put("a", "3", 3)), 4);
@@ -135,9 +148,9 @@ class FirstBatchHolder {
   bool released_ = false;
 };
 
-TEST(SqliteStoreTest, CompareAndSwapWithinOneBatchChainsInArrivalOrder) {
+TEST_P(SqliteStoreTest, CompareAndSwapWithinOneBatchChainsInArrivalOrder) {
   TempDir dir;
-  auto store = MustOpen(Opts(dir));
+  auto store = MustOpen(O(dir));
   ASSERT_TRUE(store);
   FirstBatchHolder hold(*store);
   std::vector<Mutation> ms = {
@@ -182,12 +195,12 @@ TEST(SqliteStoreTest, CompareAndSwapWithinOneBatchChainsInArrivalOrder) {
                                                    Row{"warmup", "w", 1}));
 }
 
-TEST(SqliteStoreTest, ManyConcurrentCommittersAreAllDurable) {
+TEST_P(SqliteStoreTest, ManyConcurrentCommittersAreAllDurable) {
   constexpr int kThreads = 64, kPerThread = 200;
   TempDir dir;
   std::vector<std::vector<int64_t>> shared(kThreads);
   {
-    auto store = MustOpen(Opts(dir));
+    auto store = MustOpen(O(dir));
     ASSERT_TRUE(store);
     std::vector<std::thread> threads;
     std::vector<std::string> errors(kThreads);
@@ -226,7 +239,7 @@ TEST(SqliteStoreTest, ManyConcurrentCommittersAreAllDurable) {
   ASSERT_EQ(all.size(), static_cast<size_t>(kThreads * kPerThread / 2));
   for (size_t i = 0; i < all.size(); ++i) ASSERT_EQ(all[i], static_cast<int64_t>(i + 1));
 
-  auto store = MustOpen(Opts(dir));
+  auto store = MustOpen(O(dir));
   ASSERT_TRUE(store);
   auto rows = LoadMap(*store);
   ASSERT_EQ(rows.size(), static_cast<size_t>(kThreads + 1));
@@ -237,9 +250,9 @@ TEST(SqliteStoreTest, ManyConcurrentCommittersAreAllDurable) {
   }
 }
 
-TEST(SqliteStoreTest, LoadAllWhileCommitting) {
+TEST_P(SqliteStoreTest, LoadAllWhileCommitting) {
   TempDir dir;
-  auto store = MustOpen(Opts(dir));
+  auto store = MustOpen(O(dir));
   ASSERT_TRUE(store);
   std::atomic<bool> stop{false};
   std::vector<std::thread> writers;
@@ -261,11 +274,11 @@ TEST(SqliteStoreTest, LoadAllWhileCommitting) {
   for (auto& t : writers) t.join();
 }
 
-TEST(SqliteStoreTest, CloseDrainsAndLaterCommitsFail) {
+TEST_P(SqliteStoreTest, CloseDrainsAndLaterCommitsFail) {
   TempDir dir;
   std::vector<std::vector<std::string>> acked(16), refused(16);
   {
-    auto store = MustOpen(Opts(dir));
+    auto store = MustOpen(O(dir));
     ASSERT_TRUE(store);
     std::vector<std::thread> threads;
     for (int t = 0; t < 16; ++t) {
@@ -293,7 +306,7 @@ TEST(SqliteStoreTest, CloseDrainsAndLaterCommitsFail) {
     EXPECT_EQ(store->LoadAll([](auto, auto, auto) { return absl::OkStatus(); }).code(),
               absl::StatusCode::kUnavailable);
   }
-  auto store = MustOpen(Opts(dir));
+  auto store = MustOpen(O(dir));
   ASSERT_TRUE(store);
   auto rows = LoadMap(*store);
   size_t n = 0;
@@ -306,7 +319,9 @@ TEST(SqliteStoreTest, CloseDrainsAndLaterCommitsFail) {
   EXPECT_EQ(rows.size(), n);
 }
 
-TEST(SqliteStoreTest, FullDiskFailsWholeBatchAndAcknowledgesNothingLost) {
+// SQLite's own full disk (max_db_bytes), on the reply path without the journal; the journal's
+// full disk: journal_store_test.cc.
+TEST(SqliteStoreNoJournalTest, FullDiskFailsWholeBatchAndAcknowledgesNothingLost) {
   TempDir dir;
   SqliteStore::Options o = Opts(dir);
   o.max_db_bytes = 256 << 10;

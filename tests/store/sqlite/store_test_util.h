@@ -77,9 +77,19 @@ inline std::vector<std::string> ListDir(const std::string& dir) {
   return names;
 }
 
+// The direct-SQLite path (no journal), which these files test: its transactions, WAL and
+// COMMITTED file. The journal's own tests (journal_store_test.cc) use JournalOpts.
 inline SqliteStore::Options Opts(const TempDir& dir) {
   SqliteStore::Options o;
   o.dir = dir.path();
+  o.journal = false;
+  return o;
+}
+
+inline SqliteStore::Options JournalOpts(const TempDir& dir) {
+  SqliteStore::Options o;
+  o.dir = dir.path();
+  o.journal = true;
   return o;
 }
 
