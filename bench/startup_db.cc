@@ -25,10 +25,11 @@
 // With --journal_records=N (SQLite only) it then appends N journal records to DIR/journal
 // (server/store/sqlite/journal.h), the start-up benchmark's replay
 // (bench/journal_startup_bench.sh): after the store's clean Close, which applies everything and
-// leaves one empty segment named by the next seq, it reopens that segment with JournalWriter and
-// appends one put per record, walking the sessions round-robin: each record re-writes a session's
-// record bytes as they are in the database (a valid record, which Registry::Load accepts) at the
-// next revision, as a Step would. Unsynced (the page cache is enough for a benchmark).
+// removes the journal, it starts one with JournalWriter at the database's commit_seq + 1 (where
+// a replay starts) and appends one put per record, walking the sessions round-robin: each record
+// re-writes a session's record bytes as they are in the database (a valid record, which
+// Registry::Load accepts) at the next revision, as a Step would. Unsynced (the page cache is
+// enough for a benchmark).
 //
 // With --load_only=1 it writes nothing: it times Registry::Load of an existing database in this
 // process and prints the RSS it added, with absl's Mutex deadlock detection as the library's
@@ -51,6 +52,7 @@
 #include "server/registry/registry.h"
 #include "server/store/etcd/etcd_store.h"
 #include "server/store/sqlite/journal.h"
+#include "server/store/sqlite/schema.h"
 #include "server/store/sqlite/sqlite_store.h"
 
 namespace {
@@ -150,27 +152,22 @@ bool WriteJournal(const std::string& dir, const std::vector<Record>& recs, int64
   namespace si = lrsched::sqlite_internal;
   namespace fs = std::filesystem;
   const std::string jdir = (fs::path(dir) / si::kJournalDirName).string();
-  std::vector<int64_t> firsts;
   std::error_code ec;
-  for (fs::directory_iterator it(jdir, ec), end; !ec && it != end; it.increment(ec)) {
-    const int64_t first = si::ParseJournalSegmentName(it->path().filename().string());
-    if (first < 0 ||
-        fs::file_size(it->path(), ec) != static_cast<uintmax_t>(si::kJournalSegmentHeaderBytes)) {
-      std::fprintf(stderr, "startup_db: %s: not one empty segment, as a clean Close leaves\n",
-                   it->path().c_str());
-      return false;
-    }
-    firsts.push_back(first);
+  if (fs::exists(jdir, ec) && !fs::is_empty(jdir, ec)) {
+    std::fprintf(stderr, "startup_db: %s: not empty, as a clean Close leaves it\n", jdir.c_str());
+    return false;
   }
-  if (ec || firsts.size() != 1 || recs.empty()) {
-    std::fprintf(stderr, "startup_db: %s: want exactly one empty segment and some sessions (%s)\n",
-                 jdir.c_str(), ec ? ec.message().c_str() : "found none or several");
+  // The journal continues the database's commit numbers: replay starts past commit_seq.
+  auto info = si::InspectFile((fs::path(dir) / "lrsched.db").string());
+  if (!info.ok() || recs.empty()) {
+    std::fprintf(stderr, "startup_db: %s\n",
+                 info.ok() ? "no sessions to journal" : info.status().ToString().c_str());
     return false;
   }
   si::JournalWriter::Options jo;
   jo.dir = jdir;
   jo.sync = false;
-  auto writer = si::JournalWriter::Open(jo, firsts[0]);
+  auto writer = si::JournalWriter::Open(jo, info->commit_seq + 1);
   if (!writer.ok()) {
     std::fprintf(stderr, "startup_db: %s\n", writer.status().ToString().c_str());
     return false;
