@@ -1,7 +1,8 @@
 """SqliteStore's journal (issue #20) with the real lrsched-server, across crashes:
 
 (a) a torn tail at every byte offset of the last record: the state before that record is
-    served, and the start-up log says what was dropped;
+    served, and the start-up log says what was dropped (but the same cut of a record that
+    COMMITTED counts as acknowledged is refused);
 (b) a crash inside the applier's SQLite transaction, before and after its COMMIT
     (LRSCHED_TEST_CRASH_POINT): every acknowledged step is there once, replay twice = once;
 (c) a full disk during the append (LRSCHED_TEST_JOURNAL_ENOSPC=N:K): UNAVAILABLE naming the
@@ -28,6 +29,7 @@ import pytest
 
 import journal_files as jf
 from test_server_process import BIN_DIR, COSINE, Server, local_values, lrsched
+from test_store_process import start_expecting_failure
 
 pytestmark = pytest.mark.skipif(
     not BIN_DIR, reason="LRSCHED_BIN_DIR is not set (the build directory; run scripts/test.sh)")
@@ -46,7 +48,8 @@ def spec(tmp_path):
 
 def ok(*args, server):
     out = lrsched(*args, "--json", server=server)
-    assert out.returncode == 0, (args, out.stderr, server.log()[-3000:])
+    assert out.returncode == 0, (args, out.stderr, "server exit code:", server.proc.poll(),
+                                 server.log()[-3000:])
     return json.loads(out.stdout) if out.stdout.strip() else None
 
 
@@ -130,6 +133,15 @@ def test_torn_tail_at_every_offset_of_the_last_record(tmp_path, spec):
                     assert f"offset={start}" in torn[0] and f"bytes={length - start}" in torn[0]
         finally:
             server.kill()
+
+    # The same cut with COMMITTED as the kill left it, i.e. the record was acknowledged: not a
+    # torn tail but lost data, which the server refuses to serve over.
+    shutil.rmtree(run)
+    shutil.copytree(data, run)
+    os.truncate(os.path.join(jf.journal_dir(run), os.path.basename(segment)), start + 1)
+    code, err = start_expecting_failure(run)
+    assert code == 1 and "--accept_data_loss" in err, err
+    assert str(run / "COMMITTED") in err, err
 
 
 # --- (b) crash during the apply ---------------------------------------------------------------
