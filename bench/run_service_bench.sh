@@ -6,7 +6,8 @@
 #   HTTP=1 CONCS="8 32" SYNCS=normal bench/run_service_bench.sh   # GetLR over HTTP/JSON beside gRPC
 #
 # Environment: BUILD (build-bench), CONCS ("1 8 32 64"), CHANNELS (1), DURATION_MS (5000),
-# WARMUP_MS (1000), STEP_SESSIONS (1000: Step round-robins over these), SYNCS ("full normal"),
+# WARMUP_MS (1000), STEP_SESSIONS (1000: Step round-robins over these), SYNCS ("full normal";
+# "full-nojournal" and "normal-nojournal" run a server with --journal=false beside them),
 # ROUNDS (3), HTTP (0). With HTTP=1 the servers also serve HTTP/JSON (--http_listen=127.0.0.1:0,
 # the port read from their `event=http_listening port=` line) and each GetLR run is followed by `getlr-http`: GetLR of the same session on the
 # same server through GET /v1/sessions/{name}:lr (loadgen --rpc=http_getlr: one keep-alive
@@ -65,8 +66,12 @@ declare -A LR_ADDRS HTTP_ADDRS
 for sync in $SYNCS; do
   http_flag=()
   [[ $HTTP == 1 ]] && http_flag=(--http_listen=127.0.0.1:0)
+  # "full-nojournal": --sqlite_synchronous=full without the journal (a SQLite transaction per
+  # batch on the reply path, as before issue #20), beside the journal's "full" in one session.
+  journal_flag=()
+  [[ $sync == *-nojournal ]] && journal_flag=(--journal=false)
   start "lrsched-$sync" "$SERVER" --listen=127.0.0.1:0 --data_dir="$work/data-$sync" \
-    --sqlite_synchronous="$sync" "${http_flag[@]}"
+    --sqlite_synchronous="${sync%-nojournal}" "${journal_flag[@]}" "${http_flag[@]}"
   LR_ADDRS[$sync]=$ADDR
   if [[ $HTTP == 1 ]]; then
     HTTP_ADDRS[$sync]=127.0.0.1:$(http_port "$work/lrsched-$sync.log")

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer targets (tests/fuzz: fuzz_expr, fuzz_spec, fuzz_state, fuzz_record;
-# clang, ASan+UBSan) into ./build-fuzz and runs each for a bounded time on a temporary copy of its seed corpus
+# Builds the libFuzzer targets (tests/fuzz: fuzz_expr, fuzz_spec, fuzz_state, fuzz_record,
+# fuzz_journal; clang, ASan+UBSan) into ./build-fuzz and runs each for a bounded time on a
+# temporary copy of its seed corpus
 # (tests/fuzz/corpus/TARGET; the repository's corpus is never written). Exits non-zero if any
 # target crashes; the crashing input is kept under build-fuzz/artifacts/TARGET/ (save it in
 # tests/fuzz/regressions/TARGET/ so that fuzz_regression_test replays it from then on).
@@ -15,14 +16,14 @@ cmake --build "$build" -j"${JOBS:-2}" >/dev/null || { cmake --build "$build" -j1
 
 # Input bounds: a little over Expr's 1024-byte source limit; specs and states as large as a
 # composite schedule needs (the engine's own 1 MiB limit is not what is being searched).
-declare -A max_len=([expr]=1100 [spec]=4096 [state]=8192 [record]=8192)
+declare -A max_len=([expr]=1100 [spec]=4096 [state]=8192 [record]=8192 [journal]=4096)
 targets=("$@")
-((${#targets[@]})) || targets=(expr spec state record)
+((${#targets[@]})) || targets=(expr spec state record journal)
 work=$(mktemp -d /tmp/lrsched-fuzz.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 failed=()
 for t in "${targets[@]}"; do
-  [[ -n ${max_len[$t]:-} ]] || { echo "fuzz: unknown target $t (expr, spec, state, record)"; exit 2; }
+  [[ -n ${max_len[$t]:-} ]] || { echo "fuzz: unknown target $t (expr, spec, state, record, journal)"; exit 2; }
   mkdir -p "$work/$t" "$build/artifacts/$t"
   cp -r "tests/fuzz/corpus/$t/." "$work/$t/"
   # -timeout: an input taking 10 s is a hang (Eval and Step are bounded by design).

@@ -55,6 +55,7 @@ TEST(FuzzRegressionTest, Expr) { EXPECT_GT(Replay("expr", FuzzExpr), 0u); }
 TEST(FuzzRegressionTest, Spec) { EXPECT_GT(Replay("spec", FuzzSpec), 0u); }
 TEST(FuzzRegressionTest, State) { EXPECT_GT(Replay("state", FuzzState), 0u); }
 TEST(FuzzRegressionTest, Record) { EXPECT_GT(Replay("record", FuzzRecord), 0u); }
+TEST(FuzzRegressionTest, Journal) { EXPECT_GT(Replay("journal", FuzzJournal), 0u); }
 
 }  // namespace
 }  // namespace lrsched::fuzz

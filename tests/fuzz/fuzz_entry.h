@@ -1,9 +1,9 @@
 // Copyright lrsched authors.
 //
 // The fuzzing entry points, one per input kind, shared by the libFuzzer targets
-// (fuzz_expr.cc, fuzz_spec.cc, fuzz_state.cc, fuzz_record.cc) and by tests/fuzz_regression_test.cc,
-// which replays the seed corpus and every saved crash through exactly the same code in a normal
-// build.
+// (fuzz_expr.cc, fuzz_spec.cc, fuzz_state.cc, fuzz_record.cc, fuzz_journal.cc) and by
+// tests/fuzz_regression_test.cc, which replays the seed corpus and every saved crash through
+// exactly the same code in a normal build.
 //
 // Each takes arbitrary bytes. Bad input must be refused with a status; anything else (a crash,
 // a sanitizer report, an escaping exception, a broken invariant) aborts the process.
@@ -30,6 +30,12 @@ void FuzzState(const uint8_t* data, size_t size);
 // framed with a correct checksum or stored as it is; DecodeRecord, then Registry::Load of it
 // beside two good records, refusing and quarantining. Needs server/'s registry, not gRPC.
 void FuzzRecord(const uint8_t* data, size_t size);
+
+// One SqliteStore journal segment (fuzz_journal_entry.cc): the first byte chooses whether a
+// correct segment header is put before the rest and whether the records' checksums are
+// corrected; ScanJournal of it, alone and followed by a newer segment. Needs only the
+// journal's format and reader (server/store/sqlite/, no SQLite).
+void FuzzJournal(const uint8_t* data, size_t size);
 
 }  // namespace lrsched::fuzz
 

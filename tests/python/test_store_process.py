@@ -19,6 +19,8 @@ pytestmark = pytest.mark.skipif(
 
 WAL_HEADER = 32
 FRAME = 24 + 4096
+# The WAL's own detection: without the journal (which would replay what a cut WAL lost, below).
+NO_JOURNAL = "--journal=false"
 
 
 def start_expecting_failure(data_dir, *flags):
@@ -35,11 +37,13 @@ def session_names(server):
     return sorted(s["name"] for s in json.loads(out.stdout)["sessions"])
 
 
-def test_cut_wal_is_refused_until_accepted(tmp_path):
+def create_and_cut_wal(tmp_path, *flags):
+    """30 acknowledged creates, a kill -9, then the WAL cut in half; returns (data dir, names,
+    the cut WAL's path)."""
     data_dir = tmp_path / "data"
     spec = tmp_path / "spec.json"
     spec.write_text(json.dumps(COSINE))
-    server = Server(data_dir)
+    server = Server(data_dir, *flags)
     server.start()
     try:
         names = [f"loss/{i:02d}" for i in range(30)]
@@ -49,14 +53,18 @@ def test_cut_wal_is_refused_until_accepted(tmp_path):
         server.kill()  # SIGKILL: the WAL keeps every commit, none checkpointed
     finally:
         server.kill()
-
     wal = os.path.join(data_dir, "lrsched.db-wal")
     frames = (os.path.getsize(wal) - WAL_HEADER) // FRAME
-    assert frames > 30
+    assert frames > 2
     os.truncate(wal, WAL_HEADER + frames // 2 * FRAME + 100)
+    return data_dir, names, wal
+
+
+def test_cut_wal_is_refused_until_accepted(tmp_path):
+    data_dir, names, wal = create_and_cut_wal(tmp_path, NO_JOURNAL)
     wal_bytes = open(wal, "rb").read()
 
-    code, err = start_expecting_failure(data_dir)
+    code, err = start_expecting_failure(data_dir, NO_JOURNAL)
     assert code == 1, err
     assert "acknowledged commits are missing" in err, err
     assert os.path.join(str(data_dir), "COMMITTED") in err, err
@@ -64,7 +72,7 @@ def test_cut_wal_is_refused_until_accepted(tmp_path):
     assert "--accept_data_loss" in err, err
     assert open(wal, "rb").read() == wal_bytes  # the evidence is left as it was
 
-    server = Server(data_dir, "--accept_data_loss")
+    server = Server(data_dir, "--accept_data_loss", NO_JOURNAL)
     server.start()
     try:
         assert "event=data_loss_accepted" in server.log()
@@ -75,10 +83,23 @@ def test_cut_wal_is_refused_until_accepted(tmp_path):
     finally:
         server.kill()
 
-    server = Server(data_dir)  # the loss was accepted once: no flag needed any more
+    server = Server(data_dir, NO_JOURNAL)  # the loss was accepted once: no flag needed any more
     server.start()
     try:
         assert session_names(server) == kept
+        assert server.stop() == 0
+    finally:
+        server.kill()
+
+
+def test_cut_wal_is_healed_by_the_journal(tmp_path):
+    """With the journal (the default), what the cut WAL lost is still in the journal's newest
+    segment (applied segments go, the newest stays): the replay restores every session."""
+    data_dir, names, _ = create_and_cut_wal(tmp_path)
+    server = Server(data_dir)
+    server.start()
+    try:
+        assert session_names(server) == names
         assert server.stop() == 0
     finally:
         server.kill()

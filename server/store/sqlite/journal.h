@@ -62,7 +62,7 @@ inline constexpr uint32_t kJournalMaxPayloadBytes = 1u << 30;
 struct JournalEntry {
   enum class Kind : uint8_t { kPut = 1, kDelete = 2 };
   Kind kind = Kind::kPut;
-  std::string name;      // non-empty
+  std::string name;      // may be empty, as a Store key may
   std::string value;     // kPut only (empty for kDelete)
   int64_t revision = 0;  // kPut: the key's new revision (>= 1); kDelete: 0
 };

@@ -65,14 +65,20 @@ void SqliteStore::ApplierLoop() {
     {
       absl::MutexLock l(&apply_mu_);
       for (;;) {
-        if (ApplyDue()) break;
+        if (apply_stop_) break;
         if (unapplied_.empty()) {
           // Nothing to time yet: sleep until the first append (or a stop).
           apply_mu_.Await(absl::Condition(this, &SqliteStore::ApplyDueOrPending));
           continue;
         }
-        const absl::Time due =
-            std::max(unapplied_.front().appended + options_.journal_apply_delay, retry_at);
+        // After a failure, nothing but a stop cuts the pause short: neither a flush nor a full
+        // backlog may turn a failing disk into a busy loop.
+        if (absl::Now() < retry_at) {
+          apply_mu_.AwaitWithDeadline(absl::Condition(&apply_stop_), retry_at);
+          continue;
+        }
+        if (ApplyDue()) break;
+        const absl::Time due = unapplied_.front().appended + options_.journal_apply_delay;
         if (absl::Now() >= due) break;
         apply_mu_.AwaitWithDeadline(absl::Condition(this, &SqliteStore::ApplyDue), due);
       }

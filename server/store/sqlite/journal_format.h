@@ -18,8 +18,9 @@
 
 namespace lrsched::sqlite_internal::journal_format {
 
-// The smallest encoding of one entry: kind, revision, name length, a 1-byte name, value length.
-inline constexpr size_t kMinEntryBytes = 1 + 8 + 4 + 1 + 4;
+// The smallest encoding of one entry: kind, revision, name length, value length (a name, like
+// a Store key, may be empty).
+inline constexpr size_t kMinEntryBytes = 1 + 8 + 4 + 4;
 
 inline void PutU32(uint32_t v, std::string* out) {
   char b[4];
@@ -52,7 +53,7 @@ inline uint64_t GetU64(const char* p) {
 std::string SegmentHeader(int64_t first_seq);
 
 // INVALID_ARGUMENT unless `entries` is what a record may hold (journal.h JournalEntry): at
-// least one; names non-empty; a put with revision >= 1; a delete with revision 0 and no value.
+// least one; a put with revision >= 1; a delete with revision 0 and no value.
 absl::Status CheckEntries(absl::Span<const JournalEntry> entries);
 
 // Decodes one record's payload into (*entries)[0, *count), reusing the strings already there

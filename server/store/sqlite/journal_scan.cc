@@ -71,7 +71,12 @@ class SegmentReader {
       std::memmove(buf_.data(), buf_.data() + pos_, end_ - pos_);
       end_ -= pos_;
       pos_ = 0;
-      if (buf_.size() < n) buf_.resize(std::max(n, kReadBytes));
+      if (buf_.size() < n) {
+        // kReadBytes at a time, but no more than the file holds (most segments are small in
+        // tests, and a buffer is zero-filled when it grows).
+        const int64_t unread = remaining() - static_cast<int64_t>(end_);
+        buf_.resize(std::max<size_t>(n, std::min<int64_t>(kReadBytes, unread)));
+      }
     }
     while (end_ - pos_ < n) {
       // Up to the end of the buffer or the file: one read per few megabytes.

@@ -269,6 +269,17 @@ TEST_F(JournalScanTest, PayloadsThatDoNotParse) {
   }
 }
 
+// Empty names and values: the smallest entries there are, as many as the length allows.
+TEST_F(JournalScanTest, SmallestEntries) {
+  const Batch batch(5, Put("", "", 1));
+  WriteBytes(Path(1), Segment(1, {Record(1, batch), Record(2, {Del("")})}));
+  Scanned s = Scan(dir_.journal());
+  ASSERT_TRUE(s.result.ok()) << s.result.status();
+  ASSERT_EQ(s.records.size(), 2u);
+  EXPECT_EQ(s.records[0].second, batch);
+  EXPECT_EQ(s.records[1].second, Batch{Del("")});
+}
+
 // A length field past the limit: torn if it runs past the end of the newest segment (it
 // does), damage in an older one; never allocated.
 TEST_F(JournalScanTest, HugeLengthField) {

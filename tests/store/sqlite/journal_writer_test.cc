@@ -52,6 +52,7 @@ TEST(JournalWriterTest, ManyBatchesReadBackExactly) {
   for (int64_t i = 1; i <= 300; ++i) {
     Batch b = BatchFor(i);
     if (i % 3 == 0) b.push_back(Put(std::string("bin\0\xff\n", 6), "", 1));  // empty value
+    if (i % 7 == 0) b.push_back(i % 2 ? Put("", "", 2) : Del(""));           // empty names
     if (i % 5 == 0)
       b.push_back(Put("x", std::string("\0\x01\xfe\xff", 4) + std::string(i, 'z'), 7));
     absl::StatusOr<int64_t> seq = w->Append(b);
@@ -94,11 +95,10 @@ TEST(JournalWriterTest, RefusesEntriesARecordCannotHold) {
   ASSERT_NE(w, nullptr);
   for (const Batch& bad :
        std::vector<Batch>{{},
-                          {Put("", "v", 1)},
                           {Put("a", "v", 0)},
                           {JournalEntry{JournalEntry::Kind::kDelete, "a", "v", 0}},
                           {JournalEntry{JournalEntry::Kind::kDelete, "a", "", 3}},
-                          {Put("a", "v", 1), Put("", "v", 1)}}) {
+                          {Put("a", "v", 1), Put("b", "v", -1)}}) {
     absl::StatusOr<int64_t> seq = w->Append(bad);
     EXPECT_EQ(seq.status().code(), absl::StatusCode::kInvalidArgument) << seq.status();
   }
