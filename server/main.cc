@@ -85,7 +85,7 @@ ABSL_FLAG(int32_t, journal_segment_mb, 64,
 ABSL_FLAG(int32_t, journal_max_backlog_mb, 256,
           "MiB of journal not yet applied to lrsched.db beyond which commits wait for the "
           "applier (lrsched_store_journal_waits_total counts them)");
-ABSL_FLAG(absl::Duration, journal_apply_delay, absl::Milliseconds(200),
+ABSL_FLAG(absl::Duration, journal_apply_delay, absl::Seconds(1),
           "how long appended commits wait before the applier copies them into lrsched.db: "
           "longer folds more steps of a session into one row write");
 ABSL_FLAG(int32_t, sqlite_checkpoint_pages, 4000,

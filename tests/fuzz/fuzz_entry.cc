@@ -25,15 +25,6 @@ namespace {
 using nlohmann::json;
 using scheduler_internal::Expr;
 
-// A broken invariant: say which and abort, so libFuzzer saves the input as a crash.
-#define FUZZ_CHECK(cond)                                                                 \
-  do {                                                                                   \
-    if (!(cond)) {                                                                       \
-      std::fprintf(stderr, "%s:%d: FUZZ_CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-      std::abort();                                                                      \
-    }                                                                                    \
-  } while (0)
-
 constexpr int kSteps = 12;
 
 std::string_view Text(const uint8_t* data, size_t size) {

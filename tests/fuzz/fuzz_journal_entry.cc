@@ -28,19 +28,11 @@ using sqlite_internal::JournalEntry;
 using sqlite_internal::JournalScan;
 namespace journal_format = sqlite_internal::journal_format;
 
-#define JOURNAL_CHECK(cond)                                                              \
-  do {                                                                                   \
-    if (!(cond)) {                                                                       \
-      std::fprintf(stderr, "%s:%d: FUZZ_CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-      std::abort();                                                                      \
-    }                                                                                    \
-  } while (0)
-
 // A directory of this process's, made once (the same for every input).
 const std::string& ScratchDir() {
   static const std::string* const dir = [] {
     std::string templ = "/tmp/lrsched-fuzz-journal.XXXXXX";
-    JOURNAL_CHECK(mkdtemp(templ.data()) != nullptr);
+    FUZZ_CHECK(mkdtemp(templ.data()) != nullptr);
     static std::string made = templ;  // for the atexit hook, which takes no argument
     // Every input removes its files, so the directory is empty at exit.
     std::atexit([] { rmdir(made.c_str()); });
@@ -52,7 +44,7 @@ const std::string& ScratchDir() {
 void WriteFile(const std::string& path, const std::string& bytes) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   out << bytes;
-  JOURNAL_CHECK(out.good());
+  FUZZ_CHECK(out.good());
 }
 
 // Recomputes each record's checksum, as far as the length fields frame records, so that the
@@ -80,7 +72,7 @@ Result Scan(int64_t after_seq) {
         r.records.emplace_back(seq, std::vector<JournalEntry>(e.begin(), e.end()));
         return absl::OkStatus();
       });
-  JOURNAL_CHECK(r.scan.ok() || r.scan.status().code() == absl::StatusCode::kDataLoss);
+  FUZZ_CHECK(r.scan.ok() || r.scan.status().code() == absl::StatusCode::kDataLoss);
   return r;
 }
 
@@ -100,27 +92,27 @@ void FuzzJournal(const uint8_t* data, size_t size) {
   Result r = Scan(0);
   if (r.scan.ok()) {
     const JournalScan& s = *r.scan;
-    JOURNAL_CHECK(s.segments == 1);
-    JOURNAL_CHECK(s.records == static_cast<int64_t>(r.records.size()));
+    FUZZ_CHECK(s.segments == 1);
+    FUZZ_CHECK(s.records == static_cast<int64_t>(r.records.size()));
     const int64_t valid = s.torn_tail ? s.torn_offset : static_cast<int64_t>(seg.size());
     if (s.torn_tail) {
-      JOURNAL_CHECK(s.torn_file == path);
-      JOURNAL_CHECK(s.torn_offset + s.torn_bytes == static_cast<int64_t>(seg.size()));
-      JOURNAL_CHECK(s.torn_bytes > 0);
+      FUZZ_CHECK(s.torn_file == path);
+      FUZZ_CHECK(s.torn_offset + s.torn_bytes == static_cast<int64_t>(seg.size()));
+      FUZZ_CHECK(s.torn_bytes > 0);
     }
     std::string rebuilt = journal_format::SegmentHeader(1);
     for (size_t i = 0; i < r.records.size(); ++i) {
-      JOURNAL_CHECK(r.records[i].first == static_cast<int64_t>(i) + 1);
-      JOURNAL_CHECK(journal_format::CheckEntries(r.records[i].second).ok());
+      FUZZ_CHECK(r.records[i].first == static_cast<int64_t>(i) + 1);
+      FUZZ_CHECK(journal_format::CheckEntries(r.records[i].second).ok());
       sqlite_internal::EncodeJournalRecord(r.records[i].first, r.records[i].second, &rebuilt);
     }
     if (valid == 0) {
-      JOURNAL_CHECK(r.records.empty());
+      FUZZ_CHECK(r.records.empty());
     } else {
-      JOURNAL_CHECK(seg.compare(0, static_cast<size_t>(valid), rebuilt) == 0);
-      JOURNAL_CHECK(s.bytes + 16 == valid);
+      FUZZ_CHECK(seg.compare(0, static_cast<size_t>(valid), rebuilt) == 0);
+      FUZZ_CHECK(s.bytes + 16 == valid);
     }
-    JOURNAL_CHECK(s.last_seq == s.records && s.first_seq == (s.records > 0 ? 1 : 0));
+    FUZZ_CHECK(s.last_seq == s.records && s.first_seq == (s.records > 0 ? 1 : 0));
 
     if (!r.records.empty()) {
       // No longer the newest: a torn tail becomes damage, anything else reads the same.
@@ -128,15 +120,15 @@ void FuzzJournal(const uint8_t* data, size_t size) {
           ScratchDir() + "/" + sqlite_internal::JournalSegmentName(s.last_seq + 1);
       WriteFile(next, journal_format::SegmentHeader(s.last_seq + 1));
       Result older = Scan(s.last_seq / 2);
-      JOURNAL_CHECK(older.scan.ok() == !s.torn_tail);
+      FUZZ_CHECK(older.scan.ok() == !s.torn_tail);
       if (older.scan.ok()) {
-        JOURNAL_CHECK(older.scan->records == s.records && older.scan->segments == 2);
-        JOURNAL_CHECK(older.records.size() == r.records.size() - s.last_seq / 2);
+        FUZZ_CHECK(older.scan->records == s.records && older.scan->segments == 2);
+        FUZZ_CHECK(older.records.size() == r.records.size() - s.last_seq / 2);
       }
-      JOURNAL_CHECK(unlink(next.c_str()) == 0);
+      FUZZ_CHECK(unlink(next.c_str()) == 0);
     }
   }
-  JOURNAL_CHECK(unlink(path.c_str()) == 0);
+  FUZZ_CHECK(unlink(path.c_str()) == 0);
 }
 
 }  // namespace lrsched::fuzz

@@ -20,27 +20,19 @@
 namespace lrsched::fuzz {
 namespace {
 
-#define RECORD_CHECK(cond)                                                               \
-  do {                                                                                   \
-    if (!(cond)) {                                                                       \
-      std::fprintf(stderr, "%s:%d: FUZZ_CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-      std::abort();                                                                      \
-    }                                                                                    \
-  } while (0)
-
 // A good record of session `name` (a few steps into a cosine schedule).
 std::string GoodRecord(const std::string& name) {
   auto s = Schedule::Create(nlohmann::json::parse(
       R"({"optimizer": {"type": "SGD", "param_groups": [{"lr": 0.1, "momentum": 0.9}]},
           "scheduler": {"type": "CosineAnnealingLR", "T_max": 10}})"));
-  RECORD_CHECK(s.ok());
-  RECORD_CHECK((*s)->Step({}).ok());
+  FUZZ_CHECK(s.ok());
+  FUZZ_CHECK((*s)->Step({}).ok());
   SessionMeta meta;
   meta.name = name;
   meta.revision = 2;
   meta.create_time = meta.update_time = absl::FromUnixSeconds(1764500000);
   absl::StatusOr<std::string> r = EncodeRecord(meta, **s);
-  RECORD_CHECK(r.ok());
+  FUZZ_CHECK(r.ok());
   return *r;
 }
 
@@ -68,14 +60,14 @@ void FuzzRecord(const uint8_t* data, size_t size) {
   absl::StatusOr<DecodedRecord> decoded = DecodeRecordOf("b", record);
   if (decoded.ok()) {
     absl::StatusOr<std::string> again = EncodeRecord(decoded->meta, *decoded->schedule);
-    RECORD_CHECK(again.ok());
+    FUZZ_CHECK(again.ok());
     absl::StatusOr<DecodedRecord> twice = DecodeRecord(*again);
-    RECORD_CHECK(twice.ok());
-    RECORD_CHECK(twice->format == kRecordFormat);
+    FUZZ_CHECK(twice.ok());
+    FUZZ_CHECK(twice->format == kRecordFormat);
     absl::StatusOr<std::string> thrice = EncodeRecord(twice->meta, *twice->schedule);
-    RECORD_CHECK(thrice.ok() && *thrice == *again);
+    FUZZ_CHECK(thrice.ok() && *thrice == *again);
   } else {
-    RECORD_CHECK(decoded.status().code() == absl::StatusCode::kDataLoss);
+    FUZZ_CHECK(decoded.status().code() == absl::StatusCode::kDataLoss);
   }
 
   // The load path, both ways.
@@ -88,22 +80,22 @@ void FuzzRecord(const uint8_t* data, size_t size) {
   {
     Registry refusing(&store, 10);
     absl::Status s = refusing.Load();
-    RECORD_CHECK(s.ok() == decoded.ok());
-    if (!s.ok()) RECORD_CHECK(s.code() == absl::StatusCode::kDataLoss);
+    FUZZ_CHECK(s.ok() == decoded.ok());
+    if (!s.ok()) FUZZ_CHECK(s.code() == absl::StatusCode::kDataLoss);
   }
   Registry r(&store, 10);
-  RECORD_CHECK(r.Load(LoadOptions{DamagedRecords::kQuarantine}).ok());
-  RECORD_CHECK(r.size() + r.damaged_count() == 3);
-  RECORD_CHECK(r.Get("a").ok() && r.Get("c").ok());
+  FUZZ_CHECK(r.Load(LoadOptions{DamagedRecords::kQuarantine}).ok());
+  FUZZ_CHECK(r.size() + r.damaged_count() == 3);
+  FUZZ_CHECK(r.Get("a").ok() && r.Get("c").ok());
   absl::StatusCode b = r.Get("b").status().code();
-  RECORD_CHECK(decoded.ok() ? b == absl::StatusCode::kOk : b == absl::StatusCode::kDataLoss);
+  FUZZ_CHECK(decoded.ok() ? b == absl::StatusCode::kOk : b == absl::StatusCode::kDataLoss);
   if (decoded.ok()) {
     // A record that loads serves, steps (or refuses the step) and is stored again.
     absl::StatusCode step = r.Step("b", {}, std::nullopt).status().code();
-    RECORD_CHECK(step == absl::StatusCode::kOk || step == absl::StatusCode::kFailedPrecondition);
+    FUZZ_CHECK(step == absl::StatusCode::kOk || step == absl::StatusCode::kFailedPrecondition);
   } else {
-    RECORD_CHECK(r.Delete("b", std::nullopt).ok());
-    RECORD_CHECK(r.Get("b").status().code() == absl::StatusCode::kNotFound);
+    FUZZ_CHECK(r.Delete("b", std::nullopt).ok());
+    FUZZ_CHECK(r.Get("b").status().code() == absl::StatusCode::kNotFound);
   }
 }
 

@@ -107,8 +107,11 @@ class SqliteStore final : public Store {
     // but not yet applied; the applier starts at once when half of it is reached.
     int64_t journal_max_backlog_bytes = int64_t{256} << 20;
     // How long appended batches wait before the applier copies them into lrsched.db: the
-    // longer, the more steps of one session fold into one row write.
-    absl::Duration journal_apply_delay = absl::Milliseconds(200);
+    // longer, the more steps of one session fold into one row write. Each apply rewrites the
+    // pages of every session stepped since the last (~150 pages for 1,000 sessions), so at
+    // 200 ms that was ~2 KB per Step at 2,700 Steps/s (bench/README, "The journal"); 1 s keeps
+    // at most a second of steps to replay and in memory.
+    absl::Duration journal_apply_delay = absl::Seconds(1);
 
     // Tests of the real binary (main.cc reads them from the environment): abort() in the
     // applier's transaction after it wrote the applied sequence number but before COMMIT

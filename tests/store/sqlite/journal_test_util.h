@@ -6,12 +6,6 @@
 #ifndef LRSCHED_TESTS_STORE_SQLITE_JOURNAL_TEST_UTIL_H_
 #define LRSCHED_TESTS_STORE_SQLITE_JOURNAL_TEST_UTIL_H_
 
-#include <stdlib.h>
-
-#include <algorithm>
-#include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <string>
 #include <utility>
 #include <vector>
@@ -20,6 +14,7 @@
 #include "server/store/crc32c.h"
 #include "server/store/sqlite/journal.h"
 #include "server/store/sqlite/journal_format.h"
+#include "tests/store/sqlite/store_test_util.h"
 
 namespace lrsched::sqlite_internal {
 
@@ -30,44 +25,12 @@ inline bool operator==(const JournalEntry& a, const JournalEntry& b) {
 
 namespace journal_test {
 
-// A fresh directory per test, removed at the end; journal() is DIR/journal (not created).
-class TempDir {
- public:
-  TempDir() {
-    std::string templ = ::testing::TempDir() + "journal_test.XXXXXX";
-    char* p = mkdtemp(templ.data());
-    EXPECT_NE(p, nullptr) << templ;
-    path_ = templ;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-  std::string journal() const { return path_ + "/" + kJournalDirName; }
-
- private:
-  std::string path_;
-};
-
-inline std::string ReadBytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
-inline void WriteBytes(const std::string& path, const std::string& bytes) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << bytes;
-}
-
-inline std::vector<std::string> ListDir(const std::string& dir) {
-  std::vector<std::string> names;
-  for (const auto& e : std::filesystem::directory_iterator(dir)) {
-    names.push_back(e.path().filename());
-  }
-  std::sort(names.begin(), names.end());
-  return names;
-}
+// A fresh directory per test (journal() is DIR/journal, not created), and file bytes: the
+// SqliteStore tests' own.
+using store_test::ListDir;
+using store_test::ReadBytes;
+using store_test::TempDir;
+using store_test::WriteBytes;
 
 inline JournalEntry Put(std::string name, std::string value, int64_t revision) {
   return JournalEntry{JournalEntry::Kind::kPut, std::move(name), std::move(value), revision};

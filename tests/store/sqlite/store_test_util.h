@@ -54,6 +54,7 @@ class TempDir {
   }
   const std::string& path() const { return path_; }
   std::string db() const { return path_ + "/lrsched.db"; }
+  std::string journal() const { return path_ + "/journal"; }
 
  private:
   std::string path_;
