@@ -8,9 +8,9 @@
 # lrsched.db, then RECORDS journal records past the applied seq, each re-writing a session's
 # record at its next revision), then RUNS times: copies it afresh (a start replays and applies
 # the journal, so each run needs the unreplayed copy), starts the server on the copy, and prints
-# the time to listening, the server's `journal_replayed records=` and its RSS; then stops it
-# (SIGTERM) and checks the clean stop left the journal empty. Also one run on the same
-# database with an empty journal, for the cost of the replay alone.
+# the time to listening and the CPU time used by then, the server's `journal_replayed records=`
+# and its RSS; then stops it (SIGTERM) and checks the clean stop left the journal empty. Also
+# one run on the same database with an empty journal, for the cost of the replay alone.
 # Environment: BUILD (build), SESSIONS (100000), RECORDS (1000000), RUNS (3), SERVER_FLAGS ("").
 # Binds 127.0.0.1:0; every server is stopped, also on failure.
 set -euo pipefail
@@ -33,7 +33,8 @@ cleanup() {
 trap cleanup EXIT
 trap "exit 130" INT TERM HUP
 
-# measure DIR: sets SECS (exec to listening), REPLAYED (records) and RSS (KiB) of a server
+# measure DIR: sets SECS (exec to listening), CPU (its CPU seconds by then), REPLAYED (records)
+# and RSS (KiB) of a server
 # started on DIR, then stops it cleanly.
 measure() {
   local log=$work/server.log t0 t1 up=
@@ -51,6 +52,8 @@ measure() {
   t1=$(date +%s%N)
   [[ -n $up ]] || { echo "server did not start:" >&2; tail -20 "$log" >&2; exit 1; }
   RSS=$(awk '/^VmRSS/ {print $2}' "/proc/$PID/status")
+  # CPU seconds so far (utime + stime, in clock ticks): steadier than wall time on a shared VM.
+  CPU=$(awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$PID/stat")
   REPLAYED=$(sed -n 's/.*event=journal_replayed .*records=\([0-9]*\).*/\1/p' "$log" | head -1)
   kill -TERM "$PID"
   for _ in $(seq 1200); do kill -0 "$PID" 2>/dev/null || break; sleep 0.1; done  # 120 s
@@ -73,10 +76,11 @@ for r in $(seq "$RUNS"); do
   rm -rf "$work/run"
   cp -a "$work/full" "$work/run"
   measure "$work/run"
-  echo "run=$r sessions=$SESSIONS journal_records=$RECORDS start_s=$SECS" \
+  echo "run=$r sessions=$SESSIONS journal_records=$RECORDS start_s=$SECS cpu_s=$CPU" \
        "replayed=${REPLAYED:-?} rss_kib=$RSS"
   [[ ${REPLAYED:-} == "$RECORDS" ]] || echo "warning: replayed ${REPLAYED:-none} of $RECORDS" >&2
 done
 measure "$work/run"  # the same data, its journal applied by the last run's clean stop
-echo "empty_journal sessions=$SESSIONS start_s=$SECS replayed=${REPLAYED:-?} rss_kib=$RSS"
+echo "empty_journal sessions=$SESSIONS start_s=$SECS cpu_s=$CPU replayed=${REPLAYED:-?}" \
+     "rss_kib=$RSS"
 echo "end $(uptime | sed 's/.*load/load/')"
