@@ -22,6 +22,15 @@
 // With --store=etcd --load_only=1 it writes nothing and splits a replica's start-up: the
 // EtcdStore::LoadAll alone (etcd's paged Range, no decoding), then Registry::Load over it.
 //
+// With --journal_records=N (SQLite only) it then appends N journal records to DIR/journal
+// (server/store/sqlite/journal.h), the start-up benchmark's replay
+// (bench/journal_startup_bench.sh): after the store's clean Close, which applies everything and
+// removes the journal, it starts one with JournalWriter at the database's commit_seq + 1 (where
+// a replay starts) and appends one put per record, walking the sessions round-robin: each record
+// re-writes a session's record bytes as they are in the database (a valid record, which
+// Registry::Load accepts) at the next revision, as a Step would. Unsynced (the page cache is
+// enough for a benchmark).
+//
 // With --load_only=1 it writes nothing: it times Registry::Load of an existing database in this
 // process and prints the RSS it added, with absl's Mutex deadlock detection as the library's
 // default (--deadlock_detection=default) or off (=off), to show what that detection costs.
@@ -30,6 +39,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <string>
 #include <thread>
 #include <vector>
@@ -41,6 +51,8 @@
 #include "server/ops/log.h"
 #include "server/registry/registry.h"
 #include "server/store/etcd/etcd_store.h"
+#include "server/store/sqlite/journal.h"
+#include "server/store/sqlite/schema.h"
 #include "server/store/sqlite/sqlite_store.h"
 
 namespace {
@@ -128,6 +140,60 @@ bool CopyToEtcd(lrsched::SqliteStore* store, const std::string& endpoint,
   return true;
 }
 
+// One database record, as LoadAll returned it.
+struct Record {
+  std::string name;
+  std::string value;
+  int64_t revision;
+};
+
+// Appends `count` journal records to `dir`/journal after a clean Close (see the file comment).
+bool WriteJournal(const std::string& dir, const std::vector<Record>& recs, int64_t count) {
+  namespace si = lrsched::sqlite_internal;
+  namespace fs = std::filesystem;
+  const std::string jdir = (fs::path(dir) / si::kJournalDirName).string();
+  std::error_code ec;
+  if (fs::exists(jdir, ec) && !fs::is_empty(jdir, ec)) {
+    std::fprintf(stderr, "startup_db: %s: not empty, as a clean Close leaves it\n", jdir.c_str());
+    return false;
+  }
+  // The journal continues the database's commit numbers: replay starts past commit_seq.
+  auto info = si::InspectFile((fs::path(dir) / "lrsched.db").string());
+  if (!info.ok() || recs.empty()) {
+    std::fprintf(stderr, "startup_db: %s\n",
+                 info.ok() ? "no sessions to journal" : info.status().ToString().c_str());
+    return false;
+  }
+  si::JournalWriter::Options jo;
+  jo.dir = jdir;
+  jo.sync = false;
+  auto writer = si::JournalWriter::Open(jo, info->commit_seq + 1);
+  if (!writer.ok()) {
+    std::fprintf(stderr, "startup_db: %s\n", writer.status().ToString().c_str());
+    return false;
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  const int64_t n = static_cast<int64_t>(recs.size());
+  for (int64_t j = 0; j < count; ++j) {
+    const Record& r = recs[static_cast<size_t>(j % n)];
+    si::JournalEntry e;
+    e.kind = si::JournalEntry::Kind::kPut;
+    e.name = r.name;
+    e.value = r.value;
+    e.revision = r.revision + 1 + j / n;
+    if (auto s = (*writer)->Append({e}); !s.ok()) {
+      std::fprintf(stderr, "startup_db: journal record %lld: %s\n", static_cast<long long>(j),
+                   s.status().ToString().c_str());
+      return false;
+    }
+  }
+  std::printf("journal_records=%lld journal_bytes=%lld journal_segments=%lld wrote_in_s=%.1f\n",
+              static_cast<long long>(count), static_cast<long long>((*writer)->bytes_appended()),
+              static_cast<long long>((*writer)->segments()),
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  return true;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -138,14 +204,17 @@ int main(int argc, char** argv) {
   const std::string store_kind = Flag(argc, argv, "store", "sqlite");
   const std::string etcd_endpoint = Flag(argc, argv, "etcd_endpoints", "");
   const std::string etcd_prefix = Flag(argc, argv, "etcd_prefix", "/lrsched/");
-  if (dir.empty() || n <= 0 || threads <= 0 || threads > 64 || steps < 0 ||
-      (store_kind != "sqlite" && store_kind != "etcd") ||
+  const int64_t journal_records = std::atoll(Flag(argc, argv, "journal_records", "0").c_str());
+  if (dir.empty() || n <= 0 || journal_records < 0 ||
+      (journal_records > 0 && store_kind != "sqlite") || threads <= 0 || threads > 64 ||
+      steps < 0 || (store_kind != "sqlite" && store_kind != "etcd") ||
       (store_kind == "etcd" && (etcd_endpoint.empty() || etcd_prefix.empty() ||
                                 etcd_endpoint.find(',') != std::string::npos))) {
     std::fprintf(stderr,
                  "usage: startup_db --dir=DIR --sessions=N [--threads=T] [--steps=K]\n"
                  "                  [--store=etcd --etcd_endpoints=HOST:PORT "
-                 "[--etcd_prefix=/lrsched/]]\n");
+                 "[--etcd_prefix=/lrsched/]]\n"
+                 "                  [--journal_records=N]  (sqlite only)\n");
     return 2;
   }
   lrsched::logging::SetMinLevel(lrsched::logging::Level::kWarning);
@@ -247,6 +316,19 @@ int main(int argc, char** argv) {
   if (!failed && store_kind == "etcd" && !CopyToEtcd(store->get(), etcd_endpoint, etcd_prefix)) {
     failed = true;
   }
+  std::vector<Record> recs;
+  if (!failed && journal_records > 0) {
+    absl::Status s = (*store)->LoadAll(
+        [&](std::string_view name, std::string_view value, int64_t revision) -> absl::Status {
+          recs.push_back(Record{std::string(name), std::string(value), revision});
+          return absl::OkStatus();
+        });
+    if (!s.ok()) {
+      std::fprintf(stderr, "startup_db: %s\n", s.ToString().c_str());
+      failed = true;
+    }
+  }
   (*store)->Close();
+  if (!failed && journal_records > 0 && !WriteJournal(dir, recs, journal_records)) failed = true;
   return failed ? 1 : 0;
 }

@@ -252,16 +252,20 @@ def local_values(spec_path, epoch):
     return trace["lr"][epoch], trace["momentum"][epoch]
 
 
-# FULL is the default; NORMAL (no fsync per batch, and the caller writes the batch itself when
-# nobody else is writing) must survive a killed process just the same: the WAL frames are in
-# the OS before the reply.
+# FULL is the default; NORMAL (no fsync per batch) must survive a killed process just the same:
+# the journal's records (or, without it, the WAL frames) are in the OS before the reply. With
+# the journal (the default) a kill leaves the last --journal_apply_delay of steps to replay;
+# "journal-only" keeps every step in the journal (all replayed); "no-journal" is the direct
+# SQLite path (--journal=false), where the caller may write the batch itself.
+@pytest.mark.parametrize("journal", [[], ["--journal_apply_delay=1h"], ["--journal=false"]],
+                         ids=["journal", "journal-only", "no-journal"])
 @pytest.mark.parametrize("synchronous", ["full", "normal"])
-def test_acknowledged_steps_survive_kill_9(data_dir, tmp_path, synchronous):
+def test_acknowledged_steps_survive_kill_9(data_dir, tmp_path, synchronous, journal):
     sessions = [f"dur/{i}" for i in range(4)]
     workers_per_session = 2
     spec = tmp_path / "spec.json"
     spec.write_text(json.dumps(dict(COSINE, steps=0)))
-    server = Server(data_dir, f"--sqlite_synchronous={synchronous}")
+    server = Server(data_dir, f"--sqlite_synchronous={synchronous}", *journal)
     server.start()
     try:
         for name in sessions:
