@@ -40,6 +40,9 @@ SANITIZED = os.environ.get("LRSCHED_SANITIZED") == "1"
 MAX_CALL_COST = 100_000_000
 HEAVY_CALLS = 130
 LIGHT_LIMIT = 0.2  # seconds, each of Create, Step, Delete
+# The server's peak RSS while the heavy calls run. Not checked under ASan (scripts/test.sh drops
+# the RSS bounds there): its quarantine and shadow memory are the sanitizer's, and put the peak
+# at the bound itself (512.5 MB in CI's sanitized run of 2026-12-04).
 RSS_LIMIT = 512 << 20
 # Seconds for every heavy call to be answered: a bound against a hang, not a speed target. Under
 # ASan the slowest call takes ~35 s alone on 2 cores (2026-12-04), and went past 45 s with the
@@ -151,7 +154,7 @@ def test_heavy_calls_never_starve_light_ones(tmp_path):
         for method, times in latencies.items():
             assert max(times) < LIGHT_LIMIT, (method, times)
         assert len(results) == HEAVY_CALLS and all(ok for ok, _, _ in results), results
-        assert hwm < RSS_LIMIT, hwm
+        assert SANITIZED or hwm < RSS_LIMIT, hwm
         # The replies' buffers went back to the system (glibc's arenas kept ~0.6 GB without the
         # server's fixed mmap threshold). Not under ASan (scripts/test.sh's sanitized stage), whose
         # own allocator keeps freed memory in quarantine: there RSS measures the sanitizer.

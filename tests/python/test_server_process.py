@@ -156,7 +156,8 @@ def golden_lines(every=1):
 # Under the sanitizers (scripts/test.sh's second pass) remote simulate runs a sample of the
 # lines: the server's Simulate is one code path for every type, and every line's engine run is
 # already checked under ASan by golden_test; each line costs two CLI processes (~2 s there).
-SIMULATE_EVERY = 7 if os.environ.get("LRSCHED_SANITIZED") == "1" else 1
+SANITIZED = os.environ.get("LRSCHED_SANITIZED") == "1"
+SIMULATE_EVERY = 7 if SANITIZED else 1
 
 
 # --- (a) parity -------------------------------------------------------------------------------
@@ -257,8 +258,12 @@ def local_values(spec_path, epoch):
 # the journal (the default) a kill leaves the last --journal_apply_delay of steps to replay;
 # "journal-only" keeps every step in the journal (all replayed); "no-journal" is the direct
 # SQLite path (--journal=false), where the caller may write the batch itself.
-@pytest.mark.parametrize("journal", [[], ["--journal_apply_delay=1h"], ["--journal=false"]],
-                         ids=["journal", "journal-only", "no-journal"])
+# Under ASan (14 s each) the journal-only variants are left to the normal pass.
+@pytest.mark.parametrize("journal", [
+    [],
+    pytest.param(["--journal_apply_delay=1h"], marks=pytest.mark.skipif(
+        SANITIZED, reason="the normal pass runs it; 14 s under ASan")),
+    ["--journal=false"]], ids=["journal", "journal-only", "no-journal"])
 @pytest.mark.parametrize("synchronous", ["full", "normal"])
 def test_acknowledged_steps_survive_kill_9(data_dir, tmp_path, synchronous, journal):
     sessions = [f"dur/{i}" for i in range(4)]
