@@ -24,8 +24,8 @@
 //
 // With --journal_records=N (SQLite only) it then appends N journal records to DIR/journal
 // (server/store/sqlite/journal.h), the start-up benchmark's replay
-// (bench/journal_startup_bench.sh): after the store's clean Close, which applies everything and
-// removes the journal, it starts one with JournalWriter at the database's commit_seq + 1 (where
+// (bench/startup_bench.sh with RECORDS): after the store's clean Close, which applies everything
+// and removes the journal, it starts one with JournalWriter at the database's commit_seq + 1 (where
 // a replay starts) and appends one put per record, walking the sessions round-robin: each record
 // re-writes a session's record bytes as they are in the database (a valid record, which
 // Registry::Load accepts) at the next revision, as a Step would. Unsynced (the page cache is
